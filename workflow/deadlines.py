@@ -1,0 +1,137 @@
+"""Deadlines as pure functions of an incident, the configured periods and a moment.
+
+* ``school_notice``: the processor informs each affected school (default 24 h from discovery).
+* ``ap_notice``: the processor notifies the AP (default 72 h from discovery, GDPR art. 33(1));
+  watched while the processor is responsible or responsibility is not yet known. A preliminary
+  notification meets it.
+* ``school_ap_notice``: a school notifies the AP itself (default 72 h from the processor's first
+  notice to it); watched while the school is responsible or responsibility is not yet known.
+
+Periods are elapsed time: 72 hours are 72 real hours, also across a daylight-saving change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from workflow.config import Settings
+from workflow.incident import ApKind, Incident
+from workflow.responsibility import Responsibility
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+WATCHED_STATES_EXCLUDED = frozenset({"dismissed"})
+
+
+class DeadlineKind(StrEnum):
+    school_notice = "school_notice"
+    ap_notice = "ap_notice"
+    school_ap_notice = "school_ap_notice"
+
+
+class Status(StrEnum):
+    ok = "ok"
+    due_soon = "due_soon"
+    overdue = "overdue"
+    met = "met"
+
+
+@dataclass(frozen=True)
+class Periods:
+    """The configured deadline periods."""
+
+    school_notice: timedelta = timedelta(hours=24)
+    ap_notice: timedelta = timedelta(hours=72)
+    school_ap_notice: timedelta = timedelta(hours=72)
+    due_soon: timedelta = timedelta(hours=12)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Periods:
+        return cls(
+            school_notice=timedelta(hours=settings.school_notice_hours),
+            ap_notice=timedelta(hours=settings.ap_notice_hours),
+            school_ap_notice=timedelta(hours=settings.school_ap_notice_hours),
+            due_soon=timedelta(hours=settings.due_soon_hours),
+        )
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """One clock of one incident; ``school_id`` is set for the per-school clocks."""
+
+    kind: DeadlineKind
+    due_at: datetime
+    met_at: datetime | None = None
+    school_id: int | None = None
+
+    def status(self, now: datetime, due_soon: timedelta) -> Status:
+        return status_at(self.due_at, self.met_at, now, due_soon)
+
+    @property
+    def met_late(self) -> bool:
+        return self.met_at is not None and self.met_at > self.due_at
+
+
+def status_at(due_at: datetime, met_at: datetime | None, now: datetime, due_soon: timedelta) -> Status:
+    """``met`` once met; else ``overdue`` strictly after ``due_at``; ``due_soon`` within the window."""
+    if met_at is not None and met_at <= now:
+        return Status.met
+    if now > due_at:
+        return Status.overdue
+    if due_at - now <= due_soon:
+        return Status.due_soon
+    return Status.ok
+
+
+def _first(times: list[datetime]) -> datetime | None:
+    return min(times) if times else None
+
+
+def ap_deadline(incident: Incident, periods: Periods) -> Deadline | None:
+    """The processor's AP clock, or ``None`` when it does not run."""
+    if incident.state in WATCHED_STATES_EXCLUDED or incident.disclosure.discovered_at is None:
+        return None
+    if incident.responsibility is Responsibility.school:
+        return None
+    notified = incident.ap_notifications_in_force(ApKind.preliminary, ApKind.final)
+    return Deadline(
+        DeadlineKind.ap_notice,
+        incident.disclosure.discovered_at + periods.ap_notice,
+        _first([n.notified_at for n in notified]),
+    )
+
+
+def deadlines(incident: Incident, periods: Periods) -> list[Deadline]:
+    """Every clock that runs for ``incident``, soonest first."""
+    discovered = incident.disclosure.discovered_at
+    if incident.state in WATCHED_STATES_EXCLUDED or discovered is None:
+        return []
+    result = [
+        Deadline(DeadlineKind.school_notice, discovered + periods.school_notice, s.informed_at, s.school_id)
+        for s in incident.schools
+    ]
+    processor_ap = ap_deadline(incident, periods)
+    if processor_ap is not None:
+        result.append(processor_ap)
+    if incident.responsibility is not Responsibility.processor:
+        notified = incident.ap_notifications_in_force(ApKind.preliminary, ApKind.final)
+        for school in incident.schools:
+            if school.informed_at is None:
+                continue
+            covering = [n.notified_at for n in notified if school.school_id in n.school_ids]
+            result.append(
+                Deadline(
+                    DeadlineKind.school_ap_notice,
+                    school.informed_at + periods.school_ap_notice,
+                    _first(covering),
+                    school.school_id,
+                )
+            )
+    return sorted(result, key=lambda d: (d.due_at, d.kind, d.school_id or 0))
+
+
+def local(moment: datetime) -> datetime:
+    """A stored UTC time as shown to people: Europe/Amsterdam."""
+    return moment.astimezone(AMSTERDAM)

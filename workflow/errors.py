@@ -1,0 +1,102 @@
+"""Errors of the incident engine.
+
+BreachflowError                 base of every error the engine raises on purpose
+├── NotFound                    the incident or school does not exist (or is not yours to see)
+├── InvalidInput                input failed validation; ``fields`` names each bad field
+├── Conflict                    the request is valid but the incident's state does not allow it
+│   ├── TriggerNotAllowed       the trigger is not valid in the incident's current state
+│   ├── GuardFailed             the trigger is valid, but fields it needs are missing
+│   └── StaleVersion            another command changed the incident first
+├── KeyUnavailable              the data key was destroyed (retention) or the master key is wrong
+└── NotInitialised              the database or key file has not been created yet
+
+The API maps these classes to HTTP statuses in one place; the CLI maps them to exit codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One field and what is wrong with it, in words a handler understands."""
+
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.problem}"
+
+
+class BreachflowError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str, fields: list[FieldProblem] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = list(fields or [])
+
+    def __str__(self) -> str:
+        if not self.fields:
+            return self.message
+        return f"{self.message}: " + "; ".join(str(f) for f in self.fields)
+
+
+class NotFound(BreachflowError):
+    code = "not_found"
+
+
+class InvalidInput(BreachflowError):
+    code = "invalid_input"
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError, prefix: str = "") -> InvalidInput:
+        """Every problem pydantic found, each with the field it concerns."""
+        problems = [
+            FieldProblem(
+                prefix + ".".join(str(part) for part in err["loc"]) or "input",
+                "unknown field" if err["type"] == "extra_forbidden" else err["msg"],
+            )
+            for err in exc.errors()
+        ]
+        return cls("invalid input", problems)
+
+
+class Conflict(BreachflowError):
+    code = "conflict"
+
+
+class TriggerNotAllowed(Conflict):
+    code = "trigger_not_allowed"
+
+    def __init__(self, trigger: str, state: str, valid: list[str]) -> None:
+        valid_text = ", ".join(valid) if valid else "none"
+        super().__init__(
+            f"'{trigger}' cannot be fired in state '{state}'; valid there: {valid_text}"
+        )
+        self.trigger, self.state, self.valid = trigger, state, valid
+
+
+class GuardFailed(Conflict):
+    code = "guard_failed"
+
+    def __init__(self, trigger: str, missing: list[FieldProblem]) -> None:
+        super().__init__(f"'{trigger}' needs {len(missing)} more field(s)", missing)
+        self.trigger = trigger
+
+
+class StaleVersion(Conflict):
+    code = "stale_version"
+
+
+class KeyUnavailable(BreachflowError):
+    code = "key_unavailable"
+
+
+class NotInitialised(BreachflowError):
+    code = "not_initialised"

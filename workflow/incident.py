@@ -1,0 +1,80 @@
+"""The incident as the engine reasons about it: decrypted, with its schools and AP notifications.
+
+Guards, deadlines and the service read these plain dataclasses; storage builds them from rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from workflow.disclosure import Disclosure
+from workflow.responsibility import Responsibility, responsibility_for
+
+
+class ApKind(StrEnum):
+    """Kinds of notification to the AP."""
+
+    preliminary = "preliminary"
+    final = "final"
+    supplement = "supplement"
+    withdrawal = "withdrawal"
+
+
+class ContactChannel(StrEnum):
+    phone = "phone"
+    email = "email"
+
+
+@dataclass
+class AffectedSchool:
+    """A school (a controller of its own) affected by an incident."""
+
+    school_id: int
+    brin: str
+    name: str
+    affected_count: int | None = None
+    informed_at: datetime | None = None
+    informed_via: str | None = None
+    told_to_notify_ap_at: datetime | None = None
+
+
+@dataclass
+class ApNotification:
+    """One notification to the AP as recorded by a handler."""
+
+    kind: ApKind
+    ap_reference: str
+    notified_at: datetime
+    school_ids: list[int]
+
+
+@dataclass
+class Incident:
+    """One incident with everything the guards and deadlines look at."""
+
+    id: int
+    reference: str
+    state: str
+    version: int
+    source: str
+    reported_at: datetime
+    disclosure: Disclosure
+    schools: list[AffectedSchool] = field(default_factory=list)
+    ap_notifications: list[ApNotification] = field(default_factory=list)
+
+    @property
+    def responsibility(self) -> Responsibility:
+        return responsibility_for(self.disclosure.cause_category)
+
+    def withdrawn_references(self) -> set[str]:
+        """AP references that a later withdrawal took back."""
+        return {n.ap_reference for n in self.ap_notifications if n.kind is ApKind.withdrawal}
+
+    def ap_notifications_in_force(self, *kinds: ApKind) -> list[ApNotification]:
+        """Notifications of the given kinds whose reference was not withdrawn."""
+        withdrawn = self.withdrawn_references()
+        return [
+            n for n in self.ap_notifications if n.kind in kinds and n.ap_reference not in withdrawn
+        ]

@@ -1,0 +1,191 @@
+"""Tables (SQLModel). Queryable facts are plain columns; personal data is sealed bytes.
+
+The incident's plain disclosure columns carry the same names as the fields of
+``workflow.disclosure.Disclosure``; its personal fields live sealed in ``incident.personal``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, String, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; breachflow stores aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json() -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+def _sealed(*, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(LargeBinary, nullable=nullable))
+
+
+class DataKey(SQLModel, table=True):
+    """A data key, wrapped by the master key; ``wrapped`` is NULL once destroyed."""
+
+    __tablename__ = "data_key"
+    id: int | None = Field(default=None, primary_key=True)
+    wrapped: bytes | None = _sealed()
+    created_at: datetime = _utc(nullable=False)
+    destroyed_at: datetime | None = _utc()
+
+
+class School(SQLModel, table=True):
+    """A school (a controller). ``contacts`` holds its sealed email addresses."""
+
+    __tablename__ = "school"
+    id: int | None = Field(default=None, primary_key=True)
+    brin: str = Field(sa_column=Column(String(8), unique=True, nullable=False))
+    name: str
+    language: str = "nl"
+    contract_ends_on: date | None = None
+    data_key_id: int = Field(foreign_key="data_key.id")
+    contacts: bytes | None = _sealed()
+    created_at: datetime = _utc(nullable=False)
+
+
+class IncidentRow(SQLModel, table=True):
+    """An incident of the breach register."""
+
+    __tablename__ = "incident"
+    __table_args__ = (Index("ix_incident_state_discovered", "state", "discovered_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(sa_column=Column(String(20), unique=True, nullable=False))
+    state: str = Field(index=True)
+    version: int = 1
+    source: str
+    reported_at: datetime = _utc(nullable=False)
+    reported_by: str
+    updated_at: datetime = _utc(nullable=False)
+    data_key_id: int = Field(foreign_key="data_key.id")
+    event_count: int = 0
+    head_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    personal: bytes | None = _sealed()
+    # plain disclosure facts (same names as workflow.disclosure.Disclosure)
+    discovered_at: datetime | None = _utc(index=True)
+    breach_started_at: datetime | None = _utc()
+    breach_ended_at: datetime | None = _utc()
+    nature_actions: list[str] | None = _json()
+    affected_systems: list[str] | None = _json()
+    cause_category: str | None = Field(default=None, index=True)
+    group_size_min: int | None = None
+    group_size_max: int | None = None
+    records_count: int | None = None
+    data_kinds: list[str] | None = _json()
+    data_unreadable: bool | None = None
+    subjects_informed: bool | None = None
+    subjects_informed_count: int | None = None
+    fix_tested: bool | None = None
+    data_lost_or_altered: bool | None = None
+    backup_checked: bool | None = None
+    fix_applied: bool | None = None
+    system_verified: bool | None = None
+
+
+class AffectedSchoolRow(SQLModel, table=True):
+    """A school affected by an incident, with its own count and notice state."""
+
+    __tablename__ = "affected_school"
+    __table_args__ = (UniqueConstraint("incident_id", "school_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    affected_count: int | None = None
+    informed_at: datetime | None = _utc()
+    informed_via: str | None = None
+    told_to_notify_ap_at: datetime | None = _utc()
+
+
+class ApNotificationRow(SQLModel, table=True):
+    """A notification to the AP (preliminary, final, supplement or withdrawal)."""
+
+    __tablename__ = "ap_notification"
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    kind: str
+    ap_reference: str
+    notified_at: datetime = _utc(nullable=False)
+    school_ids: list[int] = Field(sa_column=Column(JSON, nullable=False))
+    recorded_at: datetime = _utc(nullable=False)
+    recorded_by: str
+    delay_reason: bytes | None = _sealed()
+
+
+class TimelineEvent(SQLModel, table=True):
+    """An append-only event; ``hash`` chains it to the previous event of its incident."""
+
+    __tablename__ = "timeline_event"
+    __table_args__ = (UniqueConstraint("incident_id", "seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id")
+    seq: int
+    at: datetime = _utc(nullable=False)
+    actor: str
+    kind: str
+    from_state: str | None = None
+    to_state: str | None = None
+    payload: bytes | None = _sealed()
+    prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A rendered message waiting for dispatch (filled by ``notifications``)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    school_id: int | None = Field(default=None, foreign_key="school.id")
+    kind: str
+    message_id: str = Field(sa_column=Column(String(255), unique=True, nullable=False))
+    sealed: bytes | None = _sealed()
+    status: str = "pending"
+    attempts: int = 0
+    next_attempt_at: datetime = _utc(nullable=False)
+    last_error: str | None = None
+    created_at: datetime = _utc(nullable=False)
+    sent_at: datetime | None = _utc()
+
+
+class ReferenceCounter(SQLModel, table=True):
+    """The last reference number handed out per year (``DL-<year>-<number>``)."""
+
+    __tablename__ = "reference_counter"
+    year: int = Field(primary_key=True)
+    last: int = 0
+
+
+incident_t = IncidentRow.__table__
+school_t = School.__table__
+affected_t = AffectedSchoolRow.__table__
+ap_t = ApNotificationRow.__table__
+event_t = TimelineEvent.__table__
+data_key_t = DataKey.__table__
+counter_t = ReferenceCounter.__table__
+outbox_t = OutboxMessage.__table__

@@ -1,0 +1,520 @@
+"""Commands on incidents. The service owns transactions: each command is one transaction that
+writes the incident, its timeline event(s) and (later) outbox rows together, or nothing at all.
+
+Every command takes the acting person (``actor``) and, optionally, the ``expected_version`` the
+caller last saw; a different version raises ``StaleVersion``. On PostgreSQL the incident row is
+locked for the command; on SQLite the whole write transaction is (``workflow.db``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.dialects import postgresql, sqlite
+
+from workflow import crypto, lifecycle, store, timeline
+from workflow.context import Context
+from workflow.db import read_transaction, write_transaction
+from workflow.deadlines import AMSTERDAM, Deadline, DeadlineKind, deadlines
+from workflow.disclosure import Disclosure, Source
+from workflow.errors import Conflict, FieldProblem, InvalidInput, KeyUnavailable, NotFound, StaleVersion
+from workflow.incident import ApKind, ContactChannel, Incident
+from workflow.models import affected_t, ap_t, counter_t, data_key_t, event_t, incident_t
+from workflow.schools import ids_by_brin
+
+NOT_YET_CONFIRMED = frozenset({"reported", "triage", "dismissed"})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Event:
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    from_state: str | None = None
+    to_state: str | None = None
+
+
+def _apply(ctx: Context, disclosure: Disclosure, fields: dict[str, Any] | None) -> Disclosure:
+    """``disclosure`` with ``fields`` applied and validated; ``InvalidInput`` names every bad field."""
+    if not fields:
+        return disclosure
+    try:
+        new = Disclosure.model_validate(disclosure.model_dump() | fields)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(exc) from None
+    configured = ctx.settings.affected_systems
+    unknown = [s for s in new.affected_systems or () if s not in configured]
+    if unknown:
+        raise InvalidInput(
+            "invalid input",
+            [FieldProblem("affected_systems", f"unknown system '{s}'; configured: {', '.join(configured)}")
+             for s in unknown],
+        )
+    return new
+
+
+def _check_version(incident: Incident, expected: int | None) -> None:
+    if expected is not None and expected != incident.version:
+        raise StaleVersion(
+            f"incident {incident.reference} is at version {incident.version}, not {expected}; "
+            "reload it and try again"
+        )
+
+
+def _write(
+    conn: Connection,
+    loaded: store.Loaded,
+    actor: str,
+    events: list[_Event],
+    now: datetime,
+    *,
+    state: str | None = None,
+    disclosure: Disclosure | None = None,
+) -> Incident:
+    """Append ``events`` and update the incident (version, chain head, state, fields) at once."""
+    incident = loaded.incident
+    seq, head = loaded.event_count, loaded.head_hash
+    for ev in events:
+        seq += 1
+        payload = crypto.seal(loaded.data_key, ev.payload) if ev.payload else None
+        head = timeline.append(
+            conn, incident_id=incident.id, seq=seq, prev_hash=head, at=now, actor=actor,
+            kind=ev.kind, from_state=ev.from_state, to_state=ev.to_state, payload=payload,
+        )
+    values: dict[str, Any] = {
+        "version": incident.version + 1, "updated_at": now, "event_count": seq, "head_hash": head,
+    }
+    if state is not None:
+        values["state"] = state
+    if disclosure is not None:
+        values |= store.seal_disclosure(loaded.data_key, disclosure)
+    result = conn.execute(
+        sa.update(incident_t)
+        .where(incident_t.c.id == incident.id, incident_t.c.version == incident.version)
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise StaleVersion(f"incident {incident.reference} was changed by another command; try again")
+    return replace(
+        incident,
+        version=incident.version + 1,
+        state=state or incident.state,
+        disclosure=disclosure or incident.disclosure,
+    )
+
+
+def _next_reference(conn: Connection, now: datetime) -> str:
+    year = now.astimezone(AMSTERDAM).year
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    number = conn.execute(
+        dialect.insert(counter_t)
+        .values(year=year, last=1)
+        .on_conflict_do_update(index_elements=["year"], set_={"last": counter_t.c.last + 1})
+        .returning(counter_t.c.last)
+    ).scalar_one()
+    return f"DL-{year}-{number:05d}"
+
+
+def _set_schools(conn: Connection, incident_id: int, counts: dict[str, int | None]) -> dict[str, Any]:
+    """Add (or update the count of) affected schools; return what changed for the timeline."""
+    for brin, count in counts.items():
+        if count is not None and count < 0:
+            raise InvalidInput("invalid input", [FieldProblem(f"schools.{brin}", "count must be 0 or more")])
+    ids = ids_by_brin(conn, list(counts), "schools")
+    existing = dict(
+        conn.execute(
+            sa.select(affected_t.c.school_id, affected_t.c.affected_count).where(affected_t.c.incident_id == incident_id)
+        ).all()
+    )
+    changes = {}
+    for brin, school_id in ids.items():
+        count = counts[brin]
+        if school_id not in existing:
+            conn.execute(sa.insert(affected_t).values(incident_id=incident_id, school_id=school_id, affected_count=count))
+            changes[brin] = [None, count]
+        elif existing[school_id] != count:
+            conn.execute(
+                sa.update(affected_t)
+                .where(affected_t.c.incident_id == incident_id, affected_t.c.school_id == school_id)
+                .values(affected_count=count)
+            )
+            changes[brin] = [existing[school_id], count]
+    return changes
+
+
+def _normalise_counts(schools: dict[str, int | None] | None) -> dict[str, int | None]:
+    return {b.strip().upper(): c for b, c in (schools or {}).items()}
+
+
+def report(
+    ctx: Context,
+    *,
+    actor: str,
+    source: str,
+    fields: dict[str, Any] | None = None,
+    schools: dict[str, int | None] | None = None,
+) -> Incident:
+    """Register a report in the breach register (seed 6a); it starts in ``reported``."""
+    try:
+        source = Source(source)
+    except ValueError:
+        raise InvalidInput(
+            "invalid input", [FieldProblem("source", f"must be one of {', '.join(Source)}")]
+        ) from None
+    disclosure = _apply(ctx, Disclosure(), fields)
+    counts = _normalise_counts(schools)
+    now = _now()
+    with write_transaction(ctx.engine) as conn:
+        key, wrapped = ctx.keys.new_data_key()
+        key_id = conn.execute(sa.insert(data_key_t).values(wrapped=wrapped, created_at=now)).inserted_primary_key[0]
+        reference = _next_reference(conn, now)
+        incident_id = conn.execute(
+            sa.insert(incident_t).values(
+                reference=reference, state=lifecycle.INITIAL_STATE, version=0, source=source.value,
+                reported_at=now, reported_by=actor, updated_at=now, data_key_id=key_id,
+                event_count=0, head_hash=timeline.GENESIS, **store.seal_disclosure(key, disclosure),
+            )
+        ).inserted_primary_key[0]
+        school_changes = _set_schools(conn, incident_id, counts) if counts else {}
+        loaded = store.Loaded(
+            Incident(incident_id, reference, lifecycle.INITIAL_STATE, 0, source.value, now, disclosure,
+                     store.load_schools(conn, incident_id)),
+            key, 0, timeline.GENESIS,
+        )
+        payload = {
+            "source": source.value,
+            "changes": store.changed_fields(Disclosure(), disclosure),
+            "schools": school_changes,
+        }
+        return _write(conn, loaded, actor, [_Event("reported", payload, None, lifecycle.INITIAL_STATE)], now)
+
+
+def _open_for_change(conn: Connection, ctx: Context, reference: str, expected_version: int | None) -> store.Loaded:
+    loaded = store.load(conn, ctx.keys, reference, for_update=True)
+    _check_version(loaded.incident, expected_version)
+    return loaded
+
+
+def update(
+    ctx: Context,
+    *,
+    reference: str,
+    actor: str,
+    fields: dict[str, Any] | None = None,
+    schools: dict[str, int | None] | None = None,
+    remove_schools: list[str] | None = None,
+    expected_version: int | None = None,
+) -> Incident:
+    """Change disclosure fields and affected schools (with their counts)."""
+    if not fields and not schools and not remove_schools:
+        raise InvalidInput("nothing to update", [FieldProblem("fields", "give at least one field or school")])
+    now = _now()
+    with write_transaction(ctx.engine) as conn:
+        loaded = _open_for_change(conn, ctx, reference, expected_version)
+        incident = loaded.incident
+        if incident.state in lifecycle.FINAL_STATES:
+            raise Conflict(f"incident {reference} is {incident.state}; reopen it to change it")
+        disclosure = _apply(ctx, incident.disclosure, fields)
+        school_changes = _set_schools(conn, incident.id, _normalise_counts(schools)) if schools else {}
+        if remove_schools:
+            ids = ids_by_brin(conn, remove_schools, "remove_schools")
+            for brin, school_id in ids.items():
+                gone = conn.execute(
+                    sa.delete(affected_t).where(affected_t.c.incident_id == incident.id, affected_t.c.school_id == school_id)
+                ).rowcount
+                if gone:
+                    school_changes[brin] = ["affected", None]
+        changes = store.changed_fields(incident.disclosure, disclosure)
+        if not changes and not school_changes:
+            return incident
+        return _write(
+            conn, loaded, actor, [_Event("updated", {"changes": changes, "schools": school_changes})], now,
+            disclosure=disclosure if changes else None,
+        )
+
+
+def fire(
+    ctx: Context,
+    *,
+    reference: str,
+    trigger: str,
+    actor: str,
+    fields: dict[str, Any] | None = None,
+    expected_version: int | None = None,
+) -> Incident:
+    """Apply ``fields`` (if any), then fire ``trigger``; both or neither are stored."""
+    if trigger not in lifecycle.TRIGGERS:
+        raise InvalidInput(
+            "unknown trigger",
+            [FieldProblem("trigger", f"'{trigger}' is not a trigger; triggers: {', '.join(lifecycle.TRIGGERS)}")],
+        )
+    now = _now()
+    with write_transaction(ctx.engine) as conn:
+        loaded = _open_for_change(conn, ctx, reference, expected_version)
+        incident = loaded.incident
+        disclosure = _apply(ctx, incident.disclosure, fields)
+        candidate = replace(incident, disclosure=disclosure)
+        state = lifecycle.advance(candidate, trigger)
+        changes = store.changed_fields(incident.disclosure, disclosure)
+        event = _Event("transition", {"trigger": trigger, "changes": changes}, incident.state, state)
+        loaded.incident = candidate
+        return _write(conn, loaded, actor, [event], now, state=state, disclosure=disclosure if changes else None)
+
+
+def reopen(ctx: Context, *, reference: str, actor: str, reason: str, expected_version: int | None = None) -> Incident:
+    """Take a dismissed or closed incident back to triage, with the reason."""
+    return fire(
+        ctx, reference=reference, trigger="reopen", actor=actor,
+        fields={"reopen_reason": reason}, expected_version=expected_version,
+    )
+
+
+def _text(value: str | None, name: str, what: str) -> str:
+    if value is None or not value.strip():
+        raise InvalidInput("invalid input", [FieldProblem(name, f"{what} is required")])
+    return value.strip()
+
+
+def _not_future(moment: datetime | None, name: str, now: datetime) -> datetime:
+    if moment is None:
+        return now
+    if moment.tzinfo is None:
+        raise InvalidInput("invalid input", [FieldProblem(name, "give a time zone (e.g. +01:00 or Z)")])
+    if moment > now:
+        raise InvalidInput("invalid input", [FieldProblem(name, "must not be in the future")])
+    return moment.astimezone(UTC)
+
+
+def add_note(ctx: Context, *, reference: str, actor: str, text: str, expected_version: int | None = None) -> Incident:
+    """Add a free-text note to the timeline."""
+    text = _text(text, "text", "the note's text")
+    now = _now()
+    with write_transaction(ctx.engine) as conn:
+        loaded = _open_for_change(conn, ctx, reference, expected_version)
+        return _write(conn, loaded, actor, [_Event("note", {"text": text})], now)
+
+
+def _affected_school(incident: Incident, brin: str, name: str):
+    brin = brin.strip().upper()
+    for school in incident.schools:
+        if school.brin == brin:
+            return school
+    raise InvalidInput(
+        "invalid input", [FieldProblem(name, f"school {brin} is not affected by {incident.reference}")]
+    )
+
+
+def log_contact(
+    ctx: Context,
+    *,
+    reference: str,
+    actor: str,
+    brin: str,
+    channel: str,
+    summary: str,
+    told_must_notify_ap: bool = False,
+    at: datetime | None = None,
+    expected_version: int | None = None,
+) -> Incident:
+    """Log a phone or email contact with an affected school (seed 6b); it counts as informing it."""
+    try:
+        channel = ContactChannel(channel)
+    except ValueError:
+        raise InvalidInput(
+            "invalid input", [FieldProblem("channel", f"must be one of {', '.join(ContactChannel)}")]
+        ) from None
+    summary = _text(summary, "summary", "a summary of the contact")
+    now = _now()
+    at = _not_future(at, "at", now)
+    with write_transaction(ctx.engine) as conn:
+        loaded = _open_for_change(conn, ctx, reference, expected_version)
+        school = _affected_school(loaded.incident, brin, "brin")
+        values: dict[str, Any] = {}
+        if school.informed_at is None:
+            values |= {"informed_at": at, "informed_via": channel.value}
+        if told_must_notify_ap and school.told_to_notify_ap_at is None:
+            values["told_to_notify_ap_at"] = at
+        if values:
+            conn.execute(
+                sa.update(affected_t)
+                .where(affected_t.c.incident_id == loaded.incident.id, affected_t.c.school_id == school.school_id)
+                .values(**values)
+            )
+        payload = {
+            "school": school.brin, "channel": channel.value, "summary": summary,
+            "at": at.isoformat(), "told_must_notify_ap": told_must_notify_ap,
+        }
+        updated = _write(conn, loaded, actor, [_Event("contact", payload)], now)
+        return replace(updated, schools=store.load_schools(conn, updated.id))
+
+
+def _late_deadlines(incident: Incident, ctx: Context, school_ids: list[int], at: datetime) -> list[Deadline]:
+    """Unmet AP deadlines that a notification at ``at`` for ``school_ids`` meets after they passed."""
+    return [
+        d
+        for d in deadlines(incident, ctx.periods)
+        if d.kind in (DeadlineKind.ap_notice, DeadlineKind.school_ap_notice)
+        and (d.school_id is None or d.school_id in school_ids)
+        and d.met_at is None
+        and at > d.due_at
+    ]
+
+
+def record_ap_notification(
+    ctx: Context,
+    *,
+    reference: str,
+    actor: str,
+    kind: str,
+    ap_reference: str,
+    notified_at: datetime | None = None,
+    schools: list[str] | None = None,
+    delay_reason: str | None = None,
+    expected_version: int | None = None,
+) -> Incident:
+    """Record a notification to the AP (an action, not a state change).
+
+    ``schools`` are the controllers it covers (default: every affected school). A preliminary or
+    final notification after its deadline needs ``delay_reason`` (GDPR art. 33(1)).
+    """
+    problems = []
+    try:
+        kind = ApKind(kind)
+    except ValueError:
+        problems.append(FieldProblem("kind", f"must be one of {', '.join(ApKind)}"))
+    if not ap_reference or not ap_reference.strip():
+        problems.append(FieldProblem("ap_reference", "the AP's reference number (meldnummer) is required"))
+    if problems:
+        raise InvalidInput("invalid AP notification", problems)
+    ap_reference = ap_reference.strip()
+    delay_reason = delay_reason.strip() if delay_reason and delay_reason.strip() else None
+    now = _now()
+    at = _not_future(notified_at, "notified_at", now)
+    with write_transaction(ctx.engine) as conn:
+        loaded = _open_for_change(conn, ctx, reference, expected_version)
+        incident = loaded.incident
+        if incident.state in NOT_YET_CONFIRMED:
+            raise Conflict(f"incident {reference} is {incident.state}; the AP is notified of confirmed breaches")
+        covered = (
+            [_affected_school(incident, b, "schools") for b in schools] if schools else list(incident.schools)
+        )
+        school_ids = [s.school_id for s in covered]
+        known = {n.ap_reference for n in incident.ap_notifications}
+        if kind in (ApKind.supplement, ApKind.withdrawal) and ap_reference not in known:
+            raise InvalidInput(
+                "invalid AP notification",
+                [FieldProblem("ap_reference", f"a {kind.value} needs the reference of an earlier notification")],
+            )
+        late = _late_deadlines(incident, ctx, school_ids, at) if kind in (ApKind.preliminary, ApKind.final) else []
+        if late and delay_reason is None:
+            due = min(d.due_at for d in late).astimezone(AMSTERDAM)
+            raise InvalidInput(
+                "late AP notification",
+                [FieldProblem("delay_reason", f"the deadline passed at {due:%Y-%m-%d %H:%M %Z}; give the reason for the delay")],
+            )
+        conn.execute(
+            sa.insert(ap_t).values(
+                incident_id=incident.id, kind=kind.value, ap_reference=ap_reference, notified_at=at,
+                school_ids=school_ids, recorded_at=now, recorded_by=actor,
+                delay_reason=crypto.seal(loaded.data_key, delay_reason) if delay_reason else None,
+            )
+        )
+        payload = {
+            "kind": kind.value, "ap_reference": ap_reference, "notified_at": at.isoformat(),
+            "schools": [s.brin for s in covered], "delay_reason": delay_reason, "late": bool(late),
+        }
+        updated = _write(conn, loaded, actor, [_Event("ap_notification", payload)], now)
+        return replace(updated, ap_notifications=store.load_ap_notifications(conn, updated.id))
+
+
+def get(ctx: Context, reference: str) -> Incident:
+    """One incident, decrypted."""
+    with read_transaction(ctx.engine) as conn:
+        return store.load(conn, ctx.keys, reference).incident
+
+
+def list_incidents(ctx: Context, *, state: str | None = None, brin: str | None = None) -> list[Incident]:
+    """Incidents of the register, newest first, optionally by state or affected school."""
+    query = sa.select(incident_t.c.reference).order_by(incident_t.c.id.desc())
+    if state is not None:
+        if state not in lifecycle.STATES:
+            raise InvalidInput("invalid filter", [FieldProblem("state", f"must be one of {', '.join(lifecycle.STATES)}")])
+        query = query.where(incident_t.c.state == state)
+    with read_transaction(ctx.engine) as conn:
+        if brin is not None:
+            school_id = ids_by_brin(conn, [brin], "school")[brin.strip().upper()]
+            query = query.where(
+                incident_t.c.id.in_(sa.select(affected_t.c.incident_id).where(affected_t.c.school_id == school_id))
+            )
+        return [store.load(conn, ctx.keys, ref).incident for ref in conn.execute(query).scalars()]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One timeline event as people read it; ``payload`` is ``None`` once its key is destroyed."""
+
+    seq: int
+    at: datetime
+    actor: str
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    payload: dict[str, Any] | None
+    hash: str
+
+
+def timeline_of(ctx: Context, reference: str) -> list[Entry]:
+    """The incident's timeline, oldest first."""
+    with read_transaction(ctx.engine) as conn:
+        row = conn.execute(
+            sa.select(incident_t.c.id, data_key_t.c.wrapped)
+            .join(data_key_t, data_key_t.c.id == incident_t.c.data_key_id)
+            .where(incident_t.c.reference == reference)
+        ).first()
+        if row is None:
+            raise NotFound(f"incident {reference} does not exist")
+        try:
+            key = ctx.keys.unwrap(row.wrapped)
+        except KeyUnavailable:
+            key = None
+        events = conn.execute(sa.select(event_t).where(event_t.c.incident_id == row.id).order_by(event_t.c.seq)).all()
+    return [
+        Entry(e.seq, e.at, e.actor, e.kind, e.from_state, e.to_state,
+              crypto.open_sealed(key, e.payload) if key and e.payload is not None else ({} if key else None),
+              e.hash)
+        for e in events
+    ]
+
+
+def open_deadlines(ctx: Context) -> list[tuple[Incident, Deadline]]:
+    """Every unmet deadline of incidents still in progress, soonest first."""
+    with read_transaction(ctx.engine) as conn:
+        refs = conn.execute(
+            sa.select(incident_t.c.reference).where(incident_t.c.state.not_in(lifecycle.FINAL_STATES))
+        ).scalars().all()
+        incidents = [store.load(conn, ctx.keys, ref).incident for ref in refs]
+    pairs = [(i, d) for i in incidents for d in deadlines(i, ctx.periods) if d.met_at is None]
+    return sorted(pairs, key=lambda pair: pair[1].due_at)
+
+
+def verify_timelines(ctx: Context) -> tuple[int, list[timeline.ChainBreak]]:
+    """Check every incident's hash chain; return events checked and the first break of each."""
+    with read_transaction(ctx.engine) as conn:
+        return timeline.verify(conn)
+
+
+def rotate_keys(ctx: Context) -> int:
+    """Rewrap every data key under the newest master key; return how many were rewrapped."""
+    with write_transaction(ctx.engine) as conn:
+        rows = conn.execute(sa.select(data_key_t.c.id, data_key_t.c.wrapped).where(data_key_t.c.wrapped.is_not(None))).all()
+        for key_id, wrapped in rows:
+            conn.execute(sa.update(data_key_t).where(data_key_t.c.id == key_id).values(wrapped=ctx.keys.rewrap(wrapped)))
+    return len(rows)

@@ -1,0 +1,100 @@
+"""Rows ↔ the engine's ``Incident``: sealing personal fields, loading with the row lock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from workflow import crypto
+from workflow.disclosure import FACT_FIELDS, PERSONAL_FIELDS, Disclosure
+from workflow.errors import NotFound
+from workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
+from workflow.models import affected_t, ap_t, data_key_t, incident_t, school_t
+
+
+@dataclass
+class Loaded:
+    """An incident with what a command needs to write it back."""
+
+    incident: Incident
+    data_key: bytes
+    event_count: int
+    head_hash: str
+
+
+def seal_disclosure(key: bytes, disclosure: Disclosure) -> dict[str, Any]:
+    """Column values for a disclosure: facts plain, personal fields sealed together."""
+    values = disclosure.model_dump(mode="json", include=set(FACT_FIELDS))
+    for name in ("discovered_at", "breach_started_at", "breach_ended_at"):
+        values[name] = getattr(disclosure, name)
+    personal = disclosure.model_dump(mode="json", include=set(PERSONAL_FIELDS), exclude_none=True)
+    values["personal"] = crypto.seal(key, personal)
+    return values
+
+
+def _disclosure(row: Any, key: bytes) -> Disclosure:
+    values = {name: getattr(row, name) for name in FACT_FIELDS}
+    if row.personal is not None:
+        values.update(crypto.open_sealed(key, row.personal))
+    return Disclosure.model_validate(values)
+
+
+def load(conn: Connection, keys: crypto.KeyRing, reference: str, *, for_update: bool = False) -> Loaded:
+    """The incident ``reference`` with its schools and AP notifications; ``NotFound`` if absent."""
+    query = (
+        select(incident_t, data_key_t.c.wrapped)
+        .join(data_key_t, data_key_t.c.id == incident_t.c.data_key_id)
+        .where(incident_t.c.reference == reference)
+    )
+    if for_update and conn.dialect.name != "sqlite":
+        query = query.with_for_update(of=incident_t)
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"incident {reference} does not exist")
+    key = keys.unwrap(row.wrapped)
+    return Loaded(
+        Incident(
+            id=row.id,
+            reference=row.reference,
+            state=row.state,
+            version=row.version,
+            source=row.source,
+            reported_at=row.reported_at,
+            disclosure=_disclosure(row, key),
+            schools=load_schools(conn, row.id),
+            ap_notifications=load_ap_notifications(conn, row.id),
+        ),
+        key,
+        row.event_count,
+        row.head_hash,
+    )
+
+
+def load_schools(conn: Connection, incident_id: int) -> list[AffectedSchool]:
+    rows = conn.execute(
+        select(affected_t, school_t.c.brin, school_t.c.name)
+        .join(school_t, school_t.c.id == affected_t.c.school_id)
+        .where(affected_t.c.incident_id == incident_id)
+        .order_by(school_t.c.brin)
+    )
+    return [
+        AffectedSchool(
+            school_id=r.school_id, brin=r.brin, name=r.name, affected_count=r.affected_count,
+            informed_at=r.informed_at, informed_via=r.informed_via,
+            told_to_notify_ap_at=r.told_to_notify_ap_at,
+        )
+        for r in rows
+    ]
+
+
+def load_ap_notifications(conn: Connection, incident_id: int) -> list[ApNotification]:
+    rows = conn.execute(select(ap_t).where(ap_t.c.incident_id == incident_id).order_by(ap_t.c.id))
+    return [ApNotification(ApKind(r.kind), r.ap_reference, r.notified_at, list(r.school_ids)) for r in rows]
+
+
+def changed_fields(old: Disclosure, new: Disclosure) -> dict[str, list[Any]]:
+    """``{field: [old, new]}`` for every field that differs (JSON-ready)."""
+    before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
+    return {name: [before[name], after[name]] for name in after if before[name] != after[name]}
