@@ -60,7 +60,7 @@ class InvalidInput(BreachflowError):
         problems = [
             FieldProblem(
                 prefix + ".".join(str(part) for part in err["loc"]) or "input",
-                "unknown field" if err["type"] == "extra_forbidden" else err["msg"],
+                "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, "),
             )
             for err in exc.errors()
         ]

@@ -1,0 +1,1 @@
+"""breachflow's outer layer: the command line (and, later, the HTTP API and pages)."""

@@ -1,0 +1,135 @@
+"""Incidents, timelines and deadlines as JSON-ready dicts and as text for people.
+
+Times are stored in UTC and shown in Europe/Amsterdam.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from workflow import lifecycle
+from workflow.deadlines import Deadline, Periods, deadlines, local
+from workflow.disclosure import AffectedGroup, cia, label
+from workflow.incident import Incident
+from workflow.service import Entry
+
+
+def when(moment: datetime | None) -> str:
+    return "—" if moment is None else f"{local(moment):%Y-%m-%d %H:%M %Z}"
+
+
+def deadline_json(d: Deadline, now: datetime, periods: Periods, incident: Incident) -> dict[str, Any]:
+    brin = next((s.brin for s in incident.schools if s.school_id == d.school_id), None)
+    return {
+        "kind": d.kind.value,
+        "school": brin,
+        "due_at": d.due_at.isoformat(),
+        "met_at": d.met_at.isoformat() if d.met_at else None,
+        "status": d.status(now, periods.due_soon).value,
+        "met_late": d.met_late,
+    }
+
+
+def incident_json(incident: Incident, periods: Periods, now: datetime | None = None) -> dict[str, Any]:
+    """Everything about an incident, for ``--json``."""
+    now = now or datetime.now(UTC)
+    return {
+        "reference": incident.reference,
+        "state": incident.state,
+        "version": incident.version,
+        "source": incident.source,
+        "reported_at": incident.reported_at.isoformat(),
+        "responsibility": incident.responsibility.value,
+        "disclosure": incident.disclosure.model_dump(mode="json"),
+        "impact": cia(incident.disclosure.nature_actions),
+        "schools": [
+            {
+                "brin": s.brin, "name": s.name, "affected_count": s.affected_count,
+                "informed_at": s.informed_at.isoformat() if s.informed_at else None,
+                "informed_via": s.informed_via,
+                "told_to_notify_ap_at": s.told_to_notify_ap_at.isoformat() if s.told_to_notify_ap_at else None,
+            }
+            for s in incident.schools
+        ],
+        "ap_notifications": [
+            {"kind": n.kind.value, "ap_reference": n.ap_reference, "notified_at": n.notified_at.isoformat(),
+             "school_ids": n.school_ids}
+            for n in incident.ap_notifications
+        ],
+        "deadlines": [deadline_json(d, now, periods, incident) for d in deadlines(incident, periods)],
+        "triggers": {
+            trigger: [{"field": m.field, "problem": m.problem} for m in missing]
+            for trigger, missing in lifecycle.available(incident).items()
+        },
+    }
+
+
+def entry_json(entry: Entry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq, "at": entry.at.isoformat(), "actor": entry.actor, "kind": entry.kind,
+        "from_state": entry.from_state, "to_state": entry.to_state, "payload": entry.payload,
+        "hash": entry.hash,
+    }
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        return when(value)
+    if isinstance(value, list):
+        return ", ".join(_value(v) for v in value) or "—"
+    if isinstance(value, AffectedGroup):
+        return f"{value.group.value} ({value.severity.value}): {value.consequences}"
+    return str(getattr(value, "value", value))
+
+
+def incident_text(incident: Incident, periods: Periods, now: datetime | None = None) -> str:
+    """An incident for a person at a terminal: filled fields, schools, deadlines, next steps."""
+    now = now or datetime.now(UTC)
+    lines = [
+        f"{incident.reference}  {incident.state}  (version {incident.version})",
+        f"  responsibility: {incident.responsibility.value}",
+        f"  reported:       {when(incident.reported_at)} ({incident.source})",
+    ]
+    for name, value in incident.disclosure:
+        if value not in (None, []):
+            lines.append(f"  {name}: {_value(value)}")
+    lines.append("  schools:")
+    for s in incident.schools:
+        informed = f"informed {when(s.informed_at)} via {s.informed_via}" if s.informed_at else "not informed"
+        count = f"{s.affected_count} affected" if s.affected_count is not None else "count unknown"
+        lines.append(f"    {s.brin} {s.name} ({count}); {informed}")
+    for n in incident.ap_notifications:
+        lines.append(f"  AP {n.kind.value}: {n.ap_reference} at {when(n.notified_at)}")
+    for d in deadlines(incident, periods):
+        lines.append("  deadline " + deadline_line(d, incident, now, periods))
+    for trigger, missing in lifecycle.available(incident).items():
+        if missing:
+            lines.append(f"  {trigger}: needs " + "; ".join(m.problem for m in missing))
+        else:
+            lines.append(f"  {trigger}: ready → {lifecycle.destination(incident, trigger)}")
+    return "\n".join(lines)
+
+
+def deadline_line(d: Deadline, incident: Incident, now: datetime, periods: Periods) -> str:
+    brin = next((f" {s.brin}" for s in incident.schools if s.school_id == d.school_id), "")
+    met = f", met {when(d.met_at)}" + (" (late)" if d.met_late else "") if d.met_at else ""
+    return f"{d.kind.value}{brin}: due {when(d.due_at)} [{d.status(now, periods.due_soon).value}{met}]"
+
+
+def entry_text(entry: Entry) -> str:
+    move = f" {entry.from_state or ''}→{entry.to_state}" if entry.to_state else ""
+    detail = "[personal data destroyed]" if entry.payload is None else _payload_text(entry.payload)
+    return f"{entry.seq:>3} {when(entry.at)} {entry.actor} {entry.kind}{move} {detail}".rstrip()
+
+
+def _payload_text(payload: dict[str, Any]) -> str:
+    parts = []
+    for key, value in payload.items():
+        if key == "changes":
+            parts += [f"{label(f)}: {old!r} → {new!r}" for f, (old, new) in value.items()]
+        elif value not in (None, {}, [], False):
+            parts.append(f"{key}={value}")
+    return "; ".join(parts)

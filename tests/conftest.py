@@ -1,0 +1,124 @@
+"""Fixtures: a fresh breachflow installation per test, on SQLite or on PostgreSQL.
+
+``BREACHFLOW_TEST_DATABASE_URL`` selects PostgreSQL (CI sets it to the local server); without it,
+every test gets its own SQLite file. Tests marked ``postgres`` fail (not skip) without it when
+``CI`` is set, so a missing server can never pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import text
+from sqlmodel import SQLModel
+
+from workflow import db, schools, service
+from workflow.config import Settings
+from workflow.context import Context, initialise
+
+PG_URL = os.environ.get("BREACHFLOW_TEST_DATABASE_URL")
+MASTER_KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("BREACHFLOW_") and name != "BREACHFLOW_TEST_DATABASE_URL":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def _pg_schema() -> None:
+    engine = db.engine_for(PG_URL)
+    SQLModel.metadata.drop_all(engine)
+    SQLModel.metadata.create_all(engine)
+
+
+def _truncate_all() -> None:
+    tables = ", ".join(t.name for t in SQLModel.metadata.sorted_tables)
+    with db.engine_for(PG_URL).begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings of a fresh installation (key file on SQLite, configured key on PostgreSQL)."""
+    if PG_URL:
+        request.getfixturevalue("_pg_schema")
+        _truncate_all()
+        return Settings(data_dir=tmp_path / "var", database_url=PG_URL, master_keys=MASTER_KEY)
+    return Settings(data_dir=tmp_path / "var")
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Context:
+    initialise(settings)
+    return Context.open(settings)
+
+
+@pytest.fixture
+def backend() -> str:
+    return "postgresql" if PG_URL else "sqlite"
+
+
+@pytest.fixture
+def needs_postgres() -> Iterator[str]:
+    """The PostgreSQL URL; in CI its absence is a failure, elsewhere a visible skip."""
+    if not PG_URL:
+        if os.environ.get("CI"):
+            pytest.fail("BREACHFLOW_TEST_DATABASE_URL is not set in CI")
+        pytest.skip("set BREACHFLOW_TEST_DATABASE_URL to run against PostgreSQL")
+    yield PG_URL
+
+
+def add_school(ctx: Context, brin: str = "12AB", name: str = "De Regenboog") -> schools.SchoolView:
+    return schools.add(ctx, brin=brin, name=name, contacts=[f"directie@{brin.lower()}.example.nl"])
+
+
+def hours_ago(hours: float) -> datetime:
+    return datetime.now(UTC) - timedelta(hours=hours)
+
+
+CONFIRM = {
+    "summary": "Class lists of group 7 were visible to every parent",
+    "nature_how": "A permission check in the parent portal's class page was missing",
+    "nature_actions": ["read"],
+    "affected_systems": ["parent_portal"],
+    "cause_category": "unknown",
+}
+CONTAIN = {"measures": "Class page switched off; sessions of parents logged out"}
+REMEDIATE = {
+    "cause_category": "system_technical",
+    "cause_description": "Release 4.2 dropped the group membership check",
+    "fix_description": "Restored the check and added a regression test",
+    "fix_tested": True,
+    "data_lost_or_altered": False,
+}
+RESTORE = {"backup_description": "Nightly backup of 27 November, 02:00", "backup_checked": True}
+VERIFY = {"fix_applied": True, "system_verified": True}
+EVALUATE = {
+    "evaluation": "Detected by monitoring within an hour; release checklist extended",
+    "affected_groups": [
+        {"group": "pupils", "consequences": "Names and groups seen by other parents", "severity": "limited"}
+    ],
+    "group_size_min": 28,
+    "group_size_max": 28,
+    "records_count": 28,
+    "data_kinds": ["contact", "learning_performance"],
+}
+AP_FORM = {"data_unreadable": False, "subjects_informed": False,
+           "subjects_not_informed_reason": "Low risk: names and groups only, seen by parents of classmates"}
+
+
+def reported(ctx: Context, *, brins: tuple[str, ...] = ("12AB",), discovered_hours_ago: float = 2) -> str:
+    """A fresh report affecting ``brins`` (the schools must exist)."""
+    incident = service.report(
+        ctx, actor="handler", source="monitoring",
+        fields={"discovered_at": hours_ago(discovered_hours_ago)}, schools={b: 28 for b in brins},
+    )
+    return incident.reference
