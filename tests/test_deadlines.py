@@ -1,0 +1,161 @@
+"""Deadlines: pure functions across their boundaries, and the late-notification rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import CONFIRM, add_school, reported
+from freezegun import freeze_time
+
+from workflow import service
+from workflow.config import Settings
+from workflow.deadlines import AMSTERDAM, DeadlineKind, Periods, Status, deadlines, local, status_at
+from workflow.disclosure import Disclosure
+from workflow.errors import Conflict, InvalidInput
+from workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
+
+DISCOVERED = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+PERIODS = Periods()
+
+
+def incident(cause=None, informed_at=None, ap=(), state="containment", discovered=DISCOVERED) -> Incident:
+    school = AffectedSchool(7, "12AB", "De Regenboog", 30, informed_at=informed_at)
+    return Incident(1, "DL-2026-00001", state, 1, "school", discovered,
+                    Disclosure(discovered_at=discovered, cause_category=cause), [school], list(ap))
+
+
+def of_kind(items, kind):
+    return [d for d in items if d.kind is kind]
+
+
+def ap_status(at: datetime, inc: Incident | None = None) -> Status:
+    with freeze_time(at):
+        (clock,) = of_kind(deadlines(inc or incident(), PERIODS), DeadlineKind.ap_notice)
+        return clock.status(datetime.now(UTC), PERIODS.due_soon)
+
+
+def test_ap_deadline_is_72_hours_after_discovery():
+    (clock,) = of_kind(deadlines(incident(), PERIODS), DeadlineKind.ap_notice)
+    assert clock.due_at == DISCOVERED + timedelta(hours=72)
+
+
+@pytest.mark.parametrize(
+    ("offset", "expected"),
+    [
+        (timedelta(hours=59, minutes=59, seconds=59), Status.ok),
+        (timedelta(hours=60), Status.due_soon),
+        (timedelta(hours=72) - timedelta(seconds=1), Status.due_soon),
+        (timedelta(hours=72), Status.due_soon),
+        (timedelta(hours=72) + timedelta(seconds=1), Status.overdue),
+    ],
+    ids=["before-window", "window-opens", "one-second-before", "exactly-72h", "one-second-after"],
+)
+def test_ap_deadline_status_across_its_boundaries(offset, expected):
+    assert ap_status(DISCOVERED + offset) is expected
+
+
+def test_a_preliminary_notification_meets_the_ap_deadline():
+    sent = DISCOVERED + timedelta(hours=70)
+    inc = incident(ap=[ApNotification(ApKind.preliminary, "AP-1", sent, [7])])
+    assert ap_status(sent - timedelta(seconds=1), inc) is Status.due_soon
+    assert ap_status(sent, inc) is Status.met
+    assert ap_status(DISCOVERED + timedelta(days=10), inc) is Status.met
+
+
+def test_a_late_notification_is_met_late():
+    inc = incident(ap=[ApNotification(ApKind.final, "AP-1", DISCOVERED + timedelta(hours=80), [7])])
+    (clock,) = of_kind(deadlines(inc, PERIODS), DeadlineKind.ap_notice)
+    assert clock.met_late
+
+
+def test_school_notice_is_24_hours_and_met_when_informed():
+    (clock,) = of_kind(deadlines(incident(), PERIODS), DeadlineKind.school_notice)
+    assert clock.due_at == DISCOVERED + timedelta(hours=24)
+    assert status_at(clock.due_at, None, clock.due_at + timedelta(seconds=1), PERIODS.due_soon) is Status.overdue
+    informed = incident(informed_at=DISCOVERED + timedelta(hours=3))
+    (met,) = of_kind(deadlines(informed, PERIODS), DeadlineKind.school_notice)
+    assert met.status(DISCOVERED + timedelta(hours=30), PERIODS.due_soon) is Status.met
+
+
+def test_a_school_responsible_incident_runs_the_schools_own_clock_from_its_notice():
+    informed = DISCOVERED + timedelta(hours=5)
+    clocks = deadlines(incident("user_error_admin", informed_at=informed), PERIODS)
+    assert of_kind(clocks, DeadlineKind.ap_notice) == []
+    (school_clock,) = of_kind(clocks, DeadlineKind.school_ap_notice)
+    assert (school_clock.due_at, school_clock.school_id) == (informed + timedelta(hours=72), 7)
+
+
+def test_an_unknown_cause_watches_both_parties_clocks():
+    clocks = deadlines(incident("unknown", informed_at=DISCOVERED + timedelta(hours=1)), PERIODS)
+    assert {d.kind for d in clocks} == set(DeadlineKind)
+
+
+def test_a_processor_responsible_incident_has_no_school_ap_clock():
+    clocks = deadlines(incident("system_technical", informed_at=DISCOVERED), PERIODS)
+    assert of_kind(clocks, DeadlineKind.school_ap_notice) == []
+
+
+def test_a_dismissed_report_has_no_clocks():
+    assert deadlines(incident(state="dismissed"), PERIODS) == []
+
+
+def test_72_hours_are_elapsed_hours_across_the_end_of_summer_time():
+    # Saturday 24 October 2026, 12:00 in Amsterdam (CEST); clocks go back on Sunday 25 October.
+    discovered = datetime(2026, 10, 24, 12, 0, tzinfo=AMSTERDAM).astimezone(UTC)
+    (clock,) = of_kind(deadlines(incident(discovered=discovered), PERIODS), DeadlineKind.ap_notice)
+    assert clock.due_at - discovered == timedelta(hours=72)
+    shown = local(clock.due_at)
+    assert (shown.day, shown.hour, shown.tzname()) == (27, 11, "CET")
+    assert ap_status(clock.due_at, incident(discovered=discovered)) is Status.due_soon
+    assert ap_status(clock.due_at + timedelta(seconds=1), incident(discovered=discovered)) is Status.overdue
+
+
+def test_periods_come_from_settings():
+    periods = Periods.from_settings(Settings(ap_notice_hours=48, school_notice_hours=12))
+    (clock,) = of_kind(deadlines(incident(), periods), DeadlineKind.ap_notice)
+    assert clock.due_at == DISCOVERED + timedelta(hours=48)
+
+
+def confirmed(ctx, discovered_hours_ago: float) -> str:
+    add_school(ctx)
+    ref = reported(ctx, discovered_hours_ago=discovered_hours_ago)
+    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(ctx, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    return ref
+
+
+def test_recording_an_ap_notification_after_the_deadline_needs_the_reason(ctx):
+    ref = confirmed(ctx, discovered_hours_ago=80)
+    with pytest.raises(InvalidInput) as failure:
+        service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-9")
+    assert [f.field for f in failure.value.fields] == ["delay_reason"]
+    assert service.get(ctx, ref).ap_notifications == []
+
+    done = service.record_ap_notification(
+        ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-9",
+        delay_reason="The report reached us on a public holiday",
+    )
+    assert [n.ap_reference for n in done.ap_notifications] == ["AP-9"]
+    event = service.timeline_of(ctx, ref)[-1]
+    assert event.payload["late"] is True and event.payload["delay_reason"].startswith("The report")
+
+
+def test_an_ap_notification_in_time_needs_no_reason_and_stops_the_clock(ctx):
+    ref = confirmed(ctx, discovered_hours_ago=10)
+    service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-10")
+    assert [d.kind for _, d in service.open_deadlines(ctx)] == [DeadlineKind.school_notice]
+
+
+def test_a_supplement_needs_an_earlier_reference(ctx):
+    ref = confirmed(ctx, discovered_hours_ago=10)
+    with pytest.raises(InvalidInput) as failure:
+        service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="supplement", ap_reference="AP-404")
+    assert [f.field for f in failure.value.fields] == ["ap_reference"]
+
+
+def test_the_ap_is_not_notified_before_a_breach_is_confirmed(ctx):
+    add_school(ctx)
+    ref = reported(ctx)
+    with pytest.raises(Conflict, match="confirmed breaches"):
+        service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-1")

@@ -1,0 +1,154 @@
+"""Guards: each names every missing field; no trigger gets past its guard."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from conftest import CONFIRM, add_school, reported
+
+from workflow import lifecycle, service
+from workflow.disclosure import Disclosure
+from workflow.errors import GuardFailed, TriggerNotAllowed
+from workflow.guards import GUARDS
+from workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def incident(state: str = "triage", schools=(), ap=(), **fields) -> Incident:
+    return Incident(1, "DL-2026-00001", state, 1, "school", NOW, Disclosure(**fields), list(schools), list(ap))
+
+
+def school(**kwargs) -> AffectedSchool:
+    return AffectedSchool(**({"school_id": 7, "brin": "12AB", "name": "De Regenboog"} | kwargs))
+
+
+def fields_of(problems) -> list[str]:
+    return [p.field for p in problems]
+
+
+def test_dismiss_needs_a_reason():
+    assert fields_of(GUARDS["dismiss"](incident())) == ["dismissal_reason"]
+
+
+def test_confirm_lists_every_missing_field():
+    assert fields_of(GUARDS["confirm"](incident())) == [
+        "discovered_at", "summary", "nature_how", "nature_actions", "affected_systems", "cause_category", "schools",
+    ]
+
+
+def test_confirm_accepts_an_unknown_cause():
+    ready = incident(schools=[school()], discovered_at=NOW, **CONFIRM)
+    assert GUARDS["confirm"](ready) == []
+
+
+def test_contained_needs_measures():
+    assert fields_of(GUARDS["contained"](incident("containment"))) == ["measures"]
+
+
+def test_remediated_needs_a_known_cause_a_tested_fix_and_the_data_loss_answer():
+    problems = GUARDS["remediated"](incident("remediation", cause_category="unknown", fix_tested=False))
+    assert fields_of(problems) == [
+        "cause_description", "cause_category", "fix_description", "fix_tested", "data_lost_or_altered",
+    ]
+    assert "not 'unknown'" in problems[1].problem
+
+
+def test_restored_needs_the_backup_and_its_check():
+    assert fields_of(GUARDS["restored"](incident("backup_restore", backup_checked=False))) == [
+        "backup_description", "backup_checked",
+    ]
+
+
+def test_verified_needs_fix_applied_and_system_verified():
+    assert fields_of(GUARDS["verified"](incident("verification"))) == ["fix_applied", "system_verified"]
+
+
+def test_evaluated_needs_evaluation_all_of_i_to_vi_and_informed_schools():
+    problems = GUARDS["evaluated"](
+        incident("evaluation", schools=[school()], cause_category="user_error_admin", data_kinds=["other"])
+    )
+    assert fields_of(problems) == [
+        "evaluation", "discovered_at", "summary", "nature_how", "nature_actions", "cause_description",
+        "measures", "affected_groups", "group_size_min", "data_kinds_other", "schools.12AB", "schools.12AB",
+    ]
+    assert "not been informed" in problems[-2].problem
+    assert "must notify the AP" in problems[-1].problem
+
+
+def test_ap_notified_needs_a_final_notification_covering_every_school():
+    first, second = school(), school(school_id=8, brin="34CD", name="Het Anker")
+    preliminary = ApNotification(ApKind.preliminary, "AP-1", NOW, [7, 8])
+    final_for_one = ApNotification(ApKind.final, "AP-1", NOW, [7])
+    problems = GUARDS["ap_notified"](incident("ap_notification", [first, second], [preliminary, final_for_one]))
+    assert "schools.34CD" in fields_of(problems)
+    assert "schools.12AB" not in fields_of(problems)
+    nothing = GUARDS["ap_notified"](incident("ap_notification", [first]))
+    assert fields_of(nothing)[:1] == ["ap_notifications"]
+    assert {"data_unreadable", "subjects_informed"} <= set(fields_of(nothing))
+
+
+def test_a_withdrawn_final_notification_no_longer_counts():
+    withdrawn = [ApNotification(ApKind.final, "AP-1", NOW, [7]), ApNotification(ApKind.withdrawal, "AP-1", NOW, [7])]
+    assert fields_of(GUARDS["ap_notified"](incident("ap_notification", [school()], withdrawn)))[0] == "ap_notifications"
+
+
+def test_reopen_needs_a_reason():
+    assert fields_of(GUARDS["reopen"](incident("closed"))) == ["reopen_reason"]
+
+
+@pytest.mark.parametrize("step", [s for s in lifecycle.STEPS if s.guarded], ids=lambda s: f"{s.trigger}->{s.dest}")
+def test_no_trigger_bypasses_its_guard(step):
+    """Driving the shared machine directly, an empty incident stays where it is."""
+    for source in step.sources:
+        bare = incident(source)
+        subject = lifecycle._Subject(bare)
+        assert lifecycle.machine().events[step.trigger].trigger(subject) is False
+        assert subject.state == source
+        with pytest.raises(GuardFailed) as failure:
+            lifecycle.advance(bare, step.trigger)
+        assert failure.value.fields == GUARDS[step.trigger](bare)
+
+
+def test_every_trigger_except_begin_triage_has_a_guard():
+    assert {s.trigger for s in lifecycle.STEPS if not s.guarded} == {"begin_triage"}
+
+
+def test_an_invalid_trigger_names_the_state_and_the_valid_ones():
+    with pytest.raises(TriggerNotAllowed) as failure:
+        lifecycle.advance(incident("reported"), "confirm")
+    assert failure.value.state == "reported"
+    assert failure.value.valid == ["begin_triage"]
+    assert "'confirm' cannot be fired in state 'reported'" in str(failure.value)
+
+
+def test_available_lists_each_valid_trigger_with_what_it_misses():
+    available = lifecycle.available(incident("triage"))
+    assert list(available) == ["dismiss", "confirm"]
+    assert fields_of(available["dismiss"]) == ["dismissal_reason"]
+
+
+def test_branches_pick_the_destination():
+    lost = incident("remediation", data_lost_or_altered=True)
+    kept = incident("remediation", data_lost_or_altered=False)
+    assert lifecycle.destination(lost, "remediated") == "backup_restore"
+    assert lifecycle.destination(kept, "remediated") == "verification"
+    assert lifecycle.destination(incident("evaluation", cause_category="processor_internal"), "evaluated") == "ap_notification"
+    assert lifecycle.destination(incident("evaluation", cause_category="negligence_parent"), "evaluated") == "closed"
+
+
+def test_the_machine_is_built_once_per_process():
+    assert lifecycle.machine() is lifecycle.machine()
+
+
+def test_a_failed_guard_through_the_service_changes_nothing(ctx):
+    add_school(ctx)
+    ref = reported(ctx)
+    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+    with pytest.raises(GuardFailed) as failure:
+        service.fire(ctx, reference=ref, trigger="confirm", actor="hanna", fields={"summary": "Lists visible"})
+    assert "summary" not in fields_of(failure.value.fields)
+    after = service.get(ctx, ref)
+    assert (after.state, after.version, after.disclosure.summary) == ("triage", 2, None)
+    assert len(service.timeline_of(ctx, ref)) == 2

@@ -1,0 +1,125 @@
+"""Storage: personal data encrypted at rest, a tamper-evident timeline, keys that rotate."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+from conftest import CONFIRM, add_school, reported
+
+from workflow import crypto, service
+from workflow.config import Settings
+from workflow.context import Context, initialise
+from workflow.errors import KeyUnavailable, NotInitialised
+from workflow.models import data_key_t, event_t, incident_t
+
+PLANTED = "Fenna Wijnbergen-Oosterhuis"
+
+
+def _all_stored_text(ctx: Context, backend: str) -> bytes:
+    """Every byte the database keeps: the files on SQLite, every row as text on PostgreSQL."""
+    if backend == "sqlite":
+        path = Path(ctx.engine.url.database)
+        ctx.engine.dispose()  # close connections so the WAL is checkpointed into the file too
+        return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+    with ctx.engine.connect() as conn:
+        tables = conn.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars()
+        return b"".join(
+            str(row).encode() for table in list(tables)
+            for row in conn.execute(sa.text(f'SELECT t::text FROM "{table}" t'))
+        )
+
+
+def test_a_planted_name_is_nowhere_in_the_database(ctx, backend):
+    add_school(ctx)
+    ref = reported(ctx)
+    service.update(ctx, reference=ref, actor="hanna",
+                   fields={"reporter_name": PLANTED, "summary": f"{PLANTED} saw another pupil's grades"})
+    service.add_note(ctx, reference=ref, actor="hanna", text=f"Called {PLANTED}")
+    assert service.get(ctx, ref).disclosure.reporter_name == PLANTED
+    assert PLANTED.encode() not in _all_stored_text(ctx, backend)
+
+
+def test_the_embedded_key_file_is_owner_only(tmp_path):
+    settings = Settings(data_dir=tmp_path / "var")
+    initialise(settings)
+    mode = stat.S_IMODE(os.stat(settings.resolved_key_file).st_mode)
+    assert mode == 0o600
+
+
+def test_open_without_init_says_what_to_run(tmp_path):
+    with pytest.raises(NotInitialised, match="breachflow init"):
+        Context.open(Settings(data_dir=tmp_path / "nothing"))
+
+
+def test_production_refuses_a_master_key_on_disk():
+    with pytest.raises(ValueError, match="BREACHFLOW_MASTER_KEYS"):
+        Settings(environment="production")
+
+
+def _tamper(ctx: Context, ref: str, seq: int, **values) -> None:
+    with ctx.engine.begin() as conn:
+        incident_id = conn.execute(sa.select(incident_t.c.id).where(incident_t.c.reference == ref)).scalar_one()
+        conn.execute(sa.update(event_t).where(event_t.c.incident_id == incident_id, event_t.c.seq == seq).values(**values))
+
+
+@pytest.fixture
+def walked(ctx) -> str:
+    add_school(ctx)
+    ref = reported(ctx)
+    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(ctx, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    service.add_note(ctx, reference=ref, actor="hanna", text="School called back")
+    return ref
+
+
+def test_an_altered_event_is_reported_as_the_first_broken_link(ctx, walked):
+    assert service.verify_timelines(ctx) == (4, [])
+    _tamper(ctx, walked, 2, to_state="dismissed")
+    _, breaks = service.verify_timelines(ctx)
+    assert [(b.reference, b.seq) for b in breaks] == [(walked, 2)]
+    assert "altered" in breaks[0].problem
+
+
+def test_an_altered_actor_or_payload_is_detected(ctx, walked):
+    _tamper(ctx, walked, 3, actor="someone-else")
+    assert [b.seq for b in service.verify_timelines(ctx)[1]] == [3]
+
+
+def test_a_removed_last_event_is_detected(ctx, walked):
+    with ctx.engine.begin() as conn:
+        conn.execute(sa.delete(event_t).where(event_t.c.seq == 4))
+    _, breaks = service.verify_timelines(ctx)
+    assert [(b.seq, "chain ends at 3" in b.problem) for b in breaks] == [(4, True)]
+
+
+def test_destroying_a_data_key_keeps_the_chain_intact(ctx, walked):
+    with ctx.engine.begin() as conn:
+        conn.execute(sa.update(data_key_t).values(wrapped=None))
+    assert service.verify_timelines(ctx) == (4, [])
+    assert all(entry.payload is None for entry in service.timeline_of(ctx, walked))
+    with pytest.raises(KeyUnavailable):
+        service.get(ctx, walked)
+
+
+def test_key_rotation_rewraps_data_keys_and_old_keys_can_go(ctx, walked, settings):
+    old_key = ctx.keys.keys[0]
+    new_key = Fernet.generate_key()
+    rotated = Context(settings, ctx.engine, crypto.KeyRing([new_key, old_key]), ctx.periods)
+    assert service.rotate_keys(rotated) == 2  # the school's key and the incident's key
+    only_new = Context(settings, ctx.engine, crypto.KeyRing([new_key]), ctx.periods)
+    assert service.get(only_new, walked).disclosure.summary == CONFIRM["summary"]
+    only_old = Context(settings, ctx.engine, crypto.KeyRing([old_key]), ctx.periods)
+    with pytest.raises(KeyUnavailable):
+        service.get(only_old, walked)
+
+
+def test_references_are_unique_and_human_friendly(ctx):
+    add_school(ctx)
+    refs = [reported(ctx) for _ in range(3)]
+    year = refs[0].split("-")[1]
+    assert refs == [f"DL-{year}-0000{n}" for n in (1, 2, 3)]
