@@ -28,6 +28,10 @@ from workflow.models import affected_t, ap_t, counter_t, data_key_t, event_t, in
 from workflow.schools import ids_by_brin
 
 NOT_YET_CONFIRMED = frozenset({"reported", "triage", "dismissed"})
+# built once; the SET clause follows the parameters given (see workflow.store on why)
+_UPDATE_INCIDENT = sa.update(incident_t).where(
+    incident_t.c.id == sa.bindparam("b_id"), incident_t.c.version == sa.bindparam("b_version")
+)
 
 
 def _now() -> datetime:
@@ -96,11 +100,8 @@ def _write(
         values["state"] = state
     if disclosure is not None:
         values |= store.seal_disclosure(loaded.data_key, disclosure)
-    result = conn.execute(
-        sa.update(incident_t)
-        .where(incident_t.c.id == incident.id, incident_t.c.version == incident.version)
-        .values(**values)
-    )
+    values |= {"b_id": incident.id, "b_version": incident.version}
+    result = conn.execute(_UPDATE_INCIDENT, values)
     if result.rowcount != 1:
         raise StaleVersion(f"incident {incident.reference} was changed by another command; try again")
     return replace(

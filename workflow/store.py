@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from workflow import crypto
 from workflow.disclosure import FACT_FIELDS, PERSONAL_FIELDS, Disclosure
@@ -41,16 +41,30 @@ def _disclosure(row: Any, key: bytes) -> Disclosure:
     return Disclosure.model_validate(values)
 
 
+# The hot path's statements are built once: building and cache-keying a statement per call
+# costs more than executing it (bench/engine.py).
+_INCIDENT = (
+    select(incident_t, data_key_t.c.wrapped)
+    .join(data_key_t, data_key_t.c.id == incident_t.c.data_key_id)
+    .where(incident_t.c.reference == bindparam("reference"))
+)
+_INCIDENT_FOR_UPDATE = _INCIDENT.with_for_update(of=incident_t)
+_SCHOOLS = (
+    select(affected_t, school_t.c.brin, school_t.c.name)
+    .join(school_t, school_t.c.id == affected_t.c.school_id)
+    .where(affected_t.c.incident_id == bindparam("incident_id"))
+    .order_by(school_t.c.brin)
+)
+_AP_NOTIFICATIONS = select(ap_t).where(ap_t.c.incident_id == bindparam("incident_id")).order_by(ap_t.c.id)
+
+
 def load(conn: Connection, keys: crypto.KeyRing, reference: str, *, for_update: bool = False) -> Loaded:
-    """The incident ``reference`` with its schools and AP notifications; ``NotFound`` if absent."""
-    query = (
-        select(incident_t, data_key_t.c.wrapped)
-        .join(data_key_t, data_key_t.c.id == incident_t.c.data_key_id)
-        .where(incident_t.c.reference == reference)
-    )
-    if for_update and conn.dialect.name != "sqlite":
-        query = query.with_for_update(of=incident_t)
-    row = conn.execute(query).first()
+    """The incident ``reference`` with its schools and AP notifications; ``NotFound`` if absent.
+
+    ``for_update`` locks the row on PostgreSQL; SQLite's write transaction already holds the lock.
+    """
+    query = _INCIDENT_FOR_UPDATE if for_update and conn.dialect.name != "sqlite" else _INCIDENT
+    row = conn.execute(query, {"reference": reference}).first()
     if row is None:
         raise NotFound(f"incident {reference} does not exist")
     key = keys.unwrap(row.wrapped)
@@ -73,12 +87,7 @@ def load(conn: Connection, keys: crypto.KeyRing, reference: str, *, for_update: 
 
 
 def load_schools(conn: Connection, incident_id: int) -> list[AffectedSchool]:
-    rows = conn.execute(
-        select(affected_t, school_t.c.brin, school_t.c.name)
-        .join(school_t, school_t.c.id == affected_t.c.school_id)
-        .where(affected_t.c.incident_id == incident_id)
-        .order_by(school_t.c.brin)
-    )
+    rows = conn.execute(_SCHOOLS, {"incident_id": incident_id})
     return [
         AffectedSchool(
             school_id=r.school_id, brin=r.brin, name=r.name, affected_count=r.affected_count,
@@ -90,7 +99,7 @@ def load_schools(conn: Connection, incident_id: int) -> list[AffectedSchool]:
 
 
 def load_ap_notifications(conn: Connection, incident_id: int) -> list[ApNotification]:
-    rows = conn.execute(select(ap_t).where(ap_t.c.incident_id == incident_id).order_by(ap_t.c.id))
+    rows = conn.execute(_AP_NOTIFICATIONS, {"incident_id": incident_id})
     return [ApNotification(ApKind(r.kind), r.ap_reference, r.notified_at, list(r.school_ids)) for r in rows]
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, insert, select
 from workflow.models import event_t, incident_t
 
 GENESIS = "0" * 64
+_INSERT = insert(event_t)
 
 
 def event_hash(
@@ -55,11 +56,12 @@ def append(
     """Insert event ``seq`` after ``prev_hash``; return its hash."""
     digest = event_hash(prev_hash, incident_id, seq, at, actor, kind, from_state, to_state, payload)
     conn.execute(
-        insert(event_t).values(
-            incident_id=incident_id, seq=seq, at=at, actor=actor, kind=kind,
-            from_state=from_state, to_state=to_state, payload=payload,
-            prev_hash=prev_hash, hash=digest,
-        )
+        _INSERT,
+        {
+            "incident_id": incident_id, "seq": seq, "at": at, "actor": actor, "kind": kind,
+            "from_state": from_state, "to_state": to_state, "payload": payload,
+            "prev_hash": prev_hash, "hash": digest,
+        },
     )
     return digest
 

@@ -1,0 +1,133 @@
+"""Benchmark: breachflow's ``fire`` through the service layer against raw sqlite3 doing the same writes.
+
+Both sides run in one process, in alternating rounds, on identical copies of one database
+(SQLite, WAL, ``synchronous=FULL``). Each transaction reads the incident with its data key,
+its schools and its AP notifications, updates the incident and inserts one timeline event.
+breachflow adds the guards, the state machine, the hash chain and encryption on top.
+
+    python bench/engine.py [--incidents N] [--rounds R] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from workflow import schools, service  # noqa: E402
+from workflow.config import Settings  # noqa: E402
+from workflow.context import Context, initialise  # noqa: E402
+
+RAW_STATEMENTS = (
+    "SELECT incident.*, data_key.wrapped FROM incident JOIN data_key ON data_key.id = incident.data_key_id "
+    "WHERE incident.reference = ?",
+    "SELECT affected_school.*, school.brin, school.name FROM affected_school "
+    "JOIN school ON school.id = affected_school.school_id WHERE affected_school.incident_id = ? ORDER BY school.brin",
+    "SELECT * FROM ap_notification WHERE incident_id = ? ORDER BY id",
+    "UPDATE incident SET version = ?, updated_at = ?, event_count = ?, head_hash = ?, state = ? "
+    "WHERE id = ? AND version = ?",
+    "INSERT INTO timeline_event (incident_id, seq, at, actor, kind, from_state, to_state, payload, prev_hash, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+)
+PAYLOAD_BYTES = 70  # a sealed {"trigger": "begin_triage", "changes": {}}
+
+
+def prepare(directory: Path, count: int) -> tuple[Settings, list[str]]:
+    """An installation with ``count`` reported incidents."""
+    settings = Settings(data_dir=directory / "var")
+    initialise(settings)
+    ctx = Context.open(settings)
+    schools.add(ctx, brin="12AB", name="De Regenboog", contacts=["directie@regenboog.example.nl"])
+    discovered = datetime.now(UTC) - timedelta(hours=1)
+    refs = []
+    for n in range(count):
+        refs.append(service.report(ctx, actor="bench", source="monitoring", schools={"12AB": 30},
+                                   fields={"discovered_at": discovered, "summary": f"Report {n}"}).reference)
+        if n % 500 == 499:
+            print(f"  prepared {n + 1}/{count} incidents", file=sys.stderr)
+    ctx.engine.dispose()
+    return settings, refs
+
+
+def raw_round(path: Path, refs: list[str]) -> float:
+    """Transactions per second for the same statements with stdlib sqlite3."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    select_incident, select_schools, select_ap, update_incident, insert_event = RAW_STATEMENTS
+    payload, digest = os.urandom(PAYLOAD_BYTES), "f" * 64
+    started = time.perf_counter()
+    for ref in refs:
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute(select_incident, (ref,)).fetchone()
+        incident_id, version = row["id"], row["version"]
+        conn.execute(select_schools, (incident_id,)).fetchall()
+        conn.execute(select_ap, (incident_id,)).fetchall()
+        now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        conn.execute(update_incident, (version + 1, now, 2, digest, "triage", incident_id, version))
+        conn.execute(insert_event, (incident_id, 2, now, "bench", "transition", "reported", "triage",
+                                    payload, digest, digest))
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return len(refs) / elapsed
+
+
+def breachflow_round(ctx: Context, refs: list[str]) -> float:
+    """Fires per second through ``workflow.service.fire``."""
+    started = time.perf_counter()
+    for ref in refs:
+        service.fire(ctx, reference=ref, trigger="begin_triage", actor="bench")
+    return len(refs) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--incidents", type=int, default=1500, help="transactions per round and side")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="breachflow-bench-") as tmp:
+        settings, refs = prepare(Path(tmp), args.incidents * args.rounds)
+        raw_path = Path(tmp) / "raw.db"
+        shutil.copy(settings.data_dir / "breachflow.db", raw_path)
+        ctx = Context.open(settings)
+        raw, ours = [], []
+        for r in range(args.rounds):
+            batch = refs[r * args.incidents:(r + 1) * args.incidents]
+            raw.append(raw_round(raw_path, batch))
+            ours.append(breachflow_round(ctx, batch))
+            print(f"  round {r + 1}/{args.rounds}: raw {raw[-1]:.0f}/s, breachflow {ours[-1]:.0f}/s", file=sys.stderr)
+        ctx.engine.dispose()
+
+    result = {
+        "raw_sqlite3_per_s": round(statistics.median(raw)),
+        "breachflow_fire_per_s": round(statistics.median(ours)),
+        "ratio": round(statistics.median(o / r for o, r in zip(ours, raw)), 3),
+        "target": 0.2,
+        "transactions_per_round": args.incidents,
+        "rounds": args.rounds,
+        "sqlite": sqlite3.sqlite_version,
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"raw sqlite3 (WAL, synchronous=FULL): {result['raw_sqlite3_per_s']} transactions/s")
+        print(f"breachflow fire (service layer):     {result['breachflow_fire_per_s']} fires/s")
+        print(f"ratio: {result['ratio']} (target ≥ {result['target']})")
+
+
+if __name__ == "__main__":
+    main()

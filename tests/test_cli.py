@@ -1,0 +1,147 @@
+"""The breachflow command: what a handler types, what it prints, and what bad input does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from api.cli import main
+from workflow import diagram, service
+
+
+@pytest.fixture
+def cli(ctx, settings, monkeypatch, capsys):
+    """Run ``breachflow`` in-process against the test installation; return (code, out, err)."""
+    monkeypatch.setenv("BREACHFLOW_DATA_DIR", str(settings.data_dir))
+    if settings.database_url:
+        monkeypatch.setenv("BREACHFLOW_DATABASE_URL", settings.database_url)
+    if settings.master_keys:
+        monkeypatch.setenv("BREACHFLOW_MASTER_KEYS", settings.master_keys.get_secret_value())
+    monkeypatch.setenv("BREACHFLOW_ACTOR", "hanna")
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(argv))
+        except SystemExit as exit_:
+            code = exit_.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def incident_ref(cli) -> str:
+    assert cli("school", "add", "--brin", "12ab", "--name", "De Regenboog", "--contact", "d@regenboog.nl")[0] == 0
+    code, out, _ = cli("incident", "report", "--source", "school", "--school", "12AB:30",
+                       "--set", "summary=Grades visible to other parents",
+                       "--set", "discovered_at=2026-11-28T09:15", "--json")
+    assert code == 0
+    return json.loads(out)["reference"]
+
+
+def assert_one_line_error(err: str, *words: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("breachflow") and ": error: " in lines[0]
+    for word in words:
+        assert word in lines[0]
+
+
+def test_report_shows_amsterdam_time_and_what_comes_next(cli, incident_ref):
+    code, out, _ = cli("incident", "show", incident_ref)
+    assert code == 0
+    assert "discovered_at: 2026-11-28 09:15 CET" in out
+    assert "begin_triage: ready → triage" in out
+
+
+def test_fire_with_fields_and_json_output(cli, incident_ref):
+    assert cli("incident", "fire", incident_ref, "begin_triage")[0] == 0
+    code, out, _ = cli("incident", "fire", incident_ref, "confirm", "--json",
+                       "--set", "nature_how=Missing permission check",
+                       "--set", "nature_actions=read,copied", "--set", "affected_systems=parent_portal",
+                       "--set", "cause_category=unknown")
+    data = json.loads(out)
+    assert code == 0
+    assert (data["state"], data["disclosure"]["nature_actions"]) == ("containment", ["copied", "read"])
+    assert data["impact"] == {"confidentiality": True, "integrity": False, "availability": False}
+    assert data["disclosure"]["discovered_at"] == "2026-11-28T08:15:00Z"
+
+
+def test_a_guard_failure_names_every_missing_field_and_exits_3(cli, incident_ref):
+    cli("incident", "fire", incident_ref, "begin_triage")
+    code, _, err = cli("incident", "fire", incident_ref, "confirm")
+    assert code == 3
+    assert_one_line_error(err, "nature_how", "nature_actions", "affected_systems", "cause_category")
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--set", "colour=red"], ["colour", "unknown field"]),
+        (["--set", "group_size_min=ten"], ["group_size_min"]),
+        (["--set", "affected_systems=mainframe"], ["affected_systems", "mainframe"]),
+        (["--set", "summary"], ["--set", "field=value"]),
+        (["--school", "99ZZ"], ["schools", "99ZZ"]),
+        (["--school", "12AB:many"], ["--school", "whole number"]),
+    ],
+    ids=["unknown-field", "not-a-number", "unknown-system", "no-equals", "unknown-school", "bad-count"],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, incident_ref, ctx, argv, words):
+    before = service.get(ctx, incident_ref)
+    code, out, err = cli("incident", "update", incident_ref, *argv)
+    assert (code, out) == (2, "")
+    assert_one_line_error(err, *words)
+    after = service.get(ctx, incident_ref)
+    assert (after.version, after.disclosure, after.schools) == (before.version, before.disclosure, before.schools)
+    assert len(service.timeline_of(ctx, incident_ref)) == 1
+
+
+def test_usage_errors_are_one_line_too(cli):
+    code, _, err = cli("incident", "report", "--school", "12AB")
+    assert code == 2
+    assert_one_line_error(err, "--source")
+
+
+def test_unknown_incident_and_trigger(cli, incident_ref):
+    code, _, err = cli("incident", "show", "DL-1999-00001")
+    assert code == 2 and "DL-1999-00001 does not exist" in err
+    code, _, err = cli("incident", "fire", incident_ref, "explode")
+    assert code == 2
+    assert_one_line_error(err, "explode", "begin_triage")
+
+
+def test_timeline_deadlines_and_audit(cli, incident_ref):
+    cli("incident", "fire", incident_ref, "begin_triage")
+    cli("incident", "note", incident_ref, "Called the director")
+    code, out, _ = cli("incident", "timeline", incident_ref)
+    assert code == 0
+    assert "transition reported→triage" in out and "text=Called the director" in out
+    code, out, _ = cli("deadlines", "--json")
+    assert {d["kind"] for d in json.loads(out)} == {"school_notice", "ap_notice"}
+    code, out, _ = cli("audit", "verify")
+    assert (code, out.strip()) == (0, "all timelines intact (3 events checked)")
+
+
+def test_contact_and_ap_notification(cli, incident_ref):
+    cli("incident", "fire", incident_ref, "begin_triage")
+    code, out, _ = cli("incident", "contact", incident_ref, "--school", "12ab", "--channel", "phone",
+                       "--summary", "Director informed", "--json")
+    assert code == 0 and json.loads(out)["schools"][0]["informed_via"] == "phone"
+    code, _, err = cli("incident", "ap-notify", incident_ref, "--kind", "preliminary", "--ap-reference", "AP-1")
+    assert code == 3 and "confirmed breaches" in err
+
+
+def test_diagram_check_fails_on_a_stale_file_and_write_fixes_it(cli, tmp_path):
+    target = tmp_path / "diagrams"
+    code, _, err = cli("diagram", "--check", "--dir", str(target))
+    assert code == 1 and "run 'breachflow diagram'" in err
+    assert cli("diagram", "--dir", str(target))[0] == 0
+    assert cli("diagram", "--check", "--dir", str(target))[0] == 0
+
+
+def test_the_committed_diagram_is_current():
+    committed = Path(__file__).resolve().parent.parent / "diagrams"
+    assert diagram.is_current(committed), "diagrams/ is stale: run 'breachflow diagram'"
