@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ from workflow.incident import ApKind, ContactChannel, Incident
 from workflow.models import affected_t, ap_t, counter_t, data_key_t, event_t, incident_t
 from workflow.schools import ids_by_brin
 
+E = TypeVar("E", bound=StrEnum)
 NOT_YET_CONFIRMED = frozenset({"reported", "triage", "dismissed"})
 # built once; the SET clause follows the parameters given (see workflow.store on why)
 _UPDATE_INCIDENT = sa.update(incident_t).where(
@@ -164,12 +166,7 @@ def report(
     schools: dict[str, int | None] | None = None,
 ) -> Incident:
     """Register a report in the breach register (seed 6a); it starts in ``reported``."""
-    try:
-        source = Source(source)
-    except ValueError:
-        raise InvalidInput(
-            "invalid input", [FieldProblem("source", f"must be one of {', '.join(Source)}")]
-        ) from None
+    source = _choice(Source, source, "source")
     disclosure = _apply(ctx, Disclosure(), fields)
     counts = _normalise_counts(schools)
     now = _now()
@@ -278,6 +275,13 @@ def reopen(ctx: Context, *, reference: str, actor: str, reason: str, expected_ve
     )
 
 
+def _choice(enum: type[E], value: str, name: str) -> E:
+    try:
+        return enum(value)
+    except ValueError:
+        raise InvalidInput("invalid input", [FieldProblem(name, f"must be one of {', '.join(enum)}")]) from None
+
+
 def _text(value: str | None, name: str, what: str) -> str:
     if value is None or not value.strip():
         raise InvalidInput("invalid input", [FieldProblem(name, f"{what} is required")])
@@ -326,12 +330,7 @@ def log_contact(
     expected_version: int | None = None,
 ) -> Incident:
     """Log a phone or email contact with an affected school (seed 6b); it counts as informing it."""
-    try:
-        channel = ContactChannel(channel)
-    except ValueError:
-        raise InvalidInput(
-            "invalid input", [FieldProblem("channel", f"must be one of {', '.join(ContactChannel)}")]
-        ) from None
+    channel = _choice(ContactChannel, channel, "channel")
     summary = _text(summary, "summary", "a summary of the contact")
     now = _now()
     at = _not_future(at, "at", now)
@@ -386,16 +385,8 @@ def record_ap_notification(
     ``schools`` are the controllers it covers (default: every affected school). A preliminary or
     final notification after its deadline needs ``delay_reason`` (GDPR art. 33(1)).
     """
-    problems = []
-    try:
-        kind = ApKind(kind)
-    except ValueError:
-        problems.append(FieldProblem("kind", f"must be one of {', '.join(ApKind)}"))
-    if not ap_reference or not ap_reference.strip():
-        problems.append(FieldProblem("ap_reference", "the AP's reference number (meldnummer) is required"))
-    if problems:
-        raise InvalidInput("invalid AP notification", problems)
-    ap_reference = ap_reference.strip()
+    kind = _choice(ApKind, kind, "kind")
+    ap_reference = _text(ap_reference, "ap_reference", "the AP's reference number (meldnummer)")
     delay_reason = delay_reason.strip() if delay_reason and delay_reason.strip() else None
     now = _now()
     at = _not_future(notified_at, "notified_at", now)
