@@ -13,14 +13,14 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
 from api import render
-from workflow import crypto, diagram, lifecycle, schools, service
+from workflow import accounts, crypto, diagram, lifecycle, schools, service
 from workflow.config import Settings
 from workflow.context import Context, initialise
 from workflow.deadlines import AMSTERDAM
@@ -263,6 +263,56 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_add(args: argparse.Namespace) -> int:
+    account = accounts.add_user(_ctx(args), username=args.username, role=args.role, school=args.school)
+    school = f" for school {account.school_brin}" if account.school_brin else ""
+    _print(args, account.__dict__, f"added {account.role.value} {account.username}{school}")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    rows = accounts.list_users(_ctx(args))
+    text = "\n".join(f"{a.username:<30} {a.role.value:<8} {a.school_brin or ''}" for a in rows)
+    _print(args, [a.__dict__ for a in rows], text or "no users yet")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    expires = timedelta(days=args.expires_in_days) if args.expires_in_days else None
+    token = accounts.create_token(_ctx(args), username=args.username, expires_in=expires, label=args.label)
+    until = f", expires {render.when(token.expires_at)}" if token.expires_at else ""
+    _print(args, token.__dict__,
+           f"token {token.id} for {token.username}{until} (shown once, store it now):\n{token.secret}")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    accounts.revoke_token(_ctx(args), token_id=args.token_id)
+    _print(args, {"revoked": args.token_id}, f"token {args.token_id} revoked")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings: Settings = args.settings
+    for line in initialise(settings):
+        print(line)
+    ctx = Context.open(settings)
+    if not accounts.has_users(ctx):
+        accounts.add_user(ctx, username="admin", role="admin")
+        token = accounts.create_token(ctx, username="admin", label="first start")
+        print("No users yet: created user 'admin' (role admin). Its token, shown once:")
+        print(f"  {token.secret}")
+        print("Add handlers and schools with 'breachflow user add' and 'breachflow token create'.")
+    base = f"http://{args.host}:{args.port}"
+    print(f"breachflow listens on {base}  (API {base}/api/v1, docs {base}/docs)")
+    print("Log in with the header 'Authorization: Bearer <token>'.", flush=True)
+    uvicorn.run("api.main:app_from_environment", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="warning")
+    return 0
+
+
 def cmd_diagram(args: argparse.Namespace) -> int:
     directory = Path(args.dir)
     if args.check:
@@ -373,6 +423,32 @@ def build_parser() -> argparse.ArgumentParser:
         dest="keys_command", required=True, parser_class=_Parser)
     keys.add_parser("rotate", help="add a new master key and rewrap every data key", parents=[common]).set_defaults(
         handler=cmd_keys_rotate)
+
+    user = sub.add_parser("user", help="API users").add_subparsers(
+        dest="user_command", required=True, parser_class=_Parser)
+    user_add = user.add_parser("add", help="create a user", parents=[common])
+    user_add.add_argument("username")
+    user_add.add_argument("--role", required=True, choices=[r.value for r in accounts.Role])
+    user_add.add_argument("--school", help="BRIN code (school users only)")
+    user_add.set_defaults(handler=cmd_user_add)
+    user.add_parser("list", help="list users", parents=[common]).set_defaults(handler=cmd_user_list)
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(
+        dest="token_command", required=True, parser_class=_Parser)
+    create = token.add_parser("create", help="issue a token (printed once)", parents=[common])
+    create.add_argument("username")
+    create.add_argument("--expires-in-days", type=int, help="default: no expiry")
+    create.add_argument("--label", help="what the token is for")
+    create.set_defaults(handler=cmd_token_create)
+    revoke = token.add_parser("revoke", help="revoke a token by id", parents=[common])
+    revoke.add_argument("token_id", type=int)
+    revoke.set_defaults(handler=cmd_token_revoke)
+
+    serve = sub.add_parser("serve", help="run the HTTP API (creates ./var on first start)")
+    serve.add_argument("--host", default=os.environ.get("BREACHFLOW_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("BREACHFLOW_PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (PostgreSQL for more than 1)")
+    serve.set_defaults(handler=cmd_serve)
 
     dia = sub.add_parser("diagram", help="write the lifecycle diagram into diagrams/")
     dia.add_argument("--check", action="store_true", help="exit 1 if the committed diagram is stale")

@@ -38,6 +38,7 @@ class AffectedSchool:
     informed_at: datetime | None = None
     informed_via: str | None = None
     told_to_notify_ap_at: datetime | None = None
+    acknowledged_at: datetime | None = None
 
 
 @dataclass

@@ -119,6 +119,7 @@ class AffectedSchoolRow(SQLModel, table=True):
     informed_at: datetime | None = _utc()
     informed_via: str | None = None
     told_to_notify_ap_at: datetime | None = _utc()
+    acknowledged_at: datetime | None = _utc()
 
 
 class ApNotificationRow(SQLModel, table=True):
@@ -173,6 +174,43 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = _utc()
 
 
+class UserAccount(SQLModel, table=True):
+    """A person or system that uses the API; a ``school`` user is bound to one school."""
+
+    __tablename__ = "user_account"
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(sa_column=Column(String(80), unique=True, nullable=False))
+    role: str
+    school_id: int | None = Field(default=None, foreign_key="school.id")
+    created_at: datetime = _utc(nullable=False)
+
+
+class ApiToken(SQLModel, table=True):
+    """An API token; only its SHA-256 is stored. Revoked or expired tokens stop working."""
+
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user_account.id", index=True)
+    token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    label: str | None = None
+    created_at: datetime = _utc(nullable=False)
+    expires_at: datetime | None = _utc()
+    revoked_at: datetime | None = _utc()
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A report made with an ``Idempotency-Key``: a retry returns the same incident."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user_account.id")
+    key: str = Field(sa_column=Column(String(255), nullable=False))
+    request_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    incident_id: int = Field(foreign_key="incident.id")
+    created_at: datetime = _utc(nullable=False)
+
+
 class ReferenceCounter(SQLModel, table=True):
     """The last reference number handed out per year (``DL-<year>-<number>``)."""
 
@@ -189,3 +227,6 @@ event_t = TimelineEvent.__table__
 data_key_t = DataKey.__table__
 counter_t = ReferenceCounter.__table__
 outbox_t = OutboxMessage.__table__
+user_t = UserAccount.__table__
+token_t = ApiToken.__table__
+idempotency_t = IdempotencyKey.__table__

@@ -22,10 +22,11 @@ from workflow import crypto, lifecycle, store, timeline
 from workflow.context import Context
 from workflow.db import read_transaction, write_transaction
 from workflow.deadlines import AMSTERDAM, Deadline, DeadlineKind, deadlines
-from workflow.disclosure import Disclosure, Source
+from workflow.disclosure import CauseCategory, Disclosure, Source
+from workflow.responsibility import Responsibility, responsibility_for
 from workflow.errors import Conflict, FieldProblem, InvalidInput, KeyUnavailable, NotFound, StaleVersion
 from workflow.incident import ApKind, ContactChannel, Incident
-from workflow.models import affected_t, ap_t, counter_t, data_key_t, event_t, incident_t
+from workflow.models import affected_t, ap_t, counter_t, data_key_t, event_t, idempotency_t, incident_t
 from workflow.schools import ids_by_brin
 
 E = TypeVar("E", bound=StrEnum)
@@ -157,6 +158,28 @@ def _normalise_counts(schools: dict[str, int | None] | None) -> dict[str, int | 
     return {b.strip().upper(): c for b, c in (schools or {}).items()}
 
 
+@dataclass(frozen=True)
+class Idempotency:
+    """A client's ``Idempotency-Key`` for a report, with a hash of the request it came with."""
+
+    user_id: int
+    key: str
+    request_hash: str
+
+
+def _replayed(conn: Connection, ctx: Context, idempotency: Idempotency) -> Incident | None:
+    row = conn.execute(
+        sa.select(incident_t.c.reference, idempotency_t.c.request_hash)
+        .join(incident_t, incident_t.c.id == idempotency_t.c.incident_id)
+        .where(idempotency_t.c.user_id == idempotency.user_id, idempotency_t.c.key == idempotency.key)
+    ).first()
+    if row is None:
+        return None
+    if row.request_hash != idempotency.request_hash:
+        raise Conflict(f"this Idempotency-Key was used for a different report ({row.reference})")
+    return store.load(conn, ctx.keys, row.reference).incident
+
+
 def report(
     ctx: Context,
     *,
@@ -164,13 +187,41 @@ def report(
     source: str,
     fields: dict[str, Any] | None = None,
     schools: dict[str, int | None] | None = None,
+    idempotency: Idempotency | None = None,
 ) -> Incident:
-    """Register a report in the breach register (seed 6a); it starts in ``reported``."""
+    """Register a report in the breach register (seed 6a); it starts in ``reported``.
+
+    With ``idempotency``, a retried report returns the incident the first attempt created.
+    """
     source = _choice(Source, source, "source")
     disclosure = _apply(ctx, Disclosure(), fields)
     counts = _normalise_counts(schools)
+    try:
+        return _report(ctx, actor, source, disclosure, counts, idempotency)
+    except sa.exc.IntegrityError:
+        if idempotency is None:
+            raise
+        with read_transaction(ctx.engine) as conn:  # a concurrent retry won the race
+            replayed = _replayed(conn, ctx, idempotency)
+        if replayed is None:
+            raise
+        return replayed
+
+
+def _report(
+    ctx: Context,
+    actor: str,
+    source: Source,
+    disclosure: Disclosure,
+    counts: dict[str, int | None],
+    idempotency: Idempotency | None,
+) -> Incident:
     now = _now()
     with write_transaction(ctx.engine) as conn:
+        if idempotency is not None:
+            replayed = _replayed(conn, ctx, idempotency)
+            if replayed is not None:
+                return replayed
         key, wrapped = ctx.keys.new_data_key()
         key_id = conn.execute(sa.insert(data_key_t).values(wrapped=wrapped, created_at=now)).inserted_primary_key[0]
         reference = _next_reference(conn, now)
@@ -182,6 +233,13 @@ def report(
             )
         ).inserted_primary_key[0]
         school_changes = _set_schools(conn, incident_id, counts) if counts else {}
+        if idempotency is not None:
+            conn.execute(
+                sa.insert(idempotency_t).values(
+                    user_id=idempotency.user_id, key=idempotency.key, request_hash=idempotency.request_hash,
+                    incident_id=incident_id, created_at=now,
+                )
+            )
         loaded = store.Loaded(
             Incident(incident_id, reference, lifecycle.INITIAL_STATE, 0, source.value, now, disclosure,
                      store.load_schools(conn, incident_id)),
@@ -356,6 +414,26 @@ def log_contact(
         return replace(updated, schools=store.load_schools(conn, updated.id))
 
 
+def acknowledge(
+    ctx: Context, *, reference: str, actor: str, brin: str, comment: str | None = None,
+) -> Incident:
+    """A school confirms it received the processor's notice about the incident."""
+    now = _now()
+    with write_transaction(ctx.engine) as conn:
+        loaded = _open_for_change(conn, ctx, reference, None)
+        school = _affected_school(loaded.incident, brin, "school")
+        if school.informed_at is None:
+            raise Conflict(f"{school.name} has not been sent a notice about {reference} yet")
+        conn.execute(
+            sa.update(affected_t)
+            .where(affected_t.c.incident_id == loaded.incident.id, affected_t.c.school_id == school.school_id)
+            .values(acknowledged_at=now)
+        )
+        payload = {"school": school.brin, "comment": comment.strip() if comment and comment.strip() else None}
+        updated = _write(conn, loaded, actor, [_Event("acknowledged", payload)], now)
+        return replace(updated, schools=store.load_schools(conn, updated.id))
+
+
 def _late_deadlines(incident: Incident, ctx: Context, school_ids: list[int], at: datetime) -> list[Deadline]:
     """Unmet AP deadlines that a notification at ``at`` for ``school_ids`` meets after they passed."""
     return [
@@ -433,20 +511,44 @@ def get(ctx: Context, reference: str) -> Incident:
         return store.load(conn, ctx.keys, reference).incident
 
 
-def list_incidents(ctx: Context, *, state: str | None = None, brin: str | None = None) -> list[Incident]:
-    """Incidents of the register, newest first, optionally by state or affected school."""
+def find(
+    ctx: Context,
+    *,
+    state: str | None = None,
+    brin: str | None = None,
+    responsibility: str | None = None,
+) -> list[str]:
+    """References of the register's incidents, newest first, by state, school or responsibility."""
     query = sa.select(incident_t.c.reference).order_by(incident_t.c.id.desc())
     if state is not None:
         if state not in lifecycle.STATES:
             raise InvalidInput("invalid filter", [FieldProblem("state", f"must be one of {', '.join(lifecycle.STATES)}")])
         query = query.where(incident_t.c.state == state)
+    if responsibility is not None:
+        wanted = _choice(Responsibility, responsibility, "responsibility")
+        causes = [c.value for c in CauseCategory if responsibility_for(c) is wanted]
+        matches = incident_t.c.cause_category.in_(causes)
+        if wanted is Responsibility.unknown:
+            matches = matches | incident_t.c.cause_category.is_(None)
+        query = query.where(matches)
     with read_transaction(ctx.engine) as conn:
         if brin is not None:
             school_id = ids_by_brin(conn, [brin], "school")[brin.strip().upper()]
             query = query.where(
                 incident_t.c.id.in_(sa.select(affected_t.c.incident_id).where(affected_t.c.school_id == school_id))
             )
-        return [store.load(conn, ctx.keys, ref).incident for ref in conn.execute(query).scalars()]
+        return list(conn.execute(query).scalars())
+
+
+def get_many(ctx: Context, references: list[str]) -> list[Incident]:
+    """Incidents by reference, in the order given, from one consistent read."""
+    with read_transaction(ctx.engine) as conn:
+        return [store.load(conn, ctx.keys, ref).incident for ref in references]
+
+
+def list_incidents(ctx: Context, **filters: str | None) -> list[Incident]:
+    """Incidents of the register, newest first (filters as for ``find``)."""
+    return get_many(ctx, find(ctx, **filters))
 
 
 @dataclass(frozen=True)
@@ -492,7 +594,7 @@ def open_deadlines(ctx: Context) -> list[tuple[Incident, Deadline]]:
         refs = conn.execute(
             sa.select(incident_t.c.reference).where(incident_t.c.state.not_in(lifecycle.FINAL_STATES))
         ).scalars().all()
-        incidents = [store.load(conn, ctx.keys, ref).incident for ref in refs]
+    incidents = get_many(ctx, list(refs))
     pairs = [(i, d) for i in incidents for d in deadlines(i, ctx.periods) if d.met_at is None]
     return sorted(pairs, key=lambda pair: pair[1].due_at)
 

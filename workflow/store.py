@@ -92,7 +92,7 @@ def load_schools(conn: Connection, incident_id: int) -> list[AffectedSchool]:
         AffectedSchool(
             school_id=r.school_id, brin=r.brin, name=r.name, affected_count=r.affected_count,
             informed_at=r.informed_at, informed_via=r.informed_via,
-            told_to_notify_ap_at=r.told_to_notify_ap_at,
+            told_to_notify_ap_at=r.told_to_notify_ap_at, acknowledged_at=r.acknowledged_at,
         )
         for r in rows
     ]

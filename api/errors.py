@@ -1,0 +1,124 @@
+"""Errors → HTTP, in one place. Every error response has one shape:
+
+    {"error": {"code": "...", "message": "...", "fields": [{"field": "...", "problem": "..."}]}}
+
+Statuses are found along the class hierarchy, so a new subclass of ``Conflict`` is a 409 without
+being listed here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from workflow.errors import (
+    BreachflowError,
+    Conflict,
+    FieldProblem,
+    InvalidInput,
+    KeyUnavailable,
+    NotFound,
+    NotInitialised,
+)
+
+log = logging.getLogger("breachflow.api")
+
+
+class Unauthenticated(BreachflowError):
+    code = "unauthenticated"
+
+
+class Forbidden(BreachflowError):
+    code = "forbidden"
+
+
+STATUS: dict[type[BreachflowError], int] = {
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    KeyUnavailable: 410,
+    InvalidInput: 422,
+    NotInitialised: 503,
+}
+
+
+class FieldProblemOut(BaseModel):
+    field: str
+    problem: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    fields: list[FieldProblemOut] = []
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error."""
+
+    error: ErrorDetail
+
+
+def status_of(exc: BreachflowError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def error_response(status: int, code: str, message: str, fields: list[FieldProblem] = (),
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = ErrorResponse(error=ErrorDetail(
+        code=code, message=message, fields=[FieldProblemOut(field=f.field, problem=f.problem) for f in fields]))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _field_name(loc: tuple) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into the one shape."""
+
+    @app.exception_handler(BreachflowError)
+    async def _breachflow(_request: Request, exc: BreachflowError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+        return error_response(status_of(exc), exc.code, exc.message, exc.fields, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [
+            FieldProblem(_field_name(err["loc"]),
+                         "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, "))
+            for err in exc.errors()
+        ]
+        return error_response(422, InvalidInput.code, "invalid input", fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return error_response(500, "internal_error", "something went wrong on our side; it has been logged")
+
+
+def responses(*statuses: int) -> dict[int | str, dict]:
+    """OpenAPI entries for the error statuses a route can return."""
+    descriptions = {
+        401: "no or invalid token", 403: "your role may not do this", 404: "no such incident (or not yours)",
+        409: "the incident's state or version does not allow it", 410: "personal data destroyed (retention)",
+        422: "invalid input; every bad field is named",
+    }
+    return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}

@@ -1,0 +1,199 @@
+"""``/incidents``: report, read, change and advance incidents."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Query, Request
+
+from api import schemas, views
+from api.deps import CtxDep, Handler, Reader, Reporter, SchoolUser, Staff, read, write
+from api.errors import Forbidden, responses
+from workflow import lifecycle, service
+from workflow.accounts import Account
+from workflow.context import Context
+from workflow.deadlines import Status
+from workflow.errors import NotFound
+from workflow.incident import Incident
+from workflow.responsibility import Responsibility
+
+router = APIRouter(prefix="/incidents", tags=["incidents"])
+State = StrEnum("State", {s: s for s in lifecycle.STATES})
+Trigger = StrEnum("Trigger", {t: t for t in lifecycle.TRIGGERS})
+
+
+async def visible(request: Request, ctx: Context, account: Account, reference: str) -> Incident:
+    """The incident, if it exists and ``account`` may know it does; else 404."""
+    incident = await read(request, service.get, ctx, reference)
+    if not views.can_see(account, incident):
+        raise NotFound(f"incident {reference} does not exist")
+    return incident
+
+
+def _out(ctx: Context, account: Account, incident: Incident) -> schemas.IncidentOut:
+    return views.incident_out(account, incident, datetime.now(UTC), ctx.periods)
+
+
+@router.post("", status_code=201, operation_id="report_incident", response_model=schemas.IncidentOut,
+             responses=responses(401, 403, 409, 422))
+async def report_incident(
+    request: Request,
+    ctx: CtxDep,
+    account: Reporter,
+    body: schemas.ReportIn,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255,
+                                                  description="a retry with the same key creates one incident")] = None,
+) -> schemas.IncidentOut:
+    """Register a report in the breach register. A school reports for itself only."""
+    schools, source = body.schools, body.source
+    if views.is_school(account):
+        if set(b.strip().upper() for b in schools) - {account.school_brin}:
+            raise Forbidden("a school reports incidents for itself only")
+        schools = schools or {account.school_brin: None}
+        source = "school"
+    idempotency = None
+    if idempotency_key:
+        digest = hashlib.sha256(body.model_dump_json(exclude_unset=True).encode()).hexdigest()
+        idempotency = service.Idempotency(account.id, idempotency_key, digest)
+    incident = await write(request, service.report, ctx, actor=account.username, source=source,
+                           fields=body.fields.model_dump(exclude_unset=True), schools=schools,
+                           idempotency=idempotency)
+    return _out(ctx, account, incident)
+
+
+@router.get("", operation_id="list_incidents", response_model=schemas.IncidentPage,
+            responses=responses(401, 403, 422))
+async def list_incidents(
+    request: Request,
+    ctx: CtxDep,
+    account: Reader,
+    state: State | None = None,
+    school: Annotated[str | None, Query(description="BRIN code")] = None,
+    responsibility: Responsibility | None = None,
+    deadline: Annotated[Status | None, Query(description="the most urgent deadline's status")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> schemas.IncidentPage:
+    """Incidents, newest first, filtered and paged. A school sees only its own."""
+    if views.is_school(account):
+        if school is not None and school.strip().upper() != account.school_brin:
+            return schemas.IncidentPage(items=[], total=0, limit=limit, offset=offset)
+        school = account.school_brin
+    refs = await read(request, service.find, ctx, state=state.value if state else None, brin=school,
+                      responsibility=responsibility.value if responsibility else None)
+    now = datetime.now(UTC)
+    if deadline is None:
+        total, page = len(refs), await read(request, service.get_many, ctx, refs[offset:offset + limit])
+    else:
+        everything = await read(request, service.get_many, ctx, refs)
+        matching = [i for i in everything
+                    if views.deadline_status(account, i, now, ctx.periods) == deadline.value]
+        total, page = len(matching), matching[offset:offset + limit]
+    items = [views.summary_out(account, i, now, ctx.periods) for i in page]
+    return schemas.IncidentPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/{reference}", operation_id="get_incident", response_model=schemas.IncidentOut,
+            responses=responses(401, 403, 404, 410))
+async def get_incident(request: Request, ctx: CtxDep, account: Reader, reference: str) -> schemas.IncidentOut:
+    """One incident with its schools, AP notifications and deadlines."""
+    return _out(ctx, account, await visible(request, ctx, account, reference))
+
+
+@router.patch("/{reference}", operation_id="update_incident", response_model=schemas.IncidentOut,
+              responses=responses(401, 403, 404, 409, 410, 422))
+async def update_incident(
+    request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.UpdateIn,
+) -> schemas.IncidentOut:
+    """Change disclosure fields and affected schools; ``version`` must be the current one."""
+    incident = await write(request, service.update, ctx, reference=reference, actor=account.username,
+                           fields=body.fields.model_dump(exclude_unset=True), schools=body.schools,
+                           remove_schools=body.remove_schools, expected_version=body.version)
+    return _out(ctx, account, incident)
+
+
+@router.get("/{reference}/triggers", operation_id="list_triggers", response_model=list[schemas.TriggerOut],
+            responses=responses(401, 403, 404, 410))
+async def list_triggers(request: Request, ctx: CtxDep, account: Staff, reference: str) -> list[schemas.TriggerOut]:
+    """Every trigger valid in the incident's state, with what each still misses."""
+    return views.triggers_out(await visible(request, ctx, account, reference))
+
+
+@router.post("/{reference}/triggers/{trigger}", operation_id="fire_trigger", response_model=schemas.IncidentOut,
+             responses=responses(401, 403, 404, 409, 410, 422))
+async def fire_trigger(
+    request: Request,
+    ctx: CtxDep,
+    account: Handler,
+    reference: str,
+    trigger: Trigger,
+    body: Annotated[schemas.FireIn | None, Body()] = None,
+) -> schemas.IncidentOut:
+    """Fire a trigger; fields in the body are saved with it, or nothing is saved."""
+    body = body or schemas.FireIn()
+    incident = await write(request, service.fire, ctx, reference=reference, trigger=trigger.value,
+                           actor=account.username, fields=body.fields.model_dump(exclude_unset=True),
+                           expected_version=body.version)
+    return _out(ctx, account, incident)
+
+
+@router.get("/{reference}/timeline", operation_id="get_timeline", response_model=list[schemas.TimelineEntryOut],
+            responses=responses(401, 403, 404))
+async def get_timeline(
+    request: Request, ctx: CtxDep, account: Reader, reference: str,
+) -> list[schemas.TimelineEntryOut]:
+    """The incident's timeline, oldest first (a school sees what concerns it)."""
+    if views.is_school(account):
+        await visible(request, ctx, account, reference)
+    return views.timeline_out(account, await read(request, service.timeline_of, ctx, reference))
+
+
+@router.post("/{reference}/notes", status_code=201, operation_id="add_note", response_model=schemas.IncidentOut,
+             responses=responses(401, 403, 404, 410, 422))
+async def add_note(
+    request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.NoteIn,
+) -> schemas.IncidentOut:
+    """Add a note to the timeline."""
+    incident = await write(request, service.add_note, ctx, reference=reference, actor=account.username,
+                           text=body.text)
+    return _out(ctx, account, incident)
+
+
+@router.post("/{reference}/contacts", status_code=201, operation_id="log_contact",
+             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 410, 422))
+async def log_contact(
+    request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.ContactIn,
+) -> schemas.IncidentOut:
+    """Log a phone or email contact with an affected school; it counts as informing it."""
+    incident = await write(request, service.log_contact, ctx, reference=reference, actor=account.username,
+                           brin=body.school, channel=body.channel.value, summary=body.summary,
+                           told_must_notify_ap=body.told_must_notify_ap, at=body.at)
+    return _out(ctx, account, incident)
+
+
+@router.post("/{reference}/ap-notifications", status_code=201, operation_id="record_ap_notification",
+             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 422))
+async def record_ap_notification(
+    request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.ApNotificationIn,
+) -> schemas.IncidentOut:
+    """Record a notification to the AP (preliminary, final, supplement or withdrawal)."""
+    incident = await write(request, service.record_ap_notification, ctx, reference=reference,
+                           actor=account.username, kind=body.kind.value, ap_reference=body.ap_reference,
+                           notified_at=body.notified_at, schools=body.schools, delay_reason=body.delay_reason)
+    return _out(ctx, account, incident)
+
+
+@router.post("/{reference}/acknowledgements", status_code=201, operation_id="acknowledge_notice",
+             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 422))
+async def acknowledge_notice(
+    request: Request, ctx: CtxDep, account: SchoolUser, reference: str,
+    body: Annotated[schemas.AcknowledgementIn | None, Body()] = None,
+) -> schemas.IncidentOut:
+    """A school confirms it received the processor's notice."""
+    await visible(request, ctx, account, reference)
+    incident = await write(request, service.acknowledge, ctx, reference=reference, actor=account.username,
+                           brin=account.school_brin, comment=body.comment if body else None)
+    return _out(ctx, account, incident)

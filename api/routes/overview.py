@@ -1,0 +1,97 @@
+"""The register, deadlines, the workflow definition and health."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from api import schemas, views
+from api.deps import Anyone, CtxDep, Reader, read
+from api.errors import FieldProblemOut, responses
+from workflow import lifecycle, service
+from workflow.disclosure import Disclosure
+from workflow.guards import GUARDS
+from workflow.incident import Incident
+
+router = APIRouter(tags=["overview"])
+
+
+@router.get("/register", operation_id="get_register", response_model=list[schemas.RegisterEntry],
+            responses={**responses(401, 403, 422),
+                       200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                             "description": "the register as JSON, or CSV when asked for"}})
+async def get_register(
+    request: Request,
+    ctx: CtxDep,
+    account: Reader,
+    format: Annotated[Literal["json", "csv"] | None, Query(description="csv, or send Accept: text/csv")] = None,
+):
+    """The breach register: every incident, dismissed ones included (a school: its own)."""
+    refs = await read(request, service.find, ctx, brin=account.school_brin if views.is_school(account) else None)
+    incidents = await read(request, service.get_many, ctx, refs)
+    entries = [views.register_entry(account, i) for i in incidents]
+    wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
+    if not wants_csv:
+        return entries
+    out = io.StringIO()
+    columns = list(schemas.RegisterEntry.model_fields)
+    writer = csv.DictWriter(out, fieldnames=columns)
+    writer.writeheader()
+    for entry in entries:
+        row = entry.model_dump(mode="json")
+        writer.writerow({k: "; ".join(v) if isinstance(v, list) else v for k, v in row.items()})
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="datalekkenregister.csv"'})
+
+
+@router.get("/deadlines", operation_id="list_deadlines", response_model=list[schemas.DeadlineOut],
+            responses=responses(401, 403))
+async def list_deadlines(request: Request, ctx: CtxDep, account: Reader) -> list[schemas.DeadlineOut]:
+    """Open deadlines of incidents in progress, soonest first (a school: its own)."""
+    pairs: list[tuple[Incident, object]] = await read(request, service.open_deadlines, ctx)
+    now = datetime.now(UTC)
+    return [
+        views.deadline_out(incident, d, now, ctx.periods)
+        for incident, d in pairs
+        if views.can_see(account, incident) and d in views.visible_deadlines(account, incident, ctx.periods)
+    ]
+
+
+def _requirements(step: lifecycle.Step) -> list[FieldProblemOut]:
+    guard = GUARDS.get(step.trigger)
+    if guard is None:
+        return []
+    empty = Incident(0, "", step.sources[0], 0, "", datetime.now(UTC), Disclosure())
+    return [FieldProblemOut(field=m.field, problem=m.problem) for m in guard(empty)]
+
+
+WORKFLOW = schemas.WorkflowOut(
+    states=list(lifecycle.STATES), initial=lifecycle.INITIAL_STATE, final=sorted(lifecycle.FINAL_STATES),
+    steps=[schemas.StepOut(trigger=s.trigger, sources=list(s.sources), dest=s.dest, help=s.help, when=s.when,
+                           unless=s.unless, requires=_requirements(s)) for s in lifecycle.STEPS],
+)
+
+
+@router.get("/workflow", operation_id="get_workflow", response_model=schemas.WorkflowOut,
+            responses=responses(401))
+async def get_workflow(_account: Anyone) -> schemas.WorkflowOut:
+    """The lifecycle definition: states, steps, branch conditions and what each guard asks."""
+    return WORKFLOW
+
+
+@router.get("/healthz", operation_id="health", response_model=schemas.Health)
+async def health(request: Request, ctx: CtxDep) -> schemas.Health:
+    """Liveness and database reachability (no token needed)."""
+
+    def ping() -> None:
+        with ctx.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    await read(request, ping)
+    return schemas.Health(status="ok", database=ctx.engine.dialect.name)

@@ -1,0 +1,32 @@
+"""``/schools``: the controllers, managed by admins."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from api import schemas
+from api.deps import Admin, CtxDep, SchoolReader, read, write
+from api.errors import responses
+from workflow import schools
+
+router = APIRouter(prefix="/schools", tags=["schools"])
+
+
+def _out(school: schools.SchoolView) -> schemas.SchoolOut:
+    return schemas.SchoolOut(brin=school.brin, name=school.name, language=school.language,
+                             contacts=school.contacts, contract_ends_on=school.contract_ends_on)
+
+
+@router.post("", status_code=201, operation_id="add_school", response_model=schemas.SchoolOut,
+             responses=responses(401, 403, 422))
+async def add_school(request: Request, ctx: CtxDep, _account: Admin, body: schemas.SchoolIn) -> schemas.SchoolOut:
+    """Register a school and its contact addresses."""
+    school = await write(request, schools.add, ctx, brin=body.brin, name=body.name, contacts=body.contacts,
+                         language=body.language, contract_ends_on=body.contract_ends_on)
+    return _out(school)
+
+
+@router.get("", operation_id="list_schools", response_model=list[schemas.SchoolOut], responses=responses(401, 403))
+async def list_schools(request: Request, ctx: CtxDep, _account: SchoolReader) -> list[schemas.SchoolOut]:
+    """Every school, by BRIN code."""
+    return [_out(s) for s in await read(request, schools.list_all, ctx)]

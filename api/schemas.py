@@ -1,0 +1,205 @@
+"""Request and response models of the HTTP API. Responses are never table rows."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from api.errors import FieldProblemOut
+from workflow.disclosure import Disclosure
+from workflow.incident import ApKind, ContactChannel
+
+Brin = Field(min_length=4, max_length=6, examples=["12AB"], description="BRIN code of the school")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+class ReportIn(Strict):
+    source: str = Field("school", description="school, third_party or monitoring", examples=["school"])
+    schools: dict[str, int | None] = Field(
+        default_factory=dict, description="affected schools: BRIN code → number of people affected (or null)",
+        examples=[{"12AB": 28}],
+    )
+    fields: Disclosure = Field(default_factory=Disclosure, description="disclosure fields known so far")
+
+
+class UpdateIn(Strict):
+    version: int = Field(ge=0, description="the version you last saw; a stale one gets 409")
+    fields: Disclosure = Field(default_factory=Disclosure, description="only the fields you send change")
+    schools: dict[str, int | None] = Field(default_factory=dict, description="add or recount schools")
+    remove_schools: list[str] = Field(default_factory=list, description="BRIN codes not affected after all")
+
+
+class FireIn(Strict):
+    version: int | None = Field(None, ge=0, description="refuse if the incident is no longer at this version")
+    fields: Disclosure = Field(default_factory=Disclosure, description="saved together with the transition")
+
+
+class NoteIn(Strict):
+    text: str = Field(min_length=1, max_length=20000)
+
+
+class ContactIn(Strict):
+    school: str = Brin
+    channel: ContactChannel
+    summary: str = Field(min_length=1, max_length=20000)
+    told_must_notify_ap: bool = Field(False, description="the school was told it must notify the AP itself")
+    at: AwareDatetime | None = Field(None, description="when (default: now)")
+
+
+class ApNotificationIn(Strict):
+    kind: ApKind
+    ap_reference: str = Field(min_length=1, max_length=100, description="the AP's meldnummer")
+    notified_at: AwareDatetime | None = Field(None, description="when it was submitted (default: now)")
+    schools: list[str] | None = Field(None, description="BRIN codes it covers (default: every affected school)")
+    delay_reason: str | None = Field(None, max_length=20000, description="required when late (GDPR 33(1))")
+
+
+class AcknowledgementIn(Strict):
+    comment: str | None = Field(None, max_length=20000)
+
+
+class SchoolIn(Strict):
+    brin: str = Brin
+    name: str = Field(min_length=1, max_length=200)
+    contacts: list[str] = Field(min_length=1, description="email addresses of the school's contacts")
+    language: str = Field("nl", description="nl or en")
+    contract_ends_on: date | None = None
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+class AffectedSchoolOut(BaseModel):
+    brin: str
+    name: str
+    affected_count: int | None
+    informed_at: datetime | None
+    informed_via: str | None
+    told_to_notify_ap_at: datetime | None
+    acknowledged_at: datetime | None
+
+
+class ApNotificationOut(BaseModel):
+    kind: ApKind
+    ap_reference: str
+    notified_at: datetime
+    schools: list[str]
+
+
+class DeadlineOut(BaseModel):
+    reference: str
+    kind: str = Field(description="school_notice, ap_notice or school_ap_notice")
+    school: str | None
+    due_at: datetime
+    due_at_local: str = Field(description="due time in Europe/Amsterdam")
+    status: str = Field(description="ok, due_soon, overdue or met")
+    met_at: datetime | None
+    met_late: bool
+
+
+class IncidentOut(BaseModel):
+    reference: str = Field(examples=["DL-2026-00042"])
+    state: str
+    version: int
+    source: str
+    reported_at: datetime
+    responsibility: str = Field(description="processor, school or unknown (derived from the cause)")
+    disclosure: Disclosure
+    impact: dict[str, bool] = Field(description="confidentiality / integrity / availability")
+    schools: list[AffectedSchoolOut]
+    ap_notifications: list[ApNotificationOut]
+    deadlines: list[DeadlineOut]
+
+
+class IncidentSummary(BaseModel):
+    reference: str
+    state: str
+    version: int
+    responsibility: str
+    reported_at: datetime
+    discovered_at: datetime | None
+    summary: str | None
+    schools: list[str]
+    deadline_status: str | None = Field(description="the most urgent open deadline's status, or met/None")
+
+
+class IncidentPage(BaseModel):
+    items: list[IncidentSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class TriggerOut(BaseModel):
+    trigger: str
+    ready: bool
+    destination: str | None = Field(description="where it leads now (null while fields are missing)")
+    missing: list[FieldProblemOut]
+
+
+class TimelineEntryOut(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    details: dict[str, Any] | None = Field(description="null when not yours to see or destroyed")
+    hash: str
+
+
+class RegisterEntry(BaseModel):
+    reference: str
+    state: str
+    source: str
+    reported_at: datetime
+    discovered_at: datetime | None
+    summary: str | None
+    responsibility: str
+    cause_category: str | None
+    nature_actions: list[str]
+    data_kinds: list[str]
+    group_size_min: int | None
+    group_size_max: int | None
+    records_count: int | None
+    schools: list[str]
+    ap_references: list[str]
+    first_ap_notification_at: datetime | None
+
+
+class StepOut(BaseModel):
+    trigger: str
+    sources: list[str]
+    dest: str
+    help: str
+    when: str | None
+    unless: str | None
+    requires: list[FieldProblemOut] = Field(description="what the guard asks of an empty incident")
+
+
+class WorkflowOut(BaseModel):
+    states: list[str]
+    initial: str
+    final: list[str]
+    steps: list[StepOut]
+
+
+class SchoolOut(BaseModel):
+    brin: str
+    name: str
+    language: str
+    contacts: list[str]
+    contract_ends_on: date | None
+
+
+class Health(BaseModel):
+    status: str
+    database: str

@@ -1,0 +1,149 @@
+"""What each role may see of an incident: the engine's objects turned into response models.
+
+A school sees only itself among the affected schools, not the reporter's details, and of the
+timeline only what concerns it; handlers and managers see everything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from api import schemas
+from workflow import lifecycle
+from workflow.accounts import Account, Role
+from workflow.deadlines import Deadline, Periods, Status, deadlines, local
+from workflow.disclosure import cia
+from workflow.incident import AffectedSchool, ApKind, Incident
+from workflow.service import Entry
+
+HIDDEN_FROM_SCHOOLS = frozenset({"reporter_name", "reporter_contact"})
+SCHOOL_EVENT_KINDS = frozenset({"reported", "transition", "contact", "ap_notification", "acknowledged"})
+URGENCY = [Status.overdue, Status.due_soon, Status.ok]
+
+
+def is_school(account: Account) -> bool:
+    return account.role is Role.school
+
+
+def can_see(account: Account, incident: Incident) -> bool:
+    """Whether ``account`` may know that ``incident`` exists."""
+    return not is_school(account) or any(s.school_id == account.school_id for s in incident.schools)
+
+
+def _visible_schools(account: Account, incident: Incident) -> list[AffectedSchool]:
+    if not is_school(account):
+        return incident.schools
+    return [s for s in incident.schools if s.school_id == account.school_id]
+
+
+def visible_deadlines(account: Account, incident: Incident, periods: Periods) -> list[Deadline]:
+    own = {s.school_id for s in _visible_schools(account, incident)}
+    return [d for d in deadlines(incident, periods) if d.school_id is None or d.school_id in own]
+
+
+def deadline_out(incident: Incident, d: Deadline, now: datetime, periods: Periods) -> schemas.DeadlineOut:
+    brin = next((s.brin for s in incident.schools if s.school_id == d.school_id), None)
+    return schemas.DeadlineOut(
+        reference=incident.reference, kind=d.kind.value, school=brin, due_at=d.due_at,
+        due_at_local=f"{local(d.due_at):%Y-%m-%d %H:%M %Z}", status=d.status(now, periods.due_soon).value,
+        met_at=d.met_at, met_late=d.met_late,
+    )
+
+
+def deadline_status(account: Account, incident: Incident, now: datetime, periods: Periods) -> str | None:
+    """The most urgent status among the incident's clocks (``met`` when all are met)."""
+    statuses = {d.status(now, periods.due_soon) for d in visible_deadlines(account, incident, periods)}
+    if not statuses:
+        return None
+    return next((s.value for s in URGENCY if s in statuses), Status.met.value)
+
+
+def incident_out(account: Account, incident: Incident, now: datetime, periods: Periods) -> schemas.IncidentOut:
+    schools = _visible_schools(account, incident)
+    brins = {s.school_id: s.brin for s in incident.schools}
+    disclosure = incident.disclosure
+    if is_school(account):
+        disclosure = disclosure.model_copy(update=dict.fromkeys(HIDDEN_FROM_SCHOOLS))
+    visible_ids = {s.school_id for s in schools}
+    return schemas.IncidentOut(
+        reference=incident.reference, state=incident.state, version=incident.version, source=incident.source,
+        reported_at=incident.reported_at, responsibility=incident.responsibility.value, disclosure=disclosure,
+        impact=cia(incident.disclosure.nature_actions),
+        schools=[schemas.AffectedSchoolOut(
+            brin=s.brin, name=s.name, affected_count=s.affected_count, informed_at=s.informed_at,
+            informed_via=s.informed_via, told_to_notify_ap_at=s.told_to_notify_ap_at,
+            acknowledged_at=s.acknowledged_at) for s in schools],
+        ap_notifications=[
+            schemas.ApNotificationOut(kind=n.kind, ap_reference=n.ap_reference, notified_at=n.notified_at,
+                                      schools=[brins[i] for i in n.school_ids if i in visible_ids])
+            for n in incident.ap_notifications
+            if not is_school(account) or visible_ids & set(n.school_ids)
+        ],
+        deadlines=[deadline_out(incident, d, now, periods) for d in visible_deadlines(account, incident, periods)],
+    )
+
+
+def summary_out(account: Account, incident: Incident, now: datetime, periods: Periods) -> schemas.IncidentSummary:
+    return schemas.IncidentSummary(
+        reference=incident.reference, state=incident.state, version=incident.version,
+        responsibility=incident.responsibility.value, reported_at=incident.reported_at,
+        discovered_at=incident.disclosure.discovered_at, summary=incident.disclosure.summary,
+        schools=[s.brin for s in _visible_schools(account, incident)],
+        deadline_status=deadline_status(account, incident, now, periods),
+    )
+
+
+def _school_details(entry: Entry, brin: str) -> dict | None:
+    payload = entry.payload or {}
+    if entry.kind == "transition":
+        return {"trigger": payload.get("trigger")}
+    if entry.kind in ("contact", "acknowledged") and payload.get("school") == brin:
+        return payload
+    if entry.kind == "ap_notification" and brin in payload.get("schools", []):
+        return {k: payload.get(k) for k in ("kind", "ap_reference", "notified_at")}
+    return None
+
+
+def timeline_out(account: Account, entries: list[Entry]) -> list[schemas.TimelineEntryOut]:
+    """The timeline as ``account`` may read it."""
+    result = []
+    for e in entries:
+        if is_school(account):
+            if e.kind not in SCHOOL_EVENT_KINDS:
+                continue
+            details = _school_details(e, account.school_brin)
+            if e.kind in ("contact", "acknowledged", "ap_notification") and details is None:
+                continue  # about another school
+        else:
+            details = e.payload
+        result.append(schemas.TimelineEntryOut(seq=e.seq, at=e.at, actor=e.actor, kind=e.kind,
+                                               from_state=e.from_state, to_state=e.to_state,
+                                               details=details, hash=e.hash))
+    return result
+
+
+def triggers_out(incident: Incident) -> list[schemas.TriggerOut]:
+    result = []
+    for trigger, missing in lifecycle.available(incident).items():
+        result.append(schemas.TriggerOut(
+            trigger=trigger, ready=not missing,
+            destination=None if missing else lifecycle.destination(incident, trigger),
+            missing=[schemas.FieldProblemOut(field=m.field, problem=m.problem) for m in missing],
+        ))
+    return result
+
+
+def register_entry(account: Account, incident: Incident) -> schemas.RegisterEntry:
+    d = incident.disclosure
+    notified = incident.ap_notifications_in_force(ApKind.preliminary, ApKind.final)
+    return schemas.RegisterEntry(
+        reference=incident.reference, state=incident.state, source=incident.source,
+        reported_at=incident.reported_at, discovered_at=d.discovered_at, summary=d.summary,
+        responsibility=incident.responsibility.value,
+        cause_category=d.cause_category.value if d.cause_category else None,
+        nature_actions=[a.value for a in d.nature_actions or ()], data_kinds=[k.value for k in d.data_kinds or ()],
+        group_size_min=d.group_size_min, group_size_max=d.group_size_max, records_count=d.records_count,
+        schools=[s.brin for s in _visible_schools(account, incident)],
+        ap_references=sorted({n.ap_reference for n in incident.ap_notifications}) if not is_school(account) else [],
+        first_ap_notification_at=min((n.notified_at for n in notified), default=None),
+    )

@@ -1,0 +1,249 @@
+"""The HTTP API: every route, every role, one error shape."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from api_support import SCHOOL_A, SCHOOL_B, build
+from conftest import CONFIRM, CONTAIN, hours_ago
+
+from workflow import accounts, lifecycle
+from workflow.models import token_t
+
+
+@pytest.fixture
+def api(ctx, settings):
+    return build(ctx, settings)
+
+
+def assert_error(response, status: int, code: str, *fields: str) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert set(error) == {"code", "message", "fields"}
+    named = [f["field"] for f in error["fields"]]
+    for name in fields:
+        assert name in named, (name, named)
+    return error
+
+
+# --- authentication -------------------------------------------------------------------------
+
+
+def test_no_token_is_401_in_the_error_shape(api):
+    response = api.call(None, "GET", "/incidents")
+    assert_error(response, 401, "unauthenticated")
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_wrong_token_is_401(api):
+    response = api.client.get("/api/v1/incidents", headers={"Authorization": "Bearer bf_not-a-real-token"})
+    assert_error(response, 401, "unauthenticated")
+
+
+def test_a_revoked_token_stops_working(api, ctx):
+    with ctx.engine.connect() as conn:
+        token_id = conn.execute(sa.select(sa.func.max(token_t.c.id))).scalar()
+    accounts.revoke_token(ctx, token_id=token_id)  # school_b's, the last one issued
+    assert_error(api.call("school_b", "GET", "/incidents"), 401, "unauthenticated")
+
+
+def test_an_expired_token_stops_working(api, ctx):
+    api.tokens["brief"] = accounts.create_token(ctx, username="handler", expires_in=timedelta(minutes=5)).secret
+    assert api.call("brief", "GET", "/incidents").status_code == 200
+    with ctx.engine.begin() as conn:
+        conn.execute(sa.update(token_t).where(token_t.c.expires_at.is_not(None))
+                     .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    assert_error(api.call("brief", "GET", "/incidents"), 401, "unauthenticated")
+
+
+def test_health_and_docs_need_no_token_and_load_nothing_from_elsewhere(api):
+    assert api.client.get("/api/v1/healthz").json()["status"] == "ok"
+    page = api.client.get("/docs")
+    assert page.status_code == 200
+    assert "http://" not in page.text and "https://" not in page.text
+    assert api.client.get("/docs/static/swagger-ui-bundle.js").status_code == 200
+    assert api.client.get("/openapi.json").json()["info"]["title"] == "breachflow"
+
+
+# --- handlers walk an incident --------------------------------------------------------------
+
+
+def test_a_handler_walks_an_incident_through_the_api(api):
+    ref = api.report(discovered_at=hours_ago(2).isoformat())
+    assert api.call("handler", "GET", f"/incidents/{ref}").json()["state"] == "reported"
+    assert api.call("handler", "POST", f"/incidents/{ref}/triggers/begin_triage").json()["state"] == "triage"
+
+    missing = api.call("handler", "POST", f"/incidents/{ref}/triggers/confirm", json={})
+    assert_error(missing, 409, "guard_failed", "nature_how", "nature_actions", "affected_systems", "cause_category")
+
+    triggers = {t["trigger"]: t for t in api.call("handler", "GET", f"/incidents/{ref}/triggers").json()}
+    assert set(triggers) == {"dismiss", "confirm"} and not triggers["confirm"]["ready"]
+
+    confirmed = api.call("handler", "POST", f"/incidents/{ref}/triggers/confirm", json={"fields": CONFIRM})
+    assert confirmed.status_code == 200
+    assert (confirmed.json()["state"], confirmed.json()["impact"]["confidentiality"]) == ("containment", True)
+
+    version = confirmed.json()["version"]
+    stale = api.call("handler", "PATCH", f"/incidents/{ref}", json={"version": version - 1, "fields": CONTAIN})
+    assert_error(stale, 409, "stale_version")
+    patched = api.call("handler", "PATCH", f"/incidents/{ref}", json={"version": version, "fields": CONTAIN})
+    assert patched.json()["disclosure"]["measures"] == CONTAIN["measures"]
+
+    assert api.call("handler", "POST", f"/incidents/{ref}/notes", json={"text": "Called IT"}).status_code == 201
+    contact = api.call("handler", "POST", f"/incidents/{ref}/contacts",
+                       json={"school": SCHOOL_A, "channel": "phone", "summary": "Director informed"})
+    assert contact.json()["schools"][0]["informed_via"] == "phone"
+    ap = api.call("handler", "POST", f"/incidents/{ref}/ap-notifications",
+                  json={"kind": "preliminary", "ap_reference": "2026-000123"})
+    assert ap.status_code == 201 and ap.json()["ap_notifications"][0]["schools"] == [SCHOOL_A]
+
+    ack = api.call("school_a", "POST", f"/incidents/{ref}/acknowledgements", json={"comment": "Received"})
+    assert ack.status_code == 201 and ack.json()["schools"][0]["acknowledged_at"]
+
+    kinds = [e["kind"] for e in api.call("handler", "GET", f"/incidents/{ref}/timeline").json()]
+    assert kinds == ["reported", "transition", "transition", "updated", "note", "contact",
+                     "ap_notification", "acknowledged"]
+
+
+def test_invalid_input_is_422_naming_each_field(api):
+    ref = api.report()
+    response = api.call("handler", "PATCH", f"/incidents/{ref}",
+                        json={"version": 1, "fields": {"group_size_min": "many", "colour": "red"}})
+    assert_error(response, 422, "invalid_input", "fields.group_size_min", "fields.colour")
+    assert_error(api.call("handler", "POST", f"/incidents/{ref}/triggers/explode"), 422, "invalid_input", "trigger")
+    assert_error(api.call("handler", "GET", "/incidents?limit=0"), 422, "invalid_input", "limit")
+    assert_error(api.call("handler", "POST", "/incidents", json={"schools": {"99ZZ": 1}}), 422, "invalid_input",
+                 "schools")
+    assert api.call("handler", "GET", f"/incidents/{ref}").json()["version"] == 1
+
+
+def test_an_invalid_trigger_for_the_state_is_409_naming_the_valid_ones(api):
+    ref = api.report()
+    error = assert_error(api.call("handler", "POST", f"/incidents/{ref}/triggers/verified"), 409, "trigger_not_allowed")
+    assert "begin_triage" in error["message"]
+
+
+def test_unknown_routes_and_methods_keep_the_shape(api):
+    assert_error(api.client.get("/api/v1/nothing-here"), 404, "not_found")
+    assert_error(api.client.delete("/api/v1/healthz"), 405, "method_not_allowed")
+    assert_error(api.call("handler", "GET", "/incidents/DL-2026-99999"), 404, "not_found")
+
+
+def test_idempotency_key_makes_a_retried_report_one_incident(api):
+    body = {"source": "third_party", "schools": {SCHOOL_A: 3}, "fields": {"summary": "USB stick found"}}
+    headers = {"Idempotency-Key": "report-7f3a"}
+    first = api.call("handler", "POST", "/incidents", json=body, headers=headers)
+    again = api.call("handler", "POST", "/incidents", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["reference"] == again.json()["reference"]
+    assert api.call("handler", "GET", "/incidents").json()["total"] == 1
+    other = api.call("handler", "POST", "/incidents", json=body | {"source": "school"}, headers=headers)
+    assert_error(other, 409, "conflict")
+
+
+# --- lists, register, deadlines, workflow, schools -----------------------------------------------
+
+
+def test_list_filters_and_pages(api):
+    refs = [api.report(discovered_at=hours_ago(h).isoformat()) for h in (1, 30, 2)]
+    api.call("handler", "POST", f"/incidents/{refs[0]}/triggers/begin_triage")
+    page = api.call("handler", "GET", "/incidents?limit=2").json()
+    assert (page["total"], [i["reference"] for i in page["items"]]) == (3, refs[::-1][:2])
+    assert [i["reference"] for i in api.call("handler", "GET", "/incidents?state=triage").json()["items"]] == [refs[0]]
+    overdue = api.call("handler", "GET", "/incidents?deadline=overdue").json()
+    assert [i["reference"] for i in overdue["items"]] == [refs[1]]
+    unknown = api.call("handler", "GET", "/incidents?responsibility=unknown").json()
+    assert unknown["total"] == 3
+    assert api.call("handler", "GET", "/incidents?responsibility=school").json()["total"] == 0
+
+
+def test_register_as_json_and_csv_includes_dismissed_reports(api):
+    ref = api.report()
+    api.call("handler", "POST", f"/incidents/{ref}/triggers/begin_triage")
+    api.call("handler", "POST", f"/incidents/{ref}/triggers/dismiss", json={"fields": {"dismissal_reason": "test data"}})
+    entries = api.call("manager", "GET", "/register").json()
+    assert [(e["reference"], e["state"]) for e in entries] == [(ref, "dismissed")]
+    for response in (api.call("manager", "GET", "/register?format=csv"),
+                     api.call("manager", "GET", "/register", headers={"Accept": "text/csv"})):
+        assert response.headers["content-type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert [(r["reference"], r["state"], r["schools"]) for r in rows] == [(ref, "dismissed", SCHOOL_A)]
+
+
+def test_deadlines_soonest_first(api):
+    late = api.report(discovered_at=hours_ago(70).isoformat())
+    early = api.report(discovered_at=hours_ago(1).isoformat())
+    deadlines = api.call("manager", "GET", "/deadlines").json()
+    assert [(d["reference"], d["kind"]) for d in deadlines][:2] == [(late, "school_notice"), (late, "ap_notice")]
+    assert deadlines[0]["status"] == "overdue" and deadlines[1]["status"] == "due_soon"
+    assert deadlines[0]["due_at_local"].endswith(("CET", "CEST"))
+    assert {d["reference"] for d in deadlines} == {late, early}
+
+
+def test_workflow_is_the_lifecycle_definition(api):
+    workflow = api.call("school_a", "GET", "/workflow").json()
+    assert workflow["states"] == list(lifecycle.STATES)
+    assert [s["trigger"] for s in workflow["steps"]] == [s.trigger for s in lifecycle.STEPS]
+    confirm = next(s for s in workflow["steps"] if s["trigger"] == "confirm")
+    assert {r["field"] for r in confirm["requires"]} >= {"summary", "affected_systems", "schools"}
+
+
+def test_schools_are_managed_by_admins(api):
+    body = {"brin": "56EF", "name": "De Vlinder", "contacts": ["info@vlinder.example.nl"]}
+    assert_error(api.call("handler", "POST", "/schools", json=body), 403, "forbidden")
+    created = api.call("admin", "POST", "/schools", json=body)
+    assert created.status_code == 201 and created.json()["language"] == "nl"
+    assert_error(api.call("admin", "POST", "/schools", json=body), 422, "invalid_input", "brin")
+    assert [s["brin"] for s in api.call("handler", "GET", "/schools").json()] == [SCHOOL_A, SCHOOL_B, "56EF"]
+    assert_error(api.call("school_a", "GET", "/schools"), 403, "forbidden")
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+WRITES = [
+    ("PATCH", "/incidents/{ref}", {"version": 1, "fields": {"measures": "x"}}),
+    ("POST", "/incidents/{ref}/triggers/begin_triage", None),
+    ("POST", "/incidents/{ref}/notes", {"text": "x"}),
+    ("POST", "/incidents/{ref}/contacts", {"school": SCHOOL_A, "channel": "phone", "summary": "x"}),
+    ("POST", "/incidents/{ref}/ap-notifications", {"kind": "preliminary", "ap_reference": "1"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), WRITES, ids=[w[1].split("/")[-1] or "patch" for w in WRITES])
+@pytest.mark.parametrize("user", ["manager", "admin", "school_a"])
+def test_only_handlers_change_incidents(api, user, method, path, body):
+    ref = api.report()
+    assert_error(api.call(user, method, path.format(ref=ref), json=body), 403, "forbidden")
+    assert api.call("handler", "GET", f"/incidents/{ref}").json()["version"] == 1
+
+
+def test_managers_read_everything(api):
+    ref = api.report()
+    for path in (f"/incidents/{ref}", f"/incidents/{ref}/timeline", f"/incidents/{ref}/triggers", "/incidents",
+                 "/register", "/deadlines", "/schools"):
+        assert api.call("manager", "GET", path).status_code == 200, path
+
+
+def test_admins_see_no_incident_data(api):
+    ref = api.report()
+    for path in (f"/incidents/{ref}", "/incidents", "/register", "/deadlines", f"/incidents/{ref}/timeline"):
+        assert_error(api.call("admin", "GET", path), 403, "forbidden")
+
+
+def test_only_schools_acknowledge(api):
+    ref = api.report()
+    assert_error(api.call("handler", "POST", f"/incidents/{ref}/acknowledgements"), 403, "forbidden")
+    assert_error(api.call("school_a", "POST", f"/incidents/{ref}/acknowledgements"), 409, "conflict")
+
+
+def test_a_school_reports_for_itself_only(api):
+    ref = api.report("school_a", schools={})
+    incident = api.call("school_a", "GET", f"/incidents/{ref}").json()
+    assert (incident["source"], [s["brin"] for s in incident["schools"]]) == ("school", [SCHOOL_A])
+    body = {"schools": {SCHOOL_B: 1}, "fields": {"summary": "x"}}
+    assert_error(api.call("school_a", "POST", "/incidents", json=body), 403, "forbidden")

@@ -1,0 +1,155 @@
+"""Accounts and API tokens (seed 4.2–4.3: personal access, authorisation by role).
+
+Roles: ``handler`` (processor staff, every incident command), ``manager`` (reads everything,
+changes nothing), ``school`` (bound to one school: sees and reports only its incidents,
+acknowledges notices), ``admin`` (schools and users, no incident data).
+A token is shown once; only its SHA-256 is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import sqlalchemy as sa
+
+from workflow.context import Context
+from workflow.db import read_transaction, write_transaction
+from workflow.errors import FieldProblem, InvalidInput, NotFound
+from workflow.models import school_t, token_t, user_t
+from workflow.schools import ids_by_brin
+
+TOKEN_PREFIX = "bf_"
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,79}$")
+
+
+class Role(StrEnum):
+    handler = "handler"
+    manager = "manager"
+    school = "school"
+    admin = "admin"
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who is calling: the user behind a valid token."""
+
+    id: int
+    username: str
+    role: Role
+    school_id: int | None = None
+    school_brin: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new token: ``secret`` is shown once and never stored."""
+
+    id: int
+    username: str
+    secret: str
+    expires_at: datetime | None
+
+
+def hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def add_user(ctx: Context, *, username: str, role: str, school: str | None = None) -> Account:
+    """Create a user; a ``school`` user names its school's BRIN code, other roles none."""
+    username = username.strip().lower()
+    problems = []
+    if not USERNAME.match(username):
+        problems.append(FieldProblem("username", "use 2–80 lowercase letters, digits and . _ @ -"))
+    try:
+        role = Role(role)
+    except ValueError:
+        problems.append(FieldProblem("role", f"must be one of {', '.join(Role)}"))
+    else:
+        if role is Role.school and not school:
+            problems.append(FieldProblem("school", "a school user needs the BRIN code of its school"))
+        if role is not Role.school and school:
+            problems.append(FieldProblem("school", f"only school users belong to a school, not a {role.value}"))
+    if problems:
+        raise InvalidInput("invalid user", problems)
+    with write_transaction(ctx.engine) as conn:
+        if conn.execute(sa.select(user_t.c.id).where(user_t.c.username == username)).first():
+            raise InvalidInput("invalid user", [FieldProblem("username", f"user {username} already exists")])
+        school_id = ids_by_brin(conn, [school], "school")[school.strip().upper()] if school else None
+        user_id = conn.execute(
+            sa.insert(user_t).values(username=username, role=role.value, school_id=school_id,
+                                     created_at=datetime.now(UTC))
+        ).inserted_primary_key[0]
+    return Account(user_id, username, role, school_id, school.strip().upper() if school else None)
+
+
+def _accounts_query():
+    return sa.select(user_t, school_t.c.brin).outerjoin(school_t, school_t.c.id == user_t.c.school_id)
+
+
+def _account(row) -> Account:
+    return Account(row.id, row.username, Role(row.role), row.school_id, row.brin)
+
+
+def list_users(ctx: Context) -> list[Account]:
+    """Every user, by name."""
+    with read_transaction(ctx.engine) as conn:
+        return [_account(r) for r in conn.execute(_accounts_query().order_by(user_t.c.username))]
+
+
+def has_users(ctx: Context) -> bool:
+    with read_transaction(ctx.engine) as conn:
+        return conn.execute(sa.select(user_t.c.id).limit(1)).first() is not None
+
+
+def create_token(ctx: Context, *, username: str, expires_in: timedelta | None = None,
+                 label: str | None = None) -> IssuedToken:
+    """Issue a token for ``username``, optionally expiring."""
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise InvalidInput("invalid token", [FieldProblem("expires_in", "must be positive")])
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    expires_at = now + expires_in if expires_in else None
+    with write_transaction(ctx.engine) as conn:
+        user_id = conn.execute(sa.select(user_t.c.id).where(user_t.c.username == username.strip().lower())).scalar()
+        if user_id is None:
+            raise NotFound(f"user {username} does not exist")
+        token_id = conn.execute(
+            sa.insert(token_t).values(user_id=user_id, token_hash=hash_token(secret), label=label,
+                                      created_at=now, expires_at=expires_at)
+        ).inserted_primary_key[0]
+    return IssuedToken(token_id, username, secret, expires_at)
+
+
+def revoke_token(ctx: Context, *, token_id: int) -> None:
+    """Revoke a token by its id; it stops working at once."""
+    with write_transaction(ctx.engine) as conn:
+        done = conn.execute(
+            sa.update(token_t).where(token_t.c.id == token_id, token_t.c.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC))
+        ).rowcount
+    if not done:
+        raise NotFound(f"no active token with id {token_id}")
+
+
+_AUTHENTICATE = (
+    _accounts_query()
+    .join(token_t, token_t.c.user_id == user_t.c.id)
+    .where(token_t.c.token_hash == sa.bindparam("token_hash"), token_t.c.revoked_at.is_(None))
+    .add_columns(token_t.c.expires_at)
+)
+
+
+def authenticate(ctx: Context, secret: str) -> Account | None:
+    """The account of a valid, unexpired, unrevoked token; ``None`` otherwise."""
+    if not secret.startswith(TOKEN_PREFIX):
+        return None
+    with ctx.engine.connect() as conn:
+        row = conn.execute(_AUTHENTICATE, {"token_hash": hash_token(secret)}).first()
+    if row is None or (row.expires_at is not None and row.expires_at <= datetime.now(UTC)):
+        return None
+    return _account(row)
