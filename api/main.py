@@ -6,6 +6,8 @@ what ``breachflow serve`` hands to uvicorn.
 
 from __future__ import annotations
 
+import gc
+
 import anyio
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -35,8 +37,8 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None, redoc_url=None, openapi_url="/openapi.json",
     )
     app.state.ctx = ctx
-    # SQLite has one writer: queue writes in the process instead of in SQLite's busy handler
-    app.state.writers = anyio.CapacityLimiter(1 if is_sqlite(ctx.engine) else 8)
+    # SQLite: commands run on the loop, one at a time (see api.deps); else threads, bounded by the pool
+    app.state.writers = None if is_sqlite(ctx.engine) else anyio.CapacityLimiter(ctx.engine.pool.size())
     errors.install(app)
 
     api = APIRouter(prefix=API_PREFIX)
@@ -60,4 +62,6 @@ def create_app(settings: Settings) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """The application configured by ``BREACHFLOW_*`` variables (uvicorn factory)."""
-    return create_app(Settings())
+    app = create_app(Settings())
+    gc.freeze()  # start-up objects live for good: keep them out of every collection
+    return app

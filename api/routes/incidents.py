@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query, Request
 
 from api import schemas, views
-from api.deps import CtxDep, Handler, Reader, Reporter, SchoolUser, Staff, read, write
+from api.deps import CtxDep, Handler, Reader, Reporter, SchoolUser, Staff, command, read
 from api.errors import Forbidden, responses
 from workflow import lifecycle, service
 from workflow.accounts import Account
@@ -58,7 +58,7 @@ async def report_incident(
     if idempotency_key:
         digest = hashlib.sha256(body.model_dump_json(exclude_unset=True).encode()).hexdigest()
         idempotency = service.Idempotency(account.id, idempotency_key, digest)
-    incident = await write(request, service.report, ctx, actor=account.username, source=source,
+    incident = await command(request, service.report, ctx, actor=account.username, source=source,
                            fields=body.fields.model_dump(exclude_unset=True), schools=schools,
                            idempotency=idempotency)
     return _out(ctx, account, incident)
@@ -109,7 +109,7 @@ async def update_incident(
     request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.UpdateIn,
 ) -> schemas.IncidentOut:
     """Change disclosure fields and affected schools; ``version`` must be the current one."""
-    incident = await write(request, service.update, ctx, reference=reference, actor=account.username,
+    incident = await command(request, service.update, ctx, reference=reference, actor=account.username,
                            fields=body.fields.model_dump(exclude_unset=True), schools=body.schools,
                            remove_schools=body.remove_schools, expected_version=body.version)
     return _out(ctx, account, incident)
@@ -134,7 +134,7 @@ async def fire_trigger(
 ) -> schemas.IncidentOut:
     """Fire a trigger; fields in the body are saved with it, or nothing is saved."""
     body = body or schemas.FireIn()
-    incident = await write(request, service.fire, ctx, reference=reference, trigger=trigger.value,
+    incident = await command(request, service.fire, ctx, reference=reference, trigger=trigger.value,
                            actor=account.username, fields=body.fields.model_dump(exclude_unset=True),
                            expected_version=body.version)
     return _out(ctx, account, incident)
@@ -157,7 +157,7 @@ async def add_note(
     request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.NoteIn,
 ) -> schemas.IncidentOut:
     """Add a note to the timeline."""
-    incident = await write(request, service.add_note, ctx, reference=reference, actor=account.username,
+    incident = await command(request, service.add_note, ctx, reference=reference, actor=account.username,
                            text=body.text)
     return _out(ctx, account, incident)
 
@@ -168,7 +168,7 @@ async def log_contact(
     request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.ContactIn,
 ) -> schemas.IncidentOut:
     """Log a phone or email contact with an affected school; it counts as informing it."""
-    incident = await write(request, service.log_contact, ctx, reference=reference, actor=account.username,
+    incident = await command(request, service.log_contact, ctx, reference=reference, actor=account.username,
                            brin=body.school, channel=body.channel.value, summary=body.summary,
                            told_must_notify_ap=body.told_must_notify_ap, at=body.at)
     return _out(ctx, account, incident)
@@ -180,7 +180,7 @@ async def record_ap_notification(
     request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.ApNotificationIn,
 ) -> schemas.IncidentOut:
     """Record a notification to the AP (preliminary, final, supplement or withdrawal)."""
-    incident = await write(request, service.record_ap_notification, ctx, reference=reference,
+    incident = await command(request, service.record_ap_notification, ctx, reference=reference,
                            actor=account.username, kind=body.kind.value, ap_reference=body.ap_reference,
                            notified_at=body.notified_at, schools=body.schools, delay_reason=body.delay_reason)
     return _out(ctx, account, incident)
@@ -194,6 +194,6 @@ async def acknowledge_notice(
 ) -> schemas.IncidentOut:
     """A school confirms it received the processor's notice."""
     await visible(request, ctx, account, reference)
-    incident = await write(request, service.acknowledge, ctx, reference=reference, actor=account.username,
+    incident = await command(request, service.acknowledge, ctx, reference=reference, actor=account.username,
                            brin=account.school_brin, comment=body.comment if body else None)
     return _out(ctx, account, incident)

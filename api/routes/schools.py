@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from api import schemas
-from api.deps import Admin, CtxDep, SchoolReader, read, write
+from api.deps import Admin, CtxDep, SchoolReader, command, read
 from api.errors import responses
 from workflow import schools
 
@@ -21,7 +21,7 @@ def _out(school: schools.SchoolView) -> schemas.SchoolOut:
              responses=responses(401, 403, 422))
 async def add_school(request: Request, ctx: CtxDep, _account: Admin, body: schemas.SchoolIn) -> schemas.SchoolOut:
     """Register a school and its contact addresses."""
-    school = await write(request, schools.add, ctx, brin=body.brin, name=body.name, contacts=body.contacts,
+    school = await command(request, schools.add, ctx, brin=body.brin, name=body.name, contacts=body.contacts,
                          language=body.language, contract_ends_on=body.contract_ends_on)
     return _out(school)
 
