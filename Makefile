@@ -1,5 +1,5 @@
 # The two commands that matter on a fresh machine:
-#   make run    set up .venv and start breachflow on its embedded default (SQLite + key file in ./var)
+#   make run    set up .venv and serve breachflow on its embedded default (SQLite + key file in ./var)
 #   make test   set up .venv with the dev extra and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,17 +14,14 @@ $(BIN)/breachflow: pyproject.toml
 	touch $@
 
 run: $(BIN)/breachflow
-	$(BIN)/breachflow init
-	@echo
-	$(BIN)/breachflow deadlines
-	@echo
-	@echo "breachflow is ready on ./var (SQLite). Try: $(BIN)/breachflow --help"
+	$(BIN)/breachflow serve
 
 test: $(BIN)/breachflow
 	$(BIN)/pytest
 
 bench: $(BIN)/breachflow
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/api.py
 
 diagram: $(BIN)/breachflow
 	$(BIN)/breachflow diagram

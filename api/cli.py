@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from api import render
+from api import render, views
 from workflow import accounts, crypto, diagram, lifecycle, schools, service
 from workflow.config import Settings
 from workflow.context import Context, initialise
@@ -190,7 +190,7 @@ def cmd_fire(args: argparse.Namespace) -> int:
 def cmd_triggers(args: argparse.Namespace) -> int:
     incident = service.get(_ctx(args), args.reference)
     available = lifecycle.available(incident)
-    data = {t: [{"field": m.field, "problem": m.problem} for m in missing] for t, missing in available.items()}
+    data = [t.model_dump(mode="json") for t in views.triggers_out(incident)]
     text = "\n".join(
         f"{t}: " + ("; ".join(str(m) for m in missing) if missing else f"ready → {lifecycle.destination(incident, t)}")
         for t, missing in available.items()

@@ -8,9 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from api import views
 from workflow import lifecycle
+from workflow.accounts import Account, Role
 from workflow.deadlines import Deadline, Periods, deadlines, local
-from workflow.disclosure import AffectedGroup, cia, label
+from workflow.disclosure import AffectedGroup, label
 from workflow.incident import Incident
 from workflow.service import Entry
 
@@ -19,58 +21,23 @@ def when(moment: datetime | None) -> str:
     return "—" if moment is None else f"{local(moment):%Y-%m-%d %H:%M %Z}"
 
 
+# The command line is an operator's tool: it sees what a handler sees.
+OPERATOR = Account(0, "cli", Role.handler)
+
+
 def deadline_json(d: Deadline, now: datetime, periods: Periods, incident: Incident) -> dict[str, Any]:
-    brin = next((s.brin for s in incident.schools if s.school_id == d.school_id), None)
-    return {
-        "kind": d.kind.value,
-        "school": brin,
-        "due_at": d.due_at.isoformat(),
-        "met_at": d.met_at.isoformat() if d.met_at else None,
-        "status": d.status(now, periods.due_soon).value,
-        "met_late": d.met_late,
-    }
+    return views.deadline_out(incident, d, now, periods).model_dump(mode="json")
 
 
 def incident_json(incident: Incident, periods: Periods, now: datetime | None = None) -> dict[str, Any]:
-    """Everything about an incident, for ``--json``."""
-    now = now or datetime.now(UTC)
-    return {
-        "reference": incident.reference,
-        "state": incident.state,
-        "version": incident.version,
-        "source": incident.source,
-        "reported_at": incident.reported_at.isoformat(),
-        "responsibility": incident.responsibility.value,
-        "disclosure": incident.disclosure.model_dump(mode="json"),
-        "impact": cia(incident.disclosure.nature_actions),
-        "schools": [
-            {
-                "brin": s.brin, "name": s.name, "affected_count": s.affected_count,
-                "informed_at": s.informed_at.isoformat() if s.informed_at else None,
-                "informed_via": s.informed_via,
-                "told_to_notify_ap_at": s.told_to_notify_ap_at.isoformat() if s.told_to_notify_ap_at else None,
-            }
-            for s in incident.schools
-        ],
-        "ap_notifications": [
-            {"kind": n.kind.value, "ap_reference": n.ap_reference, "notified_at": n.notified_at.isoformat(),
-             "school_ids": n.school_ids}
-            for n in incident.ap_notifications
-        ],
-        "deadlines": [deadline_json(d, now, periods, incident) for d in deadlines(incident, periods)],
-        "triggers": {
-            trigger: [{"field": m.field, "problem": m.problem} for m in missing]
-            for trigger, missing in lifecycle.available(incident).items()
-        },
-    }
+    """Everything about an incident, for ``--json``: the API's view plus the triggers."""
+    data = views.incident_out(OPERATOR, incident, now or datetime.now(UTC), periods).model_dump(mode="json")
+    data["triggers"] = [t.model_dump(mode="json") for t in views.triggers_out(incident)]
+    return data
 
 
 def entry_json(entry: Entry) -> dict[str, Any]:
-    return {
-        "seq": entry.seq, "at": entry.at.isoformat(), "actor": entry.actor, "kind": entry.kind,
-        "from_state": entry.from_state, "to_state": entry.to_state, "payload": entry.payload,
-        "hash": entry.hash,
-    }
+    return views.timeline_out(OPERATOR, [entry])[0].model_dump(mode="json")
 
 
 def _value(value: Any) -> str:
