@@ -41,6 +41,39 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_SYSTEMS)
     )
 
+    # notifications
+    mail_from: str = Field(default="privacy@breachflow.localhost", description="sender of every message")
+    processor_contact: str = Field(
+        default="privacy@basisonline.nl, +31 40 235 46 90 (kantooruren)",
+        description="how schools reach the processor's incident handlers (seed section 6)",
+    )
+    staff_language: Literal["nl", "en"] = "nl"
+    public_url: str = Field(default="http://127.0.0.1:8000", description="where schools reach breachflow")
+    smtp_host: str | None = Field(default=None, description="unset: mail goes to a local maildir")
+    smtp_port: int = Field(default=25, gt=0, lt=65536)
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_connections: int = Field(default=16, ge=1, le=100, description="reused connections at most")
+    smtp_timeout_seconds: float = Field(default=30, gt=0)
+    maildir: Path | None = Field(default=None, description="default: data_dir/maildir")
+    dispatch_batch: int = Field(default=500, ge=1)
+    dispatch_max_attempts: int = Field(default=8, ge=1)
+    dispatch_retry_seconds: float = Field(default=30, gt=0, description="first retry; doubles each time")
+    dispatch_retry_max_seconds: float = Field(default=3600, gt=0)
+    dispatch_poll_seconds: float = Field(default=2, gt=0)
+    reminder_offsets_hours: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [12.0, 2.0], description="remind this long before a deadline (and when overdue)"
+    )
+    reminder_scan_seconds: float = Field(default=60, gt=0)
+
+    @field_validator("reminder_offsets_hours", mode="before")
+    @classmethod
+    def _split_offsets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [float(part) for part in value.split(",") if part.strip()]
+        return value
+
     @field_validator("affected_systems", mode="before")
     @classmethod
     def _split_systems(cls, value: object) -> object:
@@ -57,6 +90,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _safe_outside_development(self) -> Settings:
+        if self.environment == "production" and self.smtp_host and self.smtp_security == "none":
+            raise ValueError("BREACHFLOW_SMTP_SECURITY must be starttls or tls in production")
         if self.environment == "production" and self.master_keys is None:
             raise ValueError(
                 "BREACHFLOW_MASTER_KEYS is required in production: "
@@ -68,6 +103,11 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to ``data_dir/breachflow.db``."""
         return self.database_url or f"sqlite:///{self.data_dir / 'breachflow.db'}"
+
+    @property
+    def resolved_maildir(self) -> Path:
+        """Where mail goes when no SMTP server is configured."""
+        return self.maildir or self.data_dir / "maildir"
 
     @property
     def resolved_key_file(self) -> Path:

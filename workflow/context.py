@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine, inspect
 
@@ -10,6 +10,7 @@ from workflow import crypto, db
 from workflow.config import Settings
 from workflow.deadlines import Periods
 from workflow.errors import NotInitialised
+from workflow.hooks import Notifier
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class Context:
     engine: Engine
     keys: crypto.KeyRing
     periods: Periods
+    notifier: Notifier | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Context:
@@ -29,6 +31,10 @@ class Context:
                 "run 'breachflow init'"
             )
         return cls(settings, engine, crypto.load_key_ring(settings), Periods.from_settings(settings))
+
+    def with_notifier(self, notifier: Notifier) -> Context:
+        """This context, with notices written by ``notifier`` inside each command."""
+        return replace(self, notifier=notifier)
 
 
 def initialise(settings: Settings) -> list[str]:

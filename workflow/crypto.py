@@ -72,23 +72,31 @@ class KeyRing:
             raise KeyUnavailable("no configured master key opens this data key") from exc
 
 
-def seal(key: bytes, value: Any) -> bytes:
-    """Encrypt a JSON-serialisable value under a data key."""
+def seal_bytes(key: bytes, plain: bytes) -> bytes:
+    """Encrypt bytes under a data key (AES-GCM, random nonce)."""
     nonce = os.urandom(_NONCE)
-    plain = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode()
     return _VERSION + nonce + AESGCM(key).encrypt(nonce, plain, None)
 
 
-def open_sealed(key: bytes, sealed: bytes) -> Any:
-    """Decrypt what ``seal`` produced."""
+def open_bytes(key: bytes, sealed: bytes) -> bytes:
+    """Decrypt what ``seal_bytes`` produced."""
     blob = bytes(sealed)
     if blob[:1] != _VERSION:
         raise KeyUnavailable("unknown ciphertext format")
     try:
-        plain = AESGCM(key).decrypt(blob[1 : 1 + _NONCE], blob[1 + _NONCE :], None)
+        return AESGCM(key).decrypt(blob[1 : 1 + _NONCE], blob[1 + _NONCE :], None)
     except InvalidTag as exc:
         raise KeyUnavailable("ciphertext does not match its data key") from exc
-    return json.loads(plain)
+
+
+def seal(key: bytes, value: Any) -> bytes:
+    """Encrypt a JSON-serialisable value under a data key."""
+    return seal_bytes(key, json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+
+
+def open_sealed(key: bytes, sealed: bytes) -> Any:
+    """Decrypt what ``seal`` produced."""
+    return json.loads(open_bytes(key, sealed))
 
 
 def create_key_file(path: Path) -> bool:

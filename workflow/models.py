@@ -120,6 +120,7 @@ class AffectedSchoolRow(SQLModel, table=True):
     informed_via: str | None = None
     told_to_notify_ap_at: datetime | None = _utc()
     acknowledged_at: datetime | None = _utc()
+    notice_snapshot: bytes | None = _sealed()  # what the last notice to this school said
 
 
 class ApNotificationRow(SQLModel, table=True):
@@ -165,13 +166,28 @@ class OutboxMessage(SQLModel, table=True):
     school_id: int | None = Field(default=None, foreign_key="school.id")
     kind: str
     message_id: str = Field(sa_column=Column(String(255), unique=True, nullable=False))
-    sealed: bytes | None = _sealed()
-    status: str = "pending"
+    recipients: bytes | None = _sealed()  # JSON list, sealed with the incident's data key
+    sealed: bytes | None = _sealed()  # the serialised MIME message, sealed likewise
+    status: str = "pending"  # pending → sending → sent | dead
     attempts: int = 0
     next_attempt_at: datetime = _utc(nullable=False)
+    claimed_until: datetime | None = _utc()
     last_error: str | None = None
     created_at: datetime = _utc(nullable=False)
     sent_at: datetime | None = _utc()
+
+
+class Reminder(SQLModel, table=True):
+    """A deadline reminder already queued: never twice for one deadline and offset."""
+
+    __tablename__ = "reminder"
+    __table_args__ = (UniqueConstraint("incident_id", "deadline", "school_id", "offset_label"),)
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id")
+    deadline: str
+    school_id: int = 0  # 0: the deadline is not a school's
+    offset_label: str
+    created_at: datetime = _utc(nullable=False)
 
 
 class UserAccount(SQLModel, table=True):
@@ -182,6 +198,7 @@ class UserAccount(SQLModel, table=True):
     username: str = Field(sa_column=Column(String(80), unique=True, nullable=False))
     role: str
     school_id: int | None = Field(default=None, foreign_key="school.id")
+    email: str | None = None
     created_at: datetime = _utc(nullable=False)
 
 
@@ -230,3 +247,4 @@ outbox_t = OutboxMessage.__table__
 user_t = UserAccount.__table__
 token_t = ApiToken.__table__
 idempotency_t = IdempotencyKey.__table__
+reminder_t = Reminder.__table__

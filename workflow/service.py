@@ -25,6 +25,7 @@ from workflow.deadlines import AMSTERDAM, Deadline, DeadlineKind, deadlines
 from workflow.disclosure import CauseCategory, Disclosure, Source
 from workflow.responsibility import Responsibility, responsibility_for
 from workflow.errors import Conflict, FieldProblem, InvalidInput, KeyUnavailable, NotFound, StaleVersion
+from workflow.hooks import Change, Note
 from workflow.incident import ApKind, ContactChannel, Incident
 from workflow.models import affected_t, ap_t, counter_t, data_key_t, event_t, idempotency_t, incident_t
 from workflow.schools import ids_by_brin
@@ -320,9 +321,53 @@ def fire(
         candidate = replace(incident, disclosure=disclosure)
         state = lifecycle.advance(candidate, trigger)
         changes = store.changed_fields(incident.disclosure, disclosure)
-        event = _Event("transition", {"trigger": trigger, "changes": changes}, incident.state, state)
+        events = [_Event("transition", {"trigger": trigger, "changes": changes}, incident.state, state)]
+        events += _notify(conn, ctx, Change(incident, replace(candidate, state=state), trigger,
+                                            loaded.data_key, actor, now))
         loaded.incident = candidate
-        return _write(conn, loaded, actor, [event], now, state=state, disclosure=disclosure if changes else None)
+        return _write(conn, loaded, actor, events, now, state=state, disclosure=disclosure if changes else None)
+
+
+def _notify(conn: Connection, ctx: Context, change: Change) -> list[_Event]:
+    if ctx.notifier is None:
+        return []
+    return [_Event(note.kind, note.payload) for note in ctx.notifier.after_change(conn, change)]
+
+
+def append_notes(conn: Connection, ctx: Context, reference: str, actor: str, notes: list[Note],
+                 now: datetime) -> Incident:
+    """Append events to an incident's chain inside the caller's transaction (deliveries, reminders)."""
+    loaded = store.load(conn, ctx.keys, reference, for_update=True)
+    return _write(conn, loaded, actor, [_Event(n.kind, n.payload) for n in notes], now)
+
+
+def mark_informed(conn: Connection, incident_id: int, school_id: int, at: datetime, *, via: str,
+                  told_must_notify_ap: bool) -> None:
+    """Record, inside the caller's transaction, that a school received a notice."""
+    where = (affected_t.c.incident_id == incident_id) & (affected_t.c.school_id == school_id)
+    conn.execute(sa.update(affected_t).where(where & affected_t.c.informed_at.is_(None))
+                 .values(informed_at=at, informed_via=via))
+    if told_must_notify_ap:
+        conn.execute(sa.update(affected_t).where(where & affected_t.c.told_to_notify_ap_at.is_(None))
+                     .values(told_to_notify_ap_at=at))
+
+
+def send_update(ctx: Context, *, reference: str, actor: str, message: str | None = None,
+                expected_version: int | None = None) -> Incident:
+    """Queue an update notice to every affected school already informed: what changed since."""
+    if ctx.notifier is None:
+        raise Conflict("notices are not configured in this process")
+    now = _now()
+    with write_transaction(ctx.engine) as conn:
+        loaded = _open_for_change(conn, ctx, reference, expected_version)
+        incident = loaded.incident
+        if incident.state in NOT_YET_CONFIRMED:
+            raise Conflict(f"incident {reference} is {incident.state}; schools are notified of confirmed breaches")
+        text = message.strip() if message and message.strip() else None
+        events = _notify(conn, ctx, Change(incident, incident, None, loaded.data_key, actor, now, text))
+        if not events:
+            raise Conflict(f"no school of {reference} has had a first notice yet")
+        return _write(conn, loaded, actor, events, now)
 
 
 def reopen(ctx: Context, *, reference: str, actor: str, reason: str, expected_version: int | None = None) -> Incident:

@@ -1,0 +1,70 @@
+"""The dispatcher: claim what is due, send it over reused connections, record the outcomes.
+
+Outcomes are recorded per batch (one transaction, one timeline event per incident and kind of
+outcome), since a commit per message would cap sending near 1,000 messages a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import anyio
+
+from notifications import outbox
+from notifications.mailer import DeliveryError, Mailer
+from workflow.context import Context
+
+log = logging.getLogger("breachflow.dispatcher")
+
+
+class Dispatcher:
+    """Sends the outbox through a ``Mailer``."""
+
+    def __init__(self, ctx: Context, mailer: Mailer) -> None:
+        self.ctx, self.mailer = ctx, mailer
+
+    async def _send(self, item: outbox.Claimed) -> outbox.Outcome:
+        try:
+            refused = await self.mailer.send(self.ctx.settings.mail_from, item.recipients, item.message)
+        except DeliveryError as exc:
+            return outbox.Outcome(item, error=str(exc), permanent=exc.permanent)
+        return outbox.Outcome(item, refused=refused)
+
+    async def run_once(self) -> dict[str, int]:
+        """Send one batch of due messages; return how many were sent, retried and dead."""
+        now = datetime.now(UTC)
+        claimed, unusable = await anyio.to_thread.run_sync(
+            outbox.claim, self.ctx, self.ctx.settings.dispatch_batch, now)
+        outcomes = unusable + list(await asyncio.gather(*(self._send(item) for item in claimed)))
+        counts = await anyio.to_thread.run_sync(outbox.record, self.ctx, outcomes, datetime.now(UTC))
+        if counts["retry"] or counts["dead"]:
+            log.warning("outbox: %(sent)d sent, %(retry)d to retry, %(dead)d dead", counts)
+        return counts
+
+    async def drain(self) -> dict[str, int]:
+        """Send until nothing is due right now."""
+        total = {"sent": 0, "retry": 0, "dead": 0}
+        while True:
+            counts = await self.run_once()
+            for key, value in counts.items():
+                total[key] += value
+            if not any(counts.values()):
+                return total
+
+    async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
+        """Dispatch until ``stop`` is set; ``wake`` (set after a command queued mail) skips the wait."""
+        wake = wake or asyncio.Event()
+        while not stop.is_set():
+            try:
+                await self.drain()
+            except Exception:  # a database or key hiccup must not end the worker; it is retried
+                log.exception("dispatch round failed; trying again")
+            wake.clear()
+            waits = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
+            await asyncio.wait(waits, timeout=self.ctx.settings.dispatch_poll_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+            for task in waits:
+                task.cancel()
+        await self.mailer.close()

@@ -1,0 +1,99 @@
+"""What a notice says about an incident (seed 6c, I–VI), in the school's language.
+
+A field that is not known yet reads "nog in onderzoek" / "still under investigation".
+``facts`` is also the snapshot kept per school, so an update can say what changed since.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from notifications.texts import LABELS, UNKNOWN, VALUES
+from workflow.deadlines import Periods, ap_deadline, local
+from workflow.disclosure import cia
+from workflow.incident import AffectedSchool, Incident
+
+
+def when(moment: datetime | None, language: str) -> str | None:
+    if moment is None:
+        return None
+    shown = local(moment)
+    return f"{shown:%d-%m-%Y %H:%M} ({shown.tzname()})" if language == "nl" else f"{shown:%Y-%m-%d %H:%M} ({shown.tzname()})"
+
+
+def _word(value: object, language: str) -> str:
+    return VALUES[language].get(value, str(value)) if isinstance(value, (str, bool)) else str(value)
+
+
+def _words(values: list | None, language: str) -> str | None:
+    return ", ".join(_word(getattr(v, "value", v), language) for v in values) if values else None
+
+
+def facts(incident: Incident, school: AffectedSchool, language: str) -> dict[str, str]:
+    """Label → text for everything a notice shares; unknown fields say so."""
+    d = incident.disclosure
+    groups = None
+    if d.affected_groups:
+        groups = "; ".join(
+            f"{_word(g.group.value, language)} ({_word(g.severity.value, language)}): {g.consequences}"
+            for g in d.affected_groups
+        )
+    size = None
+    if d.group_size_min is not None or d.group_size_max is not None:
+        low, high = d.group_size_min, d.group_size_max
+        size = str(low if low == high or high is None else f"{low or 0}–{high}")
+    if school.affected_count is not None:
+        own = f"{school.affected_count} bij {school.name}" if language == "nl" else f"{school.affected_count} at {school.name}"
+        size = f"{size} ({own})" if size else own
+    values = {
+        "state": _word(incident.state, language),
+        "discovered_at": when(d.discovered_at, language),
+        "summary": d.summary,
+        "security_aspect": d.security_aspect,
+        "nature_how": d.nature_how,
+        "nature_actions": _words(d.nature_actions, language),
+        "affected_systems": _words(d.affected_systems, language),
+        "cause_category": _word(d.cause_category.value, language) if d.cause_category else None,
+        "cause_description": d.cause_description,
+        "measures": d.measures,
+        "affected_groups": groups,
+        "group_size": size,
+        "records_count": str(d.records_count) if d.records_count is not None else None,
+        "data_kinds": _words(d.data_kinds, language),
+        "data_kinds_other": d.data_kinds_other,
+    }
+    return {LABELS[language][key]: value or UNKNOWN[language] for key, value in values.items()}
+
+
+def ap_form(incident: Incident, language: str) -> dict[str, str]:
+    """The fields of the AP's notification form, prefilled for a school that must notify."""
+    d = incident.disclosure
+    impact = cia(d.nature_actions)
+    labels = {
+        "nl": ("Begin van het lek", "Einde van het lek", "Vertrouwelijkheid geschonden", "Integriteit geschonden",
+               "Beschikbaarheid geschonden", "Gegevens versleuteld of onleesbaar", "Betrokkenen geïnformeerd"),
+        "en": ("Breach started", "Breach ended", "Confidentiality affected", "Integrity affected",
+               "Availability affected", "Data encrypted or unreadable", "People affected informed"),
+    }[language]
+    values = (when(d.breach_started_at, language), when(d.breach_ended_at, language),
+              _word(impact["confidentiality"], language), _word(impact["integrity"], language),
+              _word(impact["availability"], language),
+              _word(d.data_unreadable, language) if d.data_unreadable is not None else None,
+              _word(d.subjects_informed, language) if d.subjects_informed is not None else None)
+    return {label: value or UNKNOWN[language] for label, value in zip(labels, values)}
+
+
+def deadlines(incident: Incident, periods: Periods, notified_at: datetime, language: str) -> dict[str, str | None]:
+    """The AP deadline the processor keeps and the school's own, as shown in a notice."""
+    processor = ap_deadline(incident, periods)
+    return {
+        "ap_due": when(processor.due_at, language) if processor else None,
+        "school_due": when(notified_at + periods.school_ap_notice, language),
+        "school_hours": f"{periods.school_ap_notice / timedelta(hours=1):g}",
+    }
+
+
+def changes(before: dict[str, str], after: dict[str, str]) -> list[dict[str, str]]:
+    """What differs between the last notice's facts and now."""
+    return [{"label": label, "old": before.get(label, ""), "new": value}
+            for label, value in after.items() if before.get(label) != value]

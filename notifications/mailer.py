@@ -1,0 +1,119 @@
+"""Where messages go: a small protocol, an SMTP implementation (aiosmtplib) and a local maildir.
+
+``send`` returns the recipients the server refused (address → reason) when others were accepted,
+and raises ``DeliveryError`` when nothing was delivered: ``permanent`` for 5xx answers, otherwise
+temporary (4xx, refused or lost connections, timeouts), which the dispatcher retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+
+from workflow.config import Settings
+
+
+class DeliveryError(Exception):
+    """Nothing was delivered; ``permanent`` means retrying cannot help."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Mailer(Protocol):
+    async def send(self, sender: str, recipients: list[str], message: bytes) -> dict[str, str]: ...
+
+    async def close(self) -> None: ...
+
+    def describe(self) -> str: ...
+
+
+def _is_permanent(code: int) -> bool:
+    return 500 <= code < 600
+
+
+class SmtpMailer:
+    """Up to ``settings.smtp_connections`` connections, each reused for many messages."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
+        self._slots = asyncio.Semaphore(settings.smtp_connections)
+
+    def describe(self) -> str:
+        s = self.settings
+        return f"SMTP {s.smtp_host}:{s.smtp_port} ({s.smtp_security})"
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        return aiosmtplib.SMTP(
+            hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_seconds,
+            use_tls=s.smtp_security == "tls", start_tls=True if s.smtp_security == "starttls" else False,
+            username=s.smtp_username, password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+        )
+
+    async def send(self, sender: str, recipients: list[str], message: bytes) -> dict[str, str]:
+        async with self._slots:
+            smtp = self._idle.get_nowait() if not self._idle.empty() else self._client()
+            try:
+                if not smtp.is_connected:
+                    await smtp.connect()
+                errors, _ = await smtp.sendmail(sender, recipients, message)
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                self._discard(smtp)  # after any failure the next message starts on a fresh connection
+                raise DeliveryError(
+                    "; ".join(f"{e.recipient}: {e.code} {e.message}" for e in exc.recipients),
+                    permanent=all(_is_permanent(e.code) for e in exc.recipients),
+                ) from None
+            except aiosmtplib.SMTPResponseException as exc:
+                self._discard(smtp)
+                raise DeliveryError(f"{exc.code} {exc.message}", permanent=_is_permanent(exc.code)) from None
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+                self._discard(smtp)
+                raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False) from None
+            self._idle.put_nowait(smtp)
+            return {address: f"{r.code} {r.message}" for address, r in errors.items()}
+
+    @staticmethod
+    def _discard(smtp: aiosmtplib.SMTP) -> None:
+        if smtp.is_connected:
+            smtp.close()
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            smtp = self._idle.get_nowait()
+            if smtp.is_connected:
+                try:
+                    await smtp.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    smtp.close()
+
+
+class MaildirMailer:
+    """The embedded default: every message becomes a file in a local maildir."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._box = mailbox.Maildir(path, create=True)
+
+    def describe(self) -> str:
+        return f"maildir {self.path} (no SMTP server configured)"
+
+    async def send(self, sender: str, recipients: list[str], message: bytes) -> dict[str, str]:
+        self._box.add(message)
+        return {}
+
+    async def close(self) -> None:
+        return None
+
+
+def mailer_for(settings: Settings) -> Mailer:
+    """SMTP when ``BREACHFLOW_SMTP_HOST`` is set, else the local maildir."""
+    if settings.smtp_host:
+        return SmtpMailer(settings)
+    return MaildirMailer(settings.resolved_maildir)

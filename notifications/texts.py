@@ -1,0 +1,90 @@
+"""Words for people: field labels and values in Dutch and English, for notices and reminders."""
+
+from __future__ import annotations
+
+LANGUAGES = ("nl", "en")
+
+LABELS = {
+    "nl": {
+        "discovered_at": "Datum en tijdstip constatering",
+        "summary": "Samenvatting",
+        "security_aspect": "Onderdeel van de beveiliging",
+        "nature_how": "Hoe het zich heeft voorgedaan",
+        "nature_actions": "Wat er met persoonsgegevens is gebeurd",
+        "affected_systems": "Betrokken systemen",
+        "cause_category": "Soort oorzaak",
+        "cause_description": "Oorzaak",
+        "measures": "Genomen maatregelen",
+        "affected_groups": "Betrokkenen en gevolgen",
+        "group_size": "Omvang van de groep betrokkenen",
+        "records_count": "Aantal records",
+        "data_kinds": "Soort gegevens",
+        "data_kinds_other": "Overige gegevens",
+        "data_unreadable": "Gegevens versleuteld of onleesbaar",
+        "subjects_informed": "Betrokkenen geïnformeerd",
+        "evaluation": "Evaluatie",
+        "state": "Stand van zaken",
+    },
+    "en": {
+        "discovered_at": "Date and time of discovery",
+        "summary": "Summary",
+        "security_aspect": "Part of security concerned",
+        "nature_how": "How it happened",
+        "nature_actions": "What happened to personal data",
+        "affected_systems": "Systems affected",
+        "cause_category": "Kind of cause",
+        "cause_description": "Cause",
+        "measures": "Measures taken",
+        "affected_groups": "People affected and consequences",
+        "group_size": "Size of the group affected",
+        "records_count": "Number of records",
+        "data_kinds": "Kinds of data",
+        "data_kinds_other": "Other data",
+        "data_unreadable": "Data encrypted or unreadable",
+        "subjects_informed": "People affected informed",
+        "evaluation": "Evaluation",
+        "state": "Status",
+    },
+}
+
+VALUES = {
+    "nl": {
+        "read": "ingezien", "copied": "gekopieerd", "altered": "gewijzigd", "deleted": "verwijderd of vernietigd",
+        "stolen": "gestolen",
+        "unknown": "nog onbekend", "system_technical": "systeemtechnisch", "processor_internal":
+        "oorzaak bij de verwerker", "user_error_admin": "gebruikersfout van een beheerder", "user_error_employee":
+        "gebruikersfout van een medewerker", "negligence_parent": "nalatigheid van een ouder/verzorger",
+        "pupils": "leerlingen", "parents": "ouders/verzorgers", "staff": "medewerkers", "other": "overig",
+        "negligible": "verwaarloosbaar", "limited": "beperkt", "considerable": "aanzienlijk",
+        "very_large": "zeer groot",
+        "special_categories": "bijzondere persoonsgegevens", "citizen_service_number": "burgerservicenummer (BSN)",
+        "access_identification": "toegangs- of identificatiegegevens", "financial": "financiële gegevens",
+        "learning_performance": "leerprestaties", "contact": "contactgegevens",
+        "parent_portal": "Ouderportaal", "plaza": "Plaza", "cms": "CMS", "website": "website",
+        "reported": "gemeld", "triage": "in analyse", "containment": "wordt ingedamd",
+        "remediation": "oorzaak wordt opgelost", "backup_restore": "gegevens worden hersteld",
+        "verification": "oplossing wordt gecontroleerd", "evaluation": "wordt geëvalueerd",
+        "ap_notification": "melding bij de AP", "closed": "afgesloten", "dismissed": "geen datalek",
+        True: "ja", False: "nee",
+    },
+    "en": {
+        "read": "read", "copied": "copied", "altered": "altered", "deleted": "deleted or destroyed",
+        "stolen": "stolen",
+        "unknown": "not yet known", "system_technical": "system-technical", "processor_internal":
+        "caused at the processor", "user_error_admin": "user error of an administrator", "user_error_employee":
+        "user error of an employee", "negligence_parent": "negligence of a parent/guardian",
+        "pupils": "pupils", "parents": "parents/guardians", "staff": "staff", "other": "other",
+        "negligible": "negligible", "limited": "limited", "considerable": "considerable", "very_large": "very large",
+        "special_categories": "special categories of personal data", "citizen_service_number":
+        "citizen service number (BSN)", "access_identification": "access or identification data",
+        "financial": "financial data", "learning_performance": "learning performance", "contact": "contact details",
+        "parent_portal": "Parent portal", "plaza": "Plaza", "cms": "CMS", "website": "website",
+        "reported": "reported", "triage": "being analysed", "containment": "being contained",
+        "remediation": "cause being fixed", "backup_restore": "data being restored",
+        "verification": "fix being verified", "evaluation": "being evaluated",
+        "ap_notification": "notifying the AP", "closed": "closed", "dismissed": "not a breach",
+        True: "yes", False: "no",
+    },
+}
+
+UNKNOWN = {"nl": "nog in onderzoek", "en": "still under investigation"}

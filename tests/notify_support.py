@@ -1,0 +1,33 @@
+"""A context that writes notices, and a dispatcher pointed at the test SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from notifications.dispatcher import Dispatcher
+from notifications.mailer import SmtpMailer
+from notifications.notices import NoticeWriter
+from workflow.context import Context
+
+
+def with_notices(ctx: Context) -> Context:
+    return ctx.with_notifier(NoticeWriter(ctx.settings, ctx.keys, ctx.periods))
+
+
+def smtp_context(ctx: Context, port: int, **settings) -> Context:
+    configured = ctx.settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port,
+                                                  "dispatch_retry_seconds": 0.01, **settings})
+    return with_notices(Context(configured, ctx.engine, ctx.keys, ctx.periods))
+
+
+def drain(ctx: Context) -> dict[str, int]:
+    """Run a dispatcher with a fresh SMTP mailer until nothing is due."""
+
+    async def run() -> dict[str, int]:
+        dispatcher = Dispatcher(ctx, SmtpMailer(ctx.settings))
+        try:
+            return await dispatcher.drain()
+        finally:
+            await dispatcher.mailer.close()
+
+    return asyncio.run(run())
