@@ -8,6 +8,7 @@ allow it (guard, trigger, concurrent change); 4 not initialised or a key is unav
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import json
 import os
@@ -20,6 +21,9 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from api import render, views
+from notifications import outbox
+from notifications.mailer import mailer_for
+from notifications.worker import notifications_context, run_worker
 from workflow import accounts, crypto, diagram, lifecycle, schools, service
 from workflow.config import Settings
 from workflow.context import Context, initialise
@@ -143,7 +147,7 @@ def _show(args: argparse.Namespace, ctx: Context, incident) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    ctx = _ctx(args)
+    ctx = _notifying(args)
     incident = service.report(
         ctx, actor=args.actor, source=args.source, fields=parse_assignments(args.set),
         schools=parse_schools(args.school),
@@ -169,7 +173,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    ctx = _ctx(args)
+    ctx = _notifying(args)
     incident = service.update(
         ctx, reference=args.reference, actor=args.actor, fields=parse_assignments(args.set),
         schools=parse_schools(args.school), remove_schools=args.remove_school,
@@ -179,7 +183,7 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def cmd_fire(args: argparse.Namespace) -> int:
-    ctx = _ctx(args)
+    ctx = _notifying(args)
     incident = service.fire(
         ctx, reference=args.reference, trigger=args.trigger, actor=args.actor,
         fields=parse_assignments(args.set), expected_version=args.expect_version,
@@ -200,14 +204,14 @@ def cmd_triggers(args: argparse.Namespace) -> int:
 
 
 def cmd_note(args: argparse.Namespace) -> int:
-    ctx = _ctx(args)
+    ctx = _notifying(args)
     incident = service.add_note(ctx, reference=args.reference, actor=args.actor, text=args.text)
     _print(args, {"reference": incident.reference, "version": incident.version}, "note added")
     return 0
 
 
 def cmd_contact(args: argparse.Namespace) -> int:
-    ctx = _ctx(args)
+    ctx = _notifying(args)
     incident = service.log_contact(
         ctx, reference=args.reference, actor=args.actor, brin=args.school, channel=args.channel,
         summary=args.summary, told_must_notify_ap=args.told_must_notify_ap, at=args.at,
@@ -216,7 +220,7 @@ def cmd_contact(args: argparse.Namespace) -> int:
 
 
 def cmd_ap_notify(args: argparse.Namespace) -> int:
-    ctx = _ctx(args)
+    ctx = _notifying(args)
     incident = service.record_ap_notification(
         ctx, reference=args.reference, actor=args.actor, kind=args.kind, ap_reference=args.ap_reference,
         notified_at=args.at, schools=args.school or None, delay_reason=args.delay_reason,
@@ -225,8 +229,16 @@ def cmd_ap_notify(args: argparse.Namespace) -> int:
 
 
 def cmd_reopen(args: argparse.Namespace) -> int:
-    ctx = _ctx(args)
+    ctx = _notifying(args)
     return _show(args, ctx, service.reopen(ctx, reference=args.reference, actor=args.actor, reason=args.reason))
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    ctx = _notifying(args)
+    incident = service.send_update(ctx, reference=args.reference, actor=args.actor, message=args.message)
+    _print(args, {"reference": incident.reference, "version": incident.version},
+           "update notices queued; the worker sends them")
+    return 0
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
@@ -264,7 +276,8 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    account = accounts.add_user(_ctx(args), username=args.username, role=args.role, school=args.school)
+    account = accounts.add_user(_ctx(args), username=args.username, role=args.role, school=args.school,
+                                email=args.email)
     school = f" for school {account.school_brin}" if account.school_brin else ""
     _print(args, account.__dict__, f"added {account.role.value} {account.username}{school}")
     return 0
@@ -299,6 +312,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for line in initialise(settings):
         print(line)
     ctx = Context.open(settings)
+    if args.no_worker or not settings.in_process_worker:
+        print("no worker in this process: run 'breachflow worker' to send mail and reminders")
+    else:
+        print(f"mail goes to {mailer_for(settings).describe()}")
     if not accounts.has_users(ctx):
         accounts.add_user(ctx, username="admin", role="admin")
         token = accounts.create_token(ctx, username="admin", label="first start")
@@ -308,8 +325,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
     print(f"breachflow listens on {base}  (API {base}/api/v1, docs {base}/docs)")
     print("Log in with the header 'Authorization: Bearer <token>'.", flush=True)
+    os.environ["BREACHFLOW_IN_PROCESS_WORKER"] = "false" if args.no_worker else "true"
     uvicorn.run("api.main:app_from_environment", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="warning")
+    return 0
+
+
+def _notifying(args: argparse.Namespace) -> Context:
+    """The context with notices: commands that advance incidents queue mail."""
+    return notifications_context(_ctx(args))
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    rows = outbox.list_messages(_ctx(args), status=None if args.status == "all" else args.status)
+    text = "\n".join(
+        f"{r.id:>6} {r.reference} {r.school or '-':<7} {r.kind:<18} {r.status:<8} tries {r.attempts}"
+        f"  {r.last_error or ''}" for r in rows
+    )
+    _print(args, [r.__dict__ for r in rows], text or f"no {args.status} messages")
+    return 0
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    if not args.id and not args.all:
+        raise InvalidInput("invalid input", [FieldProblem("id", "give message ids, or --all for every dead letter")])
+    count = outbox.requeue(_ctx(args), ids=args.id or None, actor=args.actor, now=datetime.now(UTC))
+    _print(args, {"requeued": count}, f"requeued {count} message(s); the worker sends them")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    ctx = _notifying(args)
+    mailer = mailer_for(ctx.settings)
+    print(f"breachflow worker: sending to {mailer.describe()}; scanning deadlines every "
+          f"{ctx.settings.reminder_scan_seconds:g} s. Ctrl-C stops.", flush=True)
+    try:
+        asyncio.run(run_worker(ctx, mailer))
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
@@ -412,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     reopen = _incident_parser(inc, "reopen", cmd_reopen, "reopen a dismissed or closed incident", common)
     reopen.add_argument("--reason", required=True)
     _incident_parser(inc, "timeline", cmd_timeline, "the incident's timeline", common)
+    notify = _incident_parser(inc, "notify", cmd_notify, "send an update notice to the affected schools", common)
+    notify.add_argument("--message", help="your own words, above what changed")
 
     sub.add_parser("deadlines", help="open deadlines, soonest first", parents=[common]).set_defaults(
         handler=cmd_deadlines)
@@ -430,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("username")
     user_add.add_argument("--role", required=True, choices=[r.value for r in accounts.Role])
     user_add.add_argument("--school", help="BRIN code (school users only)")
+    user_add.add_argument("--email", help="handlers and managers with an address get deadline reminders")
     user_add.set_defaults(handler=cmd_user_add)
     user.add_parser("list", help="list users", parents=[common]).set_defaults(handler=cmd_user_list)
 
@@ -448,7 +504,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=os.environ.get("BREACHFLOW_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("BREACHFLOW_PORT", "8000")))
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (PostgreSQL for more than 1)")
+    serve.add_argument("--no-worker", action="store_true",
+                       help="do not send mail or scan deadlines in this process (run 'breachflow worker')")
     serve.set_defaults(handler=cmd_serve)
+
+    worker = sub.add_parser("worker", help="send queued mail and deadline reminders", parents=[common])
+    worker.set_defaults(handler=cmd_worker)
+    box = sub.add_parser("outbox", help="the outbox of mail").add_subparsers(
+        dest="outbox_command", required=True, parser_class=_Parser)
+    box_list = box.add_parser("list", help="messages by status (default: dead letters)", parents=[common])
+    box_list.add_argument("--status", default="dead", choices=["pending", "sending", "sent", "dead", "all"])
+    box_list.set_defaults(handler=cmd_outbox_list)
+    retry = box.add_parser("retry", help="requeue dead letters", parents=[common])
+    retry.add_argument("id", nargs="*", type=int, help="message ids (see 'outbox list')")
+    retry.add_argument("--all", action="store_true", help="every dead letter")
+    retry.set_defaults(handler=cmd_outbox_retry)
 
     dia = sub.add_parser("diagram", help="write the lifecycle diagram into diagrams/")
     dia.add_argument("--check", action="store_true", help="exit 1 if the committed diagram is stale")

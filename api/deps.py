@@ -43,8 +43,12 @@ async def command(request: Request, fn: Callable[..., T], *args: Any, **kwargs: 
     """Run a command (or the token lookup) where commands run: on the loop on SQLite, else in a thread."""
     writers = request.app.state.writers
     if writers is None:
-        return fn(*args, **kwargs)
-    return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=writers)
+        result = fn(*args, **kwargs)
+    else:
+        result = await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=writers)
+    if request.app.state.wake is not None:  # mail may be queued: don't wait for the next poll
+        request.app.state.wake.set()
+    return result
 
 
 async def current_account(

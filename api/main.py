@@ -6,7 +6,10 @@ what ``breachflow serve`` hands to uvicorn.
 
 from __future__ import annotations
 
+import asyncio
 import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import APIRouter, FastAPI
@@ -17,6 +20,8 @@ from swagger_ui_bundle import swagger_ui_path
 
 from api import errors
 from api.routes import incidents, overview, schools
+from notifications.mailer import mailer_for
+from notifications.worker import notifications_context, run_worker
 from workflow.config import Settings
 from workflow.context import Context
 from workflow.db import is_sqlite
@@ -30,13 +35,30 @@ shape `{"error": {"code", "message", "fields": [{"field", "problem"}]}}`. Times 
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The application for an initialised installation."""
-    ctx = Context.open(settings)
+    """The application for an initialised installation.
+
+    Run by a server (lifespan), it also runs the worker unless ``in_process_worker`` is off.
+    """
+    ctx = notifications_context(Context.open(settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.in_process_worker:
+            yield
+            return
+        stop = asyncio.Event()
+        app.state.wake = asyncio.Event()
+        worker = asyncio.create_task(run_worker(ctx, mailer_for(settings), stop, app.state.wake))
+        yield
+        stop.set()
+        await worker
+
     app = FastAPI(
-        title="breachflow", version="1", description=DESCRIPTION,
+        title="breachflow", version="1", description=DESCRIPTION, lifespan=lifespan,
         docs_url=None, redoc_url=None, openapi_url="/openapi.json",
     )
     app.state.ctx = ctx
+    app.state.wake = None
     # SQLite: commands run on the loop, one at a time (see api.deps); else threads, bounded by the pool
     app.state.writers = None if is_sqlite(ctx.engine) else anyio.CapacityLimiter(ctx.engine.pool.size())
     errors.install(app)

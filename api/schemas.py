@@ -62,6 +62,10 @@ class ApNotificationIn(Strict):
     delay_reason: str | None = Field(None, max_length=20000, description="required when late (GDPR 33(1))")
 
 
+class NoticeIn(Strict):
+    message: str | None = Field(None, max_length=20000, description="your own words, above what changed")
+
+
 class AcknowledgementIn(Strict):
     comment: str | None = Field(None, max_length=20000)
 

@@ -3,7 +3,8 @@
 Both run under uvicorn (one worker each, separate processes) on loopback, on identical copies of
 one SQLite database (WAL, synchronous=FULL); this process is the load: 1 and then 16 concurrent
 keep-alive clients, each request firing ``begin_triage`` on a fresh incident. breachflow's
-requests are authenticated (bearer token) and go through guards, hash chain and encryption.
+requests are authenticated (bearer token) and go through guards, hash chain and encryption; its
+in-process worker is off (``begin_triage`` queues no mail), so both sides do only the request.
 
     python bench/api.py [--requests N] [--json]
 """
@@ -114,7 +115,8 @@ def main() -> None:
 
         ours_port, bare_port = free_port(), free_port()
         servers = [
-            start("api.main:app_from_environment", ours_port, {"BREACHFLOW_DATA_DIR": str(settings.data_dir)},
+            start("api.main:app_from_environment", ours_port,
+                  {"BREACHFLOW_DATA_DIR": str(settings.data_dir), "BREACHFLOW_IN_PROCESS_WORKER": "false"},
                   HERE.parent),
             start("bare_app:app", bare_port, {"BENCH_DB": str(root / "bare.db")}, HERE),
         ]

@@ -24,7 +24,6 @@ from workflow.hooks import Note
 from workflow.models import data_key_t, incident_t, outbox_t, school_t
 
 ACTOR = "dispatcher"
-LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,8 @@ def claim(ctx: Context, limit: int, now: datetime) -> tuple[list[Claimed], list[
         if rows:
             conn.execute(
                 sa.update(outbox_t).where(outbox_t.c.id.in_([r.id for r in rows]))
-                .values(status="sending", claimed_until=now + LEASE, attempts=outbox_t.c.attempts + 1)
+                .values(status="sending", attempts=outbox_t.c.attempts + 1,
+                        claimed_until=now + timedelta(seconds=ctx.settings.dispatch_lease_seconds))
             )
     claimed, unusable = [], []
     for r in rows:

@@ -10,6 +10,18 @@ from notifications.notices import NoticeWriter
 from workflow.context import Context
 
 
+def settings_env(settings) -> dict[str, str]:
+    """The BREACHFLOW_* variables that reproduce ``settings`` in another process or the CLI."""
+    env = {}
+    for name, value in settings.model_dump(exclude_unset=True).items():
+        if value is None or isinstance(value, (list, dict)):
+            continue
+        value = getattr(settings, name)
+        value = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        env[f"BREACHFLOW_{name.upper()}"] = str(value)
+    return env
+
+
 def with_notices(ctx: Context) -> Context:
     return ctx.with_notifier(NoticeWriter(ctx.settings, ctx.keys, ctx.periods))
 

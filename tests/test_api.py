@@ -106,7 +106,7 @@ def test_a_handler_walks_an_incident_through_the_api(api):
     assert ack.status_code == 201 and ack.json()["schools"][0]["acknowledged_at"]
 
     kinds = [e["kind"] for e in api.call("handler", "GET", f"/incidents/{ref}/timeline").json()]
-    assert kinds == ["reported", "transition", "transition", "updated", "note", "contact",
+    assert kinds == ["reported", "transition", "transition", "notices_queued", "updated", "note", "contact",
                      "ap_notification", "acknowledged"]
 
 

@@ -21,7 +21,7 @@ from workflow.context import Context
 from workflow.db import read_transaction, write_transaction
 from workflow.errors import FieldProblem, InvalidInput, NotFound
 from workflow.models import school_t, token_t, user_t
-from workflow.schools import ids_by_brin
+from workflow.schools import EMAIL, ids_by_brin
 
 TOKEN_PREFIX = "bf_"
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,79}$")
@@ -59,10 +59,16 @@ def hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def add_user(ctx: Context, *, username: str, role: str, school: str | None = None) -> Account:
-    """Create a user; a ``school`` user names its school's BRIN code, other roles none."""
+def add_user(ctx: Context, *, username: str, role: str, school: str | None = None,
+             email: str | None = None) -> Account:
+    """Create a user; a ``school`` user names its school's BRIN code, other roles none.
+
+    Handlers and managers with an ``email`` receive deadline reminders.
+    """
     username = username.strip().lower()
     problems = []
+    if email is not None and not EMAIL.match(email.strip()):
+        problems.append(FieldProblem("email", f"'{email}' is not an email address"))
     if not USERNAME.match(username):
         problems.append(FieldProblem("username", "use 2–80 lowercase letters, digits and . _ @ -"))
     try:
@@ -82,7 +88,7 @@ def add_user(ctx: Context, *, username: str, role: str, school: str | None = Non
         school_id = ids_by_brin(conn, [school], "school")[school.strip().upper()] if school else None
         user_id = conn.execute(
             sa.insert(user_t).values(username=username, role=role.value, school_id=school_id,
-                                     created_at=datetime.now(UTC))
+                                     email=email.strip() if email else None, created_at=datetime.now(UTC))
         ).inserted_primary_key[0]
     return Account(user_id, username, role, school_id, school.strip().upper() if school else None)
 

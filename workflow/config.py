@@ -62,10 +62,12 @@ class Settings(BaseSettings):
     dispatch_retry_seconds: float = Field(default=30, gt=0, description="first retry; doubles each time")
     dispatch_retry_max_seconds: float = Field(default=3600, gt=0)
     dispatch_poll_seconds: float = Field(default=2, gt=0)
+    dispatch_lease_seconds: float = Field(default=300, gt=0, description="a dead dispatcher's claims expire")
     reminder_offsets_hours: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [12.0, 2.0], description="remind this long before a deadline (and when overdue)"
     )
     reminder_scan_seconds: float = Field(default=60, gt=0)
+    in_process_worker: bool = Field(default=True, description="serve also sends mail and scans deadlines")
 
     @field_validator("reminder_offsets_hours", mode="before")
     @classmethod

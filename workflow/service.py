@@ -633,13 +633,22 @@ def timeline_of(ctx: Context, reference: str) -> list[Entry]:
     ]
 
 
+def find_in_progress(ctx: Context) -> list[str]:
+    """References of incidents that are neither dismissed nor closed."""
+    with read_transaction(ctx.engine) as conn:
+        return list(conn.execute(
+            sa.select(incident_t.c.reference).where(incident_t.c.state.not_in(lifecycle.FINAL_STATES))
+        ).scalars())
+
+
+def deadlines_of(ctx: Context, incident: Incident) -> list[Deadline]:
+    """The incident's clocks under this installation's periods."""
+    return deadlines(incident, ctx.periods)
+
+
 def open_deadlines(ctx: Context) -> list[tuple[Incident, Deadline]]:
     """Every unmet deadline of incidents still in progress, soonest first."""
-    with read_transaction(ctx.engine) as conn:
-        refs = conn.execute(
-            sa.select(incident_t.c.reference).where(incident_t.c.state.not_in(lifecycle.FINAL_STATES))
-        ).scalars().all()
-    incidents = get_many(ctx, list(refs))
+    incidents = get_many(ctx, find_in_progress(ctx))
     pairs = [(i, d) for i in incidents for d in deadlines(i, ctx.periods) if d.met_at is None]
     return sorted(pairs, key=lambda pair: pair[1].due_at)
 

@@ -186,6 +186,18 @@ async def record_ap_notification(
     return _out(ctx, account, incident)
 
 
+@router.post("/{reference}/notices", status_code=201, operation_id="send_update_notice",
+             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 422))
+async def send_update_notice(
+    request: Request, ctx: CtxDep, account: Handler, reference: str,
+    body: Annotated[schemas.NoticeIn | None, Body()] = None,
+) -> schemas.IncidentOut:
+    """Queue an update notice to every informed school: what changed since its last notice."""
+    incident = await command(request, service.send_update, ctx, reference=reference, actor=account.username,
+                             message=body.message if body else None)
+    return _out(ctx, account, incident)
+
+
 @router.post("/{reference}/acknowledgements", status_code=201, operation_id="acknowledge_notice",
              response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 422))
 async def acknowledge_notice(

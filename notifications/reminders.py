@@ -1,0 +1,105 @@
+"""The deadline scanner: reminders to handlers and managers before a deadline and once overdue.
+
+For every unmet deadline of an incident in progress, a reminder is due at each configured offset
+before it (``BREACHFLOW_REMINDER_OFFSETS_HOURS``, default 12 and 2 hours) and once it has passed.
+A reminder is queued once per deadline and offset, ever: the ``reminder`` table's unique key
+holds even when scanners run at once. When several are due at one scan (the scanner was down),
+only the most urgent is sent and the rest are marked done.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from notifications import facts
+from notifications.notices import queue_row
+from notifications.render import MessageKind, render
+from notifications.texts import VALUES
+from workflow import service, store
+from workflow.accounts import Role
+from workflow.context import Context
+from workflow.db import read_transaction, write_transaction
+from workflow.deadlines import Deadline, DeadlineKind
+from workflow.hooks import Note
+from workflow.incident import Incident
+from workflow.models import outbox_t, reminder_t, user_t
+
+ACTOR = "deadline-scanner"
+OVERDUE = "overdue"
+DEADLINE_NAMES = {
+    "nl": {DeadlineKind.school_notice: "school informeren", DeadlineKind.ap_notice: "melding bij de AP",
+           DeadlineKind.school_ap_notice: "melding bij de AP door de school"},
+    "en": {DeadlineKind.school_notice: "inform the school", DeadlineKind.ap_notice: "notify the AP",
+           DeadlineKind.school_ap_notice: "the school notifies the AP"},
+}
+
+
+def due_labels(deadline: Deadline, now: datetime, offsets: list[float]) -> list[str]:
+    """The reminder labels due for ``deadline`` at ``now``, most urgent first."""
+    if deadline.met_at is not None and deadline.met_at <= now:
+        return []
+    labels = [OVERDUE] if now > deadline.due_at else []
+    labels += [f"{hours:g}h" for hours in sorted(offsets)
+               if deadline.due_at - timedelta(hours=hours) <= now <= deadline.due_at]
+    return labels
+
+
+def _staff_addresses(ctx: Context) -> list[str]:
+    with read_transaction(ctx.engine) as conn:
+        return sorted(conn.execute(
+            sa.select(user_t.c.email).where(user_t.c.role.in_([Role.handler.value, Role.manager.value]),
+                                            user_t.c.email.is_not(None))
+        ).scalars())
+
+
+def _remaining(due: datetime, now: datetime, language: str) -> str:
+    hours = max((due - now) / timedelta(hours=1), 0)
+    return f"{hours:.0f} uur" if language == "nl" else f"{hours:.0f} hours"
+
+
+def scan(ctx: Context, now: datetime) -> int:
+    """Queue every reminder due at ``now``; return how many were queued."""
+    staff = _staff_addresses(ctx)
+    queued = 0
+    for incident in service.get_many(ctx, service.find_in_progress(ctx)):
+        for deadline in service.deadlines_of(ctx, incident):
+            labels = due_labels(deadline, now, ctx.settings.reminder_offsets_hours)
+            if labels and _queue(ctx, incident, deadline, labels, staff, now):
+                queued += 1
+    return queued
+
+
+def _queue(ctx: Context, incident: Incident, deadline: Deadline, labels: list[str], staff: list[str],
+           now: datetime) -> bool:
+    language = ctx.settings.staff_language
+    school = next((s for s in incident.schools if s.school_id == deadline.school_id), None)
+    with write_transaction(ctx.engine) as conn:
+        done = set(conn.execute(
+            sa.select(reminder_t.c.offset_label).where(
+                reminder_t.c.incident_id == incident.id, reminder_t.c.deadline == deadline.kind.value,
+                reminder_t.c.school_id == (deadline.school_id or 0))
+        ).scalars())
+        if labels[0] in done:
+            return False
+        conn.execute(sa.insert(reminder_t), [
+            {"incident_id": incident.id, "deadline": deadline.kind.value, "school_id": deadline.school_id or 0,
+             "offset_label": label, "created_at": now} for label in labels if label not in done])
+        payload = {"deadline": deadline.kind.value, "school": school.brin if school else None,
+                   "offset": labels[0], "due_at": deadline.due_at.isoformat(), "recipients": len(staff)}
+        if staff:
+            subject, text, html = render(MessageKind.reminder, language, {
+                "reference": incident.reference, "deadline": DEADLINE_NAMES[language][deadline.kind],
+                "school_name": school.name if school else None, "due": facts.when(deadline.due_at, language),
+                "overdue": labels[0] == OVERDUE, "remaining": _remaining(deadline.due_at, now, language),
+                "state": VALUES[language].get(incident.state, incident.state),
+                "url": f"{ctx.settings.public_url}/api/v1/incidents/{incident.reference}",
+            })
+            key = store.load(conn, ctx.keys, incident.reference).data_key
+            conn.execute(sa.insert(outbox_t), [queue_row(
+                ctx.settings, key, incident_id=incident.id, school_id=None, kind=MessageKind.reminder,
+                reference=incident.reference, recipients=staff, subject=subject, text=text, html=html, now=now)])
+        kind = "reminder_queued" if staff else "reminder_unsent"  # no handler or manager has an email address
+        service.append_notes(conn, ctx, incident.reference, ACTOR, [Note(kind, payload)], now)
+    return True

@@ -1,0 +1,43 @@
+"""The worker: the dispatcher and the deadline scanner, in ``breachflow worker`` or inside ``serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import anyio
+
+from notifications import reminders
+from notifications.dispatcher import Dispatcher
+from notifications.mailer import Mailer
+from notifications.notices import NoticeWriter
+from workflow.context import Context
+
+log = logging.getLogger("breachflow.worker")
+
+
+def notifications_context(ctx: Context) -> Context:
+    """``ctx`` with notices: commands that call for one queue it in their transaction."""
+    return ctx.with_notifier(NoticeWriter(ctx.settings, ctx.keys, ctx.periods))
+
+
+async def scan_forever(ctx: Context, stop: asyncio.Event, wake: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            if await anyio.to_thread.run_sync(reminders.scan, ctx, datetime.now(UTC)):
+                wake.set()
+        except Exception:  # a failed scan is retried at the next interval
+            log.exception("deadline scan failed; trying again")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=ctx.settings.reminder_scan_seconds)
+        except TimeoutError:
+            pass
+
+
+async def run_worker(ctx: Context, mailer: Mailer, stop: asyncio.Event | None = None,
+                     wake: asyncio.Event | None = None) -> None:
+    """Dispatch and scan until ``stop`` is set."""
+    stop = stop or asyncio.Event()
+    wake = wake or asyncio.Event()
+    await asyncio.gather(Dispatcher(ctx, mailer).run(stop, wake), scan_forever(ctx, stop, wake))

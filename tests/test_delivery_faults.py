@@ -1,0 +1,142 @@
+"""Delivery when things go wrong: the server down, busy, refusing, or the dispatcher killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import CONFIRM, add_school, reported
+from notify_support import drain, settings_env, smtp_context
+from smtp_server import SmtpServer
+
+from api.cli import main
+from notifications import outbox
+from workflow import schools, service
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def smtp():
+    server = SmtpServer()
+    yield server
+    server.stop()
+
+
+def confirm_one(ctx) -> str:
+    ref = reported(ctx)
+    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(ctx, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    return ref
+
+
+def timeline_kinds(ctx, ref):
+    return [e.kind for e in service.timeline_of(ctx, ref)]
+
+
+def test_server_down_then_up_delivers_once_after_retries(ctx, smtp):
+    add_school(ctx)
+    mail = smtp_context(ctx, smtp.port)
+    ref = confirm_one(mail)
+    assert drain(mail) == {"sent": 0, "retry": 1, "dead": 0}  # connection refused
+    time.sleep(0.05)
+    assert drain(mail)["retry"] == 1
+    smtp.start()
+    time.sleep(0.1)  # past the (test-sized) backoff
+    assert drain(mail) == {"sent": 1, "retry": 0, "dead": 0}
+    assert len(smtp.received) == 1
+    assert timeline_kinds(mail, ref)[-3:] == ["notices_failed", "notices_failed", "notices_sent"]
+    failed = service.timeline_of(mail, ref)[-3].payload["messages"][0]
+    assert failed["attempt"] == 1 and "SMTPConnect" in failed["error"]
+
+
+def test_a_4xx_answer_is_retried_with_backoff_then_succeeds(ctx, smtp):
+    add_school(ctx)
+    smtp.handler.data_replies = ["451 4.3.0 Try again later"]
+    smtp.start()
+    mail = smtp_context(ctx, smtp.port, dispatch_retry_seconds=0.2)
+    ref = confirm_one(mail)
+    assert drain(mail) == {"sent": 0, "retry": 1, "dead": 0}
+    (row,) = outbox.list_messages(mail, status="pending")
+    assert row.attempts == 1 and "451" in row.last_error
+    assert drain(mail) == {"sent": 0, "retry": 0, "dead": 0}  # not due yet: backoff holds it
+    time.sleep(0.25)
+    assert drain(mail)["sent"] == 1
+    assert len(smtp.received) == 1
+
+
+def test_a_5xx_answer_is_a_dead_letter_on_the_timeline_and_in_outbox_list(ctx, smtp, settings, monkeypatch, capsys):
+    add_school(ctx)
+    smtp.handler.data_replies = ["554 5.7.1 Message rejected"]
+    smtp.start()
+    mail = smtp_context(ctx, smtp.port)
+    ref = confirm_one(mail)
+    assert drain(mail) == {"sent": 0, "retry": 0, "dead": 1}
+    dead = service.timeline_of(mail, ref)[-1]
+    assert dead.kind == "notices_dead" and "554" in dead.payload["messages"][0]["error"]
+
+    for name, value in settings_env(mail.settings).items():
+        monkeypatch.setenv(name, value)
+    assert main(["outbox", "list", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert (listed["reference"], listed["status"], listed["school"]) == (ref, "dead", "12AB")
+    assert main(["outbox", "retry", str(listed["id"])]) == 0
+    capsys.readouterr()
+    assert drain(mail)["sent"] == 1
+    assert timeline_kinds(mail, ref)[-2:] == ["notices_requeued", "notices_sent"]
+
+
+def test_refused_recipients_are_reported_not_swallowed(ctx, smtp):
+    schools.add(ctx, brin="12AB", name="De Regenboog", contacts=["directie@regenboog.nl", "oud@regenboog.nl"])
+    smtp.handler.refuse = {"oud@regenboog.nl": "550 5.1.1 No such user"}
+    smtp.start()
+    mail = smtp_context(ctx, smtp.port)
+    ref = confirm_one(mail)
+    assert drain(mail)["sent"] == 1
+    assert smtp.received[0].recipients == ["directie@regenboog.nl"]
+    sent = service.timeline_of(mail, ref)[-1].payload["messages"][0]
+    assert sent["refused"] == {"oud@regenboog.nl": "550 5.1.1 No such user"}
+    (row,) = outbox.list_messages(mail, status="sent")
+    assert "refused oud@regenboog.nl" in row.last_error
+
+
+def test_a_dispatcher_killed_mid_batch_loses_nothing(ctx, smtp):
+    for n in range(6):
+        schools.add(ctx, brin=f"1{n}AB", name=f"School {n}", contacts=[f"info@school{n}.nl"])
+    smtp.start()
+    mail = smtp_context(ctx, smtp.port, dispatch_lease_seconds=1, smtp_connections=1)
+    ref = reported(mail, brins=tuple(f"1{n}AB" for n in range(6)))
+    service.fire(mail, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(mail, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+
+    slow = smtp.handler.handle_DATA
+
+    async def slow_data(server, session, envelope):
+        await __import__("asyncio").sleep(0.3)
+        return await slow(server, session, envelope)
+
+    smtp.handler.handle_DATA = slow_data
+    dying = subprocess.Popen([sys.executable, str(ROOT / "tests" / "dying_dispatcher.py")],
+                             env=os.environ | settings_env(mail.settings) | {"PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 20
+    while len(smtp.received) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    dying.kill()
+    dying.wait()
+    delivered_before = len(smtp.received)
+    assert 2 <= delivered_before < 6, "the kill must land in the middle of the batch"
+    assert {r.status for r in outbox.list_messages(mail, status=None)} == {"sending"}
+
+    smtp.handler.handle_DATA = slow
+    time.sleep(1.1)  # the dead dispatcher's lease expires
+    assert drain(mail)["sent"] == 6
+    ids_by_address: dict[str, set[str]] = {}
+    for received in smtp.received:
+        ids_by_address.setdefault(received.recipients[0], set()).add(received.message["Message-ID"])
+    assert len(ids_by_address) == 6  # every school got its notice
+    assert all(len(ids) == 1 for ids in ids_by_address.values())  # a resend keeps its Message-ID
