@@ -71,7 +71,7 @@ def mime(*, sender: str, recipients: list[str], subject: str, text: str, html: s
     headers = [
         f"From: {formataddr(('breachflow', sender))}",
         f"To: {', '.join(recipients)}",
-        f"Subject: {Header(subject, 'utf-8').encode()}",
+        f"Subject: {subject if subject.isascii() else Header(subject, 'utf-8').encode()}",
         f"Date: {format_datetime(date)}",
         f"Message-ID: {message_id}",
         "MIME-Version: 1.0",

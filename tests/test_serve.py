@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from email import message_from_bytes, policy
 import socket
 import subprocess
 import sys
@@ -65,3 +66,37 @@ def test_serve_starts_on_the_embedded_default_and_prints_how_to_log_in(served):
     token = next(line.strip() for line in output.splitlines() if line.strip().startswith("bf_"))
     assert get(port, "/api/v1/healthz") == {"status": "ok", "database": "sqlite"}
     assert get(port, "/api/v1/schools", token) == []
+
+
+def post(port: int, path: str, token: str, body: dict) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_serve_delivers_notices_to_the_local_maildir(served):
+    from conftest import CONFIRM
+
+    from workflow import accounts
+    from workflow.config import Settings
+    from workflow.context import Context
+
+    port, output, directory = served
+    assert "maildir" in output
+    admin = next(line.strip() for line in output.splitlines() if line.strip().startswith("bf_"))
+    post(port, "/api/v1/schools", admin, {"brin": "12AB", "name": "De Regenboog", "contacts": ["d@regenboog.nl"]})
+    ctx = Context.open(Settings(data_dir=directory / "var"))
+    accounts.add_user(ctx, username="hanna", role="handler")
+    handler = accounts.create_token(ctx, username="hanna").secret
+    ref = post(port, "/api/v1/incidents", handler, {"schools": {"12AB": 3}, "fields": {
+        "summary": "Lists visible", "discovered_at": "2026-11-28T09:00:00+01:00"}})["reference"]
+    post(port, f"/api/v1/incidents/{ref}/triggers/begin_triage", handler, {})
+    post(port, f"/api/v1/incidents/{ref}/triggers/confirm", handler, {"fields": CONFIRM})
+    inbox = directory / "var" / "maildir" / "new"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not (inbox.is_dir() and any(inbox.iterdir())):
+        time.sleep(0.1)
+    (delivered,) = inbox.iterdir()
+    message = message_from_bytes(delivered.read_bytes(), policy=policy.default)
+    assert message["Subject"] == f"Datalek {ref}: melding aan De Regenboog"

@@ -1,0 +1,122 @@
+"""Deadline reminders to handlers and managers: at each offset, when overdue, never twice."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+
+import pytest
+from conftest import CONFIRM, add_school
+from freezegun import freeze_time
+
+from notifications import outbox, reminders
+from notifications.worker import notifications_context
+from workflow import accounts, service
+from workflow.deadlines import Deadline, DeadlineKind
+
+DISCOVERED = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+SCHOOL_DUE = DISCOVERED + timedelta(hours=24)
+AP_DUE = DISCOVERED + timedelta(hours=72)
+
+
+@pytest.mark.parametrize(
+    ("at", "labels"),
+    [
+        (SCHOOL_DUE - timedelta(hours=12, seconds=1), []),
+        (SCHOOL_DUE - timedelta(hours=12), ["12h"]),
+        (SCHOOL_DUE - timedelta(hours=2), ["2h", "12h"]),
+        (SCHOOL_DUE, ["2h", "12h"]),
+        (SCHOOL_DUE + timedelta(seconds=1), ["overdue"]),
+    ],
+    ids=["before", "12h", "2h", "at-due", "overdue"],
+)
+def test_labels_due_at_each_offset(at, labels):
+    deadline = Deadline(DeadlineKind.school_notice, SCHOOL_DUE)
+    assert reminders.due_labels(deadline, at, [12, 2]) == labels
+
+
+def test_a_met_deadline_needs_no_reminder():
+    deadline = Deadline(DeadlineKind.ap_notice, AP_DUE, met_at=AP_DUE - timedelta(hours=1))
+    assert reminders.due_labels(deadline, AP_DUE + timedelta(hours=5), [12, 2]) == []
+
+
+@pytest.fixture
+def watched(ctx):
+    """A confirmed incident discovered at DISCOVERED; a handler and a manager with addresses."""
+    add_school(ctx)
+    accounts.add_user(ctx, username="hanna", role="handler", email="hanna@basisonline.nl")
+    accounts.add_user(ctx, username="max", role="manager", email="max@basisonline.nl")
+    accounts.add_user(ctx, username="no-mail", role="handler")
+    with freeze_time(DISCOVERED + timedelta(minutes=30)):
+        ref = service.report(ctx, actor="hanna", source="monitoring", schools={"12AB": 5},
+                             fields={"discovered_at": DISCOVERED}).reference
+        service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+        service.fire(ctx, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    return ref
+
+
+def reminders_on(ctx, ref):
+    return [e.payload for e in service.timeline_of(ctx, ref) if e.kind == "reminder_queued"]
+
+
+def scan_at(ctx, moment) -> int:
+    with freeze_time(moment):
+        return reminders.scan(ctx, datetime.now(UTC))
+
+
+def test_reminders_at_each_offset_and_overdue_never_twice(ctx, watched):
+    assert scan_at(ctx, SCHOOL_DUE - timedelta(hours=13)) == 0
+    assert scan_at(ctx, SCHOOL_DUE - timedelta(hours=12)) == 1
+    assert scan_at(ctx, SCHOOL_DUE - timedelta(hours=11)) == 0  # the same offset: not again
+    assert scan_at(ctx, SCHOOL_DUE - timedelta(hours=2)) == 1
+    assert scan_at(ctx, SCHOOL_DUE - timedelta(hours=1)) == 0
+    assert scan_at(ctx, SCHOOL_DUE + timedelta(minutes=1)) == 1
+    assert scan_at(ctx, SCHOOL_DUE + timedelta(hours=5)) == 0
+    sent = [(r["deadline"], r["offset"]) for r in reminders_on(ctx, watched)]
+    assert sent == [("school_notice", "12h"), ("school_notice", "2h"), ("school_notice", "overdue")]
+
+    rows = outbox.list_messages(ctx, status="pending")
+    assert [r.kind for r in rows] == ["reminder"] * 3  # no notifier in this context: only reminders
+
+
+def test_a_scanner_that_was_down_sends_only_the_most_urgent(ctx, watched):
+    assert scan_at(ctx, AP_DUE + timedelta(hours=1)) == 2  # school notice and AP, both overdue
+    assert [(r["deadline"], r["offset"]) for r in reminders_on(ctx, watched)] == [
+        ("school_notice", "overdue"), ("ap_notice", "overdue")]
+    assert scan_at(ctx, AP_DUE + timedelta(hours=2)) == 0
+
+
+def test_reminder_mail_goes_to_handlers_and_managers_with_an_address(ctx, watched):
+    scan_at(ctx, AP_DUE - timedelta(hours=2))  # the school notice is overdue, the AP is 2 hours away
+    claimed, _ = outbox.claim(ctx, 10, datetime.now(UTC) + timedelta(days=60))
+    subjects = {}
+    for item in claimed:
+        assert item.recipients == ["hanna@basisonline.nl", "max@basisonline.nl"]
+        subjects[item.id] = message_from_bytes(item.message, policy=policy.default)["Subject"]
+    assert sorted(subjects.values()) == [f"Herinnering: melding bij de AP voor {watched}",
+                                         f"VERLOPEN: school informeren voor {watched} (De Regenboog)"]
+
+
+def test_concurrent_scanners_queue_one_reminder(ctx, watched):
+    moment = SCHOOL_DUE - timedelta(hours=12)
+    assert scan_at(ctx, moment) + scan_at(ctx, moment) == 1
+
+
+def test_no_staff_address_is_on_the_timeline_not_silent(ctx):
+    add_school(ctx)
+    with freeze_time(DISCOVERED):
+        ref = service.report(ctx, actor="hanna", source="monitoring", schools={"12AB": 5},
+                             fields={"discovered_at": DISCOVERED}).reference
+    scan_at(ctx, SCHOOL_DUE + timedelta(minutes=1))
+    unsent = [e for e in service.timeline_of(ctx, ref) if e.kind == "reminder_unsent"]
+    assert [e.payload["offset"] for e in unsent] == ["overdue"]
+
+
+def test_the_scanner_ignores_closed_and_dismissed_incidents(ctx):
+    add_school(ctx)
+    with freeze_time(DISCOVERED):
+        ref = service.report(notifications_context(ctx), actor="hanna", source="monitoring", schools={"12AB": 5},
+                             fields={"discovered_at": DISCOVERED}).reference
+        service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+        service.fire(ctx, reference=ref, trigger="dismiss", actor="hanna", fields={"dismissal_reason": "test"})
+    assert scan_at(ctx, AP_DUE + timedelta(days=1)) == 0
