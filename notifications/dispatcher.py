@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from datetime import UTC, datetime
 
 import anyio
@@ -32,12 +33,23 @@ class Dispatcher:
             return outbox.Outcome(item, error=str(exc), permanent=exc.permanent)
         return outbox.Outcome(item, refused=refused)
 
+    async def _send_in_order(self, items: list[outbox.Claimed]) -> list[outbox.Outcome]:
+        return [await self._send(item) for item in items]
+
     async def run_once(self) -> dict[str, int]:
-        """Send one batch of due messages; return how many were sent, retried and dead."""
+        """Send one batch of due messages; return how many were sent, retried and dead.
+
+        Messages to one school about one incident go one after another, oldest first, so a
+        school does not read the update before the first notice; the rest go concurrently.
+        """
         now = datetime.now(UTC)
         claimed, unusable = await anyio.to_thread.run_sync(
             outbox.claim, self.ctx, self.ctx.settings.dispatch_batch, now)
-        outcomes = unusable + list(await asyncio.gather(*(self._send(item) for item in claimed)))
+        queues: dict[tuple, list[outbox.Claimed]] = defaultdict(list)
+        for item in claimed:  # claimed oldest first
+            queues[(item.incident_id, item.school_id, item.id if item.school_id is None else 0)].append(item)
+        sent = await asyncio.gather(*(self._send_in_order(items) for items in queues.values()))
+        outcomes = unusable + [outcome for group in sent for outcome in group]
         counts = await anyio.to_thread.run_sync(outbox.record, self.ctx, outcomes, datetime.now(UTC))
         if counts["retry"] or counts["dead"]:
             log.warning("outbox: %(sent)d sent, %(retry)d to retry, %(dead)d dead", counts)

@@ -124,11 +124,10 @@ def record(ctx: Context, outcomes: list[Outcome], now: datetime) -> dict[str, in
             conn.execute(sa.update(outbox_t).where(by_id).values(status="pending", claimed_until=None), retry)
         if dead:
             conn.execute(sa.update(outbox_t).where(by_id).values(status="dead", claimed_until=None), dead)
-        for o in outcomes:
-            c = o.claimed
-            if o.error is None and c.school_id is not None:
-                service.mark_informed(conn, c.incident_id, c.school_id, now, via="email",
-                                      told_must_notify_ap=c.kind == MessageKind.school_responsible)
+        service.mark_informed(conn, [
+            (o.claimed.incident_id, o.claimed.school_id, o.claimed.kind == MessageKind.school_responsible)
+            for o in outcomes if o.error is None and o.claimed.school_id is not None
+        ], now, via="email")
         for reference, kinds in events.items():
             service.append_notes(conn, ctx, reference, ACTOR,
                                  [Note(kind, {"messages": items}) for kind, items in kinds.items()], now)

@@ -341,15 +341,24 @@ def append_notes(conn: Connection, ctx: Context, reference: str, actor: str, not
     return _write(conn, loaded, actor, [_Event(n.kind, n.payload) for n in notes], now)
 
 
-def mark_informed(conn: Connection, incident_id: int, school_id: int, at: datetime, *, via: str,
-                  told_must_notify_ap: bool) -> None:
-    """Record, inside the caller's transaction, that a school received a notice."""
-    where = (affected_t.c.incident_id == incident_id) & (affected_t.c.school_id == school_id)
-    conn.execute(sa.update(affected_t).where(where & affected_t.c.informed_at.is_(None))
-                 .values(informed_at=at, informed_via=via))
-    if told_must_notify_ap:
-        conn.execute(sa.update(affected_t).where(where & affected_t.c.told_to_notify_ap_at.is_(None))
-                     .values(told_to_notify_ap_at=at))
+_AFFECTED = (affected_t.c.incident_id == sa.bindparam("b_incident")) & (
+    affected_t.c.school_id == sa.bindparam("b_school"))
+
+
+def mark_informed(conn: Connection, received: list[tuple[int, int, bool]], at: datetime, *, via: str) -> None:
+    """Record, inside the caller's transaction, that schools received a notice.
+
+    ``received`` holds (incident id, school id, told it must notify the AP itself).
+    """
+    if not received:
+        return
+    conn.execute(sa.update(affected_t).where(_AFFECTED & affected_t.c.informed_at.is_(None))
+                 .values(informed_at=at, informed_via=via),
+                 [{"b_incident": i, "b_school": s} for i, s, _ in received])
+    told = [{"b_incident": i, "b_school": s} for i, s, must_notify in received if must_notify]
+    if told:
+        conn.execute(sa.update(affected_t).where(_AFFECTED & affected_t.c.told_to_notify_ap_at.is_(None))
+                     .values(told_to_notify_ap_at=at), told)
 
 
 def send_update(ctx: Context, *, reference: str, actor: str, message: str | None = None,
