@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,17 +28,12 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from engine import prepare  # noqa: E402
+from support import free_port, wait_for_port  # noqa: E402
 
 from workflow import accounts  # noqa: E402
 from workflow.context import Context  # noqa: E402
 
 CONCURRENCY = (1, 16)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(app: str, port: int, env: dict[str, str], cwd: Path) -> subprocess.Popen:
@@ -48,15 +42,8 @@ def start(app: str, port: int, env: dict[str, str], cwd: Path) -> subprocess.Pop
         + (["--factory"] if app.endswith("environment") else []),
         env=os.environ | env, cwd=cwd,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"{app} did not start on port {port}")
+    wait_for_port(port, process, app)
+    return process
 
 
 async def client(port: int, paths: asyncio.Queue, headers: bytes, latencies: list[float]) -> None:
