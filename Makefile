@@ -22,6 +22,7 @@ test: $(BIN)/breachflow
 bench: $(BIN)/breachflow
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/notify.py
 
 diagram: $(BIN)/breachflow
 	$(BIN)/breachflow diagram

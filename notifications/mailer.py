@@ -99,6 +99,7 @@ class MaildirMailer:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
         self._box = mailbox.Maildir(path, create=True)
 
     def describe(self) -> str:
