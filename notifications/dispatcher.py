@@ -30,7 +30,7 @@ class Dispatcher:
         try:
             refused = await self.mailer.send(self.ctx.settings.mail_from, item.recipients, item.message)
         except DeliveryError as exc:
-            return outbox.Outcome(item, error=str(exc), permanent=exc.permanent)
+            return outbox.Outcome(item, error=str(exc), permanent=exc.permanent, refused=exc.refused)
         return outbox.Outcome(item, refused=refused)
 
     async def _send_in_order(self, items: list[outbox.Claimed]) -> list[outbox.Outcome]:

@@ -18,11 +18,16 @@ from workflow.config import Settings
 
 
 class DeliveryError(Exception):
-    """Nothing was delivered; ``permanent`` means retrying cannot help."""
+    """Nothing was delivered; ``permanent`` means retrying cannot help.
 
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    The message carries no addresses (it is stored plain); ``refused`` maps the refused
+    addresses to the server's answers, for the (sealed) timeline.
+    """
+
+    def __init__(self, message: str, *, permanent: bool, refused: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.refused = refused or {}
 
 
 class Mailer(Protocol):
@@ -67,8 +72,9 @@ class SmtpMailer:
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 self._discard(smtp)  # after any failure the next message starts on a fresh connection
                 raise DeliveryError(
-                    "; ".join(f"{e.recipient}: {e.code} {e.message}" for e in exc.recipients),
+                    "every recipient refused: " + "; ".join(sorted({f"{e.code} {e.message}" for e in exc.recipients})),
                     permanent=all(_is_permanent(e.code) for e in exc.recipients),
+                    refused={e.recipient: f"{e.code} {e.message}" for e in exc.recipients},
                 ) from None
             except aiosmtplib.SMTPResponseException as exc:
                 self._discard(smtp)

@@ -46,9 +46,9 @@ class Outcome:
     """What happened to one claimed message."""
 
     claimed: Claimed
-    error: str | None = None  # None: accepted
+    error: str | None = None  # None: accepted (no addresses in it: it is stored plain)
     permanent: bool = False
-    refused: dict[str, str] = field(default_factory=dict)  # accepted, but not for these recipients
+    refused: dict[str, str] = field(default_factory=dict)  # address → answer; only on the sealed timeline
 
 
 _DUE = sa.or_(
@@ -106,9 +106,11 @@ def record(ctx: Context, outcomes: list[Outcome], now: datetime) -> dict[str, in
     for o in outcomes:
         c = o.claimed
         entry = {"message_id": c.message_id, "kind": c.kind, "attempt": c.attempts}
+        if o.refused:
+            entry["refused"] = o.refused
         if o.error is None:
             sent.append({"b_id": c.id, "last_error": _refusals(o.refused)})
-            events[c.reference]["notices_sent"].append(entry | ({"refused": o.refused} if o.refused else {}))
+            events[c.reference]["notices_sent"].append(entry)
         elif o.permanent or c.attempts >= max_attempts:
             dead.append({"b_id": c.id, "last_error": o.error[:1000]})
             events[c.reference]["notices_dead"].append(entry | {"error": o.error})
@@ -136,7 +138,11 @@ def record(ctx: Context, outcomes: list[Outcome], now: datetime) -> dict[str, in
 
 
 def _refusals(refused: dict[str, str]) -> str | None:
-    return "; ".join(f"refused {address}: {reason}" for address, reason in refused.items()) or None
+    """What ``outbox list`` shows of refused recipients: how many and why; the addresses are on the timeline."""
+    if not refused:
+        return None
+    reasons = "; ".join(sorted(set(refused.values())))
+    return f"{len(refused)} recipient(s) refused ({reasons}); see the incident's timeline"
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,19 @@ def test_refused_recipients_are_reported_not_swallowed(ctx, smtp):
     sent = service.timeline_of(mail, ref)[-1].payload["messages"][0]
     assert sent["refused"] == {"oud@regenboog.nl": "550 5.1.1 No such user"}
     (row,) = outbox.list_messages(mail, status="sent")
-    assert "refused oud@regenboog.nl" in row.last_error
+    assert row.last_error == "1 recipient(s) refused (550 5.1.1 No such user); see the incident's timeline"
+
+
+def test_a_school_whose_every_address_is_refused_is_a_dead_letter_naming_them(ctx, smtp):
+    schools.add(ctx, brin="12AB", name="De Regenboog", contacts=["weg@regenboog.nl"])
+    smtp.handler.refuse = {"weg@regenboog.nl": "550 5.1.1 No such user"}
+    smtp.start()
+    mail = smtp_context(ctx, smtp.port)
+    ref = confirm_one(mail)
+    assert drain(mail)["dead"] == 1
+    dead = service.timeline_of(mail, ref)[-1].payload["messages"][0]
+    assert dead["refused"] == {"weg@regenboog.nl": "550 5.1.1 No such user"}
+    assert service.get(mail, ref).schools[0].informed_at is None  # not informed: the guard still asks
 
 
 def test_a_dispatcher_killed_mid_batch_loses_nothing(ctx, smtp):

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from conftest import CONFIRM, add_school, reported
 
+from notifications import outbox
+from notifications.worker import notifications_context
 from workflow import crypto, service
 from workflow.config import Settings
 from workflow.context import Context, initialise
@@ -36,12 +38,19 @@ def _all_stored_text(ctx: Context, backend: str) -> bytes:
 
 def test_a_planted_name_is_nowhere_in_the_database(ctx, backend):
     add_school(ctx)
-    ref = reported(ctx)
-    service.update(ctx, reference=ref, actor="hanna",
+    mailing = notifications_context(ctx)
+    ref = reported(mailing)
+    service.update(mailing, reference=ref, actor="hanna",
                    fields={"reporter_name": PLANTED, "summary": f"{PLANTED} saw another pupil's grades"})
-    service.add_note(ctx, reference=ref, actor="hanna", text=f"Called {PLANTED}")
+    service.add_note(mailing, reference=ref, actor="hanna", text=f"Called {PLANTED}")
+    service.fire(mailing, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(mailing, reference=ref, trigger="confirm", actor="hanna",
+                 fields={k: v for k, v in CONFIRM.items() if k != "summary"})
     assert service.get(ctx, ref).disclosure.reporter_name == PLANTED
-    assert PLANTED.encode() not in _all_stored_text(ctx, backend)
+    assert len(outbox.list_messages(ctx, status="pending")) == 1  # the notice, which names them too
+    stored = _all_stored_text(ctx, backend)
+    assert PLANTED.encode() not in stored
+    assert b"directie@12ab.example.nl" not in stored  # the school's contact address
 
 
 def test_the_embedded_key_file_is_owner_only(tmp_path):
