@@ -7,19 +7,13 @@ No authentication, no guards, no encryption: one async endpoint, one connection,
 from __future__ import annotations
 
 import os
-import sqlite3
-from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from engine import PAYLOAD_BYTES, RAW_STATEMENTS
+from engine import raw_connection, raw_fire
 
 app = FastAPI()
-conn = sqlite3.connect(os.environ["BENCH_DB"], isolation_level=None, check_same_thread=False)
-conn.row_factory = sqlite3.Row
-conn.execute("PRAGMA journal_mode=WAL")
-conn.execute("PRAGMA synchronous=FULL")
-PAYLOAD, DIGEST = os.urandom(PAYLOAD_BYTES), "f" * 64
+conn = raw_connection(os.environ["BENCH_DB"])
 
 
 @app.get("/healthz")
@@ -29,15 +23,4 @@ async def health() -> dict:
 
 @app.post("/incidents/{reference}/fire")
 async def fire(reference: str) -> dict:
-    select_incident, select_schools, select_ap, update_incident, insert_event = RAW_STATEMENTS
-    conn.execute("BEGIN IMMEDIATE")
-    row = conn.execute(select_incident, (reference,)).fetchone()
-    incident_id, version = row["id"], row["version"]
-    conn.execute(select_schools, (incident_id,)).fetchall()
-    conn.execute(select_ap, (incident_id,)).fetchall()
-    now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
-    conn.execute(update_incident, (version + 1, now, 2, DIGEST, "triage", incident_id, version))
-    conn.execute(insert_event, (incident_id, 2, now, "bench", "transition", "reported", "triage",
-                                PAYLOAD, DIGEST, DIGEST))
-    conn.execute("COMMIT")
-    return {"reference": reference, "state": "triage", "version": version + 1}
+    return {"reference": reference, "state": "triage", "version": raw_fire(conn, reference)}

@@ -59,26 +59,40 @@ def prepare(directory: Path, count: int) -> tuple[Settings, list[str]]:
     return settings, refs
 
 
-def raw_round(path: Path, refs: list[str]) -> float:
-    """Transactions per second for the same statements with stdlib sqlite3."""
-    conn = sqlite3.connect(path, isolation_level=None)
+def raw_connection(path: Path) -> sqlite3.Connection:
+    """A stdlib connection at breachflow's durability (WAL, synchronous=FULL)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+PAYLOAD, DIGEST = os.urandom(PAYLOAD_BYTES), "f" * 64
+
+
+def raw_fire(conn: sqlite3.Connection, reference: str) -> int:
+    """``begin_triage``'s writes in raw SQL, one transaction; return the new version."""
     select_incident, select_schools, select_ap, update_incident, insert_event = RAW_STATEMENTS
-    payload, digest = os.urandom(PAYLOAD_BYTES), "f" * 64
+    conn.execute("BEGIN IMMEDIATE")
+    row = conn.execute(select_incident, (reference,)).fetchone()
+    incident_id, version = row["id"], row["version"]
+    conn.execute(select_schools, (incident_id,)).fetchall()
+    conn.execute(select_ap, (incident_id,)).fetchall()
+    now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    conn.execute(update_incident, (version + 1, now, 2, DIGEST, "triage", incident_id, version))
+    conn.execute(insert_event, (incident_id, 2, now, "bench", "transition", "reported", "triage",
+                                PAYLOAD, DIGEST, DIGEST))
+    conn.execute("COMMIT")
+    return version + 1
+
+
+def raw_round(path: Path, refs: list[str]) -> float:
+    """Transactions per second for the same statements with stdlib sqlite3."""
+    conn = raw_connection(path)
     started = time.perf_counter()
     for ref in refs:
-        conn.execute("BEGIN IMMEDIATE")
-        row = conn.execute(select_incident, (ref,)).fetchone()
-        incident_id, version = row["id"], row["version"]
-        conn.execute(select_schools, (incident_id,)).fetchall()
-        conn.execute(select_ap, (incident_id,)).fetchall()
-        now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
-        conn.execute(update_incident, (version + 1, now, 2, digest, "triage", incident_id, version))
-        conn.execute(insert_event, (incident_id, 2, now, "bench", "transition", "reported", "triage",
-                                    payload, digest, digest))
-        conn.execute("COMMIT")
+        raw_fire(conn, ref)
     elapsed = time.perf_counter() - started
     conn.close()
     return len(refs) / elapsed
