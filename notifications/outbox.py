@@ -197,8 +197,3 @@ def requeue(ctx: Context, *, ids: list[int] | None, actor: str, now: datetime) -
             service.append_notes(conn, ctx, reference, actor, [Note("notices_requeued", {"messages": message_ids})], now)
     return len(rows)
 
-
-def pending_count(ctx: Context) -> int:
-    with read_transaction(ctx.engine) as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(outbox_t)
-                            .where(outbox_t.c.status.in_(("pending", "sending")))).scalar_one()
