@@ -91,6 +91,27 @@ def test_a_5xx_answer_is_a_dead_letter_on_the_timeline_and_in_outbox_list(ctx, s
     assert timeline_kinds(mail, ref)[-2:] == ["notices_requeued", "notices_sent"]
 
 
+def dispatcher_process(ctx, mode: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "tests" / "dispatcher_process.py"), mode],
+                            env=os.environ | settings_env(ctx.settings) | {"PYTHONPATH": str(ROOT)})
+
+
+def test_several_dispatchers_at_once_send_each_message_once(ctx, smtp):
+    brins = [f"{n:02d}AB" for n in range(80)]
+    for brin in brins:
+        schools.add(ctx, brin=brin, name=f"School {brin}", contacts=[f"info@{brin.lower()}.example.nl"])
+    smtp.start()
+    mail = smtp_context(ctx, smtp.port, dispatch_batch=5, smtp_connections=2)
+    ref = reported(mail, brins=tuple(brins))
+    service.fire(mail, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(mail, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    dispatchers = [dispatcher_process(mail, "drain") for _ in range(3)]
+    assert [d.wait(timeout=60) for d in dispatchers] == [0, 0, 0]
+    message_ids = [r.message["Message-ID"] for r in smtp.received]
+    assert len(message_ids) == 80 and len(set(message_ids)) == 80
+    assert {r.status for r in outbox.list_messages(mail, status=None)} == {"sent"}
+
+
 def test_refused_recipients_are_reported_not_swallowed(ctx, smtp):
     schools.add(ctx, brin="12AB", name="De Regenboog", contacts=["directie@regenboog.nl", "oud@regenboog.nl"])
     smtp.handler.refuse = {"oud@regenboog.nl": "550 5.1.1 No such user"}
@@ -133,8 +154,7 @@ def test_a_dispatcher_killed_mid_batch_loses_nothing(ctx, smtp):
         return await slow(server, session, envelope)
 
     smtp.handler.handle_DATA = slow_data
-    dying = subprocess.Popen([sys.executable, str(ROOT / "tests" / "dying_dispatcher.py")],
-                             env=os.environ | settings_env(mail.settings) | {"PYTHONPATH": str(ROOT)})
+    dying = dispatcher_process(mail, "once")
     deadline = time.monotonic() + 20
     while len(smtp.received) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
