@@ -60,6 +60,7 @@ class SmtpMailer:
             hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_seconds,
             use_tls=s.smtp_security == "tls", start_tls=True if s.smtp_security == "starttls" else False,
             username=s.smtp_username, password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            cert_bundle=str(s.smtp_ca_file) if s.smtp_ca_file else None,
         )
 
     async def send(self, sender: str, recipients: list[str], message: bytes) -> dict[str, str]:
@@ -76,6 +77,10 @@ class SmtpMailer:
                     permanent=all(_is_permanent(e.code) for e in exc.recipients),
                     refused={e.recipient: f"{e.code} {e.message}" for e in exc.recipients},
                 ) from None
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                self._discard(smtp)  # our configuration, not the message: keep it for after the fix
+                raise DeliveryError(f"SMTP login refused ({exc.code} {exc.message}); check "
+                                    "BREACHFLOW_SMTP_USERNAME and BREACHFLOW_SMTP_PASSWORD", permanent=False) from None
             except aiosmtplib.SMTPResponseException as exc:
                 self._discard(smtp)
                 raise DeliveryError(f"{exc.code} {exc.message}", permanent=_is_permanent(exc.code)) from None

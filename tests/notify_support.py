@@ -27,8 +27,10 @@ def with_notices(ctx: Context) -> Context:
 
 
 def smtp_context(ctx: Context, port: int, **settings) -> Context:
-    configured = ctx.settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port,
-                                                  "dispatch_retry_seconds": 0.01, **settings})
+    configured = type(ctx.settings).model_validate(
+        ctx.settings.model_dump(exclude_unset=True)
+        | {"smtp_host": "127.0.0.1", "smtp_port": port, "dispatch_retry_seconds": 0.01, **settings}
+    )
     return with_notices(Context(configured, ctx.engine, ctx.keys, ctx.periods))
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, reported
+import time
+
+from conftest import CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, add_school, reported
 from notify_support import drain, smtp_context
-from smtp_server import SmtpServer
+from smtp_server import SmtpServer, self_signed
 
 from workflow import schools, service
 
@@ -107,3 +109,24 @@ def test_closing_notice_carries_the_evaluation(mail_ctx, smtp):
     closing = by_school(smtp, "info@anker.nl")[-1]
     assert closing.message["Subject"] == f"Data breach {ref} is closed"
     assert EVALUATE["evaluation"] in closing.part("plain")
+
+
+def test_starttls_and_login_from_configuration(ctx, tmp_path):
+    cert, key = self_signed(tmp_path)
+    server = SmtpServer(tls=(cert, key), login=("breachflow", "s3cret"))
+    server.start()
+    try:
+        add_school(ctx, "56EF", "De Vlinder")
+        wrong = smtp_context(ctx, server.port, smtp_security="starttls", smtp_ca_file=cert,
+                             smtp_username="breachflow", smtp_password="wrong", smtp_timeout_seconds=1)
+        ref = reported(wrong, brins=("56EF",))
+        service.fire(wrong, reference=ref, trigger="begin_triage", actor="hanna")
+        service.fire(wrong, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+        assert drain(wrong)["retry"] == 1 and server.received == []  # kept for after the fix, not dead
+        right = smtp_context(ctx, server.port, smtp_security="starttls", smtp_ca_file=cert,
+                             smtp_username="breachflow", smtp_password="s3cret", dispatch_retry_seconds=0.01)
+        time.sleep(0.05)
+        assert drain(right)["sent"] == 1
+        assert [m.recipients for m in server.received] == [["directie@56ef.example.nl"]]
+    finally:
+        server.stop()

@@ -8,6 +8,8 @@ from email import message_from_bytes, policy
 import pytest
 from conftest import CONFIRM, add_school
 from freezegun import freeze_time
+from notify_support import drain, smtp_context
+from smtp_server import SmtpServer
 
 from notifications import outbox, reminders
 from notifications.worker import notifications_context
@@ -120,3 +122,17 @@ def test_the_scanner_ignores_closed_and_dismissed_incidents(ctx):
         service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
         service.fire(ctx, reference=ref, trigger="dismiss", actor="hanna", fields={"dismissal_reason": "test"})
     assert scan_at(ctx, AP_DUE + timedelta(days=1)) == 0
+
+
+def test_a_reminder_arrives_at_the_smtp_server(ctx, watched):
+    server = SmtpServer()
+    server.start()
+    try:
+        scan_at(ctx, SCHOOL_DUE - timedelta(hours=12))
+        assert drain(smtp_context(ctx, server.port))["sent"] == 1
+        (reminder,) = server.received
+        assert sorted(reminder.recipients) == ["hanna@basisonline.nl", "max@basisonline.nl"]
+        assert reminder.message["Subject"] == f"Herinnering: school informeren voor {watched} (De Regenboog)"
+        assert "verloopt op 03-11-2026 10:00 (CET) (nog 12 uur)" in reminder.part("plain")
+    finally:
+        server.stop()

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     smtp_host: str | None = Field(default=None, description="unset: mail goes to a local maildir")
     smtp_port: int = Field(default=25, gt=0, lt=65536)
     smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_ca_file: Path | None = Field(default=None, description="CA bundle to verify the server (default: system)")
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_connections: int = Field(default=16, ge=1, le=100, description="reused connections at most")
