@@ -24,7 +24,7 @@ from api import render, views
 from notifications import outbox
 from notifications.mailer import mailer_for
 from notifications.worker import notifications_context, run_worker
-from workflow import accounts, crypto, diagram, lifecycle, schools, service
+from workflow import accounts, crypto, diagram, lifecycle, queries, schools, service
 from workflow.config import Settings
 from workflow.context import Context, initialise
 from workflow.deadlines import AMSTERDAM
@@ -157,12 +157,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
-    return _show(args, ctx, service.get(ctx, args.reference))
+    return _show(args, ctx, queries.get(ctx, args.reference))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
-    rows = service.list_incidents(ctx, state=args.state, brin=args.school)
+    rows = queries.list_incidents(ctx, state=args.state, brin=args.school)
     text = "\n".join(
         f"{i.reference}  {i.state:<15} {i.responsibility.value:<9} {render.when(i.disclosure.discovered_at)}  "
         f"{', '.join(s.brin for s in i.schools)}"
@@ -192,7 +192,7 @@ def cmd_fire(args: argparse.Namespace) -> int:
 
 
 def cmd_triggers(args: argparse.Namespace) -> int:
-    incident = service.get(_ctx(args), args.reference)
+    incident = queries.get(_ctx(args), args.reference)
     available = lifecycle.available(incident)
     data = [t.model_dump(mode="json") for t in views.triggers_out(incident)]
     text = "\n".join(
@@ -242,7 +242,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
-    entries = service.timeline_of(_ctx(args), args.reference)
+    entries = queries.timeline_of(_ctx(args), args.reference)
     _print(args, [render.entry_json(e) for e in entries], "\n".join(render.entry_text(e) for e in entries))
     return 0
 
@@ -250,7 +250,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 def cmd_deadlines(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
     now = datetime.now(UTC)
-    pairs = service.open_deadlines(ctx)
+    pairs = queries.open_deadlines(ctx)
     data = [{"reference": i.reference, **render.deadline_json(d, now, ctx.periods, i)} for i, d in pairs]
     text = "\n".join(f"{i.reference}  {render.deadline_line(d, i, now, ctx.periods)}" for i, d in pairs)
     _print(args, data, text or "no open deadlines")
@@ -258,7 +258,7 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    checked, breaks = service.verify_timelines(_ctx(args))
+    checked, breaks = queries.verify_timelines(_ctx(args))
     data = {"events_checked": checked, "broken": [b.__dict__ for b in breaks]}
     text = "\n".join(f"BROKEN {b.reference} at event {b.seq}: {b.problem}" for b in breaks)
     _print(args, data, text or f"all timelines intact ({checked} events checked)")

@@ -14,7 +14,7 @@ from workflow.accounts import Account, Role
 from workflow.deadlines import Deadline, Periods, deadlines, local
 from workflow.disclosure import AffectedGroup, label
 from workflow.incident import Incident
-from workflow.service import Entry
+from workflow.queries import Entry
 
 
 def when(moment: datetime | None) -> str:

@@ -14,7 +14,7 @@ from workflow.accounts import Account, Role
 from workflow.deadlines import Deadline, Periods, Status, deadlines, local
 from workflow.disclosure import cia
 from workflow.incident import AffectedSchool, ApKind, Incident
-from workflow.service import Entry
+from workflow.queries import Entry
 
 HIDDEN_FROM_SCHOOLS = frozenset({"reporter_name", "reporter_contact"})
 SCHOOL_EVENT_KINDS = frozenset({"reported", "transition", "contact", "ap_notification", "acknowledged"})

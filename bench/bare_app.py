@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 
-from fastapi import FastAPI
-
 from engine import raw_connection, raw_fire
+from fastapi import FastAPI
 
 app = FastAPI()
 conn = raw_connection(os.environ["BENCH_DB"])

@@ -17,7 +17,7 @@ from notifications import facts
 from notifications.notices import queue_row
 from notifications.render import MessageKind, render
 from notifications.texts import VALUES
-from workflow import service, store
+from workflow import queries, service, store
 from workflow.accounts import Role
 from workflow.context import Context
 from workflow.db import read_transaction, write_transaction
@@ -63,8 +63,8 @@ def scan(ctx: Context, now: datetime) -> int:
     """Queue every reminder due at ``now``; return how many were queued."""
     staff = _staff_addresses(ctx)
     queued = 0
-    for incident in service.get_many(ctx, service.find_in_progress(ctx)):
-        for deadline in service.deadlines_of(ctx, incident):
+    for incident in queries.get_many(ctx, queries.find_in_progress(ctx)):
+        for deadline in queries.deadlines_of(ctx, incident):
             labels = due_labels(deadline, now, ctx.settings.reminder_offsets_hours)
             if labels and _queue(ctx, incident, deadline, labels, staff, now):
                 queued += 1

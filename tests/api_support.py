@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from conftest import add_school
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from conftest import add_school
 from workflow import accounts
 from workflow.context import Context
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workflow import service
+from workflow import queries, service
 from workflow.config import Settings
 from workflow.context import Context
 from workflow.errors import BreachflowError
@@ -11,7 +11,7 @@ from workflow.errors import BreachflowError
 def fire_when_released(settings: dict, reference: str, trigger: str, fields: dict,
                        expected_version: int | None, barrier, results) -> None:
     ctx = Context.open(Settings(**settings))
-    service.get(ctx, reference)  # connect and warm up before the race
+    queries.get(ctx, reference)  # connect and warm up before the race
     barrier.wait(timeout=30)
     try:
         service.fire(ctx, reference=reference, trigger=trigger, actor="racer", fields=fields,

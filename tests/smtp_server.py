@@ -7,8 +7,8 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from api.cli import main
-from workflow import diagram, service
+from workflow import diagram, queries
 
 
 @pytest.fixture
@@ -90,13 +90,13 @@ def test_a_guard_failure_names_every_missing_field_and_exits_3(cli, incident_ref
     ids=["unknown-field", "not-a-number", "unknown-system", "no-equals", "unknown-school", "bad-count"],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, incident_ref, ctx, argv, words):
-    before = service.get(ctx, incident_ref)
+    before = queries.get(ctx, incident_ref)
     code, out, err = cli("incident", "update", incident_ref, *argv)
     assert (code, out) == (2, "")
     assert_one_line_error(err, *words)
-    after = service.get(ctx, incident_ref)
+    after = queries.get(ctx, incident_ref)
     assert (after.version, after.disclosure, after.schools) == (before.version, before.disclosure, before.schools)
-    assert len(service.timeline_of(ctx, incident_ref)) == 1
+    assert len(queries.timeline_of(ctx, incident_ref)) == 1
 
 
 def test_usage_errors_are_one_line_too(cli):

@@ -8,7 +8,7 @@ import pytest
 from concurrent_fire import fire_when_released
 from conftest import add_school, reported
 
-from workflow import service
+from workflow import queries, service
 
 RACERS = 4
 
@@ -41,9 +41,9 @@ def test_the_same_trigger_fired_at_once_succeeds_exactly_once(ctx, settings):
     outcomes = race(settings, ref, "begin_triage", [{}] * RACERS)
     assert outcomes.count("ok") == 1
     assert all(o == "TriggerNotAllowed" for o in outcomes if o != "ok")
-    events = service.timeline_of(ctx, ref)
+    events = queries.timeline_of(ctx, ref)
     assert [e.kind for e in events] == ["reported", "transition"]
-    assert service.verify_timelines(ctx) == (2, [])
+    assert queries.verify_timelines(ctx) == (2, [])
 
 
 def test_concurrent_updates_of_one_version_lose_nothing(ctx, settings):
@@ -54,9 +54,9 @@ def test_concurrent_updates_of_one_version_lose_nothing(ctx, settings):
     outcomes = race(settings, ref, "dismiss", reasons, expected_version=2)
     assert outcomes.count("ok") == 1
     assert outcomes.count("StaleVersion") == RACERS - 1
-    incident = service.get(ctx, ref)
+    incident = queries.get(ctx, ref)
     assert (incident.state, incident.version) == ("dismissed", 3)
-    winner = service.timeline_of(ctx, ref)[-1].payload["changes"]["dismissal_reason"][1]
+    winner = queries.timeline_of(ctx, ref)[-1].payload["changes"]["dismissal_reason"][1]
     assert incident.disclosure.dismissal_reason == winner
 
 

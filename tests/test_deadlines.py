@@ -8,7 +8,7 @@ import pytest
 from conftest import CONFIRM, add_school, reported
 from freezegun import freeze_time
 
-from workflow import service
+from workflow import queries, service
 from workflow.config import Settings
 from workflow.deadlines import AMSTERDAM, DeadlineKind, Periods, Status, deadlines, local, status_at
 from workflow.disclosure import Disclosure
@@ -130,21 +130,21 @@ def test_recording_an_ap_notification_after_the_deadline_needs_the_reason(ctx):
     with pytest.raises(InvalidInput) as failure:
         service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-9")
     assert [f.field for f in failure.value.fields] == ["delay_reason"]
-    assert service.get(ctx, ref).ap_notifications == []
+    assert queries.get(ctx, ref).ap_notifications == []
 
     done = service.record_ap_notification(
         ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-9",
         delay_reason="The report reached us on a public holiday",
     )
     assert [n.ap_reference for n in done.ap_notifications] == ["AP-9"]
-    event = service.timeline_of(ctx, ref)[-1]
+    event = queries.timeline_of(ctx, ref)[-1]
     assert event.payload["late"] is True and event.payload["delay_reason"].startswith("The report")
 
 
 def test_an_ap_notification_in_time_needs_no_reason_and_stops_the_clock(ctx):
     ref = confirmed(ctx, discovered_hours_ago=10)
     service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-10")
-    assert [d.kind for _, d in service.open_deadlines(ctx)] == [DeadlineKind.school_notice]
+    assert [d.kind for _, d in queries.open_deadlines(ctx)] == [DeadlineKind.school_notice]
 
 
 def test_a_supplement_needs_an_earlier_reference(ctx):

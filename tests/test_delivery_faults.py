@@ -16,7 +16,7 @@ from smtp_server import SmtpServer
 
 from api.cli import main
 from notifications import outbox
-from workflow import schools, service
+from workflow import queries, schools, service
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ def confirm_one(ctx) -> str:
 
 
 def timeline_kinds(ctx, ref):
-    return [e.kind for e in service.timeline_of(ctx, ref)]
+    return [e.kind for e in queries.timeline_of(ctx, ref)]
 
 
 def test_server_down_then_up_delivers_once_after_retries(ctx, smtp):
@@ -51,7 +51,7 @@ def test_server_down_then_up_delivers_once_after_retries(ctx, smtp):
     assert drain(mail) == {"sent": 1, "retry": 0, "dead": 0}
     assert len(smtp.received) == 1
     assert timeline_kinds(mail, ref)[-3:] == ["notices_failed", "notices_failed", "notices_sent"]
-    failed = service.timeline_of(mail, ref)[-3].payload["messages"][0]
+    failed = queries.timeline_of(mail, ref)[-3].payload["messages"][0]
     assert failed["attempt"] == 1 and "SMTPConnect" in failed["error"]
 
 
@@ -60,7 +60,7 @@ def test_a_4xx_answer_is_retried_with_backoff_then_succeeds(ctx, smtp):
     smtp.handler.data_replies = ["451 4.3.0 Try again later"]
     smtp.start()
     mail = smtp_context(ctx, smtp.port, dispatch_retry_seconds=0.2)
-    ref = confirm_one(mail)
+    confirm_one(mail)
     assert drain(mail) == {"sent": 0, "retry": 1, "dead": 0}
     (row,) = outbox.list_messages(mail, status="pending")
     assert row.attempts == 1 and "451" in row.last_error
@@ -77,7 +77,7 @@ def test_a_5xx_answer_is_a_dead_letter_on_the_timeline_and_in_outbox_list(ctx, s
     mail = smtp_context(ctx, smtp.port)
     ref = confirm_one(mail)
     assert drain(mail) == {"sent": 0, "retry": 0, "dead": 1}
-    dead = service.timeline_of(mail, ref)[-1]
+    dead = queries.timeline_of(mail, ref)[-1]
     assert dead.kind == "notices_dead" and "554" in dead.payload["messages"][0]["error"]
 
     for name, value in settings_env(mail.settings).items():
@@ -120,7 +120,7 @@ def test_refused_recipients_are_reported_not_swallowed(ctx, smtp):
     ref = confirm_one(mail)
     assert drain(mail)["sent"] == 1
     assert smtp.received[0].recipients == ["directie@regenboog.nl"]
-    sent = service.timeline_of(mail, ref)[-1].payload["messages"][0]
+    sent = queries.timeline_of(mail, ref)[-1].payload["messages"][0]
     assert sent["refused"] == {"oud@regenboog.nl": "550 5.1.1 No such user"}
     (row,) = outbox.list_messages(mail, status="sent")
     assert row.last_error == "1 recipient(s) refused (550 5.1.1 No such user); see the incident's timeline"
@@ -133,9 +133,9 @@ def test_a_school_whose_every_address_is_refused_is_a_dead_letter_naming_them(ct
     mail = smtp_context(ctx, smtp.port)
     ref = confirm_one(mail)
     assert drain(mail)["dead"] == 1
-    dead = service.timeline_of(mail, ref)[-1].payload["messages"][0]
+    dead = queries.timeline_of(mail, ref)[-1].payload["messages"][0]
     assert dead["refused"] == {"weg@regenboog.nl": "550 5.1.1 No such user"}
-    assert service.get(mail, ref).schools[0].informed_at is None  # not informed: the guard still asks
+    assert queries.get(mail, ref).schools[0].informed_at is None  # not informed: the guard still asks
 
 
 def test_a_dispatcher_killed_mid_batch_loses_nothing(ctx, smtp):

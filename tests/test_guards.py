@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from conftest import CONFIRM, add_school, reported
 
-from workflow import lifecycle, service
+from workflow import lifecycle, queries, service
 from workflow.disclosure import Disclosure
 from workflow.errors import GuardFailed, TriggerNotAllowed
 from workflow.guards import GUARDS
@@ -149,6 +149,6 @@ def test_a_failed_guard_through_the_service_changes_nothing(ctx):
     with pytest.raises(GuardFailed) as failure:
         service.fire(ctx, reference=ref, trigger="confirm", actor="hanna", fields={"summary": "Lists visible"})
     assert "summary" not in fields_of(failure.value.fields)
-    after = service.get(ctx, ref)
+    after = queries.get(ctx, ref)
     assert (after.state, after.version, after.disclosure.summary) == ("triage", 2, None)
-    assert len(service.timeline_of(ctx, ref)) == 2
+    assert len(queries.timeline_of(ctx, ref)) == 2

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
 import time
 
+import pytest
 from conftest import CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, add_school, reported
 from notify_support import drain, smtp_context
 from smtp_server import SmtpServer, self_signed
 
-from workflow import schools, service
+from workflow import queries, schools, service
 
 
 @pytest.fixture
@@ -62,9 +62,9 @@ def test_confirm_sends_the_first_notice_in_dutch_with_all_that_is_known(mail_ctx
     assert english.message["Subject"] == f"Data breach {ref}: notice to Het Anker"
     assert "still under investigation" in english.part("plain")
 
-    kinds = [e.kind for e in service.timeline_of(mail_ctx, ref)]
+    kinds = [e.kind for e in queries.timeline_of(mail_ctx, ref)]
     assert kinds[-3:] == ["transition", "notices_queued", "notices_sent"]
-    assert all(s.informed_at is not None and s.informed_via == "email" for s in service.get(mail_ctx, ref).schools)
+    assert all(s.informed_at is not None and s.informed_via == "email" for s in queries.get(mail_ctx, ref).schools)
 
 
 def test_updates_say_what_changed_since_the_last_notice(mail_ctx, smtp):
@@ -94,7 +94,7 @@ def test_a_school_caused_breach_tells_the_school_to_notify_the_ap_itself(mail_ct
     text = notice.part("plain")
     assert "zelf melden bij de Autoriteit Persoonsgegevens" in text and "72 uur na dit bericht" in text
     assert "Vertrouwelijkheid geschonden: ja" in text
-    assert all(s.told_to_notify_ap_at is not None for s in service.get(mail_ctx, ref).schools)
+    assert all(s.told_to_notify_ap_at is not None for s in queries.get(mail_ctx, ref).schools)
 
 
 def test_closing_notice_carries_the_evaluation(mail_ctx, smtp):

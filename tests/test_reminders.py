@@ -13,7 +13,7 @@ from smtp_server import SmtpServer
 
 from notifications import outbox, reminders
 from notifications.worker import notifications_context
-from workflow import accounts, service
+from workflow import accounts, queries, service
 from workflow.deadlines import Deadline, DeadlineKind
 
 DISCOVERED = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -58,7 +58,7 @@ def watched(ctx):
 
 
 def reminders_on(ctx, ref):
-    return [e.payload for e in service.timeline_of(ctx, ref) if e.kind == "reminder_queued"]
+    return [e.payload for e in queries.timeline_of(ctx, ref) if e.kind == "reminder_queued"]
 
 
 def scan_at(ctx, moment) -> int:
@@ -110,7 +110,7 @@ def test_no_staff_address_is_on_the_timeline_not_silent(ctx):
         ref = service.report(ctx, actor="hanna", source="monitoring", schools={"12AB": 5},
                              fields={"discovered_at": DISCOVERED}).reference
     scan_at(ctx, SCHOOL_DUE + timedelta(minutes=1))
-    unsent = [e for e in service.timeline_of(ctx, ref) if e.kind == "reminder_unsent"]
+    unsent = [e for e in queries.timeline_of(ctx, ref) if e.kind == "reminder_unsent"]
     assert [e.payload["offset"] for e in unsent] == ["overdue"]
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, RESTORE, VERIFY, add_school, reported
 
-from workflow import service
+from workflow import queries, service
 from workflow.responsibility import Responsibility
 
 
 def transitions_of(ctx, reference):
     return [
         (e.payload["trigger"], e.from_state, e.to_state)
-        for e in service.timeline_of(ctx, reference)
+        for e in queries.timeline_of(ctx, reference)
         if e.kind == "transition"
     ]
 
@@ -46,7 +46,7 @@ def test_processor_caused_breach_with_data_lost_runs_the_whole_way(ctx):
         ("evaluated", "evaluation", "ap_notification"),
         ("ap_notified", "ap_notification", "closed"),
     ]
-    events = service.timeline_of(ctx, ref)
+    events = queries.timeline_of(ctx, ref)
     assert [e.kind for e in events] == [
         "reported", "transition", "transition", "transition", "transition", "transition",
         "transition", "contact", "transition", "ap_notification", "transition",
@@ -56,7 +56,7 @@ def test_processor_caused_breach_with_data_lost_runs_the_whole_way(ctx):
     confirm_event = events[2]
     assert confirm_event.payload["changes"]["summary"] == [None, CONFIRM["summary"]]
     assert events[9].payload["ap_reference"] == "AP-2026-1234"
-    assert service.verify_timelines(ctx) == (11, [])
+    assert queries.verify_timelines(ctx) == (11, [])
 
 
 def test_school_caused_breach_skips_ap_notification_and_restore(ctx):
@@ -85,7 +85,7 @@ def test_school_caused_breach_skips_ap_notification_and_restore(ctx):
         ("verified", "verification", "evaluation"),
         ("evaluated", "evaluation", "closed"),
     ]
-    contact = next(e for e in service.timeline_of(ctx, ref) if e.kind == "contact")
+    contact = next(e for e in queries.timeline_of(ctx, ref) if e.kind == "contact")
     assert contact.payload["told_must_notify_ap"] is True
 
 
@@ -97,8 +97,8 @@ def test_dismissed_report_stays_in_the_register_and_can_be_reopened(ctx):
                              fields={"dismissal_reason": "Test account of the school; no real pupils"})
 
     assert dismissed.state == "dismissed"
-    assert [i.reference for i in service.list_incidents(ctx, state="dismissed")] == [ref]
-    events = service.timeline_of(ctx, ref)
+    assert [i.reference for i in queries.list_incidents(ctx, state="dismissed")] == [ref]
+    events = queries.timeline_of(ctx, ref)
     assert [(e.kind, e.from_state, e.to_state) for e in events] == [
         ("reported", None, "reported"),
         ("transition", "reported", "triage"),
@@ -108,4 +108,4 @@ def test_dismissed_report_stays_in_the_register_and_can_be_reopened(ctx):
 
     reopened = service.reopen(ctx, reference=ref, actor="manon", reason="The school found real pupil data")
     assert reopened.state == "triage"
-    assert service.timeline_of(ctx, ref)[-1].actor == "manon"
+    assert queries.timeline_of(ctx, ref)[-1].actor == "manon"

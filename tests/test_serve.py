@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from email import message_from_bytes, policy
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest

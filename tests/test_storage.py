@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
 from conftest import CONFIRM, add_school, reported
+from cryptography.fernet import Fernet
 
 from notifications import outbox
 from notifications.worker import notifications_context
-from workflow import crypto, service
+from workflow import crypto, queries, service
 from workflow.config import Settings
 from workflow.context import Context, initialise
 from workflow.errors import KeyUnavailable, NotInitialised
@@ -46,7 +46,7 @@ def test_a_planted_name_is_nowhere_in_the_database(ctx, backend):
     service.fire(mailing, reference=ref, trigger="begin_triage", actor="hanna")
     service.fire(mailing, reference=ref, trigger="confirm", actor="hanna",
                  fields={k: v for k, v in CONFIRM.items() if k != "summary"})
-    assert service.get(ctx, ref).disclosure.reporter_name == PLANTED
+    assert queries.get(ctx, ref).disclosure.reporter_name == PLANTED
     assert len(outbox.list_messages(ctx, status="pending")) == 1  # the notice, which names them too
     stored = _all_stored_text(ctx, backend)
     assert PLANTED.encode() not in stored
@@ -87,32 +87,32 @@ def walked(ctx) -> str:
 
 
 def test_an_altered_event_is_reported_as_the_first_broken_link(ctx, walked):
-    assert service.verify_timelines(ctx) == (4, [])
+    assert queries.verify_timelines(ctx) == (4, [])
     _tamper(ctx, walked, 2, to_state="dismissed")
-    _, breaks = service.verify_timelines(ctx)
+    _, breaks = queries.verify_timelines(ctx)
     assert [(b.reference, b.seq) for b in breaks] == [(walked, 2)]
     assert "altered" in breaks[0].problem
 
 
 def test_an_altered_actor_or_payload_is_detected(ctx, walked):
     _tamper(ctx, walked, 3, actor="someone-else")
-    assert [b.seq for b in service.verify_timelines(ctx)[1]] == [3]
+    assert [b.seq for b in queries.verify_timelines(ctx)[1]] == [3]
 
 
 def test_a_removed_last_event_is_detected(ctx, walked):
     with ctx.engine.begin() as conn:
         conn.execute(sa.delete(event_t).where(event_t.c.seq == 4))
-    _, breaks = service.verify_timelines(ctx)
+    _, breaks = queries.verify_timelines(ctx)
     assert [(b.seq, "chain ends at 3" in b.problem) for b in breaks] == [(4, True)]
 
 
 def test_destroying_a_data_key_keeps_the_chain_intact(ctx, walked):
     with ctx.engine.begin() as conn:
         conn.execute(sa.update(data_key_t).values(wrapped=None))
-    assert service.verify_timelines(ctx) == (4, [])
-    assert all(entry.payload is None for entry in service.timeline_of(ctx, walked))
+    assert queries.verify_timelines(ctx) == (4, [])
+    assert all(entry.payload is None for entry in queries.timeline_of(ctx, walked))
     with pytest.raises(KeyUnavailable):
-        service.get(ctx, walked)
+        queries.get(ctx, walked)
 
 
 def test_key_rotation_rewraps_data_keys_and_old_keys_can_go(ctx, walked, settings):
@@ -121,10 +121,10 @@ def test_key_rotation_rewraps_data_keys_and_old_keys_can_go(ctx, walked, setting
     rotated = Context(settings, ctx.engine, crypto.KeyRing([new_key, old_key]), ctx.periods)
     assert service.rotate_keys(rotated) == 2  # the school's key and the incident's key
     only_new = Context(settings, ctx.engine, crypto.KeyRing([new_key]), ctx.periods)
-    assert service.get(only_new, walked).disclosure.summary == CONFIRM["summary"]
+    assert queries.get(only_new, walked).disclosure.summary == CONFIRM["summary"]
     only_old = Context(settings, ctx.engine, crypto.KeyRing([old_key]), ctx.periods)
     with pytest.raises(KeyUnavailable):
-        service.get(only_old, walked)
+        queries.get(only_old, walked)
 
 
 def test_references_are_unique_and_human_friendly(ctx):

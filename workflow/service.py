@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import ValidationError
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -22,15 +21,14 @@ from workflow import crypto, lifecycle, store, timeline
 from workflow.context import Context
 from workflow.db import read_transaction, write_transaction
 from workflow.deadlines import AMSTERDAM, Deadline, DeadlineKind, deadlines
-from workflow.disclosure import CauseCategory, Disclosure, Source
-from workflow.responsibility import Responsibility, responsibility_for
-from workflow.errors import Conflict, FieldProblem, InvalidInput, KeyUnavailable, NotFound, StaleVersion
+from workflow.disclosure import Disclosure, Source
+from workflow.errors import Conflict, FieldProblem, InvalidInput, StaleVersion
 from workflow.hooks import Change, Note
 from workflow.incident import ApKind, ContactChannel, Incident
-from workflow.models import affected_t, ap_t, counter_t, data_key_t, event_t, idempotency_t, incident_t
+from workflow.models import affected_t, ap_t, counter_t, data_key_t, idempotency_t, incident_t
 from workflow.schools import ids_by_brin
+from workflow.validation import choice, required_text
 
-E = TypeVar("E", bound=StrEnum)
 NOT_YET_CONFIRMED = frozenset({"reported", "triage", "dismissed"})
 # built once; the SET clause follows the parameters given (see workflow.store on why)
 _UPDATE_INCIDENT = sa.update(incident_t).where(
@@ -194,7 +192,7 @@ def report(
 
     With ``idempotency``, a retried report returns the incident the first attempt created.
     """
-    source = _choice(Source, source, "source")
+    source = choice(Source, source, "source")
     disclosure = _apply(ctx, Disclosure(), fields)
     counts = _normalise_counts(schools)
     try:
@@ -387,17 +385,6 @@ def reopen(ctx: Context, *, reference: str, actor: str, reason: str, expected_ve
     )
 
 
-def _choice(enum: type[E], value: str, name: str) -> E:
-    try:
-        return enum(value)
-    except ValueError:
-        raise InvalidInput("invalid input", [FieldProblem(name, f"must be one of {', '.join(enum)}")]) from None
-
-
-def _text(value: str | None, name: str, what: str) -> str:
-    if value is None or not value.strip():
-        raise InvalidInput("invalid input", [FieldProblem(name, f"{what} is required")])
-    return value.strip()
 
 
 def _not_future(moment: datetime | None, name: str, now: datetime) -> datetime:
@@ -412,7 +399,7 @@ def _not_future(moment: datetime | None, name: str, now: datetime) -> datetime:
 
 def add_note(ctx: Context, *, reference: str, actor: str, text: str, expected_version: int | None = None) -> Incident:
     """Add a free-text note to the timeline."""
-    text = _text(text, "text", "the note's text")
+    text = required_text(text, "text", "the note's text")
     now = _now()
     with write_transaction(ctx.engine) as conn:
         loaded = _open_for_change(conn, ctx, reference, expected_version)
@@ -442,8 +429,8 @@ def log_contact(
     expected_version: int | None = None,
 ) -> Incident:
     """Log a phone or email contact with an affected school (seed 6b); it counts as informing it."""
-    channel = _choice(ContactChannel, channel, "channel")
-    summary = _text(summary, "summary", "a summary of the contact")
+    channel = choice(ContactChannel, channel, "channel")
+    summary = required_text(summary, "summary", "a summary of the contact")
     now = _now()
     at = _not_future(at, "at", now)
     with write_transaction(ctx.engine) as conn:
@@ -517,8 +504,8 @@ def record_ap_notification(
     ``schools`` are the controllers it covers (default: every affected school). A preliminary or
     final notification after its deadline needs ``delay_reason`` (GDPR art. 33(1)).
     """
-    kind = _choice(ApKind, kind, "kind")
-    ap_reference = _text(ap_reference, "ap_reference", "the AP's reference number (meldnummer)")
+    kind = choice(ApKind, kind, "kind")
+    ap_reference = required_text(ap_reference, "ap_reference", "the AP's reference number (meldnummer)")
     delay_reason = delay_reason.strip() if delay_reason and delay_reason.strip() else None
     now = _now()
     at = _not_future(notified_at, "notified_at", now)
@@ -557,115 +544,6 @@ def record_ap_notification(
         }
         updated = _write(conn, loaded, actor, [_Event("ap_notification", payload)], now)
         return replace(updated, ap_notifications=store.load_ap_notifications(conn, updated.id))
-
-
-def get(ctx: Context, reference: str) -> Incident:
-    """One incident, decrypted."""
-    with read_transaction(ctx.engine) as conn:
-        return store.load(conn, ctx.keys, reference).incident
-
-
-def find(
-    ctx: Context,
-    *,
-    state: str | None = None,
-    brin: str | None = None,
-    responsibility: str | None = None,
-) -> list[str]:
-    """References of the register's incidents, newest first, by state, school or responsibility."""
-    query = sa.select(incident_t.c.reference).order_by(incident_t.c.id.desc())
-    if state is not None:
-        if state not in lifecycle.STATES:
-            raise InvalidInput("invalid filter", [FieldProblem("state", f"must be one of {', '.join(lifecycle.STATES)}")])
-        query = query.where(incident_t.c.state == state)
-    if responsibility is not None:
-        wanted = _choice(Responsibility, responsibility, "responsibility")
-        causes = [c.value for c in CauseCategory if responsibility_for(c) is wanted]
-        matches = incident_t.c.cause_category.in_(causes)
-        if wanted is Responsibility.unknown:
-            matches = matches | incident_t.c.cause_category.is_(None)
-        query = query.where(matches)
-    with read_transaction(ctx.engine) as conn:
-        if brin is not None:
-            school_id = ids_by_brin(conn, [brin], "school")[brin.strip().upper()]
-            query = query.where(
-                incident_t.c.id.in_(sa.select(affected_t.c.incident_id).where(affected_t.c.school_id == school_id))
-            )
-        return list(conn.execute(query).scalars())
-
-
-def get_many(ctx: Context, references: list[str]) -> list[Incident]:
-    """Incidents by reference, in the order given, from one consistent read."""
-    with read_transaction(ctx.engine) as conn:
-        return [store.load(conn, ctx.keys, ref).incident for ref in references]
-
-
-def list_incidents(ctx: Context, **filters: str | None) -> list[Incident]:
-    """Incidents of the register, newest first (filters as for ``find``)."""
-    return get_many(ctx, find(ctx, **filters))
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One timeline event as people read it; ``payload`` is ``None`` once its key is destroyed."""
-
-    seq: int
-    at: datetime
-    actor: str
-    kind: str
-    from_state: str | None
-    to_state: str | None
-    payload: dict[str, Any] | None
-    hash: str
-
-
-def timeline_of(ctx: Context, reference: str) -> list[Entry]:
-    """The incident's timeline, oldest first."""
-    with read_transaction(ctx.engine) as conn:
-        row = conn.execute(
-            sa.select(incident_t.c.id, data_key_t.c.wrapped)
-            .join(data_key_t, data_key_t.c.id == incident_t.c.data_key_id)
-            .where(incident_t.c.reference == reference)
-        ).first()
-        if row is None:
-            raise NotFound(f"incident {reference} does not exist")
-        try:
-            key = ctx.keys.unwrap(row.wrapped)
-        except KeyUnavailable:
-            key = None
-        events = conn.execute(sa.select(event_t).where(event_t.c.incident_id == row.id).order_by(event_t.c.seq)).all()
-    return [
-        Entry(e.seq, e.at, e.actor, e.kind, e.from_state, e.to_state,
-              crypto.open_sealed(key, e.payload) if key and e.payload is not None else ({} if key else None),
-              e.hash)
-        for e in events
-    ]
-
-
-def find_in_progress(ctx: Context) -> list[str]:
-    """References of incidents that are neither dismissed nor closed."""
-    with read_transaction(ctx.engine) as conn:
-        return list(conn.execute(
-            sa.select(incident_t.c.reference).where(incident_t.c.state.not_in(lifecycle.FINAL_STATES))
-        ).scalars())
-
-
-def deadlines_of(ctx: Context, incident: Incident) -> list[Deadline]:
-    """The incident's clocks under this installation's periods."""
-    return deadlines(incident, ctx.periods)
-
-
-def open_deadlines(ctx: Context) -> list[tuple[Incident, Deadline]]:
-    """Every unmet deadline of incidents still in progress, soonest first."""
-    incidents = get_many(ctx, find_in_progress(ctx))
-    pairs = [(i, d) for i in incidents for d in deadlines(i, ctx.periods) if d.met_at is None]
-    return sorted(pairs, key=lambda pair: pair[1].due_at)
-
-
-def verify_timelines(ctx: Context) -> tuple[int, list[timeline.ChainBreak]]:
-    """Check every incident's hash chain; return events checked and the first break of each."""
-    with read_transaction(ctx.engine) as conn:
-        return timeline.verify(conn)
 
 
 def rotate_keys(ctx: Context) -> int:

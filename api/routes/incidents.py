@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from api import schemas, views
 from api.deps import CtxDep, Handler, Reader, Reporter, SchoolUser, Staff, command, read
 from api.errors import Forbidden, responses
-from workflow import lifecycle, service
+from workflow import lifecycle, queries, service
 from workflow.accounts import Account
 from workflow.context import Context
 from workflow.deadlines import Status
@@ -27,7 +27,7 @@ Trigger = StrEnum("Trigger", {t: t for t in lifecycle.TRIGGERS})
 
 async def visible(request: Request, ctx: Context, account: Account, reference: str) -> Incident:
     """The incident, if it exists and ``account`` may know it does; else 404."""
-    incident = await read(request, service.get, ctx, reference)
+    incident = await read(request, queries.get, ctx, reference)
     if not views.can_see(account, incident):
         raise NotFound(f"incident {reference} does not exist")
     return incident
@@ -82,13 +82,13 @@ async def list_incidents(
         if school is not None and school.strip().upper() != account.school_brin:
             return schemas.IncidentPage(items=[], total=0, limit=limit, offset=offset)
         school = account.school_brin
-    refs = await read(request, service.find, ctx, state=state.value if state else None, brin=school,
+    refs = await read(request, queries.find, ctx, state=state.value if state else None, brin=school,
                       responsibility=responsibility.value if responsibility else None)
     now = datetime.now(UTC)
     if deadline is None:
-        total, page = len(refs), await read(request, service.get_many, ctx, refs[offset:offset + limit])
+        total, page = len(refs), await read(request, queries.get_many, ctx, refs[offset:offset + limit])
     else:
-        everything = await read(request, service.get_many, ctx, refs)
+        everything = await read(request, queries.get_many, ctx, refs)
         matching = [i for i in everything
                     if views.deadline_status(account, i, now, ctx.periods) == deadline.value]
         total, page = len(matching), matching[offset:offset + limit]
@@ -148,7 +148,7 @@ async def get_timeline(
     """The incident's timeline, oldest first (a school sees what concerns it)."""
     if views.is_school(account):
         await visible(request, ctx, account, reference)
-    return views.timeline_out(account, await read(request, service.timeline_of, ctx, reference))
+    return views.timeline_out(account, await read(request, queries.timeline_of, ctx, reference))
 
 
 @router.post("/{reference}/notes", status_code=201, operation_id="add_note", response_model=schemas.IncidentOut,

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from api import schemas, views
 from api.deps import Anyone, CtxDep, Reader, read
 from api.errors import FieldProblemOut, responses
-from workflow import lifecycle, service
+from workflow import lifecycle, queries
 from workflow.disclosure import Disclosure
 from workflow.guards import GUARDS
 from workflow.incident import Incident
@@ -33,8 +33,8 @@ async def get_register(
     format: Annotated[Literal["json", "csv"] | None, Query(description="csv, or send Accept: text/csv")] = None,
 ):
     """The breach register: every incident, dismissed ones included (a school: its own)."""
-    refs = await read(request, service.find, ctx, brin=account.school_brin if views.is_school(account) else None)
-    incidents = await read(request, service.get_many, ctx, refs)
+    refs = await read(request, queries.find, ctx, brin=account.school_brin if views.is_school(account) else None)
+    incidents = await read(request, queries.get_many, ctx, refs)
     entries = [views.register_entry(account, i) for i in incidents]
     wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
     if not wants_csv:
@@ -54,7 +54,7 @@ async def get_register(
             responses=responses(401, 403))
 async def list_deadlines(request: Request, ctx: CtxDep, account: Reader) -> list[schemas.DeadlineOut]:
     """Open deadlines of incidents in progress, soonest first (a school: its own)."""
-    pairs: list[tuple[Incident, object]] = await read(request, service.open_deadlines, ctx)
+    pairs: list[tuple[Incident, object]] = await read(request, queries.open_deadlines, ctx)
     now = datetime.now(UTC)
     return [
         views.deadline_out(incident, d, now, ctx.periods)
