@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from api import render, views
 from notifications import outbox
-from notifications.mailer import mailer_for
+from notifications.mailer import destination, mailer_for
 from notifications.worker import notifications_context, run_worker
 from workflow import accounts, crypto, diagram, lifecycle, queries, schools, service
 from workflow.config import Settings
@@ -143,6 +143,11 @@ def cmd_school_list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace, ctx: Context, incident) -> int:
     _print(args, render.incident_json(incident, ctx.periods), render.incident_text(incident, ctx.periods))
+    if ctx.notifier is not None:  # a command ran: say if its mail is waiting for a worker
+        waiting = len(outbox.list_messages(ctx, status="pending", reference=incident.reference))
+        if waiting:
+            print(f"{waiting} message(s) wait in the outbox; 'breachflow serve' or 'breachflow worker' "
+                  f"sends them to {destination(ctx.settings)}", file=sys.stderr)
     return 0
 
 
@@ -315,7 +320,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.no_worker or not settings.in_process_worker:
         print("no worker in this process: run 'breachflow worker' to send mail and reminders")
     else:
-        print(f"mail goes to {mailer_for(settings).describe()}")
+        print(f"mail goes to {destination(settings)}")
     if not accounts.has_users(ctx):
         accounts.add_user(ctx, username="admin", role="admin")
         token = accounts.create_token(ctx, username="admin", label="first start")
@@ -357,7 +362,7 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     ctx = _notifying(args)
     mailer = mailer_for(ctx.settings)
-    print(f"breachflow worker: sending to {mailer.describe()}; scanning deadlines every "
+    print(f"breachflow worker: sending to {destination(ctx.settings)}; scanning deadlines every "
           f"{ctx.settings.reminder_scan_seconds:g} s. Ctrl-C stops.", flush=True)
     try:
         asyncio.run(run_worker(ctx, mailer))

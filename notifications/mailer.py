@@ -35,8 +35,6 @@ class Mailer(Protocol):
 
     async def close(self) -> None: ...
 
-    def describe(self) -> str: ...
-
 
 def _is_permanent(code: int) -> bool:
     return 500 <= code < 600
@@ -49,10 +47,6 @@ class SmtpMailer:
         self.settings = settings
         self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
         self._slots = asyncio.Semaphore(settings.smtp_connections)
-
-    def describe(self) -> str:
-        s = self.settings
-        return f"SMTP {s.smtp_host}:{s.smtp_port} ({s.smtp_security})"
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -110,18 +104,24 @@ class MaildirMailer:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._box = mailbox.Maildir(path, create=True)
-
-    def describe(self) -> str:
-        return f"maildir {self.path} (no SMTP server configured)"
+        self._box: mailbox.Maildir | None = None
 
     async def send(self, sender: str, recipients: list[str], message: bytes) -> dict[str, str]:
+        if self._box is None:  # made on first use, not by merely configuring it
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._box = mailbox.Maildir(self.path, create=True)
         self._box.add(message)
         return {}
 
     async def close(self) -> None:
         return None
+
+
+def destination(settings: Settings) -> str:
+    """Where mail goes, in words for the operator."""
+    if settings.smtp_host:
+        return f"SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security})"
+    return f"maildir {settings.resolved_maildir} (no SMTP server configured)"
 
 
 def mailer_for(settings: Settings) -> Mailer:

@@ -160,8 +160,8 @@ class Row:
     message_id: str
 
 
-def list_messages(ctx: Context, *, status: str | None = "dead") -> list[Row]:
-    """Outbox rows (default: the dead letters), oldest first."""
+def list_messages(ctx: Context, *, status: str | None = "dead", reference: str | None = None) -> list[Row]:
+    """Outbox rows (default: the dead letters), oldest first; optionally of one incident."""
     query = (
         sa.select(outbox_t, incident_t.c.reference, school_t.c.brin)
         .join(incident_t, incident_t.c.id == outbox_t.c.incident_id)
@@ -170,6 +170,8 @@ def list_messages(ctx: Context, *, status: str | None = "dead") -> list[Row]:
     )
     if status is not None:
         query = query.where(outbox_t.c.status == status)
+    if reference is not None:
+        query = query.where(incident_t.c.reference == reference)
     with read_transaction(ctx.engine) as conn:
         return [Row(r.id, r.reference, r.brin, r.kind, r.status, r.attempts, r.next_attempt_at, r.last_error,
                     r.message_id) for r in conn.execute(query)]

@@ -70,6 +70,15 @@ def test_fire_with_fields_and_json_output(cli, incident_ref):
     assert data["disclosure"]["discovered_at"] == "2026-11-28T08:15:00Z"
 
 
+def test_a_command_that_queues_mail_says_where_it_will_go(cli, incident_ref):
+    cli("incident", "fire", incident_ref, "begin_triage")
+    code, _, err = cli("incident", "fire", incident_ref, "confirm",
+                       "--set", "nature_how=Missing permission check", "--set", "nature_actions=read",
+                       "--set", "affected_systems=parent_portal", "--set", "cause_category=unknown")
+    assert code == 0
+    assert "1 message(s) wait in the outbox" in err and "maildir" in err
+
+
 def test_a_guard_failure_names_every_missing_field_and_exits_3(cli, incident_ref):
     cli("incident", "fire", incident_ref, "begin_triage")
     code, _, err = cli("incident", "fire", incident_ref, "confirm")
