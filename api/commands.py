@@ -1,0 +1,294 @@
+"""What each ``breachflow`` command does: thin calls into the service, then printing."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from api import render, views
+from api.arguments import parse_assignments, parse_schools
+from notifications import outbox
+from notifications.mailer import destination, mailer_for
+from notifications.worker import notifications_context, run_worker
+from workflow import accounts, crypto, diagram, lifecycle, queries, schools, service
+from workflow.config import Settings
+from workflow.context import Context, initialise
+from workflow.errors import FieldProblem, InvalidInput
+
+
+def _print(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str) if args.json else text)
+
+
+def _ctx(args: argparse.Namespace) -> Context:
+    return Context.open(args.settings)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    done = initialise(args.settings)
+    _print(args, {"done": done}, "\n".join(done))
+    return 0
+
+
+def cmd_school_add(args: argparse.Namespace) -> int:
+    school = schools.add(
+        _ctx(args), brin=args.brin, name=args.name, contacts=args.contact,
+        language=args.language, contract_ends_on=args.contract_ends,
+    )
+    _print(args, school.__dict__, f"added {school.brin} {school.name}")
+    return 0
+
+
+def cmd_school_list(args: argparse.Namespace) -> int:
+    rows = schools.list_all(_ctx(args))
+    text = "\n".join(f"{s.brin:<7} {s.name} ({s.language}) {', '.join(s.contacts)}" for s in rows)
+    _print(args, [s.__dict__ for s in rows], text or "no schools yet")
+    return 0
+
+
+def _show(args: argparse.Namespace, ctx: Context, incident) -> int:
+    _print(args, render.incident_json(incident, ctx.periods), render.incident_text(incident, ctx.periods))
+    if ctx.notifier is not None:  # a command ran: say if its mail is waiting for a worker
+        waiting = len(outbox.list_messages(ctx, status="pending", reference=incident.reference))
+        if waiting:
+            print(f"{waiting} message(s) wait in the outbox; 'breachflow serve' or 'breachflow worker' "
+                  f"sends them to {destination(ctx.settings)}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    ctx = _notifying(args)
+    incident = service.report(
+        ctx, actor=args.actor, source=args.source, fields=parse_assignments(args.set),
+        schools=parse_schools(args.school),
+    )
+    return _show(args, ctx, incident)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    ctx = _ctx(args)
+    return _show(args, ctx, queries.get(ctx, args.reference))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    ctx = _ctx(args)
+    rows = queries.list_incidents(ctx, state=args.state, brin=args.school)
+    text = "\n".join(
+        f"{i.reference}  {i.state:<15} {i.responsibility.value:<9} {render.when(i.disclosure.discovered_at)}  "
+        f"{', '.join(s.brin for s in i.schools)}"
+        for i in rows
+    )
+    _print(args, [render.incident_json(i, ctx.periods) for i in rows], text or "no incidents")
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    ctx = _notifying(args)
+    incident = service.update(
+        ctx, reference=args.reference, actor=args.actor, fields=parse_assignments(args.set),
+        schools=parse_schools(args.school), remove_schools=args.remove_school,
+        expected_version=args.expect_version,
+    )
+    return _show(args, ctx, incident)
+
+
+def cmd_fire(args: argparse.Namespace) -> int:
+    ctx = _notifying(args)
+    incident = service.fire(
+        ctx, reference=args.reference, trigger=args.trigger, actor=args.actor,
+        fields=parse_assignments(args.set), expected_version=args.expect_version,
+    )
+    return _show(args, ctx, incident)
+
+
+def cmd_triggers(args: argparse.Namespace) -> int:
+    incident = queries.get(_ctx(args), args.reference)
+    available = lifecycle.available(incident)
+    data = [t.model_dump(mode="json") for t in views.triggers_out(incident)]
+    text = "\n".join(
+        f"{t}: " + ("; ".join(str(m) for m in missing) if missing else f"ready → {lifecycle.destination(incident, t)}")
+        for t, missing in available.items()
+    )
+    _print(args, data, text or f"no triggers in state {incident.state}")
+    return 0
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    ctx = _notifying(args)
+    incident = service.add_note(ctx, reference=args.reference, actor=args.actor, text=args.text)
+    _print(args, {"reference": incident.reference, "version": incident.version}, "note added")
+    return 0
+
+
+def cmd_contact(args: argparse.Namespace) -> int:
+    ctx = _notifying(args)
+    incident = service.log_contact(
+        ctx, reference=args.reference, actor=args.actor, brin=args.school, channel=args.channel,
+        summary=args.summary, told_must_notify_ap=args.told_must_notify_ap, at=args.at,
+    )
+    return _show(args, ctx, incident)
+
+
+def cmd_ap_notify(args: argparse.Namespace) -> int:
+    ctx = _notifying(args)
+    incident = service.record_ap_notification(
+        ctx, reference=args.reference, actor=args.actor, kind=args.kind, ap_reference=args.ap_reference,
+        notified_at=args.at, schools=args.school or None, delay_reason=args.delay_reason,
+    )
+    return _show(args, ctx, incident)
+
+
+def cmd_reopen(args: argparse.Namespace) -> int:
+    ctx = _notifying(args)
+    return _show(args, ctx, service.reopen(ctx, reference=args.reference, actor=args.actor, reason=args.reason))
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    ctx = _notifying(args)
+    incident = service.send_update(ctx, reference=args.reference, actor=args.actor, message=args.message)
+    _print(args, {"reference": incident.reference, "version": incident.version},
+           "update notices queued; the worker sends them")
+    return 0
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    entries = queries.timeline_of(_ctx(args), args.reference)
+    _print(args, [render.entry_json(e) for e in entries], "\n".join(render.entry_text(e) for e in entries))
+    return 0
+
+
+def cmd_deadlines(args: argparse.Namespace) -> int:
+    ctx = _ctx(args)
+    now = datetime.now(UTC)
+    pairs = queries.open_deadlines(ctx)
+    data = [{"reference": i.reference, **render.deadline_json(d, now, ctx.periods, i)} for i, d in pairs]
+    text = "\n".join(f"{i.reference}  {render.deadline_line(d, i, now, ctx.periods)}" for i, d in pairs)
+    _print(args, data, text or "no open deadlines")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    checked, breaks = queries.verify_timelines(_ctx(args))
+    data = {"events_checked": checked, "broken": [b.__dict__ for b in breaks]}
+    text = "\n".join(f"BROKEN {b.reference} at event {b.seq}: {b.problem}" for b in breaks)
+    _print(args, data, text or f"all timelines intact ({checked} events checked)")
+    return 1 if breaks else 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    settings: Settings = args.settings
+    if settings.master_keys is None:
+        crypto.add_key_to_file(settings.resolved_key_file)
+    # with BREACHFLOW_MASTER_KEYS, the operator puts the new key in front before running this
+    count = service.rotate_keys(_ctx(args))
+    _print(args, {"rewrapped": count}, f"rewrapped {count} data keys under the newest master key")
+    return 0
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    account = accounts.add_user(_ctx(args), username=args.username, role=args.role, school=args.school,
+                                email=args.email)
+    school = f" for school {account.school_brin}" if account.school_brin else ""
+    _print(args, account.__dict__, f"added {account.role.value} {account.username}{school}")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    rows = accounts.list_users(_ctx(args))
+    text = "\n".join(f"{a.username:<30} {a.role.value:<8} {a.school_brin or ''}" for a in rows)
+    _print(args, [a.__dict__ for a in rows], text or "no users yet")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    expires = timedelta(days=args.expires_in_days) if args.expires_in_days else None
+    token = accounts.create_token(_ctx(args), username=args.username, expires_in=expires, label=args.label)
+    until = f", expires {render.when(token.expires_at)}" if token.expires_at else ""
+    _print(args, token.__dict__,
+           f"token {token.id} for {token.username}{until} (shown once, store it now):\n{token.secret}")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    accounts.revoke_token(_ctx(args), token_id=args.token_id)
+    _print(args, {"revoked": args.token_id}, f"token {args.token_id} revoked")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings: Settings = args.settings
+    for line in initialise(settings):
+        print(line)
+    ctx = Context.open(settings)
+    if args.no_worker or not settings.in_process_worker:
+        print("no worker in this process: run 'breachflow worker' to send mail and reminders")
+    else:
+        print(f"mail goes to {destination(settings)}")
+    if not accounts.has_users(ctx):
+        accounts.add_user(ctx, username="admin", role="admin")
+        token = accounts.create_token(ctx, username="admin", label="first start")
+        print("No users yet: created user 'admin' (role admin). Its token, shown once:")
+        print(f"  {token.secret}")
+        print("Add handlers and schools with 'breachflow user add' and 'breachflow token create'.")
+    base = f"http://{args.host}:{args.port}"
+    print(f"breachflow listens on {base}  (API {base}/api/v1, docs {base}/docs)")
+    print("Log in with the header 'Authorization: Bearer <token>'.", flush=True)
+    os.environ["BREACHFLOW_IN_PROCESS_WORKER"] = "false" if args.no_worker else "true"
+    uvicorn.run("api.main:app_from_environment", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="warning")
+    return 0
+
+
+def _notifying(args: argparse.Namespace) -> Context:
+    """The context with notices: commands that advance incidents queue mail."""
+    return notifications_context(_ctx(args))
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    rows = outbox.list_messages(_ctx(args), status=None if args.status == "all" else args.status)
+    text = "\n".join(
+        f"{r.id:>6} {r.reference} {r.school or '-':<7} {r.kind:<18} {r.status:<8} tries {r.attempts}"
+        f"  {r.last_error or ''}" for r in rows
+    )
+    _print(args, [r.__dict__ for r in rows], text or f"no {args.status} messages")
+    return 0
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    if not args.id and not args.all:
+        raise InvalidInput("invalid input", [FieldProblem("id", "give message ids, or --all for every dead letter")])
+    count = outbox.requeue(_ctx(args), ids=args.id or None, actor=args.actor, now=datetime.now(UTC))
+    _print(args, {"requeued": count}, f"requeued {count} message(s); the worker sends them")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    ctx = _notifying(args)
+    mailer = mailer_for(ctx.settings)
+    print(f"breachflow worker: sending to {destination(ctx.settings)}; scanning deadlines every "
+          f"{ctx.settings.reminder_scan_seconds:g} s. Ctrl-C stops.", flush=True)
+    try:
+        asyncio.run(run_worker(ctx, mailer))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_diagram(args: argparse.Namespace) -> int:
+    directory = Path(args.dir)
+    if args.check:
+        if diagram.is_current(directory):
+            print(f"{directory / diagram.DIAGRAM_FILE} is up to date")
+            return 0
+        print(f"{directory / diagram.DIAGRAM_FILE} is stale; run 'breachflow diagram'", file=sys.stderr)
+        return 1
+    print(f"wrote {diagram.write(directory)}")
+    return 0
