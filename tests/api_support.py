@@ -37,6 +37,7 @@ class Api:
 
 
 def build(ctx: Context, settings) -> Api:
+    """The installation; commands queue mail as in production (no worker sends it)."""
     add_school(ctx, SCHOOL_A, "De Regenboog")
     add_school(ctx, SCHOOL_B, "Het Anker")
     # the worker has tests of its own; here it would only send mail behind the tests' backs
