@@ -1,12 +1,14 @@
 """The notices a command calls for, written into the outbox inside that command's transaction.
 
 - ``confirm``: the first notice to every affected school (the school-responsible notice when the
-  cause already points at the school);
+  cause already points at the school); a school added to a confirmed incident gets its first
+  notice at once;
 - ``contained``, ``remediated``, ``verified`` and a handler's request: an update saying what
   changed since the last notice to that school; ``remediated`` with a school-caused breach sends
   the school-responsible notice instead;
 - reaching ``closed``: the closing notice with the evaluation.
-A school added after the first notice gets a first notice whatever the occasion.
+A school that never had a notice gets a first notice whatever the occasion; one that had a notice
+gets an update when an incident is confirmed again after a reopen.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from notifications.render import MessageKind, mime, new_message_id, render
 from workflow import crypto
 from workflow.config import Settings
 from workflow.deadlines import Periods
-from workflow.hooks import Change, Note
+from workflow.hooks import SCHOOLS_ADDED, Change, Note
 from workflow.incident import AffectedSchool, Incident
 from workflow.models import affected_t, data_key_t, outbox_t, school_t
 from workflow.responsibility import Responsibility
@@ -38,7 +40,7 @@ def occasion(change: Change) -> MessageKind | None:
         return MessageKind.update
     if after.state == "closed":
         return MessageKind.closing
-    if change.trigger == "confirm":
+    if change.trigger in ("confirm", SCHOOLS_ADDED):
         return MessageKind.initial
     if change.trigger == "remediated" and after.responsibility is Responsibility.school:
         return MessageKind.school_responsible
@@ -69,12 +71,16 @@ class NoticeWriter:
         schools = self._schools(conn, incident, change.data_key)
         if kind is MessageKind.update:  # updates go to schools that had a first notice
             schools = [s for s in schools if s.snapshot is not None]
+        if change.trigger == SCHOOLS_ADDED:  # only the newcomers
+            schools = [s for s in schools if s.snapshot is None]
         rows, snapshots, queued = [], [], []
         for school in schools:
             school_kind = kind
             if school.snapshot is None and kind is not MessageKind.closing:
                 school_kind = (MessageKind.school_responsible if incident.responsibility is Responsibility.school
                                else MessageKind.initial)
+            elif school.snapshot is not None and kind is MessageKind.initial:  # confirmed again after a reopen
+                school_kind = MessageKind.update
             row, now_facts = self._message(incident, school, school_kind, change)
             rows.append(row)
             snapshots.append({"b_incident": incident.id, "b_school": school.affected.school_id,

@@ -66,8 +66,11 @@ def scan(ctx: Context, now: datetime) -> int:
     for incident in queries.get_many(ctx, queries.find_in_progress(ctx)):
         for deadline in queries.deadlines_of(ctx, incident):
             labels = due_labels(deadline, now, ctx.settings.reminder_offsets_hours)
-            if labels and _queue(ctx, incident, deadline, labels, staff, now):
-                queued += 1
+            try:
+                if labels and _queue(ctx, incident, deadline, labels, staff, now):
+                    queued += 1
+            except sa.exc.IntegrityError:  # another scanner queued this reminder first
+                continue
     return queued
 
 

@@ -83,6 +83,19 @@ def test_updates_say_what_changed_since_the_last_notice(mail_ctx, smtp):
     assert "De politie is ingelicht." in by_school(smtp, "directie@regenboog.nl")[-1].part("plain")
 
 
+def test_a_school_added_to_a_confirmed_incident_gets_its_first_notice_at_once(mail_ctx, smtp):
+    schools.add(mail_ctx, brin="78GH", name="De Linde", contacts=["directie@linde.nl"])
+    ref = confirmed(mail_ctx)
+    drain(mail_ctx)
+    before = len(smtp.received)
+    service.update(mail_ctx, reference=ref, actor="hanna", schools={"78GH": 40})
+    drain(mail_ctx)
+    (newcomer,) = smtp.received[before:]
+    assert newcomer.recipients == ["directie@linde.nl"]
+    assert newcomer.message["Subject"] == f"Datalek {ref}: melding aan De Linde"
+    assert "40 bij De Linde" in newcomer.part("plain")
+
+
 def test_a_school_caused_breach_tells_the_school_to_notify_the_ap_itself(mail_ctx, smtp):
     ref = confirmed(mail_ctx)
     service.fire(mail_ctx, reference=ref, trigger="contained", actor="hanna", fields=CONTAIN)

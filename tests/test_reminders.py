@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
@@ -99,9 +101,18 @@ def test_reminder_mail_goes_to_handlers_and_managers_with_an_address(ctx, watche
                                          f"VERLOPEN: school informeren voor {watched} (De Regenboog)"]
 
 
-def test_concurrent_scanners_queue_one_reminder(ctx, watched):
+def test_scanners_running_at_once_queue_one_reminder(ctx, watched):
     moment = SCHOOL_DUE - timedelta(hours=12)
-    assert scan_at(ctx, moment) + scan_at(ctx, moment) == 1
+    start = threading.Barrier(3)
+
+    def scanner() -> int:
+        start.wait(timeout=10)
+        return reminders.scan(ctx, moment)
+
+    with ThreadPoolExecutor(3) as pool:
+        counts = list(pool.map(lambda _: scanner(), range(3)))
+    assert sum(counts) == 1
+    assert [(r["deadline"], r["offset"]) for r in reminders_on(ctx, watched)] == [("school_notice", "12h")]
 
 
 def test_no_staff_address_is_on_the_timeline_not_silent(ctx):

@@ -16,6 +16,8 @@ from sqlalchemy import Connection
 
 from workflow.incident import Incident
 
+SCHOOLS_ADDED = "schools_added"  # ``Change.trigger`` when schools join a confirmed incident
+
 
 @dataclass(frozen=True)
 class Change:
@@ -23,7 +25,7 @@ class Change:
 
     before: Incident
     after: Incident
-    trigger: str | None  # None: a handler asked for an update notice
+    trigger: str | None  # a lifecycle trigger, SCHOOLS_ADDED, or None: a handler asked for an update
     data_key: bytes
     actor: str
     now: datetime

@@ -23,7 +23,7 @@ from workflow.db import read_transaction, write_transaction
 from workflow.deadlines import AMSTERDAM, Deadline, DeadlineKind, deadlines
 from workflow.disclosure import Disclosure, Source
 from workflow.errors import Conflict, FieldProblem, InvalidInput, StaleVersion
-from workflow.hooks import Change, Note
+from workflow.hooks import SCHOOLS_ADDED, Change, Note
 from workflow.incident import ApKind, ContactChannel, Incident
 from workflow.models import affected_t, ap_t, counter_t, data_key_t, idempotency_t, incident_t
 from workflow.schools import ids_by_brin
@@ -290,10 +290,12 @@ def update(
         changes = store.changed_fields(incident.disclosure, disclosure)
         if not changes and not school_changes:
             return incident
-        return _write(
-            conn, loaded, actor, [_Event("updated", {"changes": changes, "schools": school_changes})], now,
-            disclosure=disclosure if changes else None,
-        )
+        events = [_Event("updated", {"changes": changes, "schools": school_changes})]
+        added = [brin for brin, (old, _new) in school_changes.items() if old is None]
+        if added and incident.state not in NOT_YET_CONFIRMED:  # a newly affected school hears at once
+            after = replace(incident, disclosure=disclosure, schools=store.load_schools(conn, incident.id))
+            events += _notify(conn, ctx, Change(incident, after, SCHOOLS_ADDED, loaded.data_key, actor, now))
+        return _write(conn, loaded, actor, events, now, disclosure=disclosure if changes else None)
 
 
 def fire(
