@@ -60,34 +60,31 @@ class SmtpMailer:
     async def send(self, sender: str, recipients: list[str], message: bytes) -> dict[str, str]:
         async with self._slots:
             smtp = self._idle.get_nowait() if not self._idle.empty() else self._client()
+            delivered = False
             try:
                 if not smtp.is_connected:
                     await smtp.connect()
                 errors, _ = await smtp.sendmail(sender, recipients, message)
+                delivered = True
             except aiosmtplib.SMTPRecipientsRefused as exc:
-                self._discard(smtp)  # after any failure the next message starts on a fresh connection
                 raise DeliveryError(
                     "every recipient refused: " + "; ".join(sorted({f"{e.code} {e.message}" for e in exc.recipients})),
                     permanent=all(_is_permanent(e.code) for e in exc.recipients),
                     refused={e.recipient: f"{e.code} {e.message}" for e in exc.recipients},
                 ) from None
-            except aiosmtplib.SMTPAuthenticationError as exc:
-                self._discard(smtp)  # our configuration, not the message: keep it for after the fix
+            except aiosmtplib.SMTPAuthenticationError as exc:  # our configuration: keep the mail for after the fix
                 raise DeliveryError(f"SMTP login refused ({exc.code} {exc.message}); check "
                                     "BREACHFLOW_SMTP_USERNAME and BREACHFLOW_SMTP_PASSWORD", permanent=False) from None
             except aiosmtplib.SMTPResponseException as exc:
-                self._discard(smtp)
                 raise DeliveryError(f"{exc.code} {exc.message}", permanent=_is_permanent(exc.code)) from None
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
-                self._discard(smtp)
                 raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False) from None
-            self._idle.put_nowait(smtp)
+            finally:
+                if delivered:
+                    self._idle.put_nowait(smtp)
+                else:  # after any failure the next message starts on a fresh connection
+                    smtp.close()
             return {address: f"{r.code} {r.message}" for address, r in errors.items()}
-
-    @staticmethod
-    def _discard(smtp: aiosmtplib.SMTP) -> None:
-        if smtp.is_connected:
-            smtp.close()
 
     async def close(self) -> None:
         while not self._idle.empty():
@@ -95,7 +92,9 @@ class SmtpMailer:
             if smtp.is_connected:
                 try:
                     await smtp.quit()
-                except (aiosmtplib.SMTPException, OSError):
+                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                    pass
+                finally:
                     smtp.close()
 
 
