@@ -7,11 +7,12 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import CONFIRM, add_school, reported
-from notify_support import drain, settings_env, smtp_context
+from notify_support import drain, due_now, settings_env, smtp_context
 from smtp_server import SmtpServer
 
 from api.cli import main
@@ -44,10 +45,10 @@ def test_server_down_then_up_delivers_once_after_retries(ctx, smtp):
     mail = smtp_context(ctx, smtp.port)
     ref = confirm_one(mail)
     assert drain(mail) == {"sent": 0, "retry": 1, "dead": 0}  # connection refused
-    time.sleep(0.05)
+    due_now(mail)
     assert drain(mail)["retry"] == 1
     smtp.start()
-    time.sleep(0.1)  # past the (test-sized) backoff
+    due_now(mail)
     assert drain(mail) == {"sent": 1, "retry": 0, "dead": 0}
     assert len(smtp.received) == 1
     assert timeline_kinds(mail, ref)[-3:] == ["notices_failed", "notices_failed", "notices_sent"]
@@ -59,13 +60,15 @@ def test_a_4xx_answer_is_retried_with_backoff_then_succeeds(ctx, smtp):
     add_school(ctx)
     smtp.handler.data_replies = ["451 4.3.0 Try again later"]
     smtp.start()
-    mail = smtp_context(ctx, smtp.port, dispatch_retry_seconds=0.2)
+    mail = smtp_context(ctx, smtp.port, dispatch_retry_seconds=30)
     confirm_one(mail)
+    before = datetime.now(UTC)
     assert drain(mail) == {"sent": 0, "retry": 1, "dead": 0}
     (row,) = outbox.list_messages(mail, status="pending")
     assert row.attempts == 1 and "451" in row.last_error
+    assert timedelta(seconds=29) < row.next_attempt_at - before < timedelta(seconds=31)
     assert drain(mail) == {"sent": 0, "retry": 0, "dead": 0}  # not due yet: backoff holds it
-    time.sleep(0.25)
+    due_now(mail)
     assert drain(mail)["sent"] == 1
     assert len(smtp.received) == 1
 
