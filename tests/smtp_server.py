@@ -98,7 +98,8 @@ class SmtpServer:
         if login:
             def check(server, session, envelope, mechanism, auth_data):
                 given = (getattr(auth_data, "login", b"") or b"", getattr(auth_data, "password", b"") or b"")
-                return AuthResult(success=(given[0].decode(), given[1].decode()) == login)
+                # handled=False: aiosmtpd answers the client itself (535 on failure)
+                return AuthResult(success=(given[0].decode(), given[1].decode()) == login, handled=False)
             self._options |= {"authenticator": check, "auth_required": True}
 
     def start(self) -> None:

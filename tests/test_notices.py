@@ -7,6 +7,7 @@ from conftest import CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, add_school, 
 from notify_support import drain, due_now, smtp_context
 from smtp_server import SmtpServer, self_signed
 
+from notifications import outbox
 from workflow import queries, schools, service
 
 
@@ -129,11 +130,13 @@ def test_starttls_and_login_from_configuration(ctx, tmp_path):
     try:
         add_school(ctx, "56EF", "De Vlinder")
         wrong = smtp_context(ctx, server.port, smtp_security="starttls", smtp_ca_file=cert,
-                             smtp_username="breachflow", smtp_password="wrong", smtp_timeout_seconds=1)
+                             smtp_username="breachflow", smtp_password="wrong")
         ref = reported(wrong, brins=("56EF",))
         service.fire(wrong, reference=ref, trigger="begin_triage", actor="hanna")
         service.fire(wrong, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
         assert drain(wrong)["retry"] == 1 and server.received == []  # kept for after the fix, not dead
+        (waiting,) = outbox.list_messages(wrong, status="pending")
+        assert waiting.last_error.startswith("SMTP login refused (535")
         right = smtp_context(ctx, server.port, smtp_security="starttls", smtp_ca_file=cert,
                              smtp_username="breachflow", smtp_password="s3cret")
         due_now(right)
