@@ -41,10 +41,13 @@ def visible_deadlines(account: Account, incident: Incident, periods: Periods) ->
     return [d for d in deadlines(incident, periods) if d.school_id is None or d.school_id in own]
 
 
-def deadline_out(incident: Incident, d: Deadline, now: datetime, periods: Periods) -> schemas.DeadlineOut:
-    brin = next((s.brin for s in incident.schools if s.school_id == d.school_id), None)
+def deadline_out(incident: Incident, d: Deadline, now: datetime, periods: Periods,
+                 brins: dict[int, str] | None = None) -> schemas.DeadlineOut:
+    """One deadline for the API; pass ``brins`` (school id → BRIN) when converting many."""
+    if brins is None:
+        brins = {s.school_id: s.brin for s in incident.schools}
     return schemas.DeadlineOut(
-        reference=incident.reference, kind=d.kind.value, school=brin, due_at=d.due_at,
+        reference=incident.reference, kind=d.kind.value, school=brins.get(d.school_id), due_at=d.due_at,
         due_at_local=f"{local(d.due_at):%Y-%m-%d %H:%M %Z}", status=d.status(now, periods.due_soon).value,
         met_at=d.met_at, met_late=d.met_late,
     )
@@ -79,7 +82,8 @@ def incident_out(account: Account, incident: Incident, now: datetime, periods: P
             for n in incident.ap_notifications
             if not is_school(account) or visible_ids & set(n.school_ids)
         ],
-        deadlines=[deadline_out(incident, d, now, periods) for d in visible_deadlines(account, incident, periods)],
+        deadlines=[deadline_out(incident, d, now, periods, brins)
+                   for d in visible_deadlines(account, incident, periods)],
     )
 
 
