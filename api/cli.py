@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     upd.add_argument("--expect-version", type=int, help=version_help)
 
     fire = _incident_parser(inc, "fire", c.cmd_fire, "fire a trigger (fields given are saved with it)", common)
-    fire.add_argument("trigger", help="one of: " + ", ".join(lifecycle.TRIGGERS))
+    fire.add_argument("trigger", help="one of: " + ", ".join(lifecycle.Trigger))
     fire.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=fields_help)
     fire.add_argument("--expect-version", type=int, help=version_help)
 

@@ -15,9 +15,11 @@ from workflow.deadlines import Deadline, Periods, Status, deadlines, local
 from workflow.disclosure import cia
 from workflow.incident import AffectedSchool, ApKind, Incident
 from workflow.queries import Entry
+from workflow.timeline import EventKind
 
 HIDDEN_FROM_SCHOOLS = frozenset({"reporter_name", "reporter_contact"})
-SCHOOL_EVENT_KINDS = frozenset({"reported", "transition", "contact", "ap_notification", "acknowledged"})
+SCHOOL_EVENT_KINDS = frozenset({EventKind.reported, EventKind.transition, EventKind.contact, EventKind.ap_notification,
+                                EventKind.acknowledged})
 URGENCY = [Status.overdue, Status.due_soon, Status.ok]
 
 
@@ -99,11 +101,11 @@ def summary_out(account: Account, incident: Incident, now: datetime, periods: Pe
 
 def _school_details(entry: Entry, brin: str) -> dict | None:
     payload = entry.payload or {}
-    if entry.kind == "transition":
+    if entry.kind == EventKind.transition:
         return {"trigger": payload.get("trigger")}
-    if entry.kind in ("contact", "acknowledged") and payload.get("school") == brin:
+    if entry.kind in (EventKind.contact, EventKind.acknowledged) and payload.get("school") == brin:
         return payload
-    if entry.kind == "ap_notification" and brin in payload.get("schools", []):
+    if entry.kind == EventKind.ap_notification and brin in payload.get("schools", []):
         return {k: payload.get(k) for k in ("kind", "ap_reference", "notified_at")}
     return None
 
@@ -116,7 +118,7 @@ def timeline_out(account: Account, entries: list[Entry]) -> list[schemas.Timelin
             if e.kind not in SCHOOL_EVENT_KINDS:
                 continue
             details = _school_details(e, account.school_brin)
-            if e.kind in ("contact", "acknowledged", "ap_notification") and details is None:
+            if e.kind in (EventKind.contact, EventKind.acknowledged, EventKind.ap_notification) and details is None:
                 continue  # about another school
         else:
             details = e.payload

@@ -34,11 +34,12 @@ from support import free_port, wait_for_port  # noqa: E402
 
 from notifications.dispatcher import Dispatcher  # noqa: E402
 from notifications.mailer import SmtpMailer  # noqa: E402
+from notifications.models import outbox_t  # noqa: E402
 from notifications.worker import notifications_context  # noqa: E402
 from workflow import crypto, schools, service  # noqa: E402
 from workflow.config import Settings  # noqa: E402
 from workflow.context import Context, initialise  # noqa: E402
-from workflow.models import data_key_t, incident_t, outbox_t  # noqa: E402
+from workflow.models import data_key_t, incident_t  # noqa: E402
 
 CONNECTIONS = 16
 CONFIRM = {

@@ -1,7 +1,10 @@
 """The dispatcher: claim what is due, send it over reused connections, record the outcomes.
 
-Outcomes are recorded per batch (one transaction, one timeline event per incident and kind of
-outcome), since a commit per message would cap sending near 1,000 messages a second.
+Each accepted message is marked ``accepted`` before its connection sends the next one, so a
+killed dispatcher re-sends at most one message per connection. Those marks are group-committed:
+what is accepted while a commit runs goes into the next one, since a commit per message would cap
+sending near 1,000 messages a second. The rest of each outcome (timeline, schools informed) is
+recorded per batch, in one transaction.
 """
 
 from __future__ import annotations
@@ -20,17 +23,47 @@ from workflow.context import Context
 log = logging.getLogger("breachflow.dispatcher")
 
 
+class Acceptances:
+    """Marks accepted messages in the outbox as they are accepted, in group commits."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self._committing: asyncio.Task[None] | None = None
+
+    async def accepted(self, message_id: int) -> None:
+        """Return once the acceptance of outbox row ``message_id`` is committed."""
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((message_id, done))
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit())
+        await done
+
+    async def _commit(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await anyio.to_thread.run_sync(outbox.accept, self.ctx, [i for i, _ in batch], datetime.now(UTC))
+            except Exception:  # the batch's record marks them sent all the same
+                log.exception("could not mark %d accepted message(s) at once", len(batch))
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+
 class Dispatcher:
     """Sends the outbox through a ``Mailer``."""
 
     def __init__(self, ctx: Context, mailer: Mailer) -> None:
         self.ctx, self.mailer = ctx, mailer
+        self.acceptances = Acceptances(ctx)
 
     async def _send(self, item: outbox.Claimed) -> outbox.Outcome:
         try:
             refused = await self.mailer.send(self.ctx.settings.mail_from, item.recipients, item.message)
         except DeliveryError as exc:
             return outbox.Outcome(item, error=str(exc), permanent=exc.permanent, refused=exc.refused)
+        await self.acceptances.accepted(item.id)
         return outbox.Outcome(item, refused=refused)
 
     async def _send_in_order(self, items: list[outbox.Claimed]) -> list[outbox.Outcome]:
@@ -43,13 +76,13 @@ class Dispatcher:
         school does not read the update before the first notice; the rest go concurrently.
         """
         now = datetime.now(UTC)
-        claimed, unusable = await anyio.to_thread.run_sync(
+        claimed, known = await anyio.to_thread.run_sync(
             outbox.claim, self.ctx, self.ctx.settings.dispatch_batch, now)
         queues: dict[tuple, list[outbox.Claimed]] = defaultdict(list)
         for item in claimed:  # claimed oldest first
             queues[(item.incident_id, item.school_id, item.id if item.school_id is None else 0)].append(item)
         sent = await asyncio.gather(*(self._send_in_order(items) for items in queues.values()))
-        outcomes = unusable + [outcome for group in sent for outcome in group]
+        outcomes = known + [outcome for group in sent for outcome in group]
         counts = await anyio.to_thread.run_sync(outbox.record, self.ctx, outcomes, datetime.now(UTC))
         if counts["retry"] or counts["dead"]:
             log.warning("outbox: %(sent)d sent, %(retry)d to retry, %(dead)d dead", counts)

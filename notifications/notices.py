@@ -21,31 +21,48 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from notifications import facts as fact_texts
+from notifications.models import OutboxStatus, outbox_t, snapshot_t
 from notifications.render import MessageKind, mime, new_message_id, render
 from workflow import crypto
 from workflow.config import Settings
 from workflow.deadlines import Periods
-from workflow.hooks import SCHOOLS_ADDED, Change, Note
+from workflow.hooks import Change
 from workflow.incident import AffectedSchool, Incident
-from workflow.models import affected_t, data_key_t, outbox_t, school_t
+from workflow.lifecycle import NOT_YET_CONFIRMED, State, Trigger
+from workflow.models import affected_t, data_key_t, school_t
 from workflow.responsibility import Responsibility
+from workflow.timeline import Event, EventKind
 
-UPDATE_TRIGGERS = frozenset({"contained", "remediated", "verified"})
+UPDATE_TRIGGERS = frozenset({Trigger.contained, Trigger.remediated, Trigger.verified})
 
 
-def occasion(change: Change) -> MessageKind | None:
-    """Which notice a change calls for, before looking at each school."""
-    after = change.after
-    if change.trigger is None:
-        return MessageKind.update
-    if after.state == "closed":
-        return MessageKind.closing
-    if change.trigger in ("confirm", SCHOOLS_ADDED):
-        return MessageKind.initial
-    if change.trigger == "remediated" and after.responsibility is Responsibility.school:
-        return MessageKind.school_responsible
-    if change.trigger in UPDATE_TRIGGERS:
-        return MessageKind.update
+@dataclass(frozen=True)
+class Occasion:
+    """What a change calls for: a kind of notice, and whether only schools new to it get one."""
+
+    kind: MessageKind
+    newcomers_only: bool = False
+    message: str | None = None
+
+
+def occasion(change: Change) -> Occasion | None:
+    """Which notice the events of a change call for, before looking at each school."""
+    for event in change.events:
+        if event.kind is EventKind.notice_requested:
+            return Occasion(MessageKind.update, message=event.payload.get("message"))
+        if event.kind is EventKind.transition:
+            trigger = event.payload["trigger"]
+            if event.to_state == State.closed:
+                return Occasion(MessageKind.closing)
+            if trigger == Trigger.confirm:
+                return Occasion(MessageKind.initial)
+            if trigger == Trigger.remediated and change.after.responsibility is Responsibility.school:
+                return Occasion(MessageKind.school_responsible)
+            if trigger in UPDATE_TRIGGERS:
+                return Occasion(MessageKind.update)
+        if event.kind is EventKind.updated and change.after.state not in NOT_YET_CONFIRMED:
+            if any(old is None for old, _new in event.payload.get("schools", {}).values()):
+                return Occasion(MessageKind.initial, newcomers_only=True)  # a newly affected school hears at once
     return None
 
 
@@ -63,15 +80,16 @@ class NoticeWriter:
     def __init__(self, settings: Settings, keys: crypto.KeyRing, periods: Periods) -> None:
         self.settings, self.keys, self.periods = settings, keys, periods
 
-    def after_change(self, conn: Connection, change: Change) -> list[Note]:
-        kind = occasion(change)
-        if kind is None:
+    def after_change(self, conn: Connection, change: Change) -> list[Event]:
+        found = occasion(change)
+        if found is None:
             return []
+        kind = found.kind
         incident = change.after
         schools = self._schools(conn, incident, change.data_key)
         if kind is MessageKind.update:  # updates go to schools that had a first notice
             schools = [s for s in schools if s.snapshot is not None]
-        if change.trigger == SCHOOLS_ADDED:  # only the newcomers
+        if found.newcomers_only:
             schools = [s for s in schools if s.snapshot is None]
         rows, snapshots, queued = [], [], []
         for school in schools:
@@ -81,27 +99,27 @@ class NoticeWriter:
                                else MessageKind.initial)
             elif school.snapshot is not None and kind is MessageKind.initial:  # confirmed again after a reopen
                 school_kind = MessageKind.update
-            row, now_facts = self._message(incident, school, school_kind, change)
+            row, now_facts = self._message(incident, school, school_kind, change, found.message)
             rows.append(row)
-            snapshots.append({"b_incident": incident.id, "b_school": school.affected.school_id,
-                              "notice_snapshot": crypto.seal(change.data_key, now_facts)})
+            snapshots.append({"incident_id": incident.id, "school_id": school.affected.school_id,
+                              "facts": crypto.seal(change.data_key, now_facts), "updated_at": change.now})
             queued.append({"school": school.affected.brin, "kind": school_kind.value,
                            "message_id": row["message_id"]})
         if not rows:
             return []
         conn.execute(sa.insert(outbox_t), rows)
-        conn.execute(
-            sa.update(affected_t).where(affected_t.c.incident_id == sa.bindparam("b_incident"),
-                                        affected_t.c.school_id == sa.bindparam("b_school")),
-            snapshots,
-        )
-        return [Note("notices_queued", {"messages": queued})]
+        conn.execute(sa.delete(snapshot_t).where(snapshot_t.c.incident_id == incident.id,
+                                                 snapshot_t.c.school_id.in_([s["school_id"] for s in snapshots])))
+        conn.execute(sa.insert(snapshot_t), snapshots)
+        return [Event(EventKind.notices_queued, {"messages": queued})]
 
     def _schools(self, conn: Connection, incident: Incident, data_key: bytes) -> list[_School]:
         rows = conn.execute(
-            sa.select(affected_t.c.school_id, affected_t.c.notice_snapshot, school_t.c.language,
+            sa.select(affected_t.c.school_id, snapshot_t.c.facts, school_t.c.language,
                       school_t.c.contacts, data_key_t.c.wrapped)
             .join(school_t, school_t.c.id == affected_t.c.school_id)
+            .outerjoin(snapshot_t, (snapshot_t.c.incident_id == affected_t.c.incident_id)
+                       & (snapshot_t.c.school_id == affected_t.c.school_id))
             .join(data_key_t, data_key_t.c.id == school_t.c.data_key_id)
             .where(affected_t.c.incident_id == incident.id)
         ).all()
@@ -110,13 +128,13 @@ class NoticeWriter:
             _School(
                 by_id[r.school_id], r.language,
                 crypto.open_sealed(self.keys.unwrap(r.wrapped), r.contacts),
-                crypto.open_sealed(data_key, r.notice_snapshot) if r.notice_snapshot is not None else None,
+                crypto.open_sealed(data_key, r.facts) if r.facts is not None else None,
             )
             for r in rows if r.school_id in by_id
         ]
 
-    def _message(self, incident: Incident, school: _School, kind: MessageKind,
-                 change: Change) -> tuple[dict[str, Any], dict[str, str]]:
+    def _message(self, incident: Incident, school: _School, kind: MessageKind, change: Change,
+                 message: str | None) -> tuple[dict[str, Any], dict[str, str]]:
         language = school.language
         now_facts = fact_texts.facts(incident, school.affected, language)
         variables = {
@@ -124,7 +142,7 @@ class NoticeWriter:
             "school_name": school.affected.name,
             "facts": now_facts,
             "changes": fact_texts.changes(school.snapshot or {}, now_facts) if school.snapshot else [],
-            "message": change.message,
+            "message": message,
             "responsibility": incident.responsibility.value,
             "ap_form": fact_texts.ap_form(incident, language),
             "evaluation": incident.disclosure.evaluation or "",
@@ -151,5 +169,5 @@ def queue_row(settings: Settings, data_key: bytes, *, incident_id: int, school_i
     return {
         "incident_id": incident_id, "school_id": school_id, "kind": kind.value, "message_id": message_id,
         "recipients": crypto.seal(data_key, recipients), "sealed": crypto.seal_bytes(data_key, message),
-        "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
+        "status": OutboxStatus.pending.value, "attempts": 0, "next_attempt_at": now, "created_at": now,
     }

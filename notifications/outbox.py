@@ -1,27 +1,36 @@
 """The outbox: claiming due messages, recording what became of them, listing and requeueing.
 
-A message is ``pending`` until a dispatcher claims it (``sending``, with a lease), then ``sent``
-or back to ``pending`` with a later ``next_attempt_at`` (temporary failure, exponential backoff),
-or ``dead`` (permanent failure, too many tries, or its incident's key destroyed). A dispatcher
-that dies leaves its claims to expire; they are sent again, with the same Message-ID.
+A message is ``pending`` until a dispatcher claims it (``sending``, with a lease). The moment the
+server accepts it, it is marked ``accepted`` (``accept``), so a dispatcher that dies re-sends at
+most what was in flight; its outcome reaches the timeline with the batch (``record``), which
+makes it ``sent``, or back to ``pending`` with a later ``next_attempt_at`` (temporary failure,
+exponential backoff), or ``dead`` (permanent failure, too many tries, or its incident's key
+destroyed). A dispatcher that dies leaves its claims to expire: ``sending`` ones are sent again
+(same Message-ID), ``accepted`` ones are recorded by the next round without being sent again.
 On PostgreSQL several dispatchers claim with ``FOR UPDATE SKIP LOCKED`` and never share a row.
+Recording locks each incident before its outbox and school rows, the order every command keeps.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from notifications.models import OutboxStatus, outbox_t
 from notifications.render import MessageKind
 from workflow import crypto, service
 from workflow.context import Context
 from workflow.db import read_transaction, write_transaction
 from workflow.errors import KeyUnavailable, NotFound
-from workflow.hooks import Note
-from workflow.models import data_key_t, incident_t, outbox_t, school_t
+from workflow.models import data_key_t, incident_t, school_t
+from workflow.timeline import EventKind
+from workflow.unit import Unit
+
+_ADDRESS = re.compile(r"<?[^\s<>@,;]+@[^\s<>@,;]+>?")
 
 ACTOR = "dispatcher"
 
@@ -51,14 +60,21 @@ class Outcome:
     refused: dict[str, str] = field(default_factory=dict)  # address → answer; only on the sealed timeline
 
 
+def without_addresses(text: str) -> str:
+    """``text`` with every email address replaced: what may be stored in a plain column."""
+    return _ADDRESS.sub("<address>", text)
+
+
 _DUE = sa.or_(
-    sa.and_(outbox_t.c.status == "pending", outbox_t.c.next_attempt_at <= sa.bindparam("now")),
-    sa.and_(outbox_t.c.status == "sending", outbox_t.c.claimed_until < sa.bindparam("now")),
+    sa.and_(outbox_t.c.status == OutboxStatus.pending, outbox_t.c.next_attempt_at <= sa.bindparam("now")),
+    sa.and_(outbox_t.c.status.in_([OutboxStatus.sending, OutboxStatus.accepted]),
+            outbox_t.c.claimed_until < sa.bindparam("now")),
 )
 
 
 def claim(ctx: Context, limit: int, now: datetime) -> tuple[list[Claimed], list[Outcome]]:
-    """Claim up to ``limit`` due messages; those whose key is gone come back as dead outcomes."""
+    """Claim up to ``limit`` due messages; return those to send, and outcomes already known:
+    dead ones whose key is gone, and ones a dead dispatcher had delivered but not recorded."""
     query = (
         sa.select(outbox_t, incident_t.c.reference, data_key_t.c.wrapped)
         .join(incident_t, incident_t.c.id == outbox_t.c.incident_id)
@@ -69,24 +85,36 @@ def claim(ctx: Context, limit: int, now: datetime) -> tuple[list[Claimed], list[
         if conn.dialect.name != "sqlite":
             query = query.with_for_update(of=outbox_t, skip_locked=True)
         rows = conn.execute(query, {"now": now}).all()
-        if rows:
-            conn.execute(
-                sa.update(outbox_t).where(outbox_t.c.id.in_([r.id for r in rows]))
-                .values(status="sending", attempts=outbox_t.c.attempts + 1,
-                        claimed_until=now + timedelta(seconds=ctx.settings.dispatch_lease_seconds))
-            )
-    claimed, unusable = [], []
-    for r in rows:
+        lease = now + timedelta(seconds=ctx.settings.dispatch_lease_seconds)
+        accepted = [r for r in rows if r.status == OutboxStatus.accepted]
+        to_send = [r for r in rows if r.status != OutboxStatus.accepted]
+        if to_send:
+            conn.execute(sa.update(outbox_t).where(outbox_t.c.id.in_([r.id for r in to_send]))
+                         .values(status=OutboxStatus.sending, attempts=outbox_t.c.attempts + 1, claimed_until=lease))
+        if accepted:
+            conn.execute(sa.update(outbox_t).where(outbox_t.c.id.in_([r.id for r in accepted]))
+                         .values(claimed_until=lease))
+    claimed: list[Claimed] = []
+    known = [Outcome(Claimed(r.id, r.reference, r.incident_id, r.school_id, r.kind, r.message_id, r.attempts, [], b""))
+             for r in accepted]
+    for r in to_send:
         try:
             key = ctx.keys.unwrap(r.wrapped)
             item = Claimed(r.id, r.reference, r.incident_id, r.school_id, r.kind, r.message_id, r.attempts + 1,
                            crypto.open_sealed(key, r.recipients), crypto.open_bytes(key, r.sealed))
         except KeyUnavailable as exc:
             stub = Claimed(r.id, r.reference, r.incident_id, r.school_id, r.kind, r.message_id, r.attempts + 1, [], b"")
-            unusable.append(Outcome(stub, error=str(exc), permanent=True))
+            known.append(Outcome(stub, error=str(exc), permanent=True))
             continue
         claimed.append(item)
-    return claimed, unusable
+    return claimed, known
+
+
+def accept(ctx: Context, ids: list[int], now: datetime) -> None:
+    """Mark messages the server accepted, at once: a crash after this sends them no second time."""
+    with write_transaction(ctx.engine) as conn:
+        conn.execute(sa.update(outbox_t).where(outbox_t.c.id.in_(ids), outbox_t.c.status == OutboxStatus.sending)
+                     .values(status=OutboxStatus.accepted, sent_at=now))
 
 
 def backoff(attempts: int, ctx: Context) -> timedelta:
@@ -98,11 +126,24 @@ def backoff(attempts: int, ctx: Context) -> timedelta:
 def record(ctx: Context, outcomes: list[Outcome], now: datetime) -> dict[str, int]:
     """Mark every outcome and put it on its incident's timeline, in one transaction."""
     counts = {"sent": 0, "retry": 0, "dead": 0}
-    if not outcomes:
-        return counts
-    events: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    by_incident: dict[int, list[Outcome]] = defaultdict(list)
+    for o in outcomes:
+        by_incident[o.claimed.incident_id].append(o)
+    with write_transaction(ctx.engine) as conn:
+        for incident_id in sorted(by_incident):  # incidents first, in one order: no deadlock with commands
+            unit = Unit.open(conn, ctx, incident_id, ACTOR, system=True, now=now)
+            for kind, n in _record_incident(ctx, unit, by_incident[incident_id]).items():
+                counts[kind] += n
+            unit.finish()
+    return counts
+
+
+_BY_ID = outbox_t.c.id == sa.bindparam("b_id")
+
+
+def _record_incident(ctx: Context, unit: Unit, outcomes: list[Outcome]) -> dict[str, int]:
+    events: dict[EventKind, list] = defaultdict(list)
     sent, retry, dead = [], [], []
-    max_attempts = ctx.settings.dispatch_max_attempts
     for o in outcomes:
         c = o.claimed
         entry = {"message_id": c.message_id, "kind": c.kind, "attempt": c.attempts}
@@ -110,38 +151,34 @@ def record(ctx: Context, outcomes: list[Outcome], now: datetime) -> dict[str, in
             entry["refused"] = o.refused
         if o.error is None:
             sent.append({"b_id": c.id, "last_error": _refusals(o.refused)})
-            events[c.reference]["notices_sent"].append(entry)
-        elif o.permanent or c.attempts >= max_attempts:
-            dead.append({"b_id": c.id, "last_error": o.error[:1000]})
-            events[c.reference]["notices_dead"].append(entry | {"error": o.error})
+            events[EventKind.notices_sent].append(entry)
+        elif o.permanent or c.attempts >= ctx.settings.dispatch_max_attempts:
+            dead.append({"b_id": c.id, "last_error": without_addresses(o.error)[:1000]})
+            events[EventKind.notices_dead].append(entry | {"error": o.error})
         else:
-            next_at = now + backoff(c.attempts, ctx)
-            retry.append({"b_id": c.id, "last_error": o.error[:1000], "next_attempt_at": next_at})
-            events[c.reference]["notices_failed"].append(entry | {"error": o.error, "next_attempt_at": next_at.isoformat()})
-    by_id = outbox_t.c.id == sa.bindparam("b_id")
-    with write_transaction(ctx.engine) as conn:
-        if sent:
-            conn.execute(sa.update(outbox_t).where(by_id).values(status="sent", sent_at=now, claimed_until=None), sent)
-        if retry:
-            conn.execute(sa.update(outbox_t).where(by_id).values(status="pending", claimed_until=None), retry)
-        if dead:
-            conn.execute(sa.update(outbox_t).where(by_id).values(status="dead", claimed_until=None), dead)
-        service.mark_informed(conn, [
-            (o.claimed.incident_id, o.claimed.school_id, o.claimed.kind == MessageKind.school_responsible)
-            for o in outcomes if o.error is None and o.claimed.school_id is not None
-        ], now, via="email")
-        for reference, kinds in events.items():
-            service.append_notes(conn, ctx, reference, ACTOR,
-                                 [Note(kind, {"messages": items}) for kind, items in kinds.items()], now)
-    counts.update(sent=len(sent), retry=len(retry), dead=len(dead))
-    return counts
+            next_at = unit.now + backoff(c.attempts, ctx)
+            retry.append({"b_id": c.id, "last_error": without_addresses(o.error)[:1000], "next_attempt_at": next_at})
+            events[EventKind.notices_failed].append(entry | {"error": o.error, "next_attempt_at": next_at.isoformat()})
+    conn = unit.conn
+    if sent:
+        conn.execute(sa.update(outbox_t).where(_BY_ID).values(
+            status=OutboxStatus.sent, sent_at=sa.func.coalesce(outbox_t.c.sent_at, unit.now), claimed_until=None), sent)
+    if retry:
+        conn.execute(sa.update(outbox_t).where(_BY_ID).values(status=OutboxStatus.pending, claimed_until=None), retry)
+    if dead:
+        conn.execute(sa.update(outbox_t).where(_BY_ID).values(status=OutboxStatus.dead, claimed_until=None), dead)
+    service.mark_informed(unit, [(o.claimed.school_id, o.claimed.kind == MessageKind.school_responsible)
+                                 for o in outcomes if o.error is None and o.claimed.school_id is not None])
+    for kind, items in events.items():
+        unit.record(kind, {"messages": items})
+    return {"sent": len(sent), "retry": len(retry), "dead": len(dead)}
 
 
 def _refusals(refused: dict[str, str]) -> str | None:
     """What ``outbox list`` shows of refused recipients: how many and why; the addresses are on the timeline."""
     if not refused:
         return None
-    reasons = "; ".join(sorted(set(refused.values())))
+    reasons = "; ".join(sorted({without_addresses(reason) for reason in refused.values()}))
     return f"{len(refused)} recipient(s) refused ({reasons}); see the incident's timeline"
 
 
@@ -179,23 +216,26 @@ def list_messages(ctx: Context, *, status: str | None = "dead", reference: str |
 
 def requeue(ctx: Context, *, ids: list[int] | None, actor: str, now: datetime) -> int:
     """Put dead letters (the given ids, or all) back in the queue, on their incidents' timelines."""
-    query = sa.select(outbox_t.c.id, outbox_t.c.message_id, incident_t.c.reference).join(
-        incident_t, incident_t.c.id == outbox_t.c.incident_id).where(outbox_t.c.status == "dead")
+    query = sa.select(outbox_t.c.id, outbox_t.c.message_id, outbox_t.c.incident_id).where(
+        outbox_t.c.status == OutboxStatus.dead)
     if ids is not None:
         query = query.where(outbox_t.c.id.in_(ids))
     with write_transaction(ctx.engine) as conn:
-        rows = conn.execute(query).all()
-        if ids is not None and len(rows) != len(set(ids)):
-            missing = sorted(set(ids) - {r.id for r in rows})
+        candidates = conn.execute(query).all()
+        if ids is not None and len(candidates) != len(set(ids)):
+            missing = sorted(set(ids) - {r.id for r in candidates})
             raise NotFound(f"no dead letter with id {', '.join(map(str, missing))}")
-        if not rows:
-            return 0
-        conn.execute(sa.update(outbox_t).where(outbox_t.c.id.in_([r.id for r in rows]))
-                     .values(status="pending", attempts=0, next_attempt_at=now, last_error=None))
-        by_incident: dict[str, list[str]] = defaultdict(list)
-        for r in rows:
-            by_incident[r.reference].append(r.message_id)
-        for reference, message_ids in by_incident.items():
-            service.append_notes(conn, ctx, reference, actor, [Note("notices_requeued", {"messages": message_ids})], now)
-    return len(rows)
+        by_incident: dict[int, list[int]] = defaultdict(list)
+        for r in candidates:
+            by_incident[r.incident_id].append(r.id)
+        requeued = 0
+        for incident_id in sorted(by_incident):  # lock each incident before its outbox rows
+            unit = Unit.open(conn, ctx, incident_id, actor, system=True, now=now)
+            rows = conn.execute(query.where(outbox_t.c.id.in_(by_incident[incident_id]))).all()
+            conn.execute(sa.update(outbox_t).where(outbox_t.c.id.in_([r.id for r in rows]))
+                         .values(status=OutboxStatus.pending, attempts=0, next_attempt_at=now, last_error=None))
+            unit.record(EventKind.notices_requeued, {"messages": [r.message_id for r in rows]})
+            unit.finish()
+            requeued += len(rows)
+    return requeued
 

@@ -14,17 +14,19 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from notifications import facts
+from notifications.models import outbox_t, reminder_t
 from notifications.notices import queue_row
 from notifications.render import MessageKind, render
 from notifications.texts import VALUES
-from workflow import queries, service, store
+from workflow import queries
 from workflow.accounts import Role
 from workflow.context import Context
 from workflow.db import read_transaction, write_transaction
 from workflow.deadlines import Deadline, DeadlineKind
-from workflow.hooks import Note
 from workflow.incident import Incident
-from workflow.models import outbox_t, reminder_t, user_t
+from workflow.models import user_t
+from workflow.timeline import EventKind
+from workflow.unit import Unit
 
 ACTOR = "deadline-scanner"
 OVERDUE = "overdue"
@@ -79,6 +81,7 @@ def _queue(ctx: Context, incident: Incident, deadline: Deadline, labels: list[st
     language = ctx.settings.staff_language
     school = next((s for s in incident.schools if s.school_id == deadline.school_id), None)
     with write_transaction(ctx.engine) as conn:
+        unit = Unit.open(conn, ctx, incident.id, ACTOR, system=True, now=now)  # the incident first
         done = set(conn.execute(
             sa.select(reminder_t.c.offset_label).where(
                 reminder_t.c.incident_id == incident.id, reminder_t.c.deadline == deadline.kind.value,
@@ -99,10 +102,10 @@ def _queue(ctx: Context, incident: Incident, deadline: Deadline, labels: list[st
                 "state": VALUES[language].get(incident.state, incident.state),
                 "url": f"{ctx.settings.public_url}/api/v1/incidents/{incident.reference}",
             })
-            key = store.load(conn, ctx.keys, incident.reference).data_key
             conn.execute(sa.insert(outbox_t), [queue_row(
-                ctx.settings, key, incident_id=incident.id, school_id=None, kind=MessageKind.reminder,
+                ctx.settings, unit.data_key, incident_id=incident.id, school_id=None, kind=MessageKind.reminder,
                 reference=incident.reference, recipients=staff, subject=subject, text=text, html=html, now=now)])
-        kind = "reminder_queued" if staff else "reminder_unsent"  # no handler or manager has an email address
-        service.append_notes(conn, ctx, incident.reference, ACTOR, [Note(kind, payload)], now)
+        # unsent: no handler or manager has an email address
+        unit.record(EventKind.reminder_queued if staff else EventKind.reminder_unsent, payload)
+        unit.finish()
     return True

@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
+from notifications import models as _notification_tables  # noqa: F401  (registers the tables)
 from workflow import db, schools, service
 from workflow.config import Settings
 from workflow.context import Context, initialise

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 
 from notifications.dispatcher import Dispatcher
 from notifications.mailer import SmtpMailer
+from notifications.models import outbox_t
 from notifications.notices import NoticeWriter
 from workflow.context import Context
-from workflow.models import outbox_t
 
 
 def settings_env(settings) -> dict[str, str]:

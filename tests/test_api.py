@@ -187,7 +187,7 @@ def test_deadlines_soonest_first(api):
 
 def test_workflow_is_the_lifecycle_definition(api):
     workflow = api.call("school_a", "GET", "/workflow").json()
-    assert workflow["states"] == list(lifecycle.STATES)
+    assert workflow["states"] == list(lifecycle.State)
     assert [s["trigger"] for s in workflow["steps"]] == [s.trigger for s in lifecycle.STEPS]
     confirm = next(s for s in workflow["steps"] if s["trigger"] == "confirm")
     assert {r["field"] for r in confirm["requires"]} >= {"summary", "affected_systems", "schools"}

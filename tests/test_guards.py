@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from conftest import CONFIRM, add_school, reported
+from conftest import CONFIRM, CONTAIN, EVALUATE, REMEDIATE, add_school, reported
 
 from workflow import lifecycle, queries, service
 from workflow.disclosure import Disclosure
 from workflow.errors import GuardFailed, TriggerNotAllowed
-from workflow.guards import GUARDS
 from workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
+from workflow.lifecycle import GUARDS
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -130,12 +130,22 @@ def test_available_lists_each_valid_trigger_with_what_it_misses():
 
 
 def test_branches_pick_the_destination():
-    lost = incident("remediation", data_lost_or_altered=True)
-    kept = incident("remediation", data_lost_or_altered=False)
+    remediated = {k: v for k, v in REMEDIATE.items() if k != "data_lost_or_altered"}
+    lost = incident("remediation", data_lost_or_altered=True, **remediated)
+    kept = incident("remediation", data_lost_or_altered=False, **remediated)
     assert lifecycle.destination(lost, "remediated") == "backup_restore"
     assert lifecycle.destination(kept, "remediated") == "verification"
-    assert lifecycle.destination(incident("evaluation", cause_category="processor_internal"), "evaluated") == "ap_notification"
-    assert lifecycle.destination(incident("evaluation", cause_category="negligence_parent"), "evaluated") == "closed"
+    informed = [school(informed_at=NOW, told_to_notify_ap_at=NOW)]
+    complete = {"discovered_at": NOW} | CONFIRM | CONTAIN | REMEDIATE | EVALUATE
+    processor = incident("evaluation", informed, **complete)
+    school_caused = incident("evaluation", informed, **(complete | {"cause_category": "negligence_parent"}))
+    assert lifecycle.destination(processor, "evaluated") == "ap_notification"
+    assert lifecycle.destination(school_caused, "evaluated") == "closed"
+
+
+def test_the_destination_of_a_trigger_whose_guard_fails_is_refused_by_the_machine():
+    with pytest.raises(GuardFailed):
+        lifecycle.destination(incident("remediation", data_lost_or_altered=True), "remediated")
 
 
 def test_the_machine_is_built_once_per_process():

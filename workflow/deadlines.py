@@ -19,10 +19,11 @@ from zoneinfo import ZoneInfo
 
 from workflow.config import Settings
 from workflow.incident import ApKind, Incident
+from workflow.lifecycle import State
 from workflow.responsibility import Responsibility
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-WATCHED_STATES_EXCLUDED = frozenset({"dismissed"})
+WATCHED_STATES_EXCLUDED = frozenset({State.dismissed})
 
 
 class DeadlineKind(StrEnum):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workflow.lifecycle import INITIAL_STATE, STATES, STEPS, guard_name, transition_dicts
+from workflow.lifecycle import INITIAL_STATE, STEPS, State, guard_name, transition_dict
 
 DIAGRAM_FILE = "lifecycle.md"
 
@@ -17,14 +17,15 @@ def mermaid() -> str:
         """A fresh model: the diagram marks its (initial) state."""
 
     transitions = [
-        transition_dicts(step, guard_name(step.trigger), step.when or step.unless) for step in STEPS
+        transition_dict(step, guard_name(step.trigger), step.branch.__name__ if step.branch else None)
+        for step in STEPS
     ]
     drawn = _Drawn()
     GraphMachine(
         model=drawn,
-        states=list(STATES),
+        states=[s.value for s in State],
         transitions=transitions,
-        initial=INITIAL_STATE,
+        initial=INITIAL_STATE.value,
         auto_transitions=False,
         graph_engine="mermaid",
         show_conditions=True,

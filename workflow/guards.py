@@ -147,20 +147,3 @@ def data_lost_or_altered(incident: Incident) -> bool:
 def processor_responsible(incident: Incident) -> bool:
     """Branch of ``evaluated``: the processor notifies the AP itself (seed 6d)."""
     return incident.responsibility is Responsibility.processor
-
-
-GUARDS: dict[str, Guard] = {
-    "dismiss": dismiss,
-    "confirm": confirm,
-    "contained": contained,
-    "remediated": remediated,
-    "restored": restored,
-    "verified": verified,
-    "evaluated": evaluated,
-    "ap_notified": ap_notified,
-    "reopen": reopen,
-}
-BRANCHES: dict[str, Callable[[Incident], bool]] = {
-    "data_lost_or_altered": data_lost_or_altered,
-    "processor_responsible": processor_responsible,
-}

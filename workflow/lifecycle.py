@@ -1,92 +1,104 @@
 """The lifecycle: the one definition of states and transitions, and the machine built from it.
 
-``STEPS`` is plain data. The transitions ``Machine`` (built once per process), the guards'
-wiring, the diagram in ``diagrams/``, the API's trigger list and the page's buttons all read it.
-A trigger with two destinations is two steps, in order, with complementary branch conditions.
+``STEPS`` is plain data. The transitions ``Machine`` (built once per process) is the one authority
+on which triggers are valid, which branch is taken and whether a guard passes; the diagram in
+``diagrams/``, the API's trigger list and the page's buttons all read the same data. A trigger
+with two destinations is two steps, in order, with complementary branch conditions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 
-from transitions import EventData, Machine
+from transitions import EventData, Machine, MachineError
 
+from workflow import guards
 from workflow.errors import FieldProblem, GuardFailed, TriggerNotAllowed
-from workflow.guards import BRANCHES, GUARDS
 from workflow.incident import Incident
 
-STATES: tuple[str, ...] = (
-    "reported",
-    "triage",
-    "dismissed",
-    "containment",
-    "remediation",
-    "backup_restore",
-    "verification",
-    "evaluation",
-    "ap_notification",
-    "closed",
-)
-INITIAL_STATE = "reported"
-FINAL_STATES = frozenset({"dismissed", "closed"})
+
+class State(StrEnum):
+    """Where an incident stands (seed 6a)."""
+
+    reported = "reported"
+    triage = "triage"
+    dismissed = "dismissed"
+    containment = "containment"
+    remediation = "remediation"
+    backup_restore = "backup_restore"
+    verification = "verification"
+    evaluation = "evaluation"
+    ap_notification = "ap_notification"
+    closed = "closed"
+
+
+class Trigger(StrEnum):
+    """What a handler fires to move an incident on."""
+
+    begin_triage = "begin_triage"
+    dismiss = "dismiss"
+    confirm = "confirm"
+    contained = "contained"
+    remediated = "remediated"
+    restored = "restored"
+    verified = "verified"
+    evaluated = "evaluated"
+    ap_notified = "ap_notified"
+    reopen = "reopen"
+
+
+INITIAL_STATE = State.reported
+FINAL_STATES = frozenset({State.dismissed, State.closed})
+NOT_YET_CONFIRMED = frozenset({State.reported, State.triage, State.dismissed})
+Branch = Callable[[Incident], bool]
 
 
 @dataclass(frozen=True)
 class Step:
-    """One transition: ``trigger`` moves ``sources`` → ``dest`` when its guard passes."""
+    """One transition: ``trigger`` moves ``sources`` → ``dest`` when ``guard`` finds nothing missing."""
 
-    trigger: str
-    sources: tuple[str, ...]
-    dest: str
+    trigger: Trigger
+    sources: tuple[State, ...]
+    dest: State
     help: str
-    when: str | None = None  # branch: take this step only if BRANCHES[when] holds
-    unless: str | None = None  # branch: take this step only if BRANCHES[unless] fails
+    guard: guards.Guard | None = None
+    when: Branch | None = None  # branch: take this step only if it holds
+    unless: Branch | None = None  # branch: take this step only if it fails
 
     @property
     def guarded(self) -> bool:
-        return self.trigger in GUARDS
+        return self.guard is not None
+
+    @property
+    def branch(self) -> Branch | None:
+        return self.when or self.unless
 
 
+S, T = State, Trigger
 STEPS: tuple[Step, ...] = (
-    Step("begin_triage", ("reported",), "triage", "start analysing the report"),
-    Step("dismiss", ("triage",), "dismissed", "not a breach; it stays in the register"),
-    Step("confirm", ("triage",), "containment", "it is a breach: contain it"),
-    Step("contained", ("containment",), "remediation", "it no longer spreads"),
-    Step(
-        "remediated",
-        ("remediation",),
-        "backup_restore",
-        "the cause is fixed and tested; data was lost or altered",
-        when="data_lost_or_altered",
-    ),
-    Step(
-        "remediated",
-        ("remediation",),
-        "verification",
-        "the cause is fixed and tested; no data was lost or altered",
-        unless="data_lost_or_altered",
-    ),
-    Step("restored", ("backup_restore",), "verification", "data restored from a checked backup"),
-    Step("verified", ("verification",), "evaluation", "the fix is applied and the system works"),
-    Step(
-        "evaluated",
-        ("evaluation",),
-        "ap_notification",
-        "evaluated; the processor notifies the AP",
-        when="processor_responsible",
-    ),
-    Step(
-        "evaluated",
-        ("evaluation",),
-        "closed",
-        "evaluated; the school notifies the AP",
-        unless="processor_responsible",
-    ),
-    Step("ap_notified", ("ap_notification",), "closed", "the final AP notification is recorded"),
-    Step("reopen", ("dismissed", "closed"), "triage", "look at it again"),
+    Step(T.begin_triage, (S.reported,), S.triage, "start analysing the report"),
+    Step(T.dismiss, (S.triage,), S.dismissed, "not a breach; it stays in the register", guards.dismiss),
+    Step(T.confirm, (S.triage,), S.containment, "it is a breach: contain it", guards.confirm),
+    Step(T.contained, (S.containment,), S.remediation, "it no longer spreads", guards.contained),
+    Step(T.remediated, (S.remediation,), S.backup_restore,
+         "the cause is fixed and tested; data was lost or altered", guards.remediated,
+         when=guards.data_lost_or_altered),
+    Step(T.remediated, (S.remediation,), S.verification,
+         "the cause is fixed and tested; no data was lost or altered", guards.remediated,
+         unless=guards.data_lost_or_altered),
+    Step(T.restored, (S.backup_restore,), S.verification, "data restored from a checked backup", guards.restored),
+    Step(T.verified, (S.verification,), S.evaluation, "the fix is applied and the system works", guards.verified),
+    Step(T.evaluated, (S.evaluation,), S.ap_notification, "evaluated; the processor notifies the AP",
+         guards.evaluated, when=guards.processor_responsible),
+    Step(T.evaluated, (S.evaluation,), S.closed, "evaluated; the school notifies the AP",
+         guards.evaluated, unless=guards.processor_responsible),
+    Step(T.ap_notified, (S.ap_notification,), S.closed, "the final AP notification is recorded", guards.ap_notified),
+    Step(T.reopen, (S.dismissed, S.closed), S.triage, "look at it again", guards.reopen),
 )
-TRIGGERS: tuple[str, ...] = tuple(dict.fromkeys(step.trigger for step in STEPS))
+GUARDS: dict[Trigger, guards.Guard] = {s.trigger: s.guard for s in STEPS if s.guard is not None}
 
 
 def guard_name(trigger: str) -> str:
@@ -94,23 +106,17 @@ def guard_name(trigger: str) -> str:
     return f"has_{trigger}_fields"
 
 
-def transition_dicts(step: Step, guard: object, branch: object) -> dict[str, object]:
-    """A step as the transitions library wants it, with the given guard and branch callables."""
-    conditions = [guard] if step.guarded else []
-    unless = []
-    if step.when:
-        conditions.append(branch)
-    if step.unless:
-        unless.append(branch)
+def transition_dict(step: Step, guard: object, branch: object) -> dict[str, object]:
+    """A step as the transitions library wants it, with the given guard and branch conditions."""
     result: dict[str, object] = {
-        "trigger": step.trigger,
-        "source": list(step.sources),
-        "dest": step.dest,
+        "trigger": step.trigger.value, "source": [s.value for s in step.sources], "dest": step.dest.value,
     }
+    # a ``when`` branch is tested before the guard, so a guard runs once however the branch goes
+    conditions = ([branch] if step.when else []) + ([guard] if step.guarded else [])
     if conditions:
         result["conditions"] = conditions
-    if unless:
-        result["unless"] = unless
+    if step.unless:
+        result["unless"] = [branch]
     return result
 
 
@@ -124,21 +130,9 @@ class _Subject:
         self.incident = incident
 
 
-def _guard_condition(trigger: str):
-    guard = GUARDS[trigger]
-
-    def passes(event: EventData) -> bool:
-        return not guard(event.model.incident)
-
-    passes.__name__ = guard_name(trigger)
-    return passes
-
-
-def _branch_condition(name: str):
-    predicate = BRANCHES[name]
-
+def _condition(name: str, test: Callable[[Incident], bool]) -> Callable[[EventData], bool]:
     def holds(event: EventData) -> bool:
-        return predicate(event.model.incident)
+        return test(event.model.incident)
 
     holds.__name__ = name
     return holds
@@ -148,26 +142,21 @@ def _branch_condition(name: str):
 def machine() -> Machine:
     """The process's one machine, built from ``STEPS`` on first use."""
     transitions = [
-        transition_dicts(
+        transition_dict(
             step,
-            _guard_condition(step.trigger) if step.guarded else None,
-            _branch_condition(step.when or step.unless) if (step.when or step.unless) else None,
+            _condition(guard_name(step.trigger), lambda i, g=step.guard: not g(i)) if step.guarded else None,
+            _condition(step.branch.__name__, step.branch) if step.branch else None,
         )
         for step in STEPS
     ]
-    return Machine(
-        model=None,
-        states=list(STATES),
-        transitions=transitions,
-        initial=INITIAL_STATE,
-        auto_transitions=False,
-        send_event=True,
-    )
+    return Machine(model=None, states=[s.value for s in State], transitions=transitions,
+                   initial=INITIAL_STATE.value, auto_transitions=False, send_event=True)
 
 
-def triggers_from(state: str) -> list[str]:
-    """The triggers valid in ``state``, in definition order."""
-    return list(dict.fromkeys(s.trigger for s in STEPS if state in s.sources))
+def triggers_from(state: str) -> list[Trigger]:
+    """The triggers valid in ``state``, in definition order (as the machine knows them)."""
+    valid = set(machine().get_triggers(state))
+    return [t for t in Trigger if t.value in valid]
 
 
 def missing(incident: Incident, trigger: str) -> list[FieldProblem]:
@@ -176,33 +165,27 @@ def missing(incident: Incident, trigger: str) -> list[FieldProblem]:
     return guard(incident) if guard else []
 
 
-def available(incident: Incident) -> dict[str, list[FieldProblem]]:
+def available(incident: Incident) -> dict[Trigger, list[FieldProblem]]:
     """Every trigger valid in the incident's state, with what each still misses."""
     return {trigger: missing(incident, trigger) for trigger in triggers_from(incident.state)}
 
 
-def destination(incident: Incident, trigger: str) -> str:
-    """Where ``trigger`` would take the incident now, branches resolved."""
-    for step in STEPS:
-        if step.trigger != trigger or incident.state not in step.sources:
-            continue
-        if step.when and not BRANCHES[step.when](incident):
-            continue
-        if step.unless and BRANCHES[step.unless](incident):
-            continue
-        return step.dest
-    raise TriggerNotAllowed(trigger, incident.state, triggers_from(incident.state))
+def advance(incident: Incident, trigger: str) -> State:
+    """Fire ``trigger`` through the machine; return the new state or raise why it cannot.
 
-
-def advance(incident: Incident, trigger: str) -> str:
-    """Fire ``trigger`` through the machine; return the new state or raise why it cannot."""
-    valid = triggers_from(incident.state)
-    if trigger not in valid:
-        raise TriggerNotAllowed(trigger, incident.state, valid)
-    problems = missing(incident, trigger)
-    if problems:
-        raise GuardFailed(trigger, problems)
+    The machine decides validity, branch and guard; the guard's list of missing fields is only
+    computed to explain a refusal.
+    """
     subject = _Subject(incident)
-    if not machine().events[trigger].trigger(subject):
-        raise GuardFailed(trigger, [FieldProblem(trigger, "the machine refused the transition")])
-    return subject.state
+    try:
+        moved = machine().events[trigger].trigger(subject)
+    except (KeyError, MachineError):
+        raise TriggerNotAllowed(trigger, incident.state, triggers_from(incident.state)) from None
+    if not moved:
+        raise GuardFailed(trigger, missing(incident, trigger))
+    return State(subject.state)
+
+
+def destination(incident: Incident, trigger: str) -> State:
+    """Where ``trigger`` would take the incident now, branches resolved (nothing is stored)."""
+    return advance(incident, trigger)

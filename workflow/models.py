@@ -33,7 +33,7 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _utc(*, nullable: bool = True, index: bool = False) -> Any:
+def utc_column(*, nullable: bool = True, index: bool = False) -> Any:
     return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
 
 
@@ -41,7 +41,7 @@ def _json() -> Any:
     return Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
-def _sealed(*, nullable: bool = True) -> Any:
+def sealed_column(*, nullable: bool = True) -> Any:
     return Field(default=None, sa_column=Column(LargeBinary, nullable=nullable))
 
 
@@ -50,9 +50,9 @@ class DataKey(SQLModel, table=True):
 
     __tablename__ = "data_key"
     id: int | None = Field(default=None, primary_key=True)
-    wrapped: bytes | None = _sealed()
-    created_at: datetime = _utc(nullable=False)
-    destroyed_at: datetime | None = _utc()
+    wrapped: bytes | None = sealed_column()
+    created_at: datetime = utc_column(nullable=False)
+    destroyed_at: datetime | None = utc_column()
 
 
 class School(SQLModel, table=True):
@@ -65,8 +65,8 @@ class School(SQLModel, table=True):
     language: str = "nl"
     contract_ends_on: date | None = None
     data_key_id: int = Field(foreign_key="data_key.id")
-    contacts: bytes | None = _sealed()
-    created_at: datetime = _utc(nullable=False)
+    contacts: bytes | None = sealed_column()
+    created_at: datetime = utc_column(nullable=False)
 
 
 class IncidentRow(SQLModel, table=True):
@@ -79,17 +79,19 @@ class IncidentRow(SQLModel, table=True):
     state: str = Field(index=True)
     version: int = 1
     source: str
-    reported_at: datetime = _utc(nullable=False)
+    reported_at: datetime = utc_column(nullable=False)
     reported_by: str
-    updated_at: datetime = _utc(nullable=False)
+    updated_at: datetime = utc_column(nullable=False)
     data_key_id: int = Field(foreign_key="data_key.id")
     event_count: int = 0
     head_hash: str = Field(sa_column=Column(String(64), nullable=False))
-    personal: bytes | None = _sealed()
+    personal: bytes | None = sealed_column()
+    clock_moved_at: datetime | None = utc_column()  # last correction of discovered_at or a known cause
+    clock_moved_by: str | None = None
     # plain disclosure facts (same names as workflow.disclosure.Disclosure)
-    discovered_at: datetime | None = _utc(index=True)
-    breach_started_at: datetime | None = _utc()
-    breach_ended_at: datetime | None = _utc()
+    discovered_at: datetime | None = utc_column(index=True)
+    breach_started_at: datetime | None = utc_column()
+    breach_ended_at: datetime | None = utc_column()
     nature_actions: list[str] | None = _json()
     affected_systems: list[str] | None = _json()
     cause_category: str | None = Field(default=None, index=True)
@@ -116,11 +118,10 @@ class AffectedSchoolRow(SQLModel, table=True):
     incident_id: int = Field(foreign_key="incident.id", index=True)
     school_id: int = Field(foreign_key="school.id", index=True)
     affected_count: int | None = None
-    informed_at: datetime | None = _utc()
+    informed_at: datetime | None = utc_column()
     informed_via: str | None = None
-    told_to_notify_ap_at: datetime | None = _utc()
-    acknowledged_at: datetime | None = _utc()
-    notice_snapshot: bytes | None = _sealed()  # what the last notice to this school said
+    told_to_notify_ap_at: datetime | None = utc_column()
+    acknowledged_at: datetime | None = utc_column()
 
 
 class ApNotificationRow(SQLModel, table=True):
@@ -131,11 +132,11 @@ class ApNotificationRow(SQLModel, table=True):
     incident_id: int = Field(foreign_key="incident.id", index=True)
     kind: str
     ap_reference: str
-    notified_at: datetime = _utc(nullable=False)
+    notified_at: datetime = utc_column(nullable=False)
     school_ids: list[int] = Field(sa_column=Column(JSON, nullable=False))
-    recorded_at: datetime = _utc(nullable=False)
+    recorded_at: datetime = utc_column(nullable=False)
     recorded_by: str
-    delay_reason: bytes | None = _sealed()
+    delay_reason: bytes | None = sealed_column()
 
 
 class TimelineEvent(SQLModel, table=True):
@@ -146,48 +147,14 @@ class TimelineEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incident.id")
     seq: int
-    at: datetime = _utc(nullable=False)
+    at: datetime = utc_column(nullable=False)
     actor: str
     kind: str
     from_state: str | None = None
     to_state: str | None = None
-    payload: bytes | None = _sealed()
+    payload: bytes | None = sealed_column()
     prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
     hash: str = Field(sa_column=Column(String(64), nullable=False))
-
-
-class OutboxMessage(SQLModel, table=True):
-    """A rendered message waiting for dispatch (filled by ``notifications``)."""
-
-    __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
-    id: int | None = Field(default=None, primary_key=True)
-    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
-    school_id: int | None = Field(default=None, foreign_key="school.id")
-    kind: str
-    message_id: str = Field(sa_column=Column(String(255), unique=True, nullable=False))
-    recipients: bytes | None = _sealed()  # JSON list, sealed with the incident's data key
-    sealed: bytes | None = _sealed()  # the serialised MIME message, sealed likewise
-    status: str = "pending"  # pending → sending → sent | dead
-    attempts: int = 0
-    next_attempt_at: datetime = _utc(nullable=False)
-    claimed_until: datetime | None = _utc()
-    last_error: str | None = None
-    created_at: datetime = _utc(nullable=False)
-    sent_at: datetime | None = _utc()
-
-
-class Reminder(SQLModel, table=True):
-    """A deadline reminder already queued: never twice for one deadline and offset."""
-
-    __tablename__ = "reminder"
-    __table_args__ = (UniqueConstraint("incident_id", "deadline", "school_id", "offset_label"),)
-    id: int | None = Field(default=None, primary_key=True)
-    incident_id: int = Field(foreign_key="incident.id")
-    deadline: str
-    school_id: int = 0  # 0: the deadline is not a school's
-    offset_label: str
-    created_at: datetime = _utc(nullable=False)
 
 
 class UserAccount(SQLModel, table=True):
@@ -199,7 +166,7 @@ class UserAccount(SQLModel, table=True):
     role: str
     school_id: int | None = Field(default=None, foreign_key="school.id")
     email: str | None = None
-    created_at: datetime = _utc(nullable=False)
+    created_at: datetime = utc_column(nullable=False)
 
 
 class ApiToken(SQLModel, table=True):
@@ -210,9 +177,9 @@ class ApiToken(SQLModel, table=True):
     user_id: int = Field(foreign_key="user_account.id", index=True)
     token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
     label: str | None = None
-    created_at: datetime = _utc(nullable=False)
-    expires_at: datetime | None = _utc()
-    revoked_at: datetime | None = _utc()
+    created_at: datetime = utc_column(nullable=False)
+    expires_at: datetime | None = utc_column()
+    revoked_at: datetime | None = utc_column()
 
 
 class IdempotencyKey(SQLModel, table=True):
@@ -225,7 +192,7 @@ class IdempotencyKey(SQLModel, table=True):
     key: str = Field(sa_column=Column(String(255), nullable=False))
     request_hash: str = Field(sa_column=Column(String(64), nullable=False))
     incident_id: int = Field(foreign_key="incident.id")
-    created_at: datetime = _utc(nullable=False)
+    created_at: datetime = utc_column(nullable=False)
 
 
 class ReferenceCounter(SQLModel, table=True):
@@ -243,8 +210,6 @@ ap_t = ApNotificationRow.__table__
 event_t = TimelineEvent.__table__
 data_key_t = DataKey.__table__
 counter_t = ReferenceCounter.__table__
-outbox_t = OutboxMessage.__table__
 user_t = UserAccount.__table__
 token_t = ApiToken.__table__
 idempotency_t = IdempotencyKey.__table__
-reminder_t = Reminder.__table__

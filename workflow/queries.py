@@ -16,7 +16,7 @@ from workflow.context import Context
 from workflow.db import read_transaction
 from workflow.deadlines import Deadline, deadlines
 from workflow.disclosure import CauseCategory
-from workflow.errors import FieldProblem, InvalidInput, KeyUnavailable, NotFound
+from workflow.errors import KeyUnavailable, NotFound
 from workflow.incident import Incident
 from workflow.models import affected_t, data_key_t, event_t, incident_t
 from workflow.responsibility import Responsibility, responsibility_for
@@ -40,8 +40,7 @@ def find(
     """References of the register's incidents, newest first, by state, school or responsibility."""
     query = sa.select(incident_t.c.reference).order_by(incident_t.c.id.desc())
     if state is not None:
-        if state not in lifecycle.STATES:
-            raise InvalidInput("invalid filter", [FieldProblem("state", f"must be one of {', '.join(lifecycle.STATES)}")])
+        state = choice(lifecycle.State, state, "state")
         query = query.where(incident_t.c.state == state)
     if responsibility is not None:
         wanted = choice(Responsibility, responsibility, "responsibility")

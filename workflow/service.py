@@ -1,155 +1,83 @@
-"""Commands on incidents. The service owns transactions: each command is one transaction that
-writes the incident, its timeline event(s) and (later) outbox rows together, or nothing at all.
-
-Every command takes the acting person (``actor``) and, optionally, the ``expected_version`` the
-caller last saw; a different version raises ``StaleVersion``. On PostgreSQL the incident row is
-locked for the command; on SQLite the whole write transaction is (``workflow.db``).
+"""Commands on incidents. Each goes through one unit of work (``workflow.unit``): it says what
+happened and the unit locks, checks the version, records old → new, chains the events, lets the
+notifier queue what schools must hear, and commits all of it together, or nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import ValidationError
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
-from workflow import crypto, lifecycle, store, timeline
+from workflow import crypto, lifecycle, store
 from workflow.context import Context
 from workflow.db import read_transaction, write_transaction
-from workflow.deadlines import AMSTERDAM, Deadline, DeadlineKind, deadlines
-from workflow.disclosure import Disclosure, Source
-from workflow.errors import Conflict, FieldProblem, InvalidInput, StaleVersion
-from workflow.hooks import SCHOOLS_ADDED, Change, Note
-from workflow.incident import ApKind, ContactChannel, Incident
+from workflow.deadlines import AMSTERDAM, DeadlineKind, deadlines
+from workflow.disclosure import Source
+from workflow.errors import Conflict, FieldProblem, InvalidInput
+from workflow.incident import AffectedSchool, ApKind, ContactChannel, Incident
+from workflow.lifecycle import NOT_YET_CONFIRMED, Trigger
 from workflow.models import affected_t, ap_t, counter_t, data_key_t, idempotency_t, incident_t
 from workflow.schools import ids_by_brin
-from workflow.validation import choice, required_text
-
-NOT_YET_CONFIRMED = frozenset({"reported", "triage", "dismissed"})
-# built once; the SET clause follows the parameters given (see workflow.store on why)
-_UPDATE_INCIDENT = sa.update(incident_t).where(
-    incident_t.c.id == sa.bindparam("b_id"), incident_t.c.version == sa.bindparam("b_version")
-)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class _Event:
-    kind: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    from_state: str | None = None
-    to_state: str | None = None
-
-
-def _apply(ctx: Context, disclosure: Disclosure, fields: dict[str, Any] | None) -> Disclosure:
-    """``disclosure`` with ``fields`` applied and validated; ``InvalidInput`` names every bad field."""
-    if not fields:
-        return disclosure
-    try:
-        new = Disclosure.model_validate(disclosure.model_dump() | fields)
-    except ValidationError as exc:
-        raise InvalidInput.from_validation(exc) from None
-    configured = ctx.settings.affected_systems
-    unknown = [s for s in new.affected_systems or () if s not in configured]
-    if unknown:
-        raise InvalidInput(
-            "invalid input",
-            [FieldProblem("affected_systems", f"unknown system '{s}'; configured: {', '.join(configured)}")
-             for s in unknown],
-        )
-    return new
-
-
-def _check_version(incident: Incident, expected: int | None) -> None:
-    if expected is not None and expected != incident.version:
-        raise StaleVersion(
-            f"incident {incident.reference} is at version {incident.version}, not {expected}; "
-            "reload it and try again"
-        )
-
-
-def _write(
-    conn: Connection,
-    loaded: store.Loaded,
-    actor: str,
-    events: list[_Event],
-    now: datetime,
-    *,
-    state: str | None = None,
-    disclosure: Disclosure | None = None,
-) -> Incident:
-    """Append ``events`` and update the incident (version, chain head, state, fields) at once."""
-    incident = loaded.incident
-    seq, head = loaded.event_count, loaded.head_hash
-    for ev in events:
-        seq += 1
-        payload = crypto.seal(loaded.data_key, ev.payload) if ev.payload else None
-        head = timeline.append(
-            conn, incident_id=incident.id, seq=seq, prev_hash=head, at=now, actor=actor,
-            kind=ev.kind, from_state=ev.from_state, to_state=ev.to_state, payload=payload,
-        )
-    values: dict[str, Any] = {
-        "version": incident.version + 1, "updated_at": now, "event_count": seq, "head_hash": head,
-    }
-    if state is not None:
-        values["state"] = state
-    if disclosure is not None:
-        values |= store.seal_disclosure(loaded.data_key, disclosure)
-    values |= {"b_id": incident.id, "b_version": incident.version}
-    result = conn.execute(_UPDATE_INCIDENT, values)
-    if result.rowcount != 1:
-        raise StaleVersion(f"incident {incident.reference} was changed by another command; try again")
-    return replace(
-        incident,
-        version=incident.version + 1,
-        state=state or incident.state,
-        disclosure=disclosure or incident.disclosure,
-    )
+from workflow.timeline import EventKind
+from workflow.unit import Unit, change, clock
+from workflow.validation import choice, optional_text, required_text
 
 
 def _next_reference(conn: Connection, now: datetime) -> str:
     year = now.astimezone(AMSTERDAM).year
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     number = conn.execute(
-        dialect.insert(counter_t)
-        .values(year=year, last=1)
+        dialect.insert(counter_t).values(year=year, last=1)
         .on_conflict_do_update(index_elements=["year"], set_={"last": counter_t.c.last + 1})
         .returning(counter_t.c.last)
     ).scalar_one()
     return f"DL-{year}-{number:05d}"
 
 
-def _set_schools(conn: Connection, incident_id: int, counts: dict[str, int | None]) -> dict[str, Any]:
-    """Add (or update the count of) affected schools; return what changed for the timeline."""
+def _set_schools(unit: Unit, counts: dict[str, int | None]) -> dict[str, Any]:
+    """Add (or recount) affected schools; return what changed for the timeline."""
     for brin, count in counts.items():
         if count is not None and count < 0:
             raise InvalidInput("invalid input", [FieldProblem(f"schools.{brin}", "count must be 0 or more")])
-    ids = ids_by_brin(conn, list(counts), "schools")
-    existing = dict(
-        conn.execute(
-            sa.select(affected_t.c.school_id, affected_t.c.affected_count).where(affected_t.c.incident_id == incident_id)
-        ).all()
-    )
-    changes = {}
+    ids = ids_by_brin(unit.conn, list(counts), "schools")
+    existing = {s.school_id: s.affected_count for s in unit.incident.schools}
+    changes, at = {}, {"b_incident": unit.loaded.id}
     for brin, school_id in ids.items():
         count = counts[brin]
         if school_id not in existing:
-            conn.execute(sa.insert(affected_t).values(incident_id=incident_id, school_id=school_id, affected_count=count))
+            unit.conn.execute(sa.insert(affected_t).values(incident_id=unit.loaded.id, school_id=school_id,
+                                                           affected_count=count))
             changes[brin] = [None, count]
         elif existing[school_id] != count:
-            conn.execute(
-                sa.update(affected_t)
-                .where(affected_t.c.incident_id == incident_id, affected_t.c.school_id == school_id)
-                .values(affected_count=count)
-            )
+            unit.conn.execute(sa.update(affected_t).where(_AFFECTED).values(affected_count=count),
+                              at | {"b_school": school_id})
             changes[brin] = [existing[school_id], count]
+    return changes
+
+
+def _remove_schools(unit: Unit, brins: list[str]) -> dict[str, Any]:
+    """Remove schools not affected after all; an informed one, or the last one, stays once confirmed."""
+    ids = ids_by_brin(unit.conn, brins, "remove_schools")
+    by_id = {s.school_id: s for s in unit.incident.schools}
+    confirmed = unit.incident.state not in NOT_YET_CONFIRMED
+    problems = [FieldProblem("remove_schools", f"{by_id[i].name} was informed: correct its count, it cannot "
+                                               "be removed") for i in ids.values()
+                if confirmed and i in by_id and by_id[i].informed_at is not None]
+    if confirmed and by_id and not set(by_id) - set(ids.values()):
+        problems.append(FieldProblem("remove_schools", "a confirmed incident keeps at least one affected school"))
+    if problems:
+        raise InvalidInput("invalid change", problems)
+    changes = {}
+    for brin, school_id in ids.items():
+        if school_id in by_id:
+            unit.conn.execute(sa.delete(affected_t).where(_AFFECTED),
+                              {"b_incident": unit.loaded.id, "b_school": school_id})
+            changes[brin] = ["affected", None]
     return changes
 
 
@@ -179,24 +107,32 @@ def _replayed(conn: Connection, ctx: Context, idempotency: Idempotency) -> Incid
     return store.load(conn, ctx.keys, row.reference).incident
 
 
-def report(
-    ctx: Context,
-    *,
-    actor: str,
-    source: str,
-    fields: dict[str, Any] | None = None,
-    schools: dict[str, int | None] | None = None,
-    idempotency: Idempotency | None = None,
-) -> Incident:
+def report(ctx: Context, *, actor: str, source: str, fields: dict[str, Any] | None = None,
+           schools: dict[str, int | None] | None = None, idempotency: Idempotency | None = None) -> Incident:
     """Register a report in the breach register (seed 6a); it starts in ``reported``.
 
     With ``idempotency``, a retried report returns the incident the first attempt created.
     """
     source = choice(Source, source, "source")
-    disclosure = _apply(ctx, Disclosure(), fields)
     counts = _normalise_counts(schools)
     try:
-        return _report(ctx, actor, source, disclosure, counts, idempotency)
+        with write_transaction(ctx.engine) as conn:
+            if idempotency is not None and (replayed := _replayed(conn, ctx, idempotency)) is not None:
+                return replayed
+            now = clock()
+            unit = Unit.create(conn, ctx, actor, reference=_next_reference(conn, now), source=source.value, now=now)
+            changes = unit.apply(fields)
+            school_changes = _set_schools(unit, counts) if counts else {}
+            if school_changes:
+                unit.schools_changed()
+            if idempotency is not None:
+                conn.execute(sa.insert(idempotency_t).values(
+                    user_id=idempotency.user_id, key=idempotency.key, request_hash=idempotency.request_hash,
+                    incident_id=unit.loaded.id, created_at=now))
+            unit.record(EventKind.reported, {"source": source.value, "changes": changes, "schools": school_changes},
+                        to_state=lifecycle.INITIAL_STATE)
+            unit.finish()
+            return unit.result
     except sa.exc.IntegrityError:
         if idempotency is None:
             raise
@@ -207,158 +143,48 @@ def report(
         return replayed
 
 
-def _report(
-    ctx: Context,
-    actor: str,
-    source: Source,
-    disclosure: Disclosure,
-    counts: dict[str, int | None],
-    idempotency: Idempotency | None,
-) -> Incident:
-    now = _now()
-    with write_transaction(ctx.engine) as conn:
-        if idempotency is not None:
-            replayed = _replayed(conn, ctx, idempotency)
-            if replayed is not None:
-                return replayed
-        key, wrapped = ctx.keys.new_data_key()
-        key_id = conn.execute(sa.insert(data_key_t).values(wrapped=wrapped, created_at=now)).inserted_primary_key[0]
-        reference = _next_reference(conn, now)
-        incident_id = conn.execute(
-            sa.insert(incident_t).values(
-                reference=reference, state=lifecycle.INITIAL_STATE, version=0, source=source.value,
-                reported_at=now, reported_by=actor, updated_at=now, data_key_id=key_id,
-                event_count=0, head_hash=timeline.GENESIS, **store.seal_disclosure(key, disclosure),
-            )
-        ).inserted_primary_key[0]
-        school_changes = _set_schools(conn, incident_id, counts) if counts else {}
-        if idempotency is not None:
-            conn.execute(
-                sa.insert(idempotency_t).values(
-                    user_id=idempotency.user_id, key=idempotency.key, request_hash=idempotency.request_hash,
-                    incident_id=incident_id, created_at=now,
-                )
-            )
-        loaded = store.Loaded(
-            Incident(incident_id, reference, lifecycle.INITIAL_STATE, 0, source.value, now, disclosure,
-                     store.load_schools(conn, incident_id)),
-            key, 0, timeline.GENESIS,
-        )
-        payload = {
-            "source": source.value,
-            "changes": store.changed_fields(Disclosure(), disclosure),
-            "schools": school_changes,
-        }
-        return _write(conn, loaded, actor, [_Event("reported", payload, None, lifecycle.INITIAL_STATE)], now)
+def update(ctx: Context, *, reference: str, actor: str, fields: dict[str, Any] | None = None,
+           schools: dict[str, int | None] | None = None, remove_schools: list[str] | None = None,
+           reason: str | None = None, expected_version: int | None = None) -> Incident:
+    """Change disclosure fields and affected schools (with their counts).
 
-
-def _open_for_change(conn: Connection, ctx: Context, reference: str, expected_version: int | None) -> store.Loaded:
-    loaded = store.load(conn, ctx.keys, reference, for_update=True)
-    _check_version(loaded.incident, expected_version)
-    return loaded
-
-
-def update(
-    ctx: Context,
-    *,
-    reference: str,
-    actor: str,
-    fields: dict[str, Any] | None = None,
-    schools: dict[str, int | None] | None = None,
-    remove_schools: list[str] | None = None,
-    expected_version: int | None = None,
-) -> Incident:
-    """Change disclosure fields and affected schools (with their counts)."""
+    A correction of the discovery time or of a known cause of a confirmed incident needs ``reason``.
+    """
     if not fields and not schools and not remove_schools:
         raise InvalidInput("nothing to update", [FieldProblem("fields", "give at least one field or school")])
-    now = _now()
-    with write_transaction(ctx.engine) as conn:
-        loaded = _open_for_change(conn, ctx, reference, expected_version)
-        incident = loaded.incident
-        if incident.state in lifecycle.FINAL_STATES:
-            raise Conflict(f"incident {reference} is {incident.state}; reopen it to change it")
-        disclosure = _apply(ctx, incident.disclosure, fields)
-        school_changes = _set_schools(conn, incident.id, _normalise_counts(schools)) if schools else {}
+    reason = optional_text(reason)
+    with change(ctx, reference, actor, expected_version=expected_version) as unit:
+        if unit.incident.state in lifecycle.FINAL_STATES:
+            raise Conflict(f"incident {reference} is {unit.incident.state}; reopen it to change it")
+        changes = unit.apply(fields, reason=reason)
+        school_changes = _set_schools(unit, _normalise_counts(schools)) if schools else {}
         if remove_schools:
-            ids = ids_by_brin(conn, remove_schools, "remove_schools")
-            for brin, school_id in ids.items():
-                gone = conn.execute(
-                    sa.delete(affected_t).where(affected_t.c.incident_id == incident.id, affected_t.c.school_id == school_id)
-                ).rowcount
-                if gone:
-                    school_changes[brin] = ["affected", None]
-        changes = store.changed_fields(incident.disclosure, disclosure)
-        if not changes and not school_changes:
-            return incident
-        events = [_Event("updated", {"changes": changes, "schools": school_changes})]
-        added = [brin for brin, (old, _new) in school_changes.items() if old is None]
-        if added and incident.state not in NOT_YET_CONFIRMED:  # a newly affected school hears at once
-            after = replace(incident, disclosure=disclosure, schools=store.load_schools(conn, incident.id))
-            events += _notify(conn, ctx, Change(incident, after, SCHOOLS_ADDED, loaded.data_key, actor, now))
-        return _write(conn, loaded, actor, events, now, disclosure=disclosure if changes else None)
+            school_changes |= _remove_schools(unit, remove_schools)
+        if school_changes:
+            unit.schools_changed()
+        if changes or school_changes:
+            unit.record(EventKind.updated, {"changes": changes, "schools": school_changes, "reason": reason})
+    return unit.result
 
 
-def fire(
-    ctx: Context,
-    *,
-    reference: str,
-    trigger: str,
-    actor: str,
-    fields: dict[str, Any] | None = None,
-    expected_version: int | None = None,
-) -> Incident:
+def fire(ctx: Context, *, reference: str, trigger: str, actor: str, fields: dict[str, Any] | None = None,
+         reason: str | None = None, expected_version: int | None = None) -> Incident:
     """Apply ``fields`` (if any), then fire ``trigger``; both or neither are stored."""
-    if trigger not in lifecycle.TRIGGERS:
-        raise InvalidInput(
-            "unknown trigger",
-            [FieldProblem("trigger", f"'{trigger}' is not a trigger; triggers: {', '.join(lifecycle.TRIGGERS)}")],
-        )
-    now = _now()
-    with write_transaction(ctx.engine) as conn:
-        loaded = _open_for_change(conn, ctx, reference, expected_version)
-        incident = loaded.incident
-        disclosure = _apply(ctx, incident.disclosure, fields)
-        candidate = replace(incident, disclosure=disclosure)
-        state = lifecycle.advance(candidate, trigger)
-        changes = store.changed_fields(incident.disclosure, disclosure)
-        events = [_Event("transition", {"trigger": trigger, "changes": changes}, incident.state, state)]
-        events += _notify(conn, ctx, Change(incident, replace(candidate, state=state), trigger,
-                                            loaded.data_key, actor, now))
-        loaded.incident = candidate
-        return _write(conn, loaded, actor, events, now, state=state, disclosure=disclosure if changes else None)
+    trigger = choice(Trigger, trigger, "trigger")
+    reason = optional_text(reason)
+    with change(ctx, reference, actor, expected_version=expected_version) as unit:
+        was = unit.incident.state
+        changes = unit.apply(fields, reason=reason)
+        state = unit.fire(trigger)
+        unit.record(EventKind.transition, {"trigger": trigger.value, "changes": changes, "reason": reason},
+                    from_state=was, to_state=state)
+    return unit.result
 
 
-def _notify(conn: Connection, ctx: Context, change: Change) -> list[_Event]:
-    if ctx.notifier is None:
-        return []
-    return [_Event(note.kind, note.payload) for note in ctx.notifier.after_change(conn, change)]
-
-
-def append_notes(conn: Connection, ctx: Context, reference: str, actor: str, notes: list[Note],
-                 now: datetime) -> Incident:
-    """Append events to an incident's chain inside the caller's transaction (deliveries, reminders)."""
-    loaded = store.load(conn, ctx.keys, reference, for_update=True)
-    return _write(conn, loaded, actor, [_Event(n.kind, n.payload) for n in notes], now)
-
-
-_AFFECTED = (affected_t.c.incident_id == sa.bindparam("b_incident")) & (
-    affected_t.c.school_id == sa.bindparam("b_school"))
-
-
-def mark_informed(conn: Connection, received: list[tuple[int, int, bool]], at: datetime, *, via: str) -> None:
-    """Record, inside the caller's transaction, that schools received a notice.
-
-    ``received`` holds (incident id, school id, told it must notify the AP itself).
-    """
-    if not received:
-        return
-    conn.execute(sa.update(affected_t).where(_AFFECTED & affected_t.c.informed_at.is_(None))
-                 .values(informed_at=at, informed_via=via),
-                 [{"b_incident": i, "b_school": s} for i, s, _ in received])
-    told = [{"b_incident": i, "b_school": s} for i, s, must_notify in received if must_notify]
-    if told:
-        conn.execute(sa.update(affected_t).where(_AFFECTED & affected_t.c.told_to_notify_ap_at.is_(None))
-                     .values(told_to_notify_ap_at=at), told)
+def reopen(ctx: Context, *, reference: str, actor: str, reason: str, expected_version: int | None = None) -> Incident:
+    """Take a dismissed or closed incident back to triage, with the reason."""
+    return fire(ctx, reference=reference, trigger=Trigger.reopen, actor=actor, fields={"reopen_reason": reason},
+                expected_version=expected_version)
 
 
 def send_update(ctx: Context, *, reference: str, actor: str, message: str | None = None,
@@ -366,27 +192,20 @@ def send_update(ctx: Context, *, reference: str, actor: str, message: str | None
     """Queue an update notice to every affected school already informed: what changed since."""
     if ctx.notifier is None:
         raise Conflict("notices are not configured in this process")
-    now = _now()
-    with write_transaction(ctx.engine) as conn:
-        loaded = _open_for_change(conn, ctx, reference, expected_version)
-        incident = loaded.incident
-        if incident.state in NOT_YET_CONFIRMED:
-            raise Conflict(f"incident {reference} is {incident.state}; schools are notified of confirmed breaches")
-        text = message.strip() if message and message.strip() else None
-        events = _notify(conn, ctx, Change(incident, incident, None, loaded.data_key, actor, now, text))
-        if not events:
-            raise Conflict(f"no school of {reference} has had a first notice yet")
-        return _write(conn, loaded, actor, events, now)
+    with change(ctx, reference, actor, expected_version=expected_version) as unit:
+        if unit.incident.state in NOT_YET_CONFIRMED:
+            raise Conflict(f"incident {reference} is {unit.incident.state}; schools are notified of confirmed breaches")
+        unit.record(EventKind.notice_requested, {"message": optional_text(message)})
+        unit.require_notices(f"no school of {reference} has had a first notice yet")
+    return unit.result
 
 
-def reopen(ctx: Context, *, reference: str, actor: str, reason: str, expected_version: int | None = None) -> Incident:
-    """Take a dismissed or closed incident back to triage, with the reason."""
-    return fire(
-        ctx, reference=reference, trigger="reopen", actor=actor,
-        fields={"reopen_reason": reason}, expected_version=expected_version,
-    )
-
-
+def add_note(ctx: Context, *, reference: str, actor: str, text: str, expected_version: int | None = None) -> Incident:
+    """Add a free-text note to the timeline."""
+    text = required_text(text, "text", "the note's text")
+    with change(ctx, reference, actor, expected_version=expected_version) as unit:
+        unit.record(EventKind.note, {"text": text})
+    return unit.result
 
 
 def _not_future(moment: datetime | None, name: str, now: datetime) -> datetime:
@@ -399,108 +218,57 @@ def _not_future(moment: datetime | None, name: str, now: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def add_note(ctx: Context, *, reference: str, actor: str, text: str, expected_version: int | None = None) -> Incident:
-    """Add a free-text note to the timeline."""
-    text = required_text(text, "text", "the note's text")
-    now = _now()
-    with write_transaction(ctx.engine) as conn:
-        loaded = _open_for_change(conn, ctx, reference, expected_version)
-        return _write(conn, loaded, actor, [_Event("note", {"text": text})], now)
-
-
-def _affected_school(incident: Incident, brin: str, name: str):
+def _affected_school(incident: Incident, brin: str, name: str) -> AffectedSchool:
     brin = brin.strip().upper()
     for school in incident.schools:
         if school.brin == brin:
             return school
-    raise InvalidInput(
-        "invalid input", [FieldProblem(name, f"school {brin} is not affected by {incident.reference}")]
-    )
+    raise InvalidInput("invalid input", [FieldProblem(name, f"school {brin} is not affected by {incident.reference}")])
 
 
-def log_contact(
-    ctx: Context,
-    *,
-    reference: str,
-    actor: str,
-    brin: str,
-    channel: str,
-    summary: str,
-    told_must_notify_ap: bool = False,
-    at: datetime | None = None,
-    expected_version: int | None = None,
-) -> Incident:
+_AFFECTED = (affected_t.c.incident_id == sa.bindparam("b_incident")) & (
+    affected_t.c.school_id == sa.bindparam("b_school"))
+
+
+def log_contact(ctx: Context, *, reference: str, actor: str, brin: str, channel: str, summary: str,
+                told_must_notify_ap: bool = False, at: datetime | None = None,
+                expected_version: int | None = None) -> Incident:
     """Log a phone or email contact with an affected school (seed 6b); it counts as informing it."""
     channel = choice(ContactChannel, channel, "channel")
     summary = required_text(summary, "summary", "a summary of the contact")
-    now = _now()
-    at = _not_future(at, "at", now)
-    with write_transaction(ctx.engine) as conn:
-        loaded = _open_for_change(conn, ctx, reference, expected_version)
-        school = _affected_school(loaded.incident, brin, "brin")
+    at = _not_future(at, "at", clock())
+    with change(ctx, reference, actor, expected_version=expected_version) as unit:
+        school = _affected_school(unit.incident, brin, "brin")
         values: dict[str, Any] = {}
         if school.informed_at is None:
             values |= {"informed_at": at, "informed_via": channel.value}
         if told_must_notify_ap and school.told_to_notify_ap_at is None:
             values["told_to_notify_ap_at"] = at
         if values:
-            conn.execute(
-                sa.update(affected_t)
-                .where(affected_t.c.incident_id == loaded.incident.id, affected_t.c.school_id == school.school_id)
-                .values(**values)
-            )
-        payload = {
-            "school": school.brin, "channel": channel.value, "summary": summary,
-            "at": at.isoformat(), "told_must_notify_ap": told_must_notify_ap,
-        }
-        updated = _write(conn, loaded, actor, [_Event("contact", payload)], now)
-        return replace(updated, schools=store.load_schools(conn, updated.id))
+            unit.conn.execute(sa.update(affected_t).where(_AFFECTED).values(**values),
+                              {"b_incident": unit.loaded.id, "b_school": school.school_id})
+            unit.schools_changed()
+        unit.record(EventKind.contact, {"school": school.brin, "channel": channel.value, "summary": summary,
+                                        "at": at.isoformat(), "told_must_notify_ap": told_must_notify_ap})
+    return unit.result
 
 
-def acknowledge(
-    ctx: Context, *, reference: str, actor: str, brin: str, comment: str | None = None,
-) -> Incident:
+def acknowledge(ctx: Context, *, reference: str, actor: str, brin: str, comment: str | None = None) -> Incident:
     """A school confirms it received the processor's notice about the incident."""
-    now = _now()
-    with write_transaction(ctx.engine) as conn:
-        loaded = _open_for_change(conn, ctx, reference, None)
-        school = _affected_school(loaded.incident, brin, "school")
+    with change(ctx, reference, actor) as unit:
+        school = _affected_school(unit.incident, brin, "school")
         if school.informed_at is None:
             raise Conflict(f"{school.name} has not been sent a notice about {reference} yet")
-        conn.execute(
-            sa.update(affected_t)
-            .where(affected_t.c.incident_id == loaded.incident.id, affected_t.c.school_id == school.school_id)
-            .values(acknowledged_at=now)
-        )
-        payload = {"school": school.brin, "comment": comment.strip() if comment and comment.strip() else None}
-        updated = _write(conn, loaded, actor, [_Event("acknowledged", payload)], now)
-        return replace(updated, schools=store.load_schools(conn, updated.id))
+        unit.conn.execute(sa.update(affected_t).where(_AFFECTED).values(acknowledged_at=unit.now),
+                          {"b_incident": unit.loaded.id, "b_school": school.school_id})
+        unit.schools_changed()
+        unit.record(EventKind.acknowledged, {"school": school.brin, "comment": optional_text(comment)})
+    return unit.result
 
 
-def _late_deadlines(incident: Incident, ctx: Context, school_ids: list[int], at: datetime) -> list[Deadline]:
-    """Unmet AP deadlines that a notification at ``at`` for ``school_ids`` meets after they passed."""
-    return [
-        d
-        for d in deadlines(incident, ctx.periods)
-        if d.kind in (DeadlineKind.ap_notice, DeadlineKind.school_ap_notice)
-        and (d.school_id is None or d.school_id in school_ids)
-        and d.met_at is None
-        and at > d.due_at
-    ]
-
-
-def record_ap_notification(
-    ctx: Context,
-    *,
-    reference: str,
-    actor: str,
-    kind: str,
-    ap_reference: str,
-    notified_at: datetime | None = None,
-    schools: list[str] | None = None,
-    delay_reason: str | None = None,
-    expected_version: int | None = None,
-) -> Incident:
+def record_ap_notification(ctx: Context, *, reference: str, actor: str, kind: str, ap_reference: str,
+                           notified_at: datetime | None = None, schools: list[str] | None = None,
+                           delay_reason: str | None = None, expected_version: int | None = None) -> Incident:
     """Record a notification to the AP (an action, not a state change).
 
     ``schools`` are the controllers it covers (default: every affected school). A preliminary or
@@ -508,44 +276,52 @@ def record_ap_notification(
     """
     kind = choice(ApKind, kind, "kind")
     ap_reference = required_text(ap_reference, "ap_reference", "the AP's reference number (meldnummer)")
-    delay_reason = delay_reason.strip() if delay_reason and delay_reason.strip() else None
-    now = _now()
-    at = _not_future(notified_at, "notified_at", now)
-    with write_transaction(ctx.engine) as conn:
-        loaded = _open_for_change(conn, ctx, reference, expected_version)
-        incident = loaded.incident
+    delay_reason = optional_text(delay_reason)
+    at = _not_future(notified_at, "notified_at", clock())
+    with change(ctx, reference, actor, expected_version=expected_version) as unit:
+        incident = unit.incident
         if incident.state in NOT_YET_CONFIRMED:
             raise Conflict(f"incident {reference} is {incident.state}; the AP is notified of confirmed breaches")
-        covered = (
-            [_affected_school(incident, b, "schools") for b in schools] if schools else list(incident.schools)
-        )
+        covered = [_affected_school(incident, b, "schools") for b in schools] if schools else list(incident.schools)
         school_ids = [s.school_id for s in covered]
-        known = {n.ap_reference for n in incident.ap_notifications}
-        if kind in (ApKind.supplement, ApKind.withdrawal) and ap_reference not in known:
-            raise InvalidInput(
-                "invalid AP notification",
-                [FieldProblem("ap_reference", f"a {kind.value} needs the reference of an earlier notification")],
-            )
-        late = _late_deadlines(incident, ctx, school_ids, at) if kind in (ApKind.preliminary, ApKind.final) else []
+        if kind in (ApKind.supplement, ApKind.withdrawal) and ap_reference not in {
+                n.ap_reference for n in incident.ap_notifications}:
+            raise InvalidInput("invalid AP notification", [
+                FieldProblem("ap_reference", f"a {kind.value} needs the reference of an earlier notification")])
+        late = [d for d in deadlines(incident, ctx.periods)
+                if kind in (ApKind.preliminary, ApKind.final)
+                and d.kind in (DeadlineKind.ap_notice, DeadlineKind.school_ap_notice)
+                and (d.school_id is None or d.school_id in school_ids) and d.met_at is None and at > d.due_at]
         if late and delay_reason is None:
             due = min(d.due_at for d in late).astimezone(AMSTERDAM)
-            raise InvalidInput(
-                "late AP notification",
-                [FieldProblem("delay_reason", f"the deadline passed at {due:%Y-%m-%d %H:%M %Z}; give the reason for the delay")],
-            )
-        conn.execute(
-            sa.insert(ap_t).values(
-                incident_id=incident.id, kind=kind.value, ap_reference=ap_reference, notified_at=at,
-                school_ids=school_ids, recorded_at=now, recorded_by=actor,
-                delay_reason=crypto.seal(loaded.data_key, delay_reason) if delay_reason else None,
-            )
-        )
-        payload = {
+            raise InvalidInput("late AP notification", [FieldProblem(
+                "delay_reason", f"the deadline passed at {due:%Y-%m-%d %H:%M %Z}; give the reason for the delay")])
+        unit.conn.execute(sa.insert(ap_t).values(
+            incident_id=incident.id, kind=kind.value, ap_reference=ap_reference, notified_at=at,
+            school_ids=school_ids, recorded_at=unit.now, recorded_by=actor,
+            delay_reason=crypto.seal(unit.data_key, delay_reason) if delay_reason else None))
+        unit.ap_notifications_changed()
+        unit.record(EventKind.ap_notification, {
             "kind": kind.value, "ap_reference": ap_reference, "notified_at": at.isoformat(),
-            "schools": [s.brin for s in covered], "delay_reason": delay_reason, "late": bool(late),
-        }
-        updated = _write(conn, loaded, actor, [_Event("ap_notification", payload)], now)
-        return replace(updated, ap_notifications=store.load_ap_notifications(conn, updated.id))
+            "schools": [s.brin for s in covered], "delay_reason": delay_reason, "late": bool(late)})
+    return unit.result
+
+
+def mark_informed(unit: Unit, received: list[tuple[int, bool]]) -> None:
+    """Record, in a (system) unit, that schools of its incident received a notice.
+
+    ``received`` holds (school id, told it must notify the AP itself).
+    """
+    if not received:
+        return
+    incident = {"b_incident": unit.loaded.id}
+    unit.conn.execute(sa.update(affected_t).where(_AFFECTED & affected_t.c.informed_at.is_(None))
+                      .values(informed_at=unit.now, informed_via=ContactChannel.email.value),
+                      [incident | {"b_school": s} for s, _ in received])
+    told = [incident | {"b_school": s} for s, must_notify in received if must_notify]
+    if told:
+        unit.conn.execute(sa.update(affected_t).where(_AFFECTED & affected_t.c.told_to_notify_ap_at.is_(None))
+                          .values(told_to_notify_ap_at=unit.now), told)
 
 
 def rotate_keys(ctx: Context) -> int:

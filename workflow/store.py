@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
@@ -14,14 +15,28 @@ from workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
 from workflow.models import affected_t, ap_t, data_key_t, incident_t, school_t
 
 
-@dataclass
 class Loaded:
-    """An incident with what a command needs to write it back."""
+    """An incident as a command holds it: its chain head and data key at once, the decrypted
+    incident (disclosure, schools, AP notifications) built only when asked for."""
 
-    incident: Incident
-    data_key: bytes
-    event_count: int
-    head_hash: str
+    def __init__(self, id: int, reference: str, version: int, event_count: int, head_hash: str,
+                 data_key: bytes, build: Callable[[], Incident]) -> None:
+        self.id, self.reference, self.version = id, reference, version
+        self.event_count, self.head_hash, self.data_key = event_count, head_hash, data_key
+        self._build = build
+
+    @cached_property
+    def incident(self) -> Incident:
+        return self._build()
+
+
+def _incident(conn: Connection, row: Any, key: bytes) -> Incident:
+    return Incident(
+        id=row.id, reference=row.reference, state=row.state, version=row.version, source=row.source,
+        reported_at=row.reported_at, disclosure=_disclosure(row, key),
+        schools=load_schools(conn, row.id), ap_notifications=load_ap_notifications(conn, row.id),
+        clock_moved_at=row.clock_moved_at, clock_moved_by=row.clock_moved_by,
+    )
 
 
 def seal_disclosure(key: bytes, disclosure: Disclosure) -> dict[str, Any]:
@@ -43,12 +58,10 @@ def _disclosure(row: Any, key: bytes) -> Disclosure:
 
 # The hot path's statements are built once: building and cache-keying a statement per call
 # costs more than executing it (bench/engine.py).
-_INCIDENT = (
-    select(incident_t, data_key_t.c.wrapped)
-    .join(data_key_t, data_key_t.c.id == incident_t.c.data_key_id)
-    .where(incident_t.c.reference == bindparam("reference"))
-)
-_INCIDENT_FOR_UPDATE = _INCIDENT.with_for_update(of=incident_t)
+_SELECT = select(incident_t, data_key_t.c.wrapped).join(data_key_t, data_key_t.c.id == incident_t.c.data_key_id)
+_BY_REFERENCE = _SELECT.where(incident_t.c.reference == bindparam("key"))
+_BY_ID = _SELECT.where(incident_t.c.id == bindparam("key"))
+_FOR_UPDATE = {query: query.with_for_update(of=incident_t) for query in (_BY_REFERENCE, _BY_ID)}
 _SCHOOLS = (
     select(affected_t, school_t.c.brin, school_t.c.name)
     .join(school_t, school_t.c.id == affected_t.c.school_id)
@@ -58,32 +71,20 @@ _SCHOOLS = (
 _AP_NOTIFICATIONS = select(ap_t).where(ap_t.c.incident_id == bindparam("incident_id")).order_by(ap_t.c.id)
 
 
-def load(conn: Connection, keys: crypto.KeyRing, reference: str, *, for_update: bool = False) -> Loaded:
-    """The incident ``reference`` with its schools and AP notifications; ``NotFound`` if absent.
+def load(conn: Connection, keys: crypto.KeyRing, reference: str | int, *, for_update: bool = False) -> Loaded:
+    """The incident ``reference`` (or its id); ``NotFound`` if absent.
 
     ``for_update`` locks the row on PostgreSQL; SQLite's write transaction already holds the lock.
     """
-    query = _INCIDENT_FOR_UPDATE if for_update and conn.dialect.name != "sqlite" else _INCIDENT
-    row = conn.execute(query, {"reference": reference}).first()
+    query = _BY_ID if isinstance(reference, int) else _BY_REFERENCE
+    if for_update and conn.dialect.name != "sqlite":
+        query = _FOR_UPDATE[query]
+    row = conn.execute(query, {"key": reference}).first()
     if row is None:
         raise NotFound(f"incident {reference} does not exist")
     key = keys.unwrap(row.wrapped)
-    return Loaded(
-        Incident(
-            id=row.id,
-            reference=row.reference,
-            state=row.state,
-            version=row.version,
-            source=row.source,
-            reported_at=row.reported_at,
-            disclosure=_disclosure(row, key),
-            schools=load_schools(conn, row.id),
-            ap_notifications=load_ap_notifications(conn, row.id),
-        ),
-        key,
-        row.event_count,
-        row.head_hash,
-    )
+    return Loaded(row.id, row.reference, row.version, row.event_count, row.head_hash, key,
+                  lambda: _incident(conn, row, key))
 
 
 def load_schools(conn: Connection, incident_id: int) -> list[AffectedSchool]:

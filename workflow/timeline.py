@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
@@ -18,6 +20,36 @@ from workflow.models import event_t, incident_t
 
 GENESIS = "0" * 64
 _INSERT = insert(event_t)
+
+
+class EventKind(StrEnum):
+    """What a timeline event records."""
+
+    reported = "reported"  # the report was registered
+    updated = "updated"  # fields or affected schools changed
+    transition = "transition"  # a trigger moved the incident
+    note = "note"
+    contact = "contact"  # a phone or email contact with a school
+    ap_notification = "ap_notification"
+    acknowledged = "acknowledged"  # a school confirmed it received a notice
+    notice_requested = "notice_requested"  # a handler asked for an update notice
+    notices_queued = "notices_queued"
+    notices_sent = "notices_sent"
+    notices_failed = "notices_failed"
+    notices_dead = "notices_dead"
+    notices_requeued = "notices_requeued"
+    reminder_queued = "reminder_queued"
+    reminder_unsent = "reminder_unsent"  # due, but no handler or manager has an email address
+
+
+@dataclass(frozen=True)
+class Event:
+    """One timeline event as a command states it, before it is sealed and chained."""
+
+    kind: EventKind
+    payload: dict[str, Any] = field(default_factory=dict)
+    from_state: str | None = None
+    to_state: str | None = None
 
 
 def event_hash(

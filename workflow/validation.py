@@ -15,7 +15,7 @@ def choice(enum: type[E], value: str, name: str) -> E:
     try:
         return enum(value)
     except ValueError:
-        raise InvalidInput("invalid input", [FieldProblem(name, f"must be one of {', '.join(enum)}")]) from None
+        raise InvalidInput("invalid input", [FieldProblem(name, f"'{value}' is not one of {', '.join(enum)}")]) from None
 
 
 def required_text(value: str | None, name: str, what: str) -> str:
@@ -23,3 +23,8 @@ def required_text(value: str | None, name: str, what: str) -> str:
     if value is None or not value.strip():
         raise InvalidInput("invalid input", [FieldProblem(name, f"{what} is required")])
     return value.strip()
+
+
+def optional_text(value: str | None) -> str | None:
+    """``value`` stripped; blank is ``None``."""
+    return value.strip() if value and value.strip() else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query, Request
@@ -12,17 +11,16 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from api import schemas, views
 from api.deps import CtxDep, Handler, Reader, Reporter, SchoolUser, Staff, command, read
 from api.errors import Forbidden, responses
-from workflow import lifecycle, queries, service
+from workflow import queries, service
 from workflow.accounts import Account
 from workflow.context import Context
 from workflow.deadlines import Status
 from workflow.errors import NotFound
 from workflow.incident import Incident
+from workflow.lifecycle import State, Trigger
 from workflow.responsibility import Responsibility
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
-State = StrEnum("State", {s: s for s in lifecycle.STATES})
-Trigger = StrEnum("Trigger", {t: t for t in lifecycle.TRIGGERS})
 
 
 async def visible(request: Request, ctx: Context, account: Account, reference: str) -> Incident:

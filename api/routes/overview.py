@@ -16,7 +16,6 @@ from api.deps import Anyone, CtxDep, Reader, read
 from api.errors import FieldProblemOut, responses
 from workflow import lifecycle, queries
 from workflow.disclosure import Disclosure
-from workflow.guards import GUARDS
 from workflow.incident import Incident
 
 router = APIRouter(tags=["overview"])
@@ -64,7 +63,7 @@ async def list_deadlines(request: Request, ctx: CtxDep, account: Reader) -> list
 
 
 def _requirements(step: lifecycle.Step) -> list[FieldProblemOut]:
-    guard = GUARDS.get(step.trigger)
+    guard = step.guard
     if guard is None:
         return []
     empty = Incident(0, "", step.sources[0], 0, "", datetime.now(UTC), Disclosure())
@@ -72,9 +71,10 @@ def _requirements(step: lifecycle.Step) -> list[FieldProblemOut]:
 
 
 WORKFLOW = schemas.WorkflowOut(
-    states=list(lifecycle.STATES), initial=lifecycle.INITIAL_STATE, final=sorted(lifecycle.FINAL_STATES),
-    steps=[schemas.StepOut(trigger=s.trigger, sources=list(s.sources), dest=s.dest, help=s.help, when=s.when,
-                           unless=s.unless, requires=_requirements(s)) for s in lifecycle.STEPS],
+    states=list(lifecycle.State), initial=lifecycle.INITIAL_STATE, final=sorted(lifecycle.FINAL_STATES),
+    steps=[schemas.StepOut(trigger=s.trigger, sources=list(s.sources), dest=s.dest, help=s.help,
+                           when=s.when.__name__ if s.when else None, unless=s.unless.__name__ if s.unless else None,
+                           requires=_requirements(s)) for s in lifecycle.STEPS],
 )
 
 

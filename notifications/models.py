@@ -1,0 +1,75 @@
+"""Tables only notifications use: the outbox, reminders already queued, and what each school was told.
+
+``workflow`` never reads them; notifications writes them through the connection of the command
+that calls for a notice, so a notice commits with its change or not at all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, Index, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from workflow.models import sealed_column, utc_column
+
+
+class OutboxStatus(StrEnum):
+    """Where a message stands: ``pending`` → ``sending`` (claimed) → ``accepted`` (by the server,
+    not yet on the timeline) → ``sent``; or back to ``pending`` to retry; or ``dead``."""
+
+    pending = "pending"
+    sending = "sending"
+    accepted = "accepted"
+    sent = "sent"
+    dead = "dead"
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A rendered message waiting for dispatch."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    school_id: int | None = Field(default=None, foreign_key="school.id")
+    kind: str
+    message_id: str = Field(sa_column=Column(String(255), unique=True, nullable=False))
+    recipients: bytes | None = sealed_column()  # JSON list, sealed with the incident's data key
+    sealed: bytes | None = sealed_column()  # the serialised MIME message, sealed likewise
+    status: str = OutboxStatus.pending.value
+    attempts: int = 0
+    next_attempt_at: datetime = utc_column(nullable=False)
+    claimed_until: datetime | None = utc_column()
+    last_error: str | None = None  # never an address: those go to the sealed timeline
+    created_at: datetime = utc_column(nullable=False)
+    sent_at: datetime | None = utc_column()
+
+
+class Reminder(SQLModel, table=True):
+    """A deadline reminder already queued: never twice for one deadline and offset."""
+
+    __tablename__ = "reminder"
+    __table_args__ = (UniqueConstraint("incident_id", "deadline", "school_id", "offset_label"),)
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id")
+    deadline: str
+    school_id: int = 0  # 0: the deadline is not a school's
+    offset_label: str
+    created_at: datetime = utc_column(nullable=False)
+
+
+class NoticeSnapshot(SQLModel, table=True):
+    """What the last notice to a school about an incident said (sealed), so an update says what changed."""
+
+    __tablename__ = "notice_snapshot"
+    incident_id: int = Field(foreign_key="incident.id", primary_key=True)
+    school_id: int = Field(foreign_key="school.id", primary_key=True)
+    facts: bytes | None = sealed_column()
+    updated_at: datetime = utc_column(nullable=False)
+
+
+outbox_t = OutboxMessage.__table__
+reminder_t = Reminder.__table__
+snapshot_t = NoticeSnapshot.__table__

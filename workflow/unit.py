@@ -1,0 +1,235 @@
+"""The one door for every change to an incident: a unit of work.
+
+A command opens a unit (``change`` for an existing incident, ``Unit.create`` for a report) and
+says only what happened: field changes (``apply``, recorded old → new), a trigger (``fire``,
+decided by the machine), timeline events (``record``). ``finish`` does the rest, in the command's
+transaction: it hands the events to the notifier, which decides whether schools must hear of
+them (writing outbox rows through the same connection and returning its own events), seals and
+chains every event, writes the incident row (fields, state, version, chain head) with a check
+that nobody else wrote it first, and returns the incident as it now is.
+
+The incident row is locked when the unit opens (PostgreSQL ``FOR UPDATE``; SQLite's write
+transaction holds the database lock): every command locks its incident before any other row, so
+all writers take locks in one order. System units (delivery outcomes, reminders) append events
+without bumping the version a handler edits against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy import Connection
+
+from workflow import crypto, lifecycle, store, timeline
+from workflow.context import Context
+from workflow.db import write_transaction
+from workflow.disclosure import Disclosure
+from workflow.errors import Conflict, FieldProblem, InvalidInput, StaleVersion
+from workflow.incident import Incident
+from workflow.models import data_key_t, incident_t
+from workflow.timeline import Event, EventKind
+
+_UPDATE = sa.update(incident_t).where(
+    incident_t.c.id == sa.bindparam("b_id"),
+    incident_t.c.version == sa.bindparam("b_version"),
+    incident_t.c.event_count == sa.bindparam("b_count"),
+)
+
+
+def clock() -> datetime:
+    """The time a unit of work runs at (UTC)."""
+    return datetime.now(UTC)
+
+
+def validated(ctx: Context, disclosure: Disclosure, fields: dict[str, Any] | None) -> Disclosure:
+    """``disclosure`` with ``fields`` applied and validated; ``InvalidInput`` names every bad field."""
+    if not fields:
+        return disclosure
+    try:
+        new = Disclosure.model_validate(disclosure.model_dump() | fields)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(exc) from None
+    configured = ctx.settings.affected_systems
+    unknown = [s for s in new.affected_systems or () if s not in configured]
+    if unknown:
+        raise InvalidInput("invalid input", [
+            FieldProblem("affected_systems", f"unknown system '{s}'; configured: {', '.join(configured)}")
+            for s in unknown])
+    return new
+
+
+CLOCK_FIELDS = ("discovered_at", "cause_category")  # once confirmed: corrected with a reason, never cleared
+
+
+def _clock_problems(before: Disclosure, after: Disclosure, reason: str | None) -> tuple[list[FieldProblem], bool]:
+    """Refusals for clearing a clock-driving fact of a confirmed incident; and whether a clock moved."""
+    problems, moved = [], False
+    old_cause, new_cause = before.cause_category, after.cause_category
+    if before.discovered_at is not None and after.discovered_at != before.discovered_at:
+        if after.discovered_at is None:
+            problems.append(FieldProblem("discovered_at", "the discovery time drives the deadlines: correct it, "
+                                                          "it cannot be cleared"))
+        moved = True
+    if old_cause is not None and new_cause != old_cause:
+        if new_cause is None or (new_cause == "unknown" and old_cause != "unknown"):
+            problems.append(FieldProblem("cause_category", "a known cause decides who notifies the AP: correct "
+                                                           "it, it cannot be cleared"))
+        moved = moved or old_cause != "unknown"
+    if moved and not problems and not reason:
+        problems.append(FieldProblem("reason", "a correction of the discovery time or of a known cause needs "
+                                               "a reason (it moves the deadlines)"))
+    return problems, moved
+
+
+class Unit:
+    """One command's work on one incident (see the module's docstring)."""
+
+    def __init__(self, conn: Connection, ctx: Context, loaded: store.Loaded, actor: str, now: datetime,
+                 *, system: bool = False) -> None:
+        self.conn, self.ctx, self.actor, self.now, self.system = conn, ctx, actor, now, system
+        self.loaded = loaded
+        self.data_key = loaded.data_key
+        self.events: list[Event] = []
+        self._current: Incident | None = None
+        self._disclosure_changed = False
+        self._state_changed = False
+        self._clock_moved = False
+        self._require_notices: str | None = None
+        self._version = loaded.version
+
+    @classmethod
+    def open(cls, conn: Connection, ctx: Context, reference: str | int, actor: str, *,
+             expected_version: int | None = None, system: bool = False, now: datetime | None = None) -> Unit:
+        """Lock and load the incident inside ``conn``'s transaction, checking the caller's version."""
+        loaded = store.load(conn, ctx.keys, reference, for_update=True)
+        if expected_version is not None and expected_version != loaded.version:
+            raise StaleVersion(f"incident {loaded.reference} is at version {loaded.version}, not "
+                               f"{expected_version}; reload it and try again")
+        return cls(conn, ctx, loaded, actor, now or clock(), system=system)
+
+    @classmethod
+    def create(cls, conn: Connection, ctx: Context, actor: str, *, reference: str, source: str,
+               now: datetime) -> Unit:
+        """A new incident in the initial state, with its own data key, ready for its first event."""
+        key, wrapped = ctx.keys.new_data_key()
+        key_id = conn.execute(sa.insert(data_key_t).values(wrapped=wrapped, created_at=now)).inserted_primary_key[0]
+        empty = Disclosure()
+        incident_id = conn.execute(sa.insert(incident_t).values(
+            reference=reference, state=lifecycle.INITIAL_STATE.value, version=0, source=source, reported_at=now,
+            reported_by=actor, updated_at=now, data_key_id=key_id, event_count=0, head_hash=timeline.GENESIS,
+            **store.seal_disclosure(key, empty),
+        )).inserted_primary_key[0]
+        new = Incident(incident_id, reference, lifecycle.INITIAL_STATE, 0, source, now, empty)
+        return cls(conn, ctx, store.Loaded(incident_id, reference, 0, 0, timeline.GENESIS, key, lambda: new), actor, now)
+
+    @property
+    def before(self) -> Incident:
+        """The incident as the unit found it."""
+        return self.loaded.incident
+
+    @property
+    def incident(self) -> Incident:
+        """The incident with what the unit changed so far."""
+        if self._current is None:
+            self._current = self.before
+        return self._current
+
+    after = incident  # what the notifier reads
+
+    def apply(self, fields: dict[str, Any] | None, *, reason: str | None = None) -> dict[str, list[Any]]:
+        """Apply and validate field changes; return them as ``{field: [old, new]}``.
+
+        Once an incident is confirmed, the facts that drive its clocks are corrected with a
+        ``reason``, never cleared.
+        """
+        old = self.incident.disclosure
+        new = validated(self.ctx, old, fields)
+        changes = store.changed_fields(old, new)
+        if not changes:
+            return {}
+        if self.incident.state not in lifecycle.NOT_YET_CONFIRMED:
+            problems, moved = _clock_problems(old, new, reason)
+            if problems:
+                raise InvalidInput("invalid change", problems)
+            self._clock_moved = self._clock_moved or moved
+        self._current = replace(self.incident, disclosure=new)
+        self._disclosure_changed = True
+        return changes
+
+    def fire(self, trigger: str) -> lifecycle.State:
+        """Move the incident by ``trigger``, as the machine decides; return the new state."""
+        state = lifecycle.advance(self.incident, trigger)
+        self._current = replace(self.incident, state=state)
+        self._state_changed = True
+        return state
+
+    def schools_changed(self) -> None:
+        """Reload the affected schools after their rows changed."""
+        self._current = replace(self.incident, schools=store.load_schools(self.conn, self.loaded.id))
+
+    def ap_notifications_changed(self) -> None:
+        """Reload the AP notifications after one was recorded."""
+        self._current = replace(self.incident, ap_notifications=store.load_ap_notifications(self.conn, self.loaded.id))
+
+    def record(self, kind: EventKind, payload: dict[str, Any] | None = None, *,
+               from_state: str | None = None, to_state: str | None = None) -> None:
+        """State that something happened; it goes on the timeline when the unit finishes."""
+        self.events.append(Event(kind, payload or {}, from_state, to_state))
+
+    def require_notices(self, refusal: str) -> None:
+        """Refuse the whole command with ``refusal`` unless the notifier queued a notice."""
+        self._require_notices = refusal
+
+    def finish(self) -> None:
+        """Notify, chain and write the row, inside the transaction; ``result`` then holds the incident."""
+        if not self.system:
+            self.incident  # noqa: B018  (the caller reads ``result`` after the transaction closed)
+        notes = self.ctx.notifier.after_change(self.conn, self) if self.ctx.notifier and self.events else []
+        if self._require_notices and not notes:
+            raise Conflict(self._require_notices)
+        loaded = self.loaded
+        seq, head = loaded.event_count, loaded.head_hash
+        for ev in self.events + notes:
+            seq += 1
+            payload = crypto.seal(self.data_key, ev.payload) if ev.payload else None
+            head = timeline.append(self.conn, incident_id=loaded.id, seq=seq, prev_hash=head, at=self.now,
+                                   actor=self.actor, kind=ev.kind, from_state=ev.from_state,
+                                   to_state=ev.to_state, payload=payload)
+        version = loaded.version if self.system else loaded.version + 1
+        values: dict[str, Any] = {"event_count": seq, "head_hash": head, "version": version,
+                                  "b_id": loaded.id, "b_version": loaded.version, "b_count": loaded.event_count}
+        if not self.system:
+            values["updated_at"] = self.now
+        if self._state_changed:
+            values["state"] = self.incident.state
+        if self._disclosure_changed:
+            values |= store.seal_disclosure(self.data_key, self.incident.disclosure)
+        if self._clock_moved:
+            values |= {"clock_moved_at": self.now, "clock_moved_by": self.actor}
+        if self.conn.execute(_UPDATE, values).rowcount != 1:
+            raise StaleVersion(f"incident {loaded.reference} was changed by another command; try again")
+        self._version = version
+
+    @property
+    def result(self) -> Incident:
+        """The incident as the finished unit left it."""
+        moved = {"clock_moved_at": self.now, "clock_moved_by": self.actor} if self._clock_moved else {}
+        return replace(self.incident, version=self._version, **moved)
+
+
+@contextmanager
+def change(ctx: Context, reference: str, actor: str, *, expected_version: int | None = None) -> Iterator[Unit]:
+    """One command on one incident: a write transaction, the unit, and its finish on success.
+
+    The incident as the command left it is ``unit.result`` after the block.
+    """
+    with write_transaction(ctx.engine) as conn:
+        unit = Unit.open(conn, ctx, reference, actor, expected_version=expected_version)
+        yield unit
+        unit.finish()
