@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Amsterdam time; field=@file reads a file). Fields: " + ", ".join(Disclosure.model_fields)
     )
     version_help = "refuse if the incident is no longer at this version (optimistic concurrency)"
+    reason_help = "why: required to correct the discovery time or a known cause once confirmed (it moves the clocks)"
 
     parser = _Parser(prog="breachflow", description="Data-breach response workflow (seed section 6).",
                      epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,11 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     upd.add_argument("--school", action="append", default=[], help="add or recount a school BRIN[:COUNT]")
     upd.add_argument("--remove-school", action="append", default=[], help="BRIN of a school not affected after all")
     upd.add_argument("--expect-version", type=int, help=version_help)
+    upd.add_argument("--reason", help=reason_help)
 
     fire = _incident_parser(inc, "fire", c.cmd_fire, "fire a trigger (fields given are saved with it)", common)
     fire.add_argument("trigger", help="one of: " + ", ".join(lifecycle.Trigger))
     fire.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=fields_help)
     fire.add_argument("--expect-version", type=int, help=version_help)
+    fire.add_argument("--reason", help=reason_help)
 
     _incident_parser(inc, "triggers", c.cmd_triggers, "triggers valid now and what each still misses", common)
     note = _incident_parser(inc, "note", c.cmd_note, "add a note to the timeline", common)

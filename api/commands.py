@@ -62,6 +62,12 @@ def _show(args: argparse.Namespace, ctx: Context, incident) -> int:
     return 0
 
 
+def _warn_unreadable(references: list[str]) -> None:
+    if references:
+        print(f"warning: {len(references)} damaged record(s) left out: {', '.join(references)}; "
+              "run 'breachflow audit verify'", file=sys.stderr)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     ctx = _notifying(args)
     incident = service.report(
@@ -78,7 +84,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
-    rows = queries.list_incidents(ctx, state=args.state, brin=args.school)
+    unreadable: list[str] = []
+    rows = queries.list_incidents(ctx, unreadable, state=args.state, brin=args.school)
+    _warn_unreadable(unreadable)
     text = "\n".join(
         f"{i.reference}  {i.state:<15} {i.responsibility.value:<9} {render.when(i.disclosure.discovered_at)}  "
         f"{', '.join(s.brin for s in i.schools)}"
@@ -92,7 +100,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     ctx = _notifying(args)
     incident = service.update(
         ctx, reference=args.reference, actor=args.actor, fields=parse_assignments(args.set),
-        schools=parse_schools(args.school), remove_schools=args.remove_school,
+        schools=parse_schools(args.school), remove_schools=args.remove_school, reason=args.reason,
         expected_version=args.expect_version,
     )
     return _show(args, ctx, incident)
@@ -102,7 +110,7 @@ def cmd_fire(args: argparse.Namespace) -> int:
     ctx = _notifying(args)
     incident = service.fire(
         ctx, reference=args.reference, trigger=args.trigger, actor=args.actor,
-        fields=parse_assignments(args.set), expected_version=args.expect_version,
+        fields=parse_assignments(args.set), reason=args.reason, expected_version=args.expect_version,
     )
     return _show(args, ctx, incident)
 
@@ -166,7 +174,9 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 def cmd_deadlines(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
     now = datetime.now(UTC)
-    pairs = queries.open_deadlines(ctx)
+    unreadable: list[str] = []
+    pairs = queries.open_deadlines(ctx, unreadable)
+    _warn_unreadable(unreadable)
     data = [{"reference": i.reference, **render.deadline_json(d, now, ctx.periods, i)} for i, d in pairs]
     text = "\n".join(f"{i.reference}  {render.deadline_line(d, i, now, ctx.periods)}" for i, d in pairs)
     _print(args, data, text or "no open deadlines")

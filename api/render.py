@@ -83,7 +83,9 @@ def incident_text(incident: Incident, periods: Periods, now: datetime | None = N
 def deadline_line(d: Deadline, incident: Incident, now: datetime, periods: Periods) -> str:
     brin = next((f" {s.brin}" for s in incident.schools if s.school_id == d.school_id), "")
     met = f", met {when(d.met_at)}" + (" (late)" if d.met_late else "") if d.met_at else ""
-    return f"{d.kind.value}{brin}: due {when(d.due_at)} [{d.status(now, periods.due_soon).value}{met}]"
+    moved = (f" (clock moved {when(incident.clock_moved_at)} by {incident.clock_moved_by})"
+             if incident.clock_moved_at else "")
+    return f"{d.kind.value}{brin}: due {when(d.due_at)} [{d.status(now, periods.due_soon).value}{met}]{moved}"
 
 
 def entry_text(entry: Entry) -> str:

@@ -32,6 +32,8 @@ class ReportIn(Strict):
 
 class UpdateIn(Strict):
     version: int = Field(ge=0, description="the version you last saw; a stale one gets 409")
+    reason: str | None = Field(None, max_length=2000, description=(
+        "why; required to correct the discovery time or a known cause of a confirmed incident"))
     fields: Disclosure = Field(default_factory=Disclosure, description="only the fields you send change")
     schools: dict[str, int | None] = Field(default_factory=dict, description="add or recount schools")
     remove_schools: list[str] = Field(default_factory=list, description="BRIN codes not affected after all")
@@ -39,6 +41,8 @@ class UpdateIn(Strict):
 
 class FireIn(Strict):
     version: int | None = Field(None, ge=0, description="refuse if the incident is no longer at this version")
+    reason: str | None = Field(None, max_length=2000, description=(
+        "why; required to correct the discovery time or a known cause of a confirmed incident"))
     fields: Disclosure = Field(default_factory=Disclosure, description="saved together with the transition")
 
 
@@ -107,6 +111,9 @@ class DeadlineOut(BaseModel):
     status: str = Field(description="ok, due_soon, overdue or met")
     met_at: datetime | None
     met_late: bool
+    clock_moved_at: datetime | None = Field(
+        None, description="when a handler last corrected the discovery time or a known cause, moving the clocks")
+    clock_moved_by: str | None = Field(None, description="who made that correction")
 
 
 class IncidentOut(BaseModel):
@@ -140,6 +147,8 @@ class IncidentPage(BaseModel):
     total: int
     limit: int
     offset: int
+    unreadable: list[str] = Field(default_factory=list,
+                                  description="references of records that could not be read (damaged); left out")
 
 
 class TriggerOut(BaseModel):

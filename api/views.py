@@ -52,6 +52,7 @@ def deadline_out(incident: Incident, d: Deadline, now: datetime, periods: Period
         reference=incident.reference, kind=d.kind.value, school=brins.get(d.school_id), due_at=d.due_at,
         due_at_local=f"{local(d.due_at):%Y-%m-%d %H:%M %Z}", status=d.status(now, periods.due_soon).value,
         met_at=d.met_at, met_late=d.met_late,
+        clock_moved_at=incident.clock_moved_at, clock_moved_by=incident.clock_moved_by,
     )
 
 

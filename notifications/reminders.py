@@ -9,6 +9,7 @@ only the most urgent is sent and the rest are marked done.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -28,6 +29,7 @@ from workflow.models import user_t
 from workflow.timeline import EventKind
 from workflow.unit import Unit
 
+log = logging.getLogger("breachflow.reminders")
 ACTOR = "deadline-scanner"
 OVERDUE = "overdue"
 DEADLINE_NAMES = {
@@ -65,7 +67,7 @@ def scan(ctx: Context, now: datetime) -> int:
     """Queue every reminder due at ``now``; return how many were queued."""
     staff = _staff_addresses(ctx)
     queued = 0
-    for incident in queries.get_many(ctx, queries.find_in_progress(ctx)):
+    for incident in queries.get_many(ctx, queries.find_in_progress(ctx)):  # unreadable ones are logged there
         for deadline in queries.deadlines_of(ctx, incident):
             labels = due_labels(deadline, now, ctx.settings.reminder_offsets_hours)
             try:
@@ -73,6 +75,8 @@ def scan(ctx: Context, now: datetime) -> int:
                     queued += 1
             except sa.exc.IntegrityError:  # another scanner queued this reminder first
                 continue
+            except Exception:  # one incident's failure must not stop the reminders of the others
+                log.exception("reminder for %s (%s) failed; the scan goes on", incident.reference, deadline.kind)
     return queued
 
 

@@ -5,6 +5,7 @@ Reads never change anything; each runs in one consistent read transaction.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,8 @@ from workflow.models import affected_t, data_key_t, event_t, incident_t
 from workflow.responsibility import Responsibility, responsibility_for
 from workflow.schools import ids_by_brin
 from workflow.validation import choice
+
+log = logging.getLogger("breachflow.queries")
 
 
 def get(ctx: Context, reference: str) -> Incident:
@@ -58,15 +61,31 @@ def find(
         return list(conn.execute(query).scalars())
 
 
-def get_many(ctx: Context, references: list[str]) -> list[Incident]:
-    """Incidents by reference, in the order given, from one consistent read."""
+def get_many(ctx: Context, references: list[str], unreadable: list[str] | None = None) -> list[Incident]:
+    """Incidents by reference, in the order given, from one consistent read.
+
+    One record that cannot be read or whose clocks cannot be computed (a forged or damaged row)
+    never breaks the read for the rest: it is left out, logged with its reference, and named in
+    ``unreadable`` when given.
+    """
+    incidents = []
     with read_transaction(ctx.engine) as conn:
-        return [store.load(conn, ctx.keys, ref).incident for ref in references]
+        for ref in references:
+            try:
+                incident = store.load(conn, ctx.keys, ref).incident
+                deadlines(incident, ctx.periods)  # a clock that cannot be computed breaks every view of it
+            except Exception as exc:  # noqa: BLE001  (whatever is wrong with it, the others are read)
+                log.warning("incident %s cannot be read and is left out: %s: %s", ref, type(exc).__name__, exc)
+                if unreadable is not None:
+                    unreadable.append(ref)
+                continue
+            incidents.append(incident)
+    return incidents
 
 
-def list_incidents(ctx: Context, **filters: str | None) -> list[Incident]:
-    """Incidents of the register, newest first (filters as for ``find``)."""
-    return get_many(ctx, find(ctx, **filters))
+def list_incidents(ctx: Context, unreadable: list[str] | None = None, **filters: str | None) -> list[Incident]:
+    """Incidents of the register, newest first (filters as for ``find``); see ``get_many``."""
+    return get_many(ctx, find(ctx, **filters), unreadable)
 
 
 @dataclass(frozen=True)
@@ -119,9 +138,9 @@ def deadlines_of(ctx: Context, incident: Incident) -> list[Deadline]:
     return deadlines(incident, ctx.periods)
 
 
-def open_deadlines(ctx: Context) -> list[tuple[Incident, Deadline]]:
-    """Every unmet deadline of incidents still in progress, soonest first."""
-    incidents = get_many(ctx, find_in_progress(ctx))
+def open_deadlines(ctx: Context, unreadable: list[str] | None = None) -> list[tuple[Incident, Deadline]]:
+    """Every unmet deadline of incidents still in progress, soonest first; see ``get_many``."""
+    incidents = get_many(ctx, find_in_progress(ctx), unreadable)
     pairs = [(i, d) for i in incidents for d in deadlines(i, ctx.periods) if d.met_at is None]
     return sorted(pairs, key=lambda pair: pair[1].due_at)
 

@@ -83,15 +83,16 @@ async def list_incidents(
     refs = await read(request, queries.find, ctx, state=state.value if state else None, brin=school,
                       responsibility=responsibility.value if responsibility else None)
     now = datetime.now(UTC)
+    unreadable: list[str] = []
     if deadline is None:
-        total, page = len(refs), await read(request, queries.get_many, ctx, refs[offset:offset + limit])
+        total, page = len(refs), await read(request, queries.get_many, ctx, refs[offset:offset + limit], unreadable)
     else:
-        everything = await read(request, queries.get_many, ctx, refs)
+        everything = await read(request, queries.get_many, ctx, refs, unreadable)
         matching = [i for i in everything
                     if views.deadline_status(account, i, now, ctx.periods) == deadline.value]
         total, page = len(matching), matching[offset:offset + limit]
     items = [views.summary_out(account, i, now, ctx.periods) for i in page]
-    return schemas.IncidentPage(items=items, total=total, limit=limit, offset=offset)
+    return schemas.IncidentPage(items=items, total=total, limit=limit, offset=offset, unreadable=unreadable)
 
 
 @router.get("/{reference}", operation_id="get_incident", response_model=schemas.IncidentOut,
@@ -109,7 +110,7 @@ async def update_incident(
     """Change disclosure fields and affected schools; ``version`` must be the current one."""
     incident = await command(request, service.update, ctx, reference=reference, actor=account.username,
                            fields=body.fields.model_dump(exclude_unset=True), schools=body.schools,
-                           remove_schools=body.remove_schools, expected_version=body.version)
+                           remove_schools=body.remove_schools, reason=body.reason, expected_version=body.version)
     return _out(ctx, account, incident)
 
 
@@ -134,7 +135,7 @@ async def fire_trigger(
     body = body or schemas.FireIn()
     incident = await command(request, service.fire, ctx, reference=reference, trigger=trigger.value,
                            actor=account.username, fields=body.fields.model_dump(exclude_unset=True),
-                           expected_version=body.version)
+                           reason=body.reason, expected_version=body.version)
     return _out(ctx, account, incident)
 
 
