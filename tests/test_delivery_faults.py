@@ -181,3 +181,38 @@ def test_a_dispatcher_killed_mid_batch_loses_nothing(ctx, smtp):
     assert len(smtp.received) <= 6 + 1  # at most the one in flight on its one connection came twice
     sent_events = [e for e in queries.timeline_of(mail, ref) if e.kind == "notices_sent"]
     assert sum(len(e.payload["messages"]) for e in sent_events) == 6  # each on the timeline once
+
+
+def test_a_worker_killed_mid_send_with_500_pending_resends_at_most_what_was_in_flight(ctx, smtp):
+    brins = [f"{n // 26 % 100:02d}{chr(65 + n % 26)}{chr(65 + n // 2600)}" for n in range(500)]
+    for brin in brins:
+        schools.add(ctx, brin=brin, name=f"School {brin}", contacts=[f"info@{brin.lower()}.example.nl"])
+    connections = 4
+    mail = smtp_context(ctx, smtp.port, smtp_connections=connections, dispatch_lease_seconds=1)
+    ref = reported(mail, brins=tuple(brins))
+    service.fire(mail, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(mail, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    slow = smtp.handler.handle_DATA
+
+    async def slow_data(server, session, envelope):
+        await __import__("asyncio").sleep(0.005)
+        return await slow(server, session, envelope)
+
+    smtp.handler.handle_DATA = slow_data
+    smtp.start()
+    dying = dispatcher_process(mail, "drain")
+    deadline = time.monotonic() + 60
+    while len(smtp.received) < 150 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    dying.kill()
+    dying.wait()
+    delivered_before = len(smtp.received)
+    assert 150 <= delivered_before < 500, "the kill must land in the middle of the sending"
+
+    time.sleep(1.1)  # the dead worker's leases expire
+    assert drain(mail)["sent"] == 500
+    received_ids = [r.message["Message-ID"] for r in smtp.received]
+    assert len(set(received_ids)) == 500  # every school got its notice
+    resent = len(received_ids) - 500
+    assert resent <= connections, f"{resent} messages were sent twice; at most {connections} were in flight"
+    assert sum(len(e.payload["messages"]) for e in queries.timeline_of(mail, ref) if e.kind == "notices_sent") == 500
