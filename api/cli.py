@@ -2,7 +2,9 @@
 
 Exit codes: 0 done; 1 the audit found a broken chain or the diagram is stale; 2 bad input or an
 unknown incident or school (one line on stderr, nothing written); 3 the incident's state does not
-allow it (guard, trigger, concurrent change); 4 not initialised or a key is unavailable.
+allow it (guard, trigger, concurrent change); 4 not initialised, or a key is missing, malformed,
+open to group or others or does not open the data (the message names the file or variable and
+what to do; a missing key is never replaced beside an existing database).
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                      epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    sub.add_parser("init", help="create the database and the key file", parents=[common]).set_defaults(handler=c.cmd_init)
+    sub.add_parser("init", help="create the database and key files (keys only where there is no database)",
+                   parents=[common]).set_defaults(handler=c.cmd_init)
 
     school = sub.add_parser("school", help="schools (the controllers)").add_subparsers(
         dest="school_command", required=True, parser_class=_Parser)

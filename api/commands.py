@@ -16,7 +16,7 @@ from api.arguments import parse_assignments, parse_schools
 from notifications import outbox
 from notifications.mailer import destination, mailer_for
 from notifications.worker import notifications_context, run_worker
-from workflow import accounts, crypto, diagram, lifecycle, queries, schools, service
+from workflow import accounts, diagram, keystore, lifecycle, queries, schools, service
 from workflow.config import Settings
 from workflow.context import Context, initialise
 from workflow.errors import FieldProblem, InvalidInput
@@ -192,11 +192,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    settings: Settings = args.settings
-    if settings.master_keys is None:
-        crypto.add_key_to_file(settings.resolved_key_file)
+    ctx = _ctx(args)  # an unusable installation is refused before the key file changes
+    if ctx.settings.master_keys is None:
+        keystore.add_master_key(ctx.settings)  # the ring follows its file: it rewraps under the new key
     # with BREACHFLOW_MASTER_KEYS, the operator puts the new key in front before running this
-    count = service.rotate_keys(_ctx(args))
+    count = service.rotate_keys(ctx)
     _print(args, {"rewrapped": count}, f"rewrapped {count} data keys under the newest master key")
     return 0
 

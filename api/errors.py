@@ -19,6 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from workflow.errors import (
     BreachflowError,
     Conflict,
+    DataDamaged,
+    DataDestroyed,
     FieldProblem,
     InvalidInput,
     KeyUnavailable,
@@ -42,8 +44,10 @@ STATUS: dict[type[BreachflowError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
-    KeyUnavailable: 410,
+    DataDestroyed: 410,  # for good: the retention period ended
     InvalidInput: 422,
+    DataDamaged: 500,
+    KeyUnavailable: 503,  # a key is missing from the configuration: fixed by restoring it
     NotInitialised: 503,
 }
 
@@ -120,5 +124,6 @@ def responses(*statuses: int) -> dict[int | str, dict]:
         401: "no or invalid token", 403: "your role may not do this", 404: "no such incident (or not yours)",
         409: "the incident's state or version does not allow it", 410: "personal data destroyed (retention)",
         422: "invalid input; every bad field is named",
+        503: "a master key is unavailable: the operator must restore it",
     }
     return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 from workflow import queries, service
 from workflow.config import Settings
 from workflow.context import Context
 from workflow.errors import BreachflowError
 
 
-def fire_when_released(settings: dict, reference: str, trigger: str, fields: dict,
+def fire_when_released(environment: dict, reference: str, trigger: str, fields: dict,
                        expected_version: int | None, barrier, results) -> None:
-    ctx = Context.open(Settings(**settings))
+    os.environ.update(environment)
+    ctx = Context.open(Settings())
     queries.get(ctx, reference)  # connect and warm up before the race
     barrier.wait(timeout=30)
     try:

@@ -17,12 +17,14 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from notifications import models as _notification_tables  # noqa: F401  (registers the tables)
-from workflow import db, schools, service
+from workflow import db, keystore, schools, service
 from workflow.config import Settings
 from workflow.context import Context, initialise
 
 PG_URL = os.environ.get("BREACHFLOW_TEST_DATABASE_URL")
 MASTER_KEY = Fernet.generate_key().decode()
+CONFIGURED_KEYS = {"master_keys": MASTER_KEY, "audit_key": keystore.AUDIT.generate().decode(),
+                   "checkpoint_key": keystore.CHECKPOINT.generate().decode()}
 
 
 @pytest.fixture(autouse=True)
@@ -47,11 +49,11 @@ def _truncate_all() -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    """Settings of a fresh installation (key file on SQLite, configured key on PostgreSQL)."""
+    """Settings of a fresh installation (key files on SQLite, configured keys on PostgreSQL)."""
     if PG_URL:
         request.getfixturevalue("_pg_schema")
         _truncate_all()
-        return Settings(data_dir=tmp_path / "var", database_url=PG_URL, master_keys=MASTER_KEY)
+        return Settings(data_dir=tmp_path / "var", database_url=PG_URL, **CONFIGURED_KEYS)
     return Settings(data_dir=tmp_path / "var")
 
 

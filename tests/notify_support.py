@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -35,7 +36,7 @@ def smtp_context(ctx: Context, port: int, **settings) -> Context:
         ctx.settings.model_dump(exclude_unset=True)
         | {"smtp_host": "127.0.0.1", "smtp_port": port, **settings}
     )
-    return with_notices(Context(configured, ctx.engine, ctx.keys, ctx.periods))
+    return with_notices(replace(ctx, settings=configured))
 
 
 def due_now(ctx: Context) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from notify_support import settings_env
 
 from api.cli import main
 from workflow import diagram, queries
@@ -14,11 +15,8 @@ from workflow import diagram, queries
 @pytest.fixture
 def cli(ctx, settings, monkeypatch, capsys):
     """Run ``breachflow`` in-process against the test installation; return (code, out, err)."""
-    monkeypatch.setenv("BREACHFLOW_DATA_DIR", str(settings.data_dir))
-    if settings.database_url:
-        monkeypatch.setenv("BREACHFLOW_DATABASE_URL", settings.database_url)
-    if settings.master_keys:
-        monkeypatch.setenv("BREACHFLOW_MASTER_KEYS", settings.master_keys.get_secret_value())
+    for name, value in settings_env(settings).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("BREACHFLOW_ACTOR", "hanna")
 
     def run(*argv: str) -> tuple[int, str, str]:

@@ -7,6 +7,7 @@ import multiprocessing
 import pytest
 from concurrent_fire import fire_when_released
 from conftest import add_school, reported
+from notify_support import settings_env
 
 from workflow import queries, service
 
@@ -16,11 +17,7 @@ RACERS = 4
 def race(settings, reference, trigger, fields_per_racer, expected_version=None) -> list[str]:
     spawn = multiprocessing.get_context("spawn")
     barrier, results = spawn.Barrier(len(fields_per_racer)), spawn.Queue()
-    same_installation = {
-        "data_dir": str(settings.data_dir),
-        "database_url": settings.database_url,
-        "master_keys": settings.master_keys.get_secret_value() if settings.master_keys else None,
-    }
+    same_installation = settings_env(settings)
     procs = [
         spawn.Process(target=fire_when_released,
                       args=(same_installation, reference, trigger, fields, expected_version, barrier, results))

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
+import stat
 import subprocess
-import sys
 import time
 import urllib.request
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from cli_process import COMMAND, breachflow, environment
+from conftest import CONFIRM
+from cryptography.fernet import Fernet, InvalidToken
 
-ROOT = Path(__file__).resolve().parent.parent
+from workflow import accounts
+from workflow.config import Settings
+from workflow.context import Context
+from workflow.models import data_key_t
 
 
 def free_port() -> int:
@@ -26,10 +32,9 @@ def free_port() -> int:
 @pytest.fixture
 def served(tmp_path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BREACHFLOW_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
-        cwd=tmp_path, env=env | {"PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [*COMMAND, "serve", "--port", str(port)],
+        cwd=tmp_path, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines = []
     try:
@@ -63,6 +68,8 @@ def test_serve_starts_on_the_embedded_default_and_prints_how_to_log_in(served):
     port, output, directory = served
     assert f"http://127.0.0.1:{port}" in output
     assert (directory / "var" / "breachflow.db").is_file()
+    for name in ("master.key", "audit.key", "checkpoint.key"):  # the first start creates every key
+        assert f"file var/{name}" in output and stat.S_IMODE((directory / "var" / name).stat().st_mode) == 0o600
     token = next(line.strip() for line in output.splitlines() if line.strip().startswith("bf_"))
     assert get(port, "/api/v1/healthz") == {"status": "ok", "database": "sqlite"}
     assert get(port, "/api/v1/schools", token) == []
@@ -75,22 +82,25 @@ def post(port: int, path: str, token: str, body: dict) -> dict:
         return json.load(response)
 
 
-def test_serve_delivers_notices_to_the_local_maildir(served):
-    from conftest import CONFIRM
-
-    from workflow import accounts
-    from workflow.config import Settings
-    from workflow.context import Context
-
-    port, output, directory = served
-    assert "maildir" in output
+def a_school_and_a_handler(port: int, output: str, directory: Path) -> tuple[Context, str]:
+    """School 12AB added through the API, and a handler's token."""
     admin = next(line.strip() for line in output.splitlines() if line.strip().startswith("bf_"))
     post(port, "/api/v1/schools", admin, {"brin": "12AB", "name": "De Regenboog", "contacts": ["d@regenboog.nl"]})
     ctx = Context.open(Settings(data_dir=directory / "var"))
     accounts.add_user(ctx, username="hanna", role="handler")
-    handler = accounts.create_token(ctx, username="hanna").secret
-    ref = post(port, "/api/v1/incidents", handler, {"schools": {"12AB": 3}, "fields": {
+    return ctx, accounts.create_token(ctx, username="hanna").secret
+
+
+def report(port: int, handler: str) -> str:
+    return post(port, "/api/v1/incidents", handler, {"schools": {"12AB": 3}, "fields": {
         "summary": "Lists visible", "discovered_at": "2026-11-28T09:00:00+01:00"}})["reference"]
+
+
+def test_serve_delivers_notices_to_the_local_maildir(served):
+    port, output, directory = served
+    assert "maildir" in output
+    _, handler = a_school_and_a_handler(port, output, directory)
+    ref = report(port, handler)
     post(port, f"/api/v1/incidents/{ref}/triggers/begin_triage", handler, {})
     post(port, f"/api/v1/incidents/{ref}/triggers/confirm", handler, {"fields": CONFIRM})
     inbox = directory / "var" / "maildir" / "new"
@@ -100,3 +110,22 @@ def test_serve_delivers_notices_to_the_local_maildir(served):
     (delivered,) = inbox.iterdir()
     message = message_from_bytes(delivered.read_bytes(), policy=policy.default)
     assert message["Subject"] == f"Datalek {ref}: melding aan De Regenboog"
+
+
+def test_a_rotation_while_serving_needs_no_restart(served):
+    port, output, directory = served
+    ctx, handler = a_school_and_a_handler(port, output, directory)
+    before = report(port, handler)
+    assert get(port, f"/api/v1/incidents/{before}", handler)["disclosure"]["summary"] == "Lists visible"
+    old_key = ctx.keys.keys[0]
+    rotated = breachflow(directory, "keys", "rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    newest = (directory / "var" / "master.key").read_bytes().split()[0]
+    assert get(port, f"/api/v1/incidents/{before}", handler)["disclosure"]["summary"] == "Lists visible"
+    after = report(port, handler)
+    with ctx.engine.connect() as conn:
+        wrapped = conn.execute(sa.select(data_key_t.c.wrapped).order_by(data_key_t.c.id.desc())).scalars().first()
+    Fernet(newest).decrypt(wrapped)  # the new report's data key: sealed under the newest master key
+    with pytest.raises(InvalidToken):
+        Fernet(old_key).decrypt(wrapped)
+    assert get(port, f"/api/v1/incidents/{after}", handler)["reference"] == after

@@ -13,6 +13,12 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SYSTEMS = ("parent_portal", "plaza", "cms", "website")
+# each secret's setting → the setting naming its file, and that file's name in the data directory
+SECRET_FILES = {
+    "master_keys": ("key_file", "master.key"),
+    "audit_key": ("audit_key_file", "audit.key"),
+    "checkpoint_key": ("checkpoint_key_file", "checkpoint.key"),
+}
 
 
 class Settings(BaseSettings):
@@ -30,6 +36,14 @@ class Settings(BaseSettings):
         description="Comma-separated Fernet keys, newest first; default: the key file",
     )
     key_file: Path | None = Field(default=None, description="default: data_dir/master.key")
+    audit_key: SecretStr | None = Field(
+        default=None, description="HMAC key of the timeline chain: 32 bytes, base64; default: the audit key file"
+    )
+    audit_key_file: Path | None = Field(default=None, description="default: data_dir/audit.key")
+    checkpoint_key: SecretStr | None = Field(
+        default=None, description="Ed25519 signing key: 32 raw bytes, base64; default: the checkpoint key file"
+    )
+    checkpoint_key_file: Path | None = Field(default=None, description="default: data_dir/checkpoint.key")
 
     school_notice_hours: float = Field(default=24, gt=0, description="processor → school")
     ap_notice_hours: float = Field(default=72, gt=0, description="discovery → AP (GDPR 33(1))")
@@ -95,11 +109,9 @@ class Settings(BaseSettings):
     def _safe_outside_development(self) -> Settings:
         if self.environment == "production" and self.smtp_host and self.smtp_security == "none":
             raise ValueError("BREACHFLOW_SMTP_SECURITY must be starttls or tls in production")
-        if self.environment == "production" and self.master_keys is None:
-            raise ValueError(
-                "BREACHFLOW_MASTER_KEYS is required in production: "
-                "keep the master key out of the data directory"
-            )
+        missing = [f"BREACHFLOW_{name.upper()}" for name in SECRET_FILES if getattr(self, name) is None]
+        if self.environment == "production" and missing:
+            raise ValueError(f"{', '.join(missing)} required in production: keep keys out of the data directory")
         return self
 
     @property
@@ -112,7 +124,12 @@ class Settings(BaseSettings):
         """Where mail goes when no SMTP server is configured."""
         return self.maildir or self.data_dir / "maildir"
 
+    def secret_file(self, secret: str) -> Path:
+        """Where the embedded default keeps ``secret`` (a key of ``SECRET_FILES``) when its variable is unset."""
+        setting, default = SECRET_FILES[secret]
+        return getattr(self, setting) or self.data_dir / default
+
     @property
     def resolved_key_file(self) -> Path:
         """Where the embedded default keeps its master keys."""
-        return self.key_file or self.data_dir / "master.key"
+        return self.secret_file("master_keys")

@@ -1,12 +1,13 @@
-"""What every command needs: settings, the database engine, the key ring, the deadline periods."""
+"""What every command needs: settings, the database engine, the keys, the deadline periods."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from sqlalchemy import Engine, inspect
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine
 
-from workflow import crypto, db
+from workflow import crypto, db, keystore
 from workflow.config import Settings
 from workflow.deadlines import Periods
 from workflow.errors import NotInitialised
@@ -19,18 +20,21 @@ class Context:
     engine: Engine
     keys: crypto.KeyRing
     periods: Periods
+    audit_key: bytes = field(repr=False)  # HMAC key of the timeline chain
+    checkpoint_key: Ed25519PrivateKey = field(repr=False)  # signs checkpoints of the chain
     notifier: Notifier | None = None
 
     @classmethod
     def open(cls, settings: Settings) -> Context:
-        """Connect to an initialised installation."""
+        """Connect to an initialised installation; refuse if any of its keys is unusable."""
         engine = db.engine_for(settings.resolved_database_url)
-        if not inspect(engine).has_table("incident"):
-            raise NotInitialised(
-                f"no breachflow database at {engine.url.render_as_string(hide_password=True)}; "
-                "run 'breachflow init'"
-            )
-        return cls(settings, engine, crypto.load_key_ring(settings), Periods.from_settings(settings))
+        if not db.has_schema(engine):
+            raise NotInitialised(f"no breachflow database at {db.where(engine)}; run 'breachflow init'")
+        return cls(
+            settings, engine, crypto.load_key_ring(settings), Periods.from_settings(settings),
+            audit_key=keystore.read(settings, keystore.AUDIT).value,
+            checkpoint_key=keystore.read(settings, keystore.CHECKPOINT).value,
+        )
 
     def with_notifier(self, notifier: Notifier) -> Context:
         """This context, with notices written by ``notifier`` inside each command."""
@@ -38,12 +42,15 @@ class Context:
 
 
 def initialise(settings: Settings) -> list[str]:
-    """Create the database schema and, on the embedded default, the key file; say what was done."""
-    done = []
-    if settings.master_keys is None:
-        path = settings.resolved_key_file
-        done.append(f"{'created' if crypto.create_key_file(path) else 'kept'} key file {path}")
+    """Set up an installation, or check the one that is there; say what was found or done.
+
+    Key files are created only while there is no database, and before it: a crash in between
+    leaves keys without a database, which the next run completes. Beside an existing database a
+    missing key is refused (``SecretUnavailable``), never replaced.
+    """
     engine = db.engine_for(settings.resolved_database_url)
+    if db.has_schema(engine):
+        return [*keystore.prepare(settings, create=False), f"kept the database at {db.where(engine)}"]
+    done = keystore.prepare(settings, create=True)
     db.create_schema(engine)
-    done.append(f"database ready at {engine.url.render_as_string(hide_password=True)}")
-    return done
+    return [*done, f"database ready at {db.where(engine)}"]

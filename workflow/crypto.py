@@ -5,9 +5,10 @@ is stored wrapped (Fernet) by the master keys; values are sealed with AES-GCM un
 Destroying a data key makes that owner's personal data unreadable for good (retention), while
 rows, counts and the timeline's hash chain — computed over ciphertext — stay intact.
 
-Master keys come from ``BREACHFLOW_MASTER_KEYS`` (newest first) or, on the embedded default, a key
-file created with owner-only rights. Rotation adds a new master key in front and rewraps the data
-keys; old keys can then be removed.
+Master keys come from ``BREACHFLOW_MASTER_KEYS`` (newest first) or, on the embedded default, the
+owner-only key file (``workflow/keystore.py``). Rotation adds a new master key in front and
+rewraps the data keys; old keys can then be removed. A ring read from the key file follows it:
+processes that run while another rotates pick up the new key without a restart.
 """
 
 from __future__ import annotations
@@ -15,61 +16,100 @@ from __future__ import annotations
 import json
 import os
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from workflow import keystore
 from workflow.config import Settings
-from workflow.errors import KeyUnavailable, NotInitialised
+from workflow.errors import DataDamaged, DataDestroyed, SecretUnavailable
 
 _NONCE = 12
 _VERSION = b"\x01"
 
 
-def _parse_keys(text: str) -> list[bytes]:
-    return [k.strip().encode() for k in text.replace("\n", ",").split(",") if k.strip()]
-
-
 class KeyRing:
-    """The master keys of this process; wraps and unwraps data keys."""
+    """The master keys of this process; wraps and unwraps data keys.
 
-    def __init__(self, master_keys: list[bytes]) -> None:
+    A ring with a ``key_file`` follows it: before it wraps, and when none of its keys opens a data
+    key, it looks whether another file is there now (``breachflow keys rotate`` replaced it) and
+    reads it. That costs a ``stat`` per wrap and per failed unwrap, and a read only when the file
+    changed. A key file that is gone refuses new data keys: they would be sealed under a key that
+    no longer exists on disk.
+    """
+
+    def __init__(self, master_keys: list[bytes], key_file: keystore.Loaded | None = None,
+                 settings: Settings | None = None) -> None:
         if not master_keys:
-            raise NotInitialised("no master key configured")
-        self._keys = master_keys
-        self._fernet = MultiFernet([Fernet(k) for k in master_keys])
+            raise SecretUnavailable("no master key configured")
+        self._settings = settings
+        self._source = key_file
+        self._use(master_keys)
         self._unwrap_cached = lru_cache(maxsize=4096)(self._unwrap)
+
+    def _use(self, master_keys: list[bytes]) -> None:
+        self._ring = (list(master_keys), MultiFernet([Fernet(k) for k in master_keys]))
 
     @property
     def keys(self) -> list[bytes]:
-        return list(self._keys)
+        return list(self._ring[0])
+
+    def _follow(self) -> bool:
+        """Read the key file again if another one is there now; ``True`` if the ring changed."""
+        if self._source is None:
+            return False
+        path = self._source.path
+        now = keystore.current_stamp(path)
+        if now is None:
+            raise SecretUnavailable(
+                f"master key file {path} disappeared while breachflow runs: restore it from your backup"
+            )
+        if now == self._source.stamp:
+            return False
+        loaded = keystore.read(self._settings, keystore.MASTER)
+        self._use(loaded.value)
+        self._source = loaded  # after the keys: a thread that sees the old stamp only reads again
+        return True
 
     def new_data_key(self) -> tuple[bytes, bytes]:
-        """A fresh data key and its wrapped form."""
+        """A fresh data key and its form wrapped under the newest master key."""
+        self._follow()
         key = AESGCM.generate_key(bit_length=256)
-        return key, self._fernet.encrypt(key)
+        return key, self._ring[1].encrypt(key)
 
     def unwrap(self, wrapped: bytes | None) -> bytes:
-        """The data key inside ``wrapped``; ``KeyUnavailable`` if destroyed or foreign."""
+        """The data key inside ``wrapped``; ``DataDestroyed`` if destroyed, ``SecretUnavailable`` if no key opens it."""
         if wrapped is None:
-            raise KeyUnavailable("the data key was destroyed (retention period ended)")
+            raise DataDestroyed("the data key was destroyed (retention period ended)")
         return self._unwrap_cached(bytes(wrapped))
 
     def _unwrap(self, wrapped: bytes) -> bytes:
         try:
-            return self._fernet.decrypt(wrapped)
-        except InvalidToken as exc:
-            raise KeyUnavailable("no configured master key opens this data key") from exc
+            return self._ring[1].decrypt(wrapped)
+        except InvalidToken:
+            if not self._follow():
+                raise self._unavailable() from None
+        try:
+            return self._ring[1].decrypt(wrapped)
+        except InvalidToken:
+            raise self._unavailable() from None
 
     def rewrap(self, wrapped: bytes) -> bytes:
         """``wrapped`` re-encrypted under the newest master key."""
+        self._follow()
         try:
-            return self._fernet.rotate(wrapped)
-        except InvalidToken as exc:
-            raise KeyUnavailable("no configured master key opens this data key") from exc
+            return self._ring[1].rotate(wrapped)
+        except InvalidToken:
+            raise self._unavailable() from None
+
+    def _unavailable(self) -> SecretUnavailable:
+        where = f"the key file {self._source.path}" if self._source else "the configured master keys"
+        return SecretUnavailable(
+            f"no master key in {where} opens this data key: the key that wrapped it is missing; "
+            "restore it (keep old keys in the list until every process runs with the new one)"
+        )
 
 
 def seal_bytes(key: bytes, plain: bytes) -> bytes:
@@ -82,11 +122,11 @@ def open_bytes(key: bytes, sealed: bytes) -> bytes:
     """Decrypt what ``seal_bytes`` produced."""
     blob = bytes(sealed)
     if blob[:1] != _VERSION:
-        raise KeyUnavailable("unknown ciphertext format")
+        raise DataDamaged("unknown ciphertext format")
     try:
         return AESGCM(key).decrypt(blob[1 : 1 + _NONCE], blob[1 + _NONCE :], None)
     except InvalidTag as exc:
-        raise KeyUnavailable("ciphertext does not match its data key") from exc
+        raise DataDamaged("ciphertext does not match its data key (altered or corrupt)") from exc
 
 
 def seal(key: bytes, value: Any) -> bytes:
@@ -99,35 +139,7 @@ def open_sealed(key: bytes, sealed: bytes) -> Any:
     return json.loads(open_bytes(key, sealed))
 
 
-def create_key_file(path: Path) -> bool:
-    """Create ``path`` with one new master key, owner-only; ``False`` if it already exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(Fernet.generate_key() + b"\n")
-    return True
-
-
-def add_key_to_file(path: Path) -> None:
-    """Put a new master key in front of the key file (rotation); the old ones stay for reading."""
-    old = path.read_bytes()
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(Fernet.generate_key() + b"\n" + old)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def load_key_ring(settings: Settings) -> KeyRing:
-    """The key ring from configuration, else from the key file."""
-    if settings.master_keys is not None:
-        return KeyRing(_parse_keys(settings.master_keys.get_secret_value()))
-    path = settings.resolved_key_file
-    if not path.is_file():
-        raise NotInitialised(f"key file {path} does not exist; run 'breachflow init'")
-    return KeyRing(_parse_keys(path.read_text()))
+    """The ring from ``BREACHFLOW_MASTER_KEYS``, else from (and following) the key file."""
+    loaded = keystore.read(settings, keystore.MASTER)
+    return KeyRing(loaded.value, loaded if loaded.path else None, settings)

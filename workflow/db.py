@@ -3,7 +3,8 @@
 SQLite runs in WAL mode with ``synchronous=FULL`` (a confirmed command survives a power cut).
 A write command takes SQLite's write lock up front (``BEGIN IMMEDIATE``) under a per-process lock,
 so writers queue in the process instead of sleeping in SQLite's busy handler; on PostgreSQL the
-service locks the incident row (``SELECT … FOR UPDATE``).
+service locks the incident row (``SELECT … FOR UPDATE``). The SQLite file is created 0600 in an
+owner-only directory before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
-from workflow import models  # noqa: F401  (registers the tables)
+from workflow import files, models  # noqa: F401  (models registers the tables)
 
 _WRITE = "breachflow_write"
 _locks: dict[int, threading.Lock] = {}
@@ -46,7 +47,7 @@ def engine_for(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            files.create_private(Path(parsed.database))
         engine = create_engine(url, connect_args={"check_same_thread": False})
         _sqlite_setup(engine)
     else:
@@ -57,6 +58,16 @@ def engine_for(url: str) -> Engine:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def has_schema(engine: Engine) -> bool:
+    """Whether breachflow's tables are there (an installation exists)."""
+    return inspect(engine).has_table("incident")
+
+
+def where(engine: Engine) -> str:
+    """The database's URL without its password, for messages."""
+    return engine.url.render_as_string(hide_password=True)
 
 
 def create_schema(engine: Engine) -> None:

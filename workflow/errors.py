@@ -7,8 +7,12 @@ BreachflowError                 base of every error the engine raises on purpose
 │   ├── TriggerNotAllowed       the trigger is not valid in the incident's current state
 │   ├── GuardFailed             the trigger is valid, but fields it needs are missing
 │   └── StaleVersion            another command changed the incident first
-├── KeyUnavailable              the data key was destroyed (retention) or the master key is wrong
-└── NotInitialised              the database or key file has not been created yet
+├── KeyUnavailable              personal data cannot be opened (``except KeyUnavailable`` catches all three)
+│   ├── DataDestroyed           its data key was destroyed when the retention period ended: gone for good
+│   ├── SecretUnavailable       a key is missing, malformed or readable by others, or no configured master
+│   │                           key opens a data key: a configuration problem, fixed by restoring the key
+│   └── DataDamaged             a sealed value does not match its data key (altered or corrupt)
+└── NotInitialised              nothing is installed here yet: run ``breachflow init``
 
 The API maps these classes to HTTP statuses in one place; the CLI maps them to exit codes.
 """
@@ -96,6 +100,18 @@ class StaleVersion(Conflict):
 
 class KeyUnavailable(BreachflowError):
     code = "key_unavailable"
+
+
+class DataDestroyed(KeyUnavailable):
+    code = "data_destroyed"
+
+
+class SecretUnavailable(KeyUnavailable):
+    """A key of the installation cannot be used as configured; the message says which and what to do."""
+
+
+class DataDamaged(KeyUnavailable):
+    code = "data_damaged"
 
 
 class NotInitialised(BreachflowError):

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, insert, select
 from workflow import crypto
 from workflow.context import Context
 from workflow.db import read_transaction, write_transaction
-from workflow.errors import FieldProblem, InvalidInput, KeyUnavailable, NotFound
+from workflow.errors import DataDestroyed, FieldProblem, InvalidInput, NotFound
 from workflow.models import data_key_t, school_t
 
 BRIN = re.compile(r"^\d{2}[A-Z]{2}(\d{2})?$")
@@ -80,7 +80,7 @@ def add(
 def _view(ctx: Context, row) -> SchoolView:
     try:
         contacts = crypto.open_sealed(ctx.keys.unwrap(row.wrapped), row.contacts)
-    except KeyUnavailable:
+    except DataDestroyed:  # retention; a missing master key is an error, not an empty list
         contacts = []
     return SchoolView(row.id, row.brin, row.name, row.language, contacts, row.contract_ends_on)
 

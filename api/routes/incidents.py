@@ -36,7 +36,7 @@ def _out(ctx: Context, account: Account, incident: Incident) -> schemas.Incident
 
 
 @router.post("", status_code=201, operation_id="report_incident", response_model=schemas.IncidentOut,
-             responses=responses(401, 403, 409, 422))
+             responses=responses(401, 403, 409, 422, 503))
 async def report_incident(
     request: Request,
     ctx: CtxDep,
@@ -63,7 +63,7 @@ async def report_incident(
 
 
 @router.get("", operation_id="list_incidents", response_model=schemas.IncidentPage,
-            responses=responses(401, 403, 422))
+            responses=responses(401, 403, 422, 503))
 async def list_incidents(
     request: Request,
     ctx: CtxDep,
@@ -96,14 +96,14 @@ async def list_incidents(
 
 
 @router.get("/{reference}", operation_id="get_incident", response_model=schemas.IncidentOut,
-            responses=responses(401, 403, 404, 410))
+            responses=responses(401, 403, 404, 410, 503))
 async def get_incident(request: Request, ctx: CtxDep, account: Reader, reference: str) -> schemas.IncidentOut:
     """One incident with its schools, AP notifications and deadlines."""
     return _out(ctx, account, await visible(request, ctx, account, reference))
 
 
 @router.patch("/{reference}", operation_id="update_incident", response_model=schemas.IncidentOut,
-              responses=responses(401, 403, 404, 409, 410, 422))
+              responses=responses(401, 403, 404, 409, 410, 422, 503))
 async def update_incident(
     request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.UpdateIn,
 ) -> schemas.IncidentOut:
@@ -115,14 +115,14 @@ async def update_incident(
 
 
 @router.get("/{reference}/triggers", operation_id="list_triggers", response_model=list[schemas.TriggerOut],
-            responses=responses(401, 403, 404, 410))
+            responses=responses(401, 403, 404, 410, 503))
 async def list_triggers(request: Request, ctx: CtxDep, account: Staff, reference: str) -> list[schemas.TriggerOut]:
     """Every trigger valid in the incident's state, with what each still misses."""
     return views.triggers_out(await visible(request, ctx, account, reference))
 
 
 @router.post("/{reference}/triggers/{trigger}", operation_id="fire_trigger", response_model=schemas.IncidentOut,
-             responses=responses(401, 403, 404, 409, 410, 422))
+             responses=responses(401, 403, 404, 409, 410, 422, 503))
 async def fire_trigger(
     request: Request,
     ctx: CtxDep,
@@ -140,7 +140,7 @@ async def fire_trigger(
 
 
 @router.get("/{reference}/timeline", operation_id="get_timeline", response_model=list[schemas.TimelineEntryOut],
-            responses=responses(401, 403, 404))
+            responses=responses(401, 403, 404, 503))
 async def get_timeline(
     request: Request, ctx: CtxDep, account: Reader, reference: str,
 ) -> list[schemas.TimelineEntryOut]:
@@ -151,7 +151,7 @@ async def get_timeline(
 
 
 @router.post("/{reference}/notes", status_code=201, operation_id="add_note", response_model=schemas.IncidentOut,
-             responses=responses(401, 403, 404, 410, 422))
+             responses=responses(401, 403, 404, 410, 422, 503))
 async def add_note(
     request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.NoteIn,
 ) -> schemas.IncidentOut:
@@ -162,7 +162,7 @@ async def add_note(
 
 
 @router.post("/{reference}/contacts", status_code=201, operation_id="log_contact",
-             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 410, 422))
+             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 410, 422, 503))
 async def log_contact(
     request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.ContactIn,
 ) -> schemas.IncidentOut:
@@ -174,7 +174,7 @@ async def log_contact(
 
 
 @router.post("/{reference}/ap-notifications", status_code=201, operation_id="record_ap_notification",
-             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 422))
+             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 422, 503))
 async def record_ap_notification(
     request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.ApNotificationIn,
 ) -> schemas.IncidentOut:
@@ -186,7 +186,7 @@ async def record_ap_notification(
 
 
 @router.post("/{reference}/notices", status_code=201, operation_id="send_update_notice",
-             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 422))
+             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 422, 503))
 async def send_update_notice(
     request: Request, ctx: CtxDep, account: Handler, reference: str,
     body: Annotated[schemas.NoticeIn | None, Body()] = None,
@@ -198,7 +198,7 @@ async def send_update_notice(
 
 
 @router.post("/{reference}/acknowledgements", status_code=201, operation_id="acknowledge_notice",
-             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 422))
+             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 422, 503))
 async def acknowledge_notice(
     request: Request, ctx: CtxDep, account: SchoolUser, reference: str,
     body: Annotated[schemas.AcknowledgementIn | None, Body()] = None,

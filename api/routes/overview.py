@@ -22,7 +22,7 @@ router = APIRouter(tags=["overview"])
 
 
 @router.get("/register", operation_id="get_register", response_model=list[schemas.RegisterEntry],
-            responses={**responses(401, 403, 422),
+            responses={**responses(401, 403, 422, 503),
                        200: {"content": {"text/csv": {"schema": {"type": "string"}}},
                              "description": "the register as JSON, or CSV when asked for"}})
 async def get_register(
@@ -50,7 +50,7 @@ async def get_register(
 
 
 @router.get("/deadlines", operation_id="list_deadlines", response_model=list[schemas.DeadlineOut],
-            responses=responses(401, 403))
+            responses=responses(401, 403, 503))
 async def list_deadlines(request: Request, ctx: CtxDep, account: Reader) -> list[schemas.DeadlineOut]:
     """Open deadlines of incidents in progress, soonest first (a school: its own)."""
     pairs: list[tuple[Incident, object]] = await read(request, queries.open_deadlines, ctx)

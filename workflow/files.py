@@ -1,0 +1,59 @@
+"""Owner-only files: the data directory, the SQLite database, key files.
+
+Nothing breachflow creates on disk is readable by group or others. A file is written whole or not
+at all (a temporary file, flushed to disk, then moved into place, and the directory flushed too),
+so a crash leaves the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_dir(path: Path) -> None:
+    """Create the directory ``path`` owner-only (0700) if it is missing (its parents as usual)."""
+    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+
+
+def create_private(path: Path) -> None:
+    """Create ``path`` empty and owner-only (0600) if it is missing, in an owner-only directory."""
+    private_dir(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+
+
+def write_private(path: Path, data: bytes, *, replace: bool) -> bool:
+    """Write ``data`` to ``path`` (0600) atomically and durably.
+
+    With ``replace`` false an existing file is kept and the answer is ``False``.
+    """
+    private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp creates 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # fails if path exists: never overwrites
+            except FileExistsError:
+                return False
+        _fsync_dir(path.parent)
+        return True
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
