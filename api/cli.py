@@ -14,6 +14,7 @@ import getpass
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from pydantic import ValidationError
@@ -131,8 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
         handler=c.cmd_deadlines)
     audit = sub.add_parser("audit", help="audit commands").add_subparsers(
         dest="audit_command", required=True, parser_class=_Parser)
-    audit.add_parser("verify", help="verify every timeline's hash chain", parents=[common]).set_defaults(
-        handler=c.cmd_audit)
+    verify = audit.add_parser(
+        "verify", parents=[common], help="verify every chain and replay it against the stored records",
+        description="Verify every incident's keyed hash chain, replay its events against the stored rows "
+                    "(state, discovery time, cause, schools informed, AP notifications) and check that no "
+                    "reference is missing. Exit 1 names every finding.")
+    verify.add_argument("--checkpoint", type=Path, help="a checkpoint file: also prove nothing before it changed")
+    verify.set_defaults(handler=c.cmd_audit)
+    point = audit.add_parser("checkpoint", parents=[common], help="write a signed checkpoint of every chain head")
+    point.add_argument("--out", help="file or directory (default: BREACHFLOW_CHECKPOINT_DIR or data_dir/checkpoints)")
+    point.set_defaults(handler=c.cmd_audit_checkpoint)
     keys = sub.add_parser("keys", help="master keys").add_subparsers(
         dest="keys_command", required=True, parser_class=_Parser)
     keys.add_parser("rotate", help="add a new master key and rewrap every data key", parents=[common]).set_defaults(

@@ -16,7 +16,7 @@ from api.arguments import parse_assignments, parse_schools
 from notifications import outbox
 from notifications.mailer import destination, mailer_for
 from notifications.worker import notifications_context, run_worker
-from workflow import accounts, diagram, keystore, lifecycle, queries, schools, service
+from workflow import accounts, audit, diagram, keystore, lifecycle, queries, schools, service
 from workflow.config import Settings
 from workflow.context import Context, initialise
 from workflow.errors import FieldProblem, InvalidInput
@@ -184,11 +184,23 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    checked, breaks = queries.verify_timelines(_ctx(args))
-    data = {"events_checked": checked, "broken": [b.__dict__ for b in breaks]}
-    text = "\n".join(f"BROKEN {b.reference} at event {b.seq}: {b.problem}" for b in breaks)
-    _print(args, data, text or f"all timelines intact ({checked} events checked)")
-    return 1 if breaks else 0
+    ctx = _ctx(args)
+    report = audit.verify(ctx, audit.load_checkpoint(args.checkpoint) if args.checkpoint else None)
+    against = f", against the checkpoint {args.checkpoint}" if args.checkpoint else ""
+    data = {"incidents_checked": report.incidents, "events_checked": report.events,
+            "findings": [f.__dict__ for f in report.findings]}
+    text = "\n".join(f"BROKEN {f}" for f in report.findings)
+    _print(args, data, text or f"all timelines intact and matching the records ({report.incidents} incidents, "
+                               f"{report.events} events checked{against})")
+    return 0 if report.intact else 1
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    ctx = _ctx(args)
+    path = audit.write_checkpoint(ctx, Path(args.out) if args.out else ctx.settings.resolved_checkpoint_dir)
+    _print(args, {"checkpoint": str(path)},
+           f"wrote {path}; keep a copy where the database's administrators cannot change it")
+    return 0
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:

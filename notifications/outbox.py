@@ -43,6 +43,7 @@ class Claimed:
     reference: str
     incident_id: int
     school_id: int | None
+    school: str | None  # its BRIN code, on the timeline: the audit replays who was informed when
     kind: str
     message_id: str
     attempts: int
@@ -76,9 +77,10 @@ def claim(ctx: Context, limit: int, now: datetime) -> tuple[list[Claimed], list[
     """Claim up to ``limit`` due messages; return those to send, and outcomes already known:
     dead ones whose key is gone, and ones a dead dispatcher had delivered but not recorded."""
     query = (
-        sa.select(outbox_t, incident_t.c.reference, data_key_t.c.wrapped)
+        sa.select(outbox_t, incident_t.c.reference, data_key_t.c.wrapped, school_t.c.brin)
         .join(incident_t, incident_t.c.id == outbox_t.c.incident_id)
         .join(data_key_t, data_key_t.c.id == incident_t.c.data_key_id)
+        .outerjoin(school_t, school_t.c.id == outbox_t.c.school_id)
         .where(_DUE).order_by(outbox_t.c.id).limit(limit)
     )
     with write_transaction(ctx.engine) as conn:
@@ -95,15 +97,15 @@ def claim(ctx: Context, limit: int, now: datetime) -> tuple[list[Claimed], list[
             conn.execute(sa.update(outbox_t).where(outbox_t.c.id.in_([r.id for r in accepted]))
                          .values(claimed_until=lease))
     claimed: list[Claimed] = []
-    known = [Outcome(Claimed(r.id, r.reference, r.incident_id, r.school_id, r.kind, r.message_id, r.attempts, [], b""))
+    known = [Outcome(Claimed(r.id, r.reference, r.incident_id, r.school_id, r.brin, r.kind, r.message_id, r.attempts, [], b""))
              for r in accepted]
     for r in to_send:
         try:
             key = ctx.keys.unwrap(r.wrapped)
-            item = Claimed(r.id, r.reference, r.incident_id, r.school_id, r.kind, r.message_id, r.attempts + 1,
+            item = Claimed(r.id, r.reference, r.incident_id, r.school_id, r.brin, r.kind, r.message_id, r.attempts + 1,
                            crypto.open_sealed(key, r.recipients), crypto.open_bytes(key, r.sealed))
         except KeyUnavailable as exc:
-            stub = Claimed(r.id, r.reference, r.incident_id, r.school_id, r.kind, r.message_id, r.attempts + 1, [], b"")
+            stub = Claimed(r.id, r.reference, r.incident_id, r.school_id, r.brin, r.kind, r.message_id, r.attempts + 1, [], b"")
             known.append(Outcome(stub, error=str(exc), permanent=True))
             continue
         claimed.append(item)
@@ -146,7 +148,7 @@ def _record_incident(ctx: Context, unit: Unit, outcomes: list[Outcome]) -> dict[
     sent, retry, dead = [], [], []
     for o in outcomes:
         c = o.claimed
-        entry = {"message_id": c.message_id, "kind": c.kind, "attempt": c.attempts}
+        entry = {"message_id": c.message_id, "kind": c.kind, "attempt": c.attempts, "school": c.school}
         if o.refused:
             entry["refused"] = o.refused
         if o.error is None:

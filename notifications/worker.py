@@ -1,10 +1,11 @@
-"""The worker: the dispatcher and the deadline scanner, in ``breachflow worker`` or inside ``serve``."""
+"""The worker: the dispatcher, the deadline scanner and the daily audit checkpoint, in
+``breachflow worker`` or inside ``serve``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import anyio
 
@@ -12,6 +13,7 @@ from notifications import reminders
 from notifications.dispatcher import Dispatcher
 from notifications.mailer import Mailer
 from notifications.notices import NoticeWriter
+from workflow import audit
 from workflow.context import Context
 
 log = logging.getLogger("breachflow.worker")
@@ -35,9 +37,28 @@ async def scan_forever(ctx: Context, stop: asyncio.Event, wake: asyncio.Event) -
             pass
 
 
+async def checkpoint_forever(ctx: Context, stop: asyncio.Event) -> None:
+    """Write a signed audit checkpoint whenever the newest one is older than the interval."""
+    directory = ctx.settings.resolved_checkpoint_dir
+    interval = timedelta(hours=ctx.settings.checkpoint_interval_hours)
+    while not stop.is_set():
+        try:
+            latest = audit.latest_checkpoint_at(directory) if directory.is_dir() else None
+            if latest is None or datetime.now(UTC) - latest >= interval:
+                path = await anyio.to_thread.run_sync(audit.write_checkpoint, ctx, directory)
+                log.info("wrote audit checkpoint %s", path)
+        except Exception:  # retried at the next look
+            log.exception("audit checkpoint failed; trying again")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=min(interval.total_seconds(), 3600))
+        except TimeoutError:
+            pass
+
+
 async def run_worker(ctx: Context, mailer: Mailer, stop: asyncio.Event | None = None,
                      wake: asyncio.Event | None = None) -> None:
     """Dispatch and scan until ``stop`` is set."""
     stop = stop or asyncio.Event()
     wake = wake or asyncio.Event()
-    await asyncio.gather(Dispatcher(ctx, mailer).run(stop, wake), scan_forever(ctx, stop, wake))
+    await asyncio.gather(Dispatcher(ctx, mailer).run(stop, wake), scan_forever(ctx, stop, wake),
+                         checkpoint_forever(ctx, stop))

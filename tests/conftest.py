@@ -8,6 +8,7 @@ marked ``postgres`` are skipped with a reason that ``-ra`` prints.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from notifications import models as _notification_tables  # noqa: F401  (registers the tables)
-from workflow import db, keystore, schools, service
+from workflow import audit, db, keystore, schools, service
 from workflow.config import Settings
 from workflow.context import Context, initialise
 
@@ -58,9 +59,23 @@ def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
 
 
 @pytest.fixture
-def ctx(settings: Settings) -> Context:
+def ctx(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Context]:
+    """An initialised installation. After the test, the audit runs over the database it leaves
+    behind: every chain verifies and replays to the stored rows (unless the test tampers)."""
     initialise(settings)
-    return Context.open(settings)
+    context = Context.open(settings)
+    yield context
+    if request.node.get_closest_marker("tampers") is None and request.node.rep_call.passed:
+        report = audit.verify(context)
+        assert report.intact, "the audit after the test found: " + "; ".join(map(str, report.findings))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Keep each phase's report on the test item, so a fixture knows whether the test passed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 @pytest.fixture

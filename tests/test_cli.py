@@ -129,7 +129,7 @@ def test_timeline_deadlines_and_audit(cli, incident_ref):
     code, out, _ = cli("deadlines", "--json")
     assert {d["kind"] for d in json.loads(out)} == {"school_notice", "ap_notice"}
     code, out, _ = cli("audit", "verify")
-    assert (code, out.strip()) == (0, "all timelines intact (3 events checked)")
+    assert (code, out.strip()) == (0, "all timelines intact and matching the records (1 incidents, 3 events checked)")
 
 
 def test_contact_and_ap_notification(cli, incident_ref):

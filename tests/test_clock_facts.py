@@ -102,6 +102,7 @@ def plant_year_9999(ctx, ref: str) -> None:
                      .values(discovered_at=datetime(9999, 12, 31, 23, 0, tzinfo=UTC)))
 
 
+@pytest.mark.tampers
 def test_one_unreadable_record_breaks_no_list_deadline_view_or_scan(api, ctx, confirmed, caplog):
     healthy = api.report(discovered_at=hours_ago(30).isoformat())
     api.call("handler", "POST", f"/incidents/{healthy}/triggers/begin_triage")

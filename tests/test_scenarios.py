@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, RESTORE, VERIFY, add_school, reported
 
-from workflow import queries, service
+from workflow import audit, queries, service
 from workflow.responsibility import Responsibility
 
 
@@ -56,7 +56,8 @@ def test_processor_caused_breach_with_data_lost_runs_the_whole_way(ctx):
     confirm_event = events[2]
     assert confirm_event.payload["changes"]["summary"] == [None, CONFIRM["summary"]]
     assert events[9].payload["ap_reference"] == "AP-2026-1234"
-    assert queries.verify_timelines(ctx) == (11, [])
+    report = audit.verify(ctx)
+    assert (report.events, report.findings) == (11, [])
 
 
 def test_school_caused_breach_skips_ap_notification_and_restore(ctx):

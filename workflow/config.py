@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     )
     reminder_scan_seconds: float = Field(default=60, gt=0)
     in_process_worker: bool = Field(default=True, description="serve also sends mail and scans deadlines")
+    checkpoint_dir: Path | None = Field(
+        default=None, description="where the worker writes signed audit checkpoints; keep it off the database "
+        "server, writable by breachflow only (default: data_dir/checkpoints)")
+    checkpoint_interval_hours: float = Field(default=24, gt=0, description="how often the worker writes one")
 
     @field_validator("reminder_offsets_hours", mode="before")
     @classmethod
@@ -128,6 +132,11 @@ class Settings(BaseSettings):
         """Where the embedded default keeps ``secret`` (a key of ``SECRET_FILES``) when its variable is unset."""
         setting, default = SECRET_FILES[secret]
         return getattr(self, setting) or self.data_dir / default
+
+    @property
+    def resolved_checkpoint_dir(self) -> Path:
+        """Where the worker writes audit checkpoints."""
+        return self.checkpoint_dir or self.data_dir / "checkpoints"
 
     @property
     def resolved_key_file(self) -> Path:

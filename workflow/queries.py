@@ -12,12 +12,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from workflow import crypto, lifecycle, store, timeline
+from workflow import crypto, lifecycle, store
 from workflow.context import Context
 from workflow.db import read_transaction
 from workflow.deadlines import Deadline, deadlines
 from workflow.disclosure import CauseCategory
-from workflow.errors import KeyUnavailable, NotFound
+from workflow.errors import KeyUnavailable, NotFound, SecretUnavailable
 from workflow.incident import Incident
 from workflow.models import affected_t, data_key_t, event_t, incident_t
 from workflow.responsibility import Responsibility, responsibility_for
@@ -74,6 +74,8 @@ def get_many(ctx: Context, references: list[str], unreadable: list[str] | None =
             try:
                 incident = store.load(conn, ctx.keys, ref).incident
                 deadlines(incident, ctx.periods)  # a clock that cannot be computed breaks every view of it
+            except SecretUnavailable:  # the configuration, not this record: every read fails alike
+                raise
             except Exception as exc:  # noqa: BLE001  (whatever is wrong with it, the others are read)
                 log.warning("incident %s cannot be read and is left out: %s: %s", ref, type(exc).__name__, exc)
                 if unreadable is not None:
@@ -143,9 +145,3 @@ def open_deadlines(ctx: Context, unreadable: list[str] | None = None) -> list[tu
     incidents = get_many(ctx, find_in_progress(ctx), unreadable)
     pairs = [(i, d) for i in incidents for d in deadlines(i, ctx.periods) if d.met_at is None]
     return sorted(pairs, key=lambda pair: pair[1].due_at)
-
-
-def verify_timelines(ctx: Context) -> tuple[int, list[timeline.ChainBreak]]:
-    """Check every incident's hash chain; return events checked and the first break of each."""
-    with read_transaction(ctx.engine) as conn:
-        return timeline.verify(conn)

@@ -198,7 +198,7 @@ class Unit:
         for ev in self.events + notes:
             seq += 1
             payload = crypto.seal(self.data_key, ev.payload) if ev.payload else None
-            head = timeline.append(self.conn, incident_id=loaded.id, seq=seq, prev_hash=head, at=self.now,
+            head = timeline.append(self.conn, self.ctx.audit_key, incident_id=loaded.id, seq=seq, prev_hash=head, at=self.now,
                                    actor=self.actor, kind=ev.kind, from_state=ev.from_state,
                                    to_state=ev.to_state, payload=payload)
         version = loaded.version if self.system else loaded.version + 1
