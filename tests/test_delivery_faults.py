@@ -11,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from conftest import CONFIRM, add_school, reported
 from notify_support import drain, due_now, settings_env, smtp_context
 from smtp_server import SmtpServer
 
 from api.cli import main
 from notifications import outbox
+from notifications.models import outbox_t
 from workflow import queries, schools, service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,3 +218,27 @@ def test_a_worker_killed_mid_send_with_500_pending_resends_at_most_what_was_in_f
     resent = len(received_ids) - 500
     assert resent <= connections, f"{resent} messages were sent twice; at most {connections} were in flight"
     assert sum(len(e.payload["messages"]) for e in queries.timeline_of(mail, ref) if e.kind == "notices_sent") == 500
+
+
+@pytest.mark.parametrize("answer", ["550 5.1.1 <weg@regenboog.nl>: Recipient address rejected",
+                                    "550 weg@regenboog.nl: rejected"])
+def test_a_refusal_naming_the_address_keeps_it_out_of_the_plain_columns(ctx, smtp, answer, capsys):
+    schools.add(ctx, brin="12AB", name="De Regenboog", contacts=["weg@regenboog.nl", "ok@regenboog.nl"])
+    smtp.handler.refuse = {"weg@regenboog.nl": answer}
+    smtp.start()
+    mail = smtp_context(ctx, smtp.port)
+    confirm_one(mail)
+    assert drain(mail)["sent"] == 1  # one refused, one accepted
+    smtp.handler.refuse = {"ok@regenboog.nl": answer.replace("weg@", "ok@")}
+    service.send_update(mail, reference=queries.find(mail)[0], actor="hanna")
+    smtp.handler.refuse |= {"weg@regenboog.nl": answer}
+    assert drain(mail)["dead"] == 1  # every recipient refused: a dead letter
+    with ctx.engine.connect() as conn:
+        plain = " ".join(str(v) for v in conn.execute(sa.select(outbox_t.c.last_error)).scalars())
+    assert "regenboog.nl" not in plain and "<address>" in plain
+    settings = {**settings_env(mail.settings)}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in settings.items():
+            patch.setenv(name, value)
+        assert main(["outbox", "list", "--status", "all"]) == 0
+    assert "regenboog.nl" not in capsys.readouterr().out
