@@ -14,7 +14,7 @@ from api_support import SCHOOL_A, SCHOOL_B, build
 from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, reported
 
 from workflow import queries, register, service
-from workflow.models import data_key_t
+from workflow.models import ap_t, data_key_t, event_t
 
 DISMISSED_BECAUSE = "Test account of the school; no real pupils"
 REOPENED_BECAUSE = "The school found real pupil data in the export"
@@ -130,6 +130,33 @@ def test_a_destroyed_key_keeps_reopenings_and_delays_counted_and_dated_without_r
         (times["dismissed", "triage"], None), (times["closed", "triage"], None)]
     assert (history.dismissed_at, history.dismissal_reason) == (times["triage", "dismissed"], None)
     assert [(d.ap_reference, d.reason) for d in history.ap_delays] == [("AP-2026-1234", None)]
+
+
+def damage(ctx, table, row_id: int, column: str) -> None:
+    """Flip the last byte of a sealed value, straight in the database (a corrupt or altered row)."""
+    with ctx.engine.begin() as conn:
+        sealed = bytes(conn.execute(sa.select(table.c[column]).where(table.c.id == row_id)).scalar_one())
+        conn.execute(sa.update(table).where(table.c.id == row_id)
+                     .values({column: sealed[:-1] + bytes([sealed[-1] ^ 1])}))
+
+
+def test_a_damaged_reason_loses_only_itself(story, ctx, caplog):
+    api, ref, times = story
+    incident_id = queries.get(ctx, ref).id
+    with ctx.engine.connect() as conn:
+        second_reopen = conn.execute(sa.select(event_t.c.id).where(
+            event_t.c.incident_id == incident_id, event_t.c.from_state == "closed")).scalar_one()
+        ap_id = conn.execute(sa.select(ap_t.c.id).where(ap_t.c.incident_id == incident_id)).scalar_one()
+    damage(ctx, event_t, second_reopen, "payload")
+    damage(ctx, ap_t, ap_id, "delay_reason")
+    response = api.call("manager", "GET", "/register")
+    assert response.status_code == 200
+    (entry,) = response.json()
+    # not the earlier reason carried over: what this reopening said is unknown
+    assert [r["reason"] for r in entry["reopenings"]] == [REOPENED_BECAUSE, None]
+    assert entry["dismissal_reason"] == DISMISSED_BECAUSE
+    assert [d["delay_reason"] for d in entry["ap_delays"]] == [None]
+    assert f"incident #{incident_id}" in caplog.text
 
 
 def test_histories_read_a_page_in_a_fixed_number_of_queries(story, ctx):

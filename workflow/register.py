@@ -4,11 +4,12 @@ What happened to an incident lives on its timeline and in its AP notifications, 
 incident row (whose ``reopen_reason`` holds only the latest reason). ``histories`` reads them for
 many incidents at once: a fixed number of queries per batch of incidents, never one per incident.
 Reasons are decrypted with each incident's data key; once that key is destroyed the reasons read
-``None`` while the counts and dates stay.
+``None`` while the counts and dates stay, and a damaged sealed value loses only its own reason.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,12 +21,13 @@ from sqlalchemy import Connection
 from workflow import crypto
 from workflow.context import Context
 from workflow.db import read_transaction
-from workflow.errors import KeyUnavailable
+from workflow.errors import DataDamaged, KeyUnavailable
 from workflow.incident import ApKind
 from workflow.lifecycle import FINAL_STATES, State
 from workflow.models import ap_t, data_key_t, event_t, incident_t
 from workflow.timeline import EventKind
 
+log = logging.getLogger("breachflow.register")
 BATCH = 1000  # incidents per query: far below the bound-parameter limits of SQLite and PostgreSQL
 REASONS = ("reopen_reason", "dismissal_reason")
 CHANGING = (EventKind.reported, EventKind.updated, EventKind.transition)  # the events that carry ``changes``
@@ -92,8 +94,15 @@ def _data_keys(conn: Connection, keys: crypto.KeyRing, ids: list[int]) -> dict[i
     return found
 
 
-def _open(key: bytes | None, sealed: bytes | None) -> Any:
-    return crypto.open_sealed(key, sealed) if key is not None and sealed is not None else None
+def _open(key: bytes | None, sealed: bytes | None, incident_id: int) -> Any:
+    """A sealed value, or ``None`` when its key is gone or it is damaged (that alone is lost)."""
+    if key is None or sealed is None:
+        return None
+    try:
+        return crypto.open_sealed(key, sealed)
+    except (DataDamaged, ValueError) as exc:
+        log.warning("a sealed value of incident #%s cannot be read and counts as unknown: %s", incident_id, exc)
+        return None
 
 
 def _walk_transitions(conn: Connection, ids: list[int], keys: dict[int, bytes | None],
@@ -118,10 +127,13 @@ def _walk_transitions(conn: Connection, ids: list[int], keys: dict[int, bytes | 
     current: dict[int, dict[str, str | None]] = {}
     for e in events:
         reasons = current.setdefault(e.incident_id, dict.fromkeys(REASONS))
-        changes = (_open(keys.get(e.incident_id), e.payload) or {}).get("changes", {})
-        for name in REASONS:
-            if name in changes:
-                reasons[name] = changes[name][1]
+        if e.payload is not None:
+            payload = _open(keys.get(e.incident_id), e.payload, e.incident_id)
+            if payload is None:  # key destroyed or payload damaged: the reasons are unknown from here on
+                reasons.update(dict.fromkeys(REASONS))
+            for name, (_old, new) in (payload or {}).get("changes", {}).items():
+                if name in reasons:
+                    reasons[name] = new
         if e.kind != EventKind.transition:
             continue
         history = result[e.incident_id]
@@ -140,6 +152,6 @@ def _add_ap_delays(conn: Connection, ids: list[int], keys: dict[int, bytes | Non
         .order_by(ap_t.c.incident_id, ap_t.c.id)
     )
     for r in rows:
-        result[r.incident_id].ap_delays.append(ApDelay(
-            ApKind(r.kind), r.ap_reference, r.notified_at, list(r.school_ids), _open(keys.get(r.incident_id), r.delay_reason),
-        ))
+        reason = _open(keys.get(r.incident_id), r.delay_reason, r.incident_id)
+        result[r.incident_id].ap_delays.append(
+            ApDelay(ApKind(r.kind), r.ap_reference, r.notified_at, list(r.school_ids), reason))
