@@ -16,7 +16,7 @@ from api.arguments import parse_assignments, parse_schools
 from notifications import outbox
 from notifications.mailer import destination, mailer_for
 from notifications.worker import notifications_context, run_worker
-from workflow import accounts, audit, diagram, keystore, lifecycle, queries, schools, service
+from workflow import accounts, audit, diagram, keystore, lifecycle, queries, register, schools, service
 from workflow.config import Settings
 from workflow.context import Context, initialise
 from workflow.errors import FieldProblem, InvalidInput
@@ -87,12 +87,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     unreadable: list[str] = []
     rows = queries.list_incidents(ctx, unreadable, state=args.state, brin=args.school)
     _warn_unreadable(unreadable)
+    found = register.histories(ctx, [i.id for i in rows])
+    entries = {i.id: views.register_entry(render.OPERATOR, i, found[i.id]) for i in rows}
     text = "\n".join(
         f"{i.reference}  {i.state:<15} {i.responsibility.value:<9} {render.when(i.disclosure.discovered_at)}  "
         f"{', '.join(s.brin for s in i.schools)}"
+        + "".join(f"\n    {line}" for line in render.history_lines(entries[i.id]))
         for i in rows
     )
-    _print(args, [render.incident_json(i, ctx.periods) for i in rows], text or "no incidents")
+    data = [render.incident_json(i, ctx.periods) | entries[i.id].model_dump(mode="json", include=render.HISTORY_FIELDS)
+            for i in rows]
+    _print(args, data, text or "no incidents")
     return 0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from api import views
+from api import schemas, views
 from workflow import lifecycle
 from workflow.accounts import Account, Role
 from workflow.deadlines import Deadline, Periods, deadlines, local
@@ -102,3 +102,31 @@ def _payload_text(payload: dict[str, Any]) -> str:
         elif value not in (None, {}, [], False):
             parts.append(f"{key}={value}")
     return "; ".join(parts)
+
+
+def _with_reason(head: str, reason: str | None) -> str:
+    return f"{head} ({reason})" if reason else head
+
+
+def register_csv_row(entry: schemas.RegisterEntry) -> dict[str, Any]:
+    """A register entry for the CSV export: reopenings and late AP notifications as text lists,
+    each ``<Amsterdam time> (<reason>)``."""
+    row = entry.model_dump(mode="json")
+    row["reopenings"] = [_with_reason(when(r.at), r.reason) for r in entry.reopenings]
+    row["ap_delays"] = [_with_reason(f"{when(a.notified_at)} {a.kind.value} {a.ap_reference}", a.delay_reason)
+                        for a in entry.ap_delays]
+    return row
+
+
+HISTORY_FIELDS = frozenset({"reopen_count", "reopenings", "dismissed_at", "dismissal_reason", "ap_delays"})
+
+
+def history_lines(entry: schemas.RegisterEntry) -> list[str]:
+    """The register's story of an incident for a terminal: dismissal, reopenings and late AP
+    notifications with their reasons, oldest first."""
+    told = [(r.at, _with_reason(f"reopened {when(r.at)} from {r.from_state}", r.reason)) for r in entry.reopenings]
+    told += [(a.notified_at, _with_reason(f"AP {a.kind.value} {a.ap_reference} late, {when(a.notified_at)}",
+                                          a.delay_reason)) for a in entry.ap_delays]
+    if entry.dismissed_at is not None:
+        told.append((entry.dismissed_at, _with_reason(f"dismissed {when(entry.dismissed_at)}", entry.dismissal_reason)))
+    return [line for _, line in sorted(told, key=lambda pair: pair[0])]

@@ -169,6 +169,20 @@ class TimelineEntryOut(BaseModel):
     hash: str
 
 
+class ReopeningOut(BaseModel):
+    at: datetime
+    from_state: str = Field(description="dismissed or closed")
+    reason: str | None = Field(description="null once the incident's data key is destroyed")
+
+
+class ApDelayOut(BaseModel):
+    kind: ApKind
+    ap_reference: str
+    notified_at: datetime
+    schools: list[str]
+    delay_reason: str | None = Field(description="why it came late; null once the data key is destroyed")
+
+
 class RegisterEntry(BaseModel):
     reference: str
     state: str
@@ -186,6 +200,11 @@ class RegisterEntry(BaseModel):
     schools: list[str]
     ap_references: list[str]
     first_ap_notification_at: datetime | None
+    reopen_count: int
+    reopenings: list[ReopeningOut] = Field(description="every reopening, oldest first, with its reason")
+    dismissed_at: datetime | None = Field(description="the latest dismissal")
+    dismissal_reason: str | None = Field(description="the reason given at the latest dismissal")
+    ap_delays: list[ApDelayOut] = Field(description="AP notifications recorded late, with the reason for the delay")
 
 
 class StepOut(BaseModel):

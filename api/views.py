@@ -15,6 +15,7 @@ from workflow.deadlines import Deadline, Periods, Status, deadlines, local
 from workflow.disclosure import cia
 from workflow.incident import AffectedSchool, ApKind, Incident
 from workflow.queries import Entry
+from workflow.register import History
 from workflow.timeline import EventKind
 
 HIDDEN_FROM_SCHOOLS = frozenset({"reporter_name", "reporter_contact"})
@@ -140,9 +141,17 @@ def triggers_out(incident: Incident) -> list[schemas.TriggerOut]:
     return result
 
 
-def register_entry(account: Account, incident: Incident) -> schemas.RegisterEntry:
+def register_entry(account: Account, incident: Incident, history: History) -> schemas.RegisterEntry:
+    """One row of the breach register.
+
+    A school reads the reopenings and the dismissal of its own incidents with their reasons (the
+    incident is its own, as in ``incident_out``), and only the late AP notifications that cover it,
+    naming only itself.
+    """
     d = incident.disclosure
     notified = incident.ap_notifications_in_force(ApKind.preliminary, ApKind.final)
+    visible_ids = {s.school_id for s in _visible_schools(account, incident)}
+    brins = {s.school_id: s.brin for s in incident.schools}
     return schemas.RegisterEntry(
         reference=incident.reference, state=incident.state, source=incident.source,
         reported_at=incident.reported_at, discovered_at=d.discovered_at, summary=d.summary,
@@ -153,4 +162,14 @@ def register_entry(account: Account, incident: Incident) -> schemas.RegisterEntr
         schools=[s.brin for s in _visible_schools(account, incident)],
         ap_references=sorted({n.ap_reference for n in incident.ap_notifications}) if not is_school(account) else [],
         first_ap_notification_at=min((n.notified_at for n in notified), default=None),
+        reopen_count=len(history.reopenings),
+        reopenings=[schemas.ReopeningOut(at=r.at, from_state=r.from_state, reason=r.reason)
+                    for r in history.reopenings],
+        dismissed_at=history.dismissed_at, dismissal_reason=history.dismissal_reason,
+        ap_delays=[
+            schemas.ApDelayOut(kind=a.kind, ap_reference=a.ap_reference, notified_at=a.notified_at,
+                               schools=[brins[i] for i in a.school_ids if i in visible_ids], delay_reason=a.reason)
+            for a in history.ap_delays
+            if not is_school(account) or visible_ids & set(a.school_ids)
+        ],
     )

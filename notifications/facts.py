@@ -83,12 +83,25 @@ def ap_form(incident: Incident, language: str) -> dict[str, str]:
     return {label: value or UNKNOWN[language] for label, value in zip(labels, values)}
 
 
-def deadlines(incident: Incident, periods: Periods, notified_at: datetime, language: str) -> dict[str, str | None]:
-    """The AP deadline the processor keeps and the school's own, as shown in a notice."""
+def deadlines(incident: Incident, periods: Periods, notified_at: datetime, language: str,
+              *, school: AffectedSchool | None = None) -> dict[str, str | bool | None]:
+    """The AP deadline the processor keeps and the school's own, as dates and times in a notice.
+
+    The school's own clock runs from the processor's first notice to it (``informed_at``, as in
+    ``workflow.deadlines``), so a later notice repeats that date; a school not informed yet is
+    informed by this notice, sent at ``notified_at``. ``school_since`` is when its clock started
+    (``None``: with this notice) and ``school_overdue`` whether it ended before this notice.
+    Without ``school``, the earliest first notice among the incident's schools counts.
+    """
     processor = ap_deadline(incident, periods)
+    informed = (school.informed_at if school is not None
+                else min((s.informed_at for s in incident.schools if s.informed_at is not None), default=None))
+    school_due = (informed or notified_at) + periods.school_ap_notice
     return {
         "ap_due": when(processor.due_at, language) if processor else None,
-        "school_due": when(notified_at + periods.school_ap_notice, language),
+        "school_due": when(school_due, language),
+        "school_since": when(informed, language),
+        "school_overdue": school_due < notified_at,
         "school_hours": f"{periods.school_ap_notice / timedelta(hours=1):g}",
     }
 

@@ -149,7 +149,7 @@ class NoticeWriter:
             "contact": self.settings.processor_contact,
             "handler": change.actor,
             "acknowledge_url": f"{self.settings.public_url}/api/v1/incidents/{incident.reference}/acknowledgements",
-            **fact_texts.deadlines(incident, self.periods, change.now, language),
+            **fact_texts.deadlines(incident, self.periods, change.now, language, school=school.affected),
         }
         subject, text, html = render(kind, language, variables)
         return queue_row(

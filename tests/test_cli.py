@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import CONFIRM, add_school, reported
 from notify_support import settings_env
 
 from api.cli import main
-from workflow import diagram, queries
+from workflow import diagram, queries, service
 
 
 @pytest.fixture
@@ -130,6 +131,35 @@ def test_timeline_deadlines_and_audit(cli, incident_ref):
     assert {d["kind"] for d in json.loads(out)} == {"school_notice", "ap_notice"}
     code, out, _ = cli("audit", "verify")
     assert (code, out.strip()) == (0, "all timelines intact and matching the records (1 incidents, 3 events checked)")
+
+
+def test_the_list_tells_each_dismissal_and_reopening_with_its_reason(cli, incident_ref):
+    cli("incident", "fire", incident_ref, "begin_triage")
+    cli("incident", "fire", incident_ref, "dismiss", "--set", "dismissal_reason=A test account")
+    cli("incident", "reopen", incident_ref, "--reason", "Real grades after all")
+    code, out, _ = cli("incident", "list")
+    assert code == 0
+    head, dismissed, reopened = out.strip().splitlines()
+    assert head.startswith(incident_ref) and "triage" in head
+    assert dismissed.strip().startswith("dismissed ") and dismissed.endswith("(A test account)")
+    assert reopened.strip().startswith("reopened ") and reopened.endswith("from dismissed (Real grades after all)")
+    (listed,) = json.loads(cli("incident", "list", "--json")[1])
+    assert (listed["reopen_count"], listed["dismissal_reason"]) == (1, "A test account")
+    assert [r["reason"] for r in listed["reopenings"]] == ["Real grades after all"]
+
+
+def test_the_list_tells_why_an_ap_notification_was_late(cli, ctx):
+    add_school(ctx)
+    ref = reported(ctx, discovered_hours_ago=80)
+    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(ctx, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-7",
+                                   delay_reason="Waited for the hosting party's logs")
+    code, out, _ = cli("incident", "list")
+    assert code == 0
+    (late,) = out.strip().splitlines()[1:]
+    assert late.strip().startswith("AP preliminary AP-7 late, ")
+    assert late.endswith("(Waited for the hosting party's logs)")
 
 
 def test_contact_and_ap_notification(cli, incident_ref):

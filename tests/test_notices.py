@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
-from conftest import CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, add_school, reported
+from conftest import CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, add_school, hours_ago, reported
 from notify_support import drain, due_now, smtp_context
 from smtp_server import SmtpServer, self_signed
 
-from notifications import outbox
+from notifications import facts, outbox
 from workflow import queries, schools, service
 
 
@@ -104,9 +108,94 @@ def test_a_school_caused_breach_tells_the_school_to_notify_the_ap_itself(mail_ct
     notice = by_school(smtp, "directie@regenboog.nl")[-1]
     assert "uw school moet melden bij de AP" in notice.message["Subject"]
     text = notice.part("plain")
-    assert "zelf melden bij de Autoriteit Persoonsgegevens" in text and "72 uur na dit bericht" in text
+    assert "zelf melden bij de Autoriteit Persoonsgegevens" in text and "Meld uiterlijk " in text
     assert "Vertrouwelijkheid geschonden: ja" in text
     assert all(s.told_to_notify_ap_at is not None for s in queries.get(mail_ctx, ref).schools)
+
+
+SCHOOL_CAUSE = {"cause_category": "user_error_admin", "cause_description": "Shared password"}
+RELATIVE_WORDING = ("na dit bericht", "vanaf dit bericht", "after this message", "from this message")
+
+
+def shown(moment: datetime, language: str) -> str:
+    """A moment as a notice must show it: Amsterdam time, day first in Dutch."""
+    local = moment.astimezone(ZoneInfo("Europe/Amsterdam"))
+    return f"{local:%d-%m-%Y %H:%M} ({local:%Z})" if language == "nl" else f"{local:%Y-%m-%d %H:%M} ({local:%Z})"
+
+
+def informed_then_confirmed(ctx, informed_hours_ago: float) -> tuple[str, datetime]:
+    """Both schools were phoned (their first notice) ``informed_hours_ago``, then the breach confirmed."""
+    ref = reported(ctx, brins=("12AB", "34CD"), discovered_hours_ago=informed_hours_ago + 10)
+    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+    informed = hours_ago(informed_hours_ago)
+    for brin in ("12AB", "34CD"):
+        service.log_contact(ctx, reference=ref, actor="hanna", brin=brin, channel="phone",
+                            summary="Director told about the incident", at=informed)
+    service.fire(ctx, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    return ref, informed
+
+
+def test_a_later_must_notify_notice_states_the_deadline_from_the_schools_first_notice(mail_ctx, smtp):
+    ref, informed = informed_then_confirmed(mail_ctx, informed_hours_ago=30)
+    drain(mail_ctx)
+    service.fire(mail_ctx, reference=ref, trigger="contained", actor="hanna", fields=CONTAIN)
+    service.fire(mail_ctx, reference=ref, trigger="remediated", actor="hanna", fields=REMEDIATE | SCHOOL_CAUSE)
+    service.send_update(mail_ctx, reference=ref, actor="hanna")  # the update repeats the same date
+    drain(mail_ctx)
+    due = informed + timedelta(hours=72)
+    for address, language in (("directie@regenboog.nl", "nl"), ("info@anker.nl", "en")):
+        *_, told, update = by_school(smtp, address)
+        assert shown(due, language) in told.message["Subject"]
+        for message in (told, update):
+            for body in (message.part("plain"), message.part("html")):
+                assert shown(due, language) in body and shown(informed, language) in body
+                assert not any(words in body for words in RELATIVE_WORDING), body
+    assert "Meld uiterlijk " + shown(due, "nl") in by_school(smtp, "directie@regenboog.nl")[-2].part("plain")
+    assert "Notify the AP by " + shown(due, "en") in by_school(smtp, "info@anker.nl")[-2].part("plain")
+
+
+def test_a_first_notice_to_a_responsible_school_states_its_deadline_as_a_date(mail_ctx, smtp):
+    ref = confirmed(mail_ctx, **SCHOOL_CAUSE)
+    drain(mail_ctx)
+    sent_at = next(e.at for e in queries.timeline_of(mail_ctx, ref) if e.kind == "notices_queued")
+    due = sent_at + timedelta(hours=72)
+    for address, language, words in (("directie@regenboog.nl", "nl", "Meld uiterlijk "),
+                                      ("info@anker.nl", "en", "Notify the AP by ")):
+        (notice,) = by_school(smtp, address)
+        text = notice.part("plain")
+        assert words + shown(due, language) + " via" in text or words + shown(due, language) + " using" in text
+        assert not any(w in text + notice.part("html") for w in RELATIVE_WORDING)
+
+
+def test_a_school_told_after_its_own_deadline_reads_that_it_passed(mail_ctx, smtp):
+    ref, informed = informed_then_confirmed(mail_ctx, informed_hours_ago=100)
+    drain(mail_ctx)
+    service.fire(mail_ctx, reference=ref, trigger="contained", actor="hanna", fields=CONTAIN)
+    service.fire(mail_ctx, reference=ref, trigger="remediated", actor="hanna", fields=REMEDIATE | SCHOOL_CAUSE)
+    drain(mail_ctx)
+    due = informed + timedelta(hours=72)
+    dutch, english = by_school(smtp, "directie@regenboog.nl")[-1], by_school(smtp, "info@anker.nl")[-1]
+    assert dutch.message["Subject"].endswith(f"(de termijn verliep op {shown(due, 'nl')})")
+    assert "Die termijn is verstreken: meld zo snel mogelijk" in dutch.part("plain")
+    assert english.message["Subject"].endswith(f"(the deadline passed at {shown(due, 'en')})")
+    assert "That deadline has passed: notify the AP as soon as possible" in english.part("html")
+
+
+def test_the_deadline_in_a_notice_is_that_schools_own(mail_ctx):
+    ref = reported(mail_ctx, brins=("12AB", "34CD"), discovered_hours_ago=40)
+    service.fire(mail_ctx, reference=ref, trigger="begin_triage", actor="hanna")
+    for brin, hours in (("12AB", 30), ("34CD", 5)):
+        service.log_contact(mail_ctx, reference=ref, actor="hanna", brin=brin, channel="phone",
+                            summary="Director told", at=hours_ago(hours))
+    incident = queries.get(mail_ctx, ref)
+    now = hours_ago(0)
+    for school in incident.schools:
+        told = facts.deadlines(incident, mail_ctx.periods, now, "en", school=school)
+        assert told["school_due"] == shown(school.informed_at + timedelta(hours=72), "en")
+        assert told["school_since"] == shown(school.informed_at, "en") and told["school_overdue"] is False
+    newcomer = facts.deadlines(incident, mail_ctx.periods, now, "en", school=replace(incident.schools[0],
+                                                                                     informed_at=None))
+    assert (newcomer["school_due"], newcomer["school_since"]) == (shown(now + timedelta(hours=72), "en"), None)
 
 
 def test_closing_notice_carries_the_evaluation(mail_ctx, smtp):

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api import schemas, views
+from api import render, schemas, views
 from api.deps import Anyone, CtxDep, Reader, read
 from api.errors import FieldProblemOut, responses
-from workflow import lifecycle, queries
+from workflow import lifecycle, queries, register
 from workflow.disclosure import Disclosure
 from workflow.incident import Incident
 
@@ -34,7 +34,8 @@ async def get_register(
     """The breach register: every incident, dismissed ones included (a school: its own)."""
     refs = await read(request, queries.find, ctx, brin=account.school_brin if views.is_school(account) else None)
     incidents = await read(request, queries.get_many, ctx, refs)
-    entries = [views.register_entry(account, i) for i in incidents]
+    found = await read(request, register.histories, ctx, [i.id for i in incidents])
+    entries = [views.register_entry(account, i, found[i.id]) for i in incidents]
     wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
     if not wants_csv:
         return entries
@@ -43,7 +44,7 @@ async def get_register(
     writer = csv.DictWriter(out, fieldnames=columns)
     writer.writeheader()
     for entry in entries:
-        row = entry.model_dump(mode="json")
+        row = render.register_csv_row(entry)
         writer.writerow({k: "; ".join(v) if isinstance(v, list) else v for k, v in row.items()})
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="datalekkenregister.csv"'})
