@@ -121,7 +121,7 @@ def test_a_rotation_while_serving_needs_no_restart(served):
     rotated = breachflow(directory, "keys", "rotate")
     assert rotated.returncode == 0, rotated.stderr
     newest = (directory / "var" / "master.key").read_bytes().split()[0]
-    after = report(port, handler)  # first thing after the rotation: a new data key
+    after = report(port, handler)  # first thing after the rotation: a new data key (test_keys.py: a read)
     with ctx.engine.connect() as conn:
         wrapped = conn.execute(sa.select(data_key_t.c.wrapped).order_by(data_key_t.c.id.desc())).scalars().first()
     Fernet(newest).decrypt(wrapped)  # sealed under the newest master key
