@@ -12,12 +12,13 @@ import sqlalchemy as sa
 from conftest import CONFIRM, add_school, reported
 from cryptography.fernet import Fernet
 
+from api.errors import status_of
 from notifications import outbox
 from notifications.worker import notifications_context
 from workflow import crypto, queries, service
 from workflow.config import Settings
 from workflow.context import Context, initialise
-from workflow.errors import DataDestroyed, NotInitialised, SecretUnavailable
+from workflow.errors import DataDamaged, DataDestroyed, NotInitialised, SecretUnavailable
 from workflow.models import data_key_t, event_t, incident_t
 
 PLANTED = "Fenna Wijnbergen-Oosterhuis"
@@ -114,6 +115,15 @@ def test_destroying_a_data_key_keeps_the_chain_intact(ctx, walked):
     assert all(entry.payload is None for entry in queries.timeline_of(ctx, walked))
     with pytest.raises(DataDestroyed):
         queries.get(ctx, walked)
+
+
+def test_an_altered_sealed_value_is_damage_not_destruction(ctx, walked):
+    with ctx.engine.begin() as conn:
+        personal = bytes(conn.execute(sa.select(incident_t.c.personal)).scalar_one())
+        conn.execute(sa.update(incident_t).values(personal=personal[:-1] + bytes([personal[-1] ^ 1])))
+    with pytest.raises(DataDamaged, match="altered or corrupt") as raised:
+        queries.get(ctx, walked)
+    assert status_of(raised.value) == 500  # not 410: nothing was destroyed on purpose
 
 
 def test_key_rotation_rewraps_data_keys_and_old_keys_can_go(ctx, walked, settings):
