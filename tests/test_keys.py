@@ -95,7 +95,9 @@ def test_a_missing_master_key_beside_the_database_stops_every_command(installed,
 def test_a_missing_audit_or_checkpoint_key_beside_the_database_is_not_created_either(installed, name):
     key_file = installed / "var" / name
     key_file.unlink()
-    assert_refused(breachflow(installed, "init"), name, "restore it from your backup", KEY_FILES[name])
+    for command in (["init"], ["incident", "list"]):
+        assert_refused(breachflow(installed, *command), f"file var/{name} is missing", "restore it from your backup",
+                       KEY_FILES[name])
     assert not key_file.exists()
 
 
