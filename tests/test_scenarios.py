@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, RESTORE, VERIFY, add_school, reported
 
 from workflow import audit, queries, service
+from workflow.errors import InvalidInput
 from workflow.responsibility import Responsibility
 
 
@@ -110,3 +112,17 @@ def test_dismissed_report_stays_in_the_register_and_can_be_reopened(ctx):
     reopened = service.reopen(ctx, reference=ref, actor="manon", reason="The school found real pupil data")
     assert reopened.state == "triage"
     assert queries.timeline_of(ctx, ref)[-1].actor == "manon"
+
+
+def test_every_reopening_needs_its_own_reason(ctx):
+    add_school(ctx)
+    ref = reported(ctx)
+    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(ctx, reference=ref, trigger="dismiss", actor="hanna", fields={"dismissal_reason": "A test mail"})
+    service.reopen(ctx, reference=ref, actor="hanna", reason="The same mail reached real parents")
+    service.fire(ctx, reference=ref, trigger="dismiss", actor="hanna", fields={"dismissal_reason": "Only staff"})
+    with pytest.raises(InvalidInput) as refused:
+        service.fire(ctx, reference=ref, trigger="reopen", actor="hanna")  # the old reason is not this one's
+    assert [f.field for f in refused.value.fields] == ["reopen_reason"]
+    assert queries.get(ctx, ref).state == "dismissed"
+    service.reopen(ctx, reference=ref, actor="hanna", reason="A parent forwarded it after all")

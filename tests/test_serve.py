@@ -121,11 +121,11 @@ def test_a_rotation_while_serving_needs_no_restart(served):
     rotated = breachflow(directory, "keys", "rotate")
     assert rotated.returncode == 0, rotated.stderr
     newest = (directory / "var" / "master.key").read_bytes().split()[0]
-    assert get(port, f"/api/v1/incidents/{before}", handler)["disclosure"]["summary"] == "Lists visible"
-    after = report(port, handler)
+    after = report(port, handler)  # first thing after the rotation: a new data key (test_keys.py: a read)
     with ctx.engine.connect() as conn:
         wrapped = conn.execute(sa.select(data_key_t.c.wrapped).order_by(data_key_t.c.id.desc())).scalars().first()
-    Fernet(newest).decrypt(wrapped)  # the new report's data key: sealed under the newest master key
+    Fernet(newest).decrypt(wrapped)  # sealed under the newest master key
     with pytest.raises(InvalidToken):
         Fernet(old_key).decrypt(wrapped)
+    assert get(port, f"/api/v1/incidents/{before}", handler)["disclosure"]["summary"] == "Lists visible"
     assert get(port, f"/api/v1/incidents/{after}", handler)["reference"] == after

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,13 +10,14 @@ import sqlalchemy as sa
 from conftest import CONFIRM, add_school, reported
 from cryptography.fernet import Fernet
 
+from api.errors import status_of
 from notifications import outbox
 from notifications.worker import notifications_context
 from workflow import audit, crypto, queries, service
 from workflow.config import Settings
-from workflow.context import Context, initialise
-from workflow.errors import DataDestroyed, NotInitialised, SecretUnavailable
-from workflow.models import data_key_t
+from workflow.context import Context
+from workflow.errors import DataDamaged, DataDestroyed, NotInitialised, SecretUnavailable
+from workflow.models import data_key_t, incident_t
 
 PLANTED = "Fenna Wijnbergen-Oosterhuis"
 
@@ -54,21 +53,9 @@ def test_a_planted_name_is_nowhere_in_the_database(ctx, backend):
     assert b"directie@12ab.example.nl" not in stored  # the school's contact address
 
 
-def test_the_embedded_key_file_is_owner_only(tmp_path):
-    settings = Settings(data_dir=tmp_path / "var")
-    initialise(settings)
-    mode = stat.S_IMODE(os.stat(settings.resolved_key_file).st_mode)
-    assert mode == 0o600
-
-
 def test_open_without_init_says_what_to_run(tmp_path):
     with pytest.raises(NotInitialised, match="breachflow init"):
         Context.open(Settings(data_dir=tmp_path / "nothing"))
-
-
-def test_production_refuses_a_master_key_on_disk():
-    with pytest.raises(ValueError, match="BREACHFLOW_MASTER_KEYS"):
-        Settings(environment="production")
 
 
 @pytest.fixture
@@ -89,6 +76,15 @@ def test_destroying_a_data_key_keeps_the_chain_intact(ctx, walked):
     assert all(entry.payload is None for entry in queries.timeline_of(ctx, walked))
     with pytest.raises(DataDestroyed):
         queries.get(ctx, walked)
+
+
+def test_an_altered_sealed_value_is_damage_not_destruction(ctx, walked):
+    with ctx.engine.begin() as conn:
+        personal = bytes(conn.execute(sa.select(incident_t.c.personal)).scalar_one())
+        conn.execute(sa.update(incident_t).values(personal=personal[:-1] + bytes([personal[-1] ^ 1])))
+    with pytest.raises(DataDamaged, match="altered or corrupt") as raised:
+        queries.get(ctx, walked)
+    assert status_of(raised.value) == 500  # not 410: nothing was destroyed on purpose
 
 
 def test_key_rotation_rewraps_data_keys_and_old_keys_can_go(ctx, walked, settings):

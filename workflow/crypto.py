@@ -33,19 +33,19 @@ _VERSION = b"\x01"
 class KeyRing:
     """The master keys of this process; wraps and unwraps data keys.
 
-    A ring with a ``key_file`` follows it: before it wraps, and when none of its keys opens a data
+    A ring read from a key file (``source``) follows it: before it wraps, and when none of its keys opens a data
     key, it looks whether another file is there now (``breachflow keys rotate`` replaced it) and
     reads it. That costs a ``stat`` per wrap and per failed unwrap, and a read only when the file
     changed. A key file that is gone refuses new data keys: they would be sealed under a key that
     no longer exists on disk.
     """
 
-    def __init__(self, master_keys: list[bytes], key_file: keystore.Loaded | None = None,
+    def __init__(self, master_keys: list[bytes], source: keystore.Loaded | None = None,
                  settings: Settings | None = None) -> None:
         if not master_keys:
             raise SecretUnavailable("no master key configured")
         self._settings = settings
-        self._source = key_file
+        self._source = source
         self._use(master_keys)
         self._unwrap_cached = lru_cache(maxsize=4096)(self._unwrap)
 

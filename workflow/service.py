@@ -175,6 +175,8 @@ def fire(ctx: Context, *, reference: str, trigger: str, actor: str, fields: dict
     with change(ctx, reference, actor, expected_version=expected_version) as unit:
         was = unit.incident.state
         changes = unit.apply(fields, reason=reason)
+        if trigger is Trigger.reopen and "reopen_reason" not in changes:  # the last reopening's reason is not this one's
+            raise InvalidInput("invalid input", [FieldProblem("reopen_reason", "give the reason for this reopening")])
         state = unit.fire(trigger)
         unit.record(EventKind.transition, {"trigger": trigger.value, "changes": changes, "reason": reason},
                     from_state=was, to_state=state)
