@@ -25,7 +25,7 @@ from notifications.render import MessageKind
 from workflow import crypto, service
 from workflow.context import Context
 from workflow.db import read_transaction, write_transaction
-from workflow.errors import KeyUnavailable, NotFound
+from workflow.errors import DataDamaged, DataDestroyed, NotFound
 from workflow.models import data_key_t, incident_t, school_t
 from workflow.timeline import EventKind
 from workflow.unit import Unit
@@ -104,7 +104,7 @@ def claim(ctx: Context, limit: int, now: datetime) -> tuple[list[Claimed], list[
             key = ctx.keys.unwrap(r.wrapped)
             item = Claimed(r.id, r.reference, r.incident_id, r.school_id, r.brin, r.kind, r.message_id, r.attempts + 1,
                            crypto.open_sealed(key, r.recipients), crypto.open_bytes(key, r.sealed))
-        except KeyUnavailable as exc:
+        except (DataDestroyed, DataDamaged) as exc:  # a missing master key is not the message's fault: it waits
             stub = Claimed(r.id, r.reference, r.incident_id, r.school_id, r.brin, r.kind, r.message_id, r.attempts + 1, [], b"")
             known.append(Outcome(stub, error=str(exc), permanent=True))
             continue

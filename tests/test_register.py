@@ -139,6 +139,7 @@ def damage(ctx, table, row_id: int, column: str) -> None:
                      .values({column: sealed[:-1] + bytes([sealed[-1] ^ 1])}))
 
 
+@pytest.mark.tampers
 def test_a_damaged_reason_loses_only_itself(story, ctx, caplog):
     api, ref, times = story
     incident_id = queries.get(ctx, ref).id

@@ -87,6 +87,7 @@ def test_an_altered_sealed_value_is_damage_not_destruction(ctx, walked):
     assert status_of(raised.value) == 500  # not 410: nothing was destroyed on purpose
 
 
+@pytest.mark.tampers  # rewraps under a key only this test holds: the audit afterwards could not open them
 def test_key_rotation_rewraps_data_keys_and_old_keys_can_go(ctx, walked, settings):
     old_key = ctx.keys.keys[0]
     new_key = Fernet.generate_key()

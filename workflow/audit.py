@@ -36,7 +36,7 @@ from sqlalchemy import Connection
 from workflow import crypto, timeline
 from workflow.context import Context
 from workflow.db import read_transaction
-from workflow.errors import FieldProblem, InvalidInput, KeyUnavailable
+from workflow.errors import DataDestroyed, FieldProblem, InvalidInput
 from workflow.models import affected_t, ap_t, counter_t, data_key_t, event_t, incident_t, school_t
 from workflow.timeline import EventKind
 
@@ -217,7 +217,7 @@ def _replay(ctx: Context, head: Any, events: list[Any]) -> _Replayed:
     replayed = _Replayed()
     try:
         key: bytes | None = ctx.keys.unwrap(head.wrapped)
-    except KeyUnavailable:
+    except DataDestroyed:  # retention: the chain and the state still replay; a missing master key raises
         key = None
     for ev in events:
         if ev.to_state is not None:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 from workflow import crypto
 from workflow.context import Context
 from workflow.db import read_transaction
-from workflow.errors import DataDamaged, KeyUnavailable
+from workflow.errors import DataDamaged, DataDestroyed
 from workflow.incident import ApKind
 from workflow.lifecycle import FINAL_STATES, State
 from workflow.models import ap_t, data_key_t, event_t, incident_t
@@ -89,7 +89,7 @@ def _data_keys(conn: Connection, keys: crypto.KeyRing, ids: list[int]) -> dict[i
     for row in rows:
         try:
             found[row.id] = keys.unwrap(row.wrapped)
-        except KeyUnavailable:
+        except DataDestroyed:  # retention: counts and dates stay; a missing master key raises (503)
             found[row.id] = None
     return found
 
