@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from api import commands as c
 from api.arguments import date_arg, time_arg
+from notifications.models import OutboxStatus
 from workflow import accounts, lifecycle, schools
 from workflow.config import Settings
 from workflow.disclosure import Disclosure
@@ -181,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     box = sub.add_parser("outbox", help="the outbox of mail").add_subparsers(
         dest="outbox_command", required=True, parser_class=_Parser)
     box_list = box.add_parser("list", help="messages by status (default: dead letters)", parents=[common])
-    box_list.add_argument("--status", default="dead", choices=["pending", "sending", "sent", "dead", "all"])
+    box_list.add_argument("--status", default=OutboxStatus.dead.value, choices=[*OutboxStatus, "all"])
     box_list.set_defaults(handler=c.cmd_outbox_list)
     retry = box.add_parser("retry", help="requeue dead letters", parents=[common])
     retry.add_argument("id", nargs="*", type=int, help="message ids (see 'outbox list')")

@@ -15,6 +15,7 @@ from api import render, views
 from api.arguments import parse_assignments, parse_schools
 from notifications import outbox
 from notifications.mailer import destination, mailer_for
+from notifications.models import OutboxStatus
 from notifications.worker import notifications_context, run_worker
 from workflow import accounts, audit, diagram, keystore, lifecycle, queries, register, schools, service
 from workflow.config import Settings
@@ -55,7 +56,7 @@ def cmd_school_list(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace, ctx: Context, incident) -> int:
     _print(args, render.incident_json(incident, ctx.periods), render.incident_text(incident, ctx.periods))
     if ctx.notifier is not None:  # a command ran: say if its mail is waiting for a worker
-        waiting = len(outbox.list_messages(ctx, status="pending", reference=incident.reference))
+        waiting = len(outbox.list_messages(ctx, status=OutboxStatus.pending, reference=incident.reference))
         if waiting:
             print(f"{waiting} message(s) wait in the outbox; 'breachflow serve' or 'breachflow worker' "
                   f"sends them to {destination(ctx.settings)}", file=sys.stderr)

@@ -199,7 +199,8 @@ class Row:
     message_id: str
 
 
-def list_messages(ctx: Context, *, status: str | None = "dead", reference: str | None = None) -> list[Row]:
+def list_messages(ctx: Context, *, status: str | None = OutboxStatus.dead,
+                  reference: str | None = None) -> list[Row]:
     """Outbox rows (default: the dead letters), oldest first; optionally of one incident."""
     query = (
         sa.select(outbox_t, incident_t.c.reference, school_t.c.brin)

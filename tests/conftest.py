@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from smtp_server import SmtpServer
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
@@ -79,6 +80,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 @pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on loopback, started."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def backend() -> str:
     return "postgresql" if PG_URL else "sqlite"
 
@@ -128,6 +138,14 @@ EVALUATE = {
 }
 AP_FORM = {"data_unreadable": False, "subjects_informed": False,
            "subjects_not_informed_reason": "Low risk: names and groups only, seen by parents of classmates"}
+
+
+def confirmed(ctx: Context, *, brins: tuple[str, ...] = ("12AB",)) -> str:
+    """A report affecting ``brins``, triaged and confirmed (the schools must exist)."""
+    reference = reported(ctx, brins=brins)
+    service.fire(ctx, reference=reference, trigger="begin_triage", actor="hanna")
+    service.fire(ctx, reference=reference, trigger="confirm", actor="hanna", fields=CONFIRM)
+    return reference
 
 
 def reported(ctx: Context, *, brins: tuple[str, ...] = ("12AB",), discovered_hours_ago: float = 2) -> str:

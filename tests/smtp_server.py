@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import ssl
@@ -42,9 +43,11 @@ class Received:
 
 @dataclass
 class Handler:
-    """Accepts mail; ``data_replies`` are answered to DATA first (e.g. '451 …'), ``refuse`` RCPTs."""
+    """Accepts mail; ``data_replies`` are answered to DATA first (e.g. '451 …'), ``refuse`` RCPTs,
+    ``delay`` seconds pass before each DATA is answered (a slow server)."""
 
     received: list[Received] = field(default_factory=list)
+    delay: float = 0
     data_replies: list[str] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -56,6 +59,8 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self.lock:
             if self.data_replies:
                 return self.data_replies.pop(0)

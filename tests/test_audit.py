@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from conftest import CONFIRM, add_school, hours_ago, reported
+from conftest import CONFIRM, add_school, confirmed, hours_ago, reported
 from notify_support import with_notices
 
 from workflow import audit, service
@@ -23,9 +23,7 @@ pytestmark = pytest.mark.tampers  # the databases of these tests are left broken
 @pytest.fixture
 def walked(ctx) -> str:
     add_school(ctx)
-    ref = reported(ctx)
-    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
-    service.fire(ctx, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    ref = confirmed(ctx)
     service.log_contact(ctx, reference=ref, actor="hanna", brin="12AB", channel="phone", summary="Director told")
     service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-1")
     service.add_note(ctx, reference=ref, actor="hanna", text="School called back")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import CONFIRM, add_school, reported
+from conftest import add_school, confirmed
 from notify_support import drain, due_now, settings_env, smtp_context
 from smtp_server import SmtpServer
 
@@ -31,13 +31,6 @@ def smtp():
     server.stop()
 
 
-def confirm_one(ctx) -> str:
-    ref = reported(ctx)
-    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
-    service.fire(ctx, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
-    return ref
-
-
 def timeline_kinds(ctx, ref):
     return [e.kind for e in queries.timeline_of(ctx, ref)]
 
@@ -45,7 +38,7 @@ def timeline_kinds(ctx, ref):
 def test_server_down_then_up_delivers_once_after_retries(ctx, smtp):
     add_school(ctx)
     mail = smtp_context(ctx, smtp.port)
-    ref = confirm_one(mail)
+    ref = confirmed(mail)
     assert drain(mail) == {"sent": 0, "retry": 1, "dead": 0}  # connection refused
     due_now(mail)
     assert drain(mail)["retry"] == 1
@@ -63,7 +56,7 @@ def test_a_4xx_answer_is_retried_with_backoff_then_succeeds(ctx, smtp):
     smtp.handler.data_replies = ["451 4.3.0 Try again later"]
     smtp.start()
     mail = smtp_context(ctx, smtp.port, dispatch_retry_seconds=30)
-    confirm_one(mail)
+    confirmed(mail)
     before = datetime.now(UTC)
     assert drain(mail) == {"sent": 0, "retry": 1, "dead": 0}
     (row,) = outbox.list_messages(mail, status="pending")
@@ -80,7 +73,7 @@ def test_a_5xx_answer_is_a_dead_letter_on_the_timeline_and_in_outbox_list(ctx, s
     smtp.handler.data_replies = ["554 5.7.1 Message rejected"]
     smtp.start()
     mail = smtp_context(ctx, smtp.port)
-    ref = confirm_one(mail)
+    ref = confirmed(mail)
     assert drain(mail) == {"sent": 0, "retry": 0, "dead": 1}
     dead = queries.timeline_of(mail, ref)[-1]
     assert dead.kind == "notices_dead" and "554" in dead.payload["messages"][0]["error"]
@@ -101,15 +94,23 @@ def dispatcher_process(ctx, mode: str) -> subprocess.Popen:
                             env=os.environ | settings_env(ctx.settings) | {"PYTHONPATH": str(ROOT)})
 
 
+def kill_after(process: subprocess.Popen, smtp: SmtpServer, received: int) -> int:
+    """Kill ``process`` (SIGKILL) once the server has accepted ``received`` messages; return how many it had."""
+    deadline = time.monotonic() + 60
+    while len(smtp.received) < received and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.kill()
+    process.wait()
+    return len(smtp.received)
+
+
 def test_several_dispatchers_at_once_send_each_message_once(ctx, smtp):
     brins = [f"{n:02d}AB" for n in range(80)]
     for brin in brins:
         schools.add(ctx, brin=brin, name=f"School {brin}", contacts=[f"info@{brin.lower()}.example.nl"])
     smtp.start()
     mail = smtp_context(ctx, smtp.port, dispatch_batch=5, smtp_connections=2)
-    ref = reported(mail, brins=tuple(brins))
-    service.fire(mail, reference=ref, trigger="begin_triage", actor="hanna")
-    service.fire(mail, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    confirmed(mail, brins=tuple(brins))
     dispatchers = [dispatcher_process(mail, "drain") for _ in range(3)]
     assert [d.wait(timeout=60) for d in dispatchers] == [0, 0, 0]
     message_ids = [r.message["Message-ID"] for r in smtp.received]
@@ -122,7 +123,7 @@ def test_refused_recipients_are_reported_not_swallowed(ctx, smtp):
     smtp.handler.refuse = {"oud@regenboog.nl": "550 5.1.1 No such user"}
     smtp.start()
     mail = smtp_context(ctx, smtp.port)
-    ref = confirm_one(mail)
+    ref = confirmed(mail)
     assert drain(mail)["sent"] == 1
     assert smtp.received[0].recipients == ["directie@regenboog.nl"]
     sent = queries.timeline_of(mail, ref)[-1].payload["messages"][0]
@@ -136,7 +137,7 @@ def test_a_school_whose_every_address_is_refused_is_a_dead_letter_naming_them(ct
     smtp.handler.refuse = {"weg@regenboog.nl": "550 5.1.1 No such user"}
     smtp.start()
     mail = smtp_context(ctx, smtp.port)
-    ref = confirm_one(mail)
+    ref = confirmed(mail)
     assert drain(mail)["dead"] == 1
     dead = queries.timeline_of(mail, ref)[-1].payload["messages"][0]
     assert dead["refused"] == {"weg@regenboog.nl": "550 5.1.1 No such user"}
@@ -148,31 +149,17 @@ def test_a_dispatcher_killed_mid_batch_loses_nothing(ctx, smtp):
         schools.add(ctx, brin=f"1{n}AB", name=f"School {n}", contacts=[f"info@school{n}.nl"])
     smtp.start()
     mail = smtp_context(ctx, smtp.port, dispatch_lease_seconds=1, smtp_connections=1)
-    ref = reported(mail, brins=tuple(f"1{n}AB" for n in range(6)))
-    service.fire(mail, reference=ref, trigger="begin_triage", actor="hanna")
-    service.fire(mail, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    ref = confirmed(mail, brins=tuple(f"1{n}AB" for n in range(6)))
 
-    slow = smtp.handler.handle_DATA
-
-    async def slow_data(server, session, envelope):
-        await __import__("asyncio").sleep(0.3)
-        return await slow(server, session, envelope)
-
-    smtp.handler.handle_DATA = slow_data
-    dying = dispatcher_process(mail, "once")
-    deadline = time.monotonic() + 20
-    while len(smtp.received) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    dying.kill()
-    dying.wait()
-    delivered_before = len(smtp.received)
+    smtp.handler.delay = 0.3
+    delivered_before = kill_after(dispatcher_process(mail, "once"), smtp, 2)
     assert 2 <= delivered_before < 6, "the kill must land in the middle of the batch"
     statuses = [r.status for r in outbox.list_messages(mail, status=None)]
     # every message the server accepted was marked at once, but for the one in flight
     assert delivered_before - 1 <= statuses.count("accepted") <= delivered_before
     assert set(statuses) == {"accepted", "sending"}
 
-    smtp.handler.handle_DATA = slow
+    smtp.handler.delay = 0
     time.sleep(1.1)  # the dead dispatcher's lease expires
     assert drain(mail)["sent"] == 6  # the accepted ones are recorded without being sent again
     ids_by_address: dict[str, set[str]] = {}
@@ -191,24 +178,10 @@ def test_a_worker_killed_mid_send_with_500_pending_resends_at_most_what_was_in_f
         schools.add(ctx, brin=brin, name=f"School {brin}", contacts=[f"info@{brin.lower()}.example.nl"])
     connections = 4
     mail = smtp_context(ctx, smtp.port, smtp_connections=connections, dispatch_lease_seconds=1)
-    ref = reported(mail, brins=tuple(brins))
-    service.fire(mail, reference=ref, trigger="begin_triage", actor="hanna")
-    service.fire(mail, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
-    slow = smtp.handler.handle_DATA
-
-    async def slow_data(server, session, envelope):
-        await __import__("asyncio").sleep(0.005)
-        return await slow(server, session, envelope)
-
-    smtp.handler.handle_DATA = slow_data
+    ref = confirmed(mail, brins=tuple(brins))
+    smtp.handler.delay = 0.005
     smtp.start()
-    dying = dispatcher_process(mail, "drain")
-    deadline = time.monotonic() + 60
-    while len(smtp.received) < 150 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    dying.kill()
-    dying.wait()
-    delivered_before = len(smtp.received)
+    delivered_before = kill_after(dispatcher_process(mail, "drain"), smtp, 150)
     assert 150 <= delivered_before < 500, "the kill must land in the middle of the sending"
 
     time.sleep(1.1)  # the dead worker's leases expire
@@ -227,7 +200,7 @@ def test_a_refusal_naming_the_address_keeps_it_out_of_the_plain_columns(ctx, smt
     smtp.handler.refuse = {"weg@regenboog.nl": answer}
     smtp.start()
     mail = smtp_context(ctx, smtp.port)
-    confirm_one(mail)
+    confirmed(mail)
     assert drain(mail)["sent"] == 1  # one refused, one accepted
     smtp.handler.refuse = {"ok@regenboog.nl": answer.replace("weg@", "ok@")}
     service.send_update(mail, reference=queries.find(mail)[0], actor="hanna")

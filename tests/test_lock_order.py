@@ -7,24 +7,14 @@ import asyncio
 import logging
 import threading
 
-import pytest
 from conftest import CONFIRM, reported
 from notify_support import smtp_context
-from smtp_server import SmtpServer
 
 from notifications.dispatcher import Dispatcher
 from notifications.mailer import SmtpMailer
 from workflow import audit, queries, schools, service
 
 ROUNDS = 40
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_confirm_then_contact_races_the_dispatcher_without_a_failure(ctx, smtp, caplog):

@@ -16,14 +16,6 @@ from workflow import queries, schools, service
 
 
 @pytest.fixture
-def smtp():
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def mail_ctx(ctx, smtp):
     schools.add(ctx, brin="12AB", name="De Regenboog", contacts=["directie@regenboog.nl", "ib@regenboog.nl"])
     schools.add(ctx, brin="34CD", name="Het Anker", contacts=["info@anker.nl"], language="en")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import CONFIRM, add_school, reported
+from conftest import CONFIRM, add_school, confirmed, reported
 from cryptography.fernet import Fernet
 
 from api.errors import status_of
@@ -61,9 +61,7 @@ def test_open_without_init_says_what_to_run(tmp_path):
 @pytest.fixture
 def walked(ctx) -> str:
     add_school(ctx)
-    ref = reported(ctx)
-    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
-    service.fire(ctx, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    ref = confirmed(ctx)
     service.add_note(ctx, reference=ref, actor="hanna", text="School called back")
     return ref
 

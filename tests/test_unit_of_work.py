@@ -6,21 +6,12 @@ import pytest
 from api_support import SCHOOL_A, build
 from conftest import CONFIRM, add_school, hours_ago, reported
 from notify_support import drain, smtp_context
-from smtp_server import SmtpServer
 
 from notifications import outbox
 from notifications.models import OutboxStatus
 from workflow import queries, service
 from workflow.lifecycle import State, Trigger
 from workflow.timeline import EventKind
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_a_notice_sent_after_confirm_does_not_make_the_handlers_next_edit_stale(ctx, settings, smtp):
