@@ -121,3 +121,12 @@ def test_one_unreadable_record_breaks_no_list_deadline_view_or_scan(api, ctx, co
     assert reminders.scan(ctx, datetime.now(UTC)) >= 1  # the healthy incident's overdue school notice
     assert confirmed in caplog.text  # logged by reference
     assert [i.reference for i, _ in queries.open_deadlines(ctx)] == [healthy] * len(queries.open_deadlines(ctx))
+
+
+def test_a_time_whose_deadlines_fall_outside_the_calendar_is_refused_before_anything_is_written(api, confirmed):
+    before = api.call("handler", "GET", f"/incidents/{confirmed}").json()
+    response = patch(api, confirmed, fields={"discovered_at": "9999-12-31T23:00:00Z"}, reason="typo test")
+    assert response.status_code == 422, response.text
+    assert "discovered_at" in fields(response)
+    assert api.call("handler", "GET", f"/incidents/{confirmed}").json() == before
+    assert api.call("manager", "GET", "/deadlines").status_code == 200
