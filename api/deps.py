@@ -17,7 +17,7 @@ import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.errors import Forbidden, Unauthenticated
+from api.errors import Forbidden, TooManyFailures, Unauthenticated
 from workflow import accounts
 from workflow.accounts import Account, Role
 from workflow.context import Context
@@ -56,10 +56,18 @@ async def current_account(
     ctx: CtxDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Account:
+    """The account of the request's token; a client with too many failures is turned away first."""
+    failures = request.app.state.auth_failures
+    client = request.client.host if request.client else ""
+    wait = failures.retry_after(client)
+    if wait is not None:
+        raise TooManyFailures(wait)
     if credentials is None:
+        failures.failed(client)
         raise Unauthenticated("send 'Authorization: Bearer <token>'; create one with 'breachflow token create'")
     account = await command(request, accounts.authenticate, ctx, credentials.credentials)
     if account is None:
+        failures.failed(client)
         raise Unauthenticated("the token is unknown, revoked or expired")
     return account
 

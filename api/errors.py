@@ -37,9 +37,20 @@ class Forbidden(BreachflowError):
     code = "forbidden"
 
 
+class TooManyFailures(BreachflowError):
+    """Too many failed authentications from one client address (``api.throttle``)."""
+
+    code = "too_many_failures"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed authentications from your address; try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
 STATUS: dict[type[BreachflowError], int] = {
     Unauthenticated: 401,
     Forbidden: 403,
+    TooManyFailures: 429,
     NotFound: 404,
     Conflict: 409,
     KeyUnavailable: 410,
@@ -79,6 +90,14 @@ def error_response(status: int, code: str, message: str, fields: list[FieldProbl
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
+def _headers(exc: BreachflowError) -> dict[str, str] | None:
+    if isinstance(exc, Unauthenticated):
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, TooManyFailures):
+        return {"Retry-After": str(exc.retry_after)}
+    return None
+
+
 def _field_name(loc: tuple) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
@@ -91,8 +110,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(BreachflowError)
     async def _breachflow(_request: Request, exc: BreachflowError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-        return error_response(status_of(exc), exc.code, exc.message, exc.fields, headers)
+        return error_response(status_of(exc), exc.code, exc.message, exc.fields, _headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -114,11 +132,20 @@ def install(app: FastAPI) -> None:
         return error_response(500, "internal_error", "something went wrong on our side; it has been logged")
 
 
+DESCRIPTIONS = {
+    401: "no or invalid token", 403: "your role may not do this", 404: "no such incident (or not yours)",
+    409: "the incident's state or version does not allow it", 410: "personal data destroyed (retention)",
+    413: "the request body is too large", 422: "invalid input; every bad field is named",
+    429: "too many failed authentications from your address; wait Retry-After seconds",
+}
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+
+
 def responses(*statuses: int) -> dict[int | str, dict]:
-    """OpenAPI entries for the error statuses a route can return."""
-    descriptions = {
-        401: "no or invalid token", 403: "your role may not do this", 404: "no such incident (or not yours)",
-        409: "the incident's state or version does not allow it", 410: "personal data destroyed (retention)",
-        422: "invalid input; every bad field is named",
-    }
-    return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}
+    """OpenAPI entries for the error statuses a route can return (429 wherever a token is checked)."""
+    if 401 in statuses:
+        statuses += (429,)
+    entries: dict[int | str, dict] = {s: {"model": ErrorResponse, "description": DESCRIPTIONS[s]} for s in statuses}
+    if 429 in entries:
+        entries[429]["headers"] = RETRY_AFTER
+    return entries

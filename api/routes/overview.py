@@ -20,6 +20,17 @@ from workflow.guards import GUARDS
 from workflow.incident import Incident
 
 router = APIRouter(tags=["overview"])
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A cell a spreadsheet shows as text: one that could start a formula gets a leading apostrophe
+    (OWASP, CSV injection)."""
+    if isinstance(value, list):
+        value = "; ".join(value)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 @router.get("/register", operation_id="get_register", response_model=list[schemas.RegisterEntry],
@@ -45,7 +56,7 @@ async def get_register(
     writer.writeheader()
     for entry in entries:
         row = entry.model_dump(mode="json")
-        writer.writerow({k: "; ".join(v) if isinstance(v, list) else v for k, v in row.items()})
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="datalekkenregister.csv"'})
 

@@ -18,7 +18,7 @@ def _out(school: schools.SchoolView) -> schemas.SchoolOut:
 
 
 @router.post("", status_code=201, operation_id="add_school", response_model=schemas.SchoolOut,
-             responses=responses(401, 403, 422))
+             responses=responses(401, 403, 413, 422))
 async def add_school(request: Request, ctx: CtxDep, _account: Admin, body: schemas.SchoolIn) -> schemas.SchoolOut:
     """Register a school and its contact addresses."""
     school = await command(request, schools.add, ctx, brin=body.brin, name=body.name, contacts=body.contacts,
