@@ -152,9 +152,15 @@ def test_school_counts_are_bounded(api):
     assert api.call("handler", "POST", "/incidents", json={"schools": {SCHOOL_A: MAX_COUNT}}).status_code == 201
 
 
+BOOLEANS = [name for name, spec in Disclosure.model_json_schema()["properties"].items()
+            if {"type": "boolean"} in spec.get("anyOf", [])]
+
+
 @pytest.mark.parametrize("value", [1, 0, "true"])
 def test_booleans_are_true_or_false_not_numbers(api, ref, value):
-    patch_is_refused(api, ref, {"fix_tested": value}, "fields.fix_tested")
+    assert len(BOOLEANS) == 7
+    for field in BOOLEANS:
+        patch_is_refused(api, ref, {field: value}, f"fields.{field}")
     contact = {"school": SCHOOL_A, "channel": "phone", "summary": "Told", "told_must_notify_ap": value}
     assert_error(api.call("handler", "POST", f"/incidents/{ref}/contacts", json=contact), 422, "invalid_input",
                  "told_must_notify_ap")
@@ -177,7 +183,8 @@ def test_nul_characters_are_refused_everywhere(api, ref):
     school = {"brin": "56EF", "name": "De\x00Vlinder", "contacts": ["info@vlinder.nl"]}
     assert_error(api.call("admin", "POST", "/schools", json=school), 422, "invalid_input", "name")
     assert_error(api.call("handler", "GET", "/incidents/DL-2026%00"), 422, "invalid_input", "reference")
-    assert_error(api.call("handler", "GET", "/incidents?school=12A%00"), 422, "invalid_input", "school")
+    error = assert_error(api.call("handler", "GET", "/incidents?school=12A%00"), 422, "invalid_input", "school")
+    assert "NUL" in error["fields"][0]["problem"]  # refused before any lookup
     assert len(api.call("handler", "GET", f"/incidents/{ref}/timeline").json()) == 2
 
 
