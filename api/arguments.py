@@ -59,6 +59,8 @@ def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
 
 def _coerce(name: str, raw: str) -> Any:
     text = raw.strip()
+    if not text and name not in TIME_FIELDS:
+        return None  # 'field=' clears it (a blank time is refused: give one or leave it out)
     if name in JSON_FIELDS or (name in LIST_FIELDS and text.startswith("[")):
         try:
             return json.loads(text)

@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from api import errors
+from api.deps import known_query
 from api.middleware import BodyLimit, SecurityHeaders
 from api.routes import incidents, overview, schools
 from api.throttle import AuthFailures
@@ -76,7 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.writers = None if is_sqlite(ctx.engine) else anyio.CapacityLimiter(ctx.engine.pool.size())
     errors.install(app)
 
-    api = APIRouter(prefix=API_PREFIX)
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(known_query)])
     for module in (incidents, overview, schools):
         api.include_router(module.router)
     app.include_router(api)

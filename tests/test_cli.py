@@ -119,6 +119,14 @@ def test_booleans_are_words_on_the_command_line(cli, incident_ref, ctx, word, va
     assert queries.get(ctx, incident_ref).disclosure.fix_tested is value
 
 
+def test_a_blank_value_clears_a_field(cli, incident_ref, ctx):
+    assert cli("incident", "update", incident_ref, "--set", "cause_category=unknown")[0] == 0
+    code, _, err = cli("incident", "update", incident_ref, "--set", "cause_category=", "--set", "summary=")
+    assert code == 0, err
+    disclosure = queries.get(ctx, incident_ref).disclosure
+    assert (disclosure.cause_category, disclosure.summary) == (None, None)
+
+
 def test_usage_errors_are_one_line_too(cli):
     code, _, err = cli("incident", "report", "--school", "12AB")
     assert code == 2

@@ -212,6 +212,11 @@ def test_a_blank_time_is_422_not_a_clear(api, ref, field):
     assert error["fields"][0]["problem"] == "give a time or leave the field out"
 
 
+@pytest.mark.parametrize("field", ["nature_actions", "cause_category", "group_size_min", "fix_tested"])
+def test_a_blank_for_anything_but_text_is_422(api, ref, field):
+    patch_is_refused(api, ref, {field: ""}, f"fields.{field}")
+
+
 def test_a_blank_text_still_clears_and_null_clears_a_time(api, ref):
     version = api.call("handler", "GET", f"/incidents/{ref}").json()["version"]
     cleared = api.call("handler", "PATCH", f"/incidents/{ref}",
@@ -261,3 +266,19 @@ def test_times_are_in_order_on_the_whole_record(api, ref):
                      "breach_ended_at")
     both = {"breach_started_at": earlier, "breach_ended_at": (discovered - timedelta(hours=3)).isoformat()}
     patch_is_refused(api, ref, both, "fields.breach_ended_at")  # within one request the schema sees it
+
+
+# --- what the schema does not name -----------------------------------------------------------
+
+
+def test_an_unknown_query_parameter_is_422_not_ignored(api):
+    assert_error(api.call("handler", "GET", "/incidents?stat=triage"), 422, "invalid_input", "stat")
+    assert_error(api.client.get("/api/v1/healthz?verbose=1"), 422, "invalid_input", "verbose")
+    assert api.call("handler", "GET", "/incidents?state=triage&limit=5").status_code == 200
+    assert api.call("manager", "GET", "/register?format=csv").status_code == 200
+
+
+def test_a_body_that_is_not_utf8_is_422_like_any_bad_body(api):
+    response = api.client.post("/api/v1/incidents", content=b"\xff\xfe{",
+                               headers=api.headers("handler") | {"Content-Type": "application/json"})
+    assert_error(response, 422, "invalid_input", "body")

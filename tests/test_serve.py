@@ -100,3 +100,12 @@ def test_serve_delivers_notices_to_the_local_maildir(served):
     (delivered,) = inbox.iterdir()
     message = message_from_bytes(delivered.read_bytes(), policy=policy.default)
     assert message["Subject"] == f"Datalek {ref}: melding aan De Regenboog"
+
+
+def test_serve_sends_no_server_banner_and_the_security_headers(served):
+    port, _, _ = served
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/healthz", timeout=10) as response:
+        headers = response.headers
+    assert headers["Server"] is None  # uvicorn would say 'uvicorn'
+    assert (headers["X-Content-Type-Options"], headers["Cache-Control"], headers["X-Frame-Options"]) == (
+        "nosniff", "no-store", "DENY")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
@@ -152,8 +152,8 @@ class Disclosure(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object, info: ValidationInfo) -> object:
-        if info.field_name not in TIME_FIELDS and isinstance(value, str) and not value.strip():
-            return None  # a blank text clears the field; a blank time is refused (see ``Moment``)
+        if info.field_name in TEXT_FIELDS and isinstance(value, str) and not value.strip():
+            return None  # a blank text clears the field; a blank time, number or list is refused
         return value
 
     @field_validator("nature_actions", "data_kinds", "affected_systems")
@@ -194,6 +194,10 @@ PERSONAL_FIELDS: frozenset[str] = frozenset(
     if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("personal")
 )
 FACT_FIELDS: tuple[str, ...] = tuple(n for n in Disclosure.model_fields if n not in PERSONAL_FIELDS)
+TEXT_FIELDS: frozenset[str] = frozenset(
+    name for name, info in Disclosure.model_fields.items()
+    if any(arg is str or get_args(arg)[:1] == (str,) for arg in get_args(info.annotation))
+)
 
 
 def label(field: str) -> str:

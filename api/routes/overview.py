@@ -62,7 +62,7 @@ async def get_register(
 
 
 @router.get("/deadlines", operation_id="list_deadlines", response_model=list[schemas.DeadlineOut],
-            responses=responses(401, 403))
+            responses=responses(401, 403, 422))
 async def list_deadlines(request: Request, ctx: CtxDep, account: Reader) -> list[schemas.DeadlineOut]:
     """Open deadlines of incidents in progress, soonest first (a school: its own)."""
     pairs: list[tuple[Incident, object]] = await read(request, queries.open_deadlines, ctx)
@@ -90,13 +90,13 @@ WORKFLOW = schemas.WorkflowOut(
 
 
 @router.get("/workflow", operation_id="get_workflow", response_model=schemas.WorkflowOut,
-            responses=responses(401))
+            responses=responses(401, 422))
 async def get_workflow(_account: Anyone) -> schemas.WorkflowOut:
     """The lifecycle definition: states, steps, branch conditions and what each guard asks."""
     return WORKFLOW
 
 
-@router.get("/healthz", operation_id="health", response_model=schemas.Health)
+@router.get("/healthz", operation_id="health", response_model=schemas.Health, responses=responses(422))
 async def health(request: Request, ctx: CtxDep) -> schemas.Health:
     """Liveness and database reachability (no token needed)."""
 

@@ -26,7 +26,8 @@ async def add_school(request: Request, ctx: CtxDep, _account: Admin, body: schem
     return _out(school)
 
 
-@router.get("", operation_id="list_schools", response_model=list[schemas.SchoolOut], responses=responses(401, 403))
+@router.get("", operation_id="list_schools", response_model=list[schemas.SchoolOut],
+            responses=responses(401, 403, 422))
 async def list_schools(request: Request, ctx: CtxDep, _account: SchoolReader) -> list[schemas.SchoolOut]:
     """Every school, by BRIN code."""
     return [_out(s) for s in await read(request, schools.list_all, ctx)]
