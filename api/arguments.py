@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from workflow.deadlines import AMSTERDAM
+from workflow.disclosure import TIME_FIELDS, Disclosure
 from workflow.errors import FieldProblem, InvalidInput
 
 LIST_FIELDS = {"nature_actions", "affected_systems", "data_kinds"}
 JSON_FIELDS = {"affected_groups"}
-TIME_FIELDS = {"discovered_at", "breach_started_at", "breach_ended_at"}
+BOOL_FIELDS = {name for name, spec in Disclosure.model_json_schema()["properties"].items()
+               if {"type": "boolean"} in spec.get("anyOf", [])}
+BOOL_WORDS = {"true": True, "yes": True, "false": False, "no": False}
 
 
 def parse_time(text: str) -> datetime:
@@ -56,6 +59,8 @@ def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
 
 def _coerce(name: str, raw: str) -> Any:
     text = raw.strip()
+    if not text and name not in TIME_FIELDS:
+        return None  # 'field=' clears it (a blank time is refused: give one or leave it out)
     if name in JSON_FIELDS or (name in LIST_FIELDS and text.startswith("[")):
         try:
             return json.loads(text)
@@ -63,6 +68,8 @@ def _coerce(name: str, raw: str) -> Any:
             raise InvalidInput("invalid input", [FieldProblem(name, f"not valid JSON ({exc.msg})")]) from None
     if name in LIST_FIELDS:
         return [part.strip() for part in text.split(",") if part.strip()]
+    if name in BOOL_FIELDS and text.lower() in BOOL_WORDS:  # the model is strict: JSON true/false only
+        return BOOL_WORDS[text.lower()]
     if name in TIME_FIELDS and text:
         try:
             return parse_time(text)

@@ -17,10 +17,11 @@ import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.errors import Forbidden, Unauthenticated
+from api.errors import Forbidden, TooManyFailures, Unauthenticated
 from workflow import accounts
 from workflow.accounts import Account, Role
 from workflow.context import Context
+from workflow.errors import FieldProblem, InvalidInput
 
 T = TypeVar("T")
 bearer = HTTPBearer(auto_error=False, description="an API token from 'breachflow token create'")
@@ -32,6 +33,23 @@ async def get_ctx(request: Request) -> Context:
 
 
 CtxDep = Annotated[Context, Depends(get_ctx)]
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def known_query(request: Request) -> None:
+    """Refuse query parameters the route does not take: a misspelt filter must not filter nothing."""
+    if not request.query_params:
+        return
+    route = request.scope["route"]
+    unknown = [name for name in request.query_params if name not in _query_names(route.dependant)]
+    if unknown:
+        raise InvalidInput("invalid input", [FieldProblem(name, "unknown query parameter") for name in unknown])
 
 
 async def read(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -56,10 +74,18 @@ async def current_account(
     ctx: CtxDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Account:
+    """The account of the request's token; a client with too many failures is turned away first."""
+    failures = request.app.state.auth_failures
+    client = request.client.host if request.client else ""
+    wait = failures.retry_after(client)
+    if wait is not None:
+        raise TooManyFailures(wait)
     if credentials is None:
+        failures.failed(client)
         raise Unauthenticated("send 'Authorization: Bearer <token>'; create one with 'breachflow token create'")
     account = await command(request, accounts.authenticate, ctx, credentials.credentials)
     if account is None:
+        failures.failed(client)
         raise Unauthenticated("the token is unknown, revoked or expired")
     return account
 

@@ -39,9 +39,20 @@ class Forbidden(BreachflowError):
     code = "forbidden"
 
 
+class TooManyFailures(BreachflowError):
+    """Too many failed authentications from one client address (``api.throttle``)."""
+
+    code = "too_many_failures"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed authentications from your address; try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
 STATUS: dict[type[BreachflowError], int] = {
     Unauthenticated: 401,
     Forbidden: 403,
+    TooManyFailures: 429,
     NotFound: 404,
     Conflict: 409,
     DataDestroyed: 410,  # for good: the retention period ended
@@ -83,6 +94,14 @@ def error_response(status: int, code: str, message: str, fields: list[FieldProbl
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
+def _headers(exc: BreachflowError) -> dict[str, str] | None:
+    if isinstance(exc, Unauthenticated):
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, TooManyFailures):
+        return {"Retry-After": str(exc.retry_after)}
+    return None
+
+
 def _field_name(loc: tuple) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
@@ -95,8 +114,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(BreachflowError)
     async def _breachflow(_request: Request, exc: BreachflowError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-        return error_response(status_of(exc), exc.code, exc.message, exc.fields, headers)
+        return error_response(status_of(exc), exc.code, exc.message, exc.fields, _headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -109,6 +127,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8): invalid input like any other
+            return error_response(422, InvalidInput.code, "invalid input", [FieldProblem("body", "not valid JSON")])
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
 
@@ -118,12 +138,21 @@ def install(app: FastAPI) -> None:
         return error_response(500, "internal_error", "something went wrong on our side; it has been logged")
 
 
+DESCRIPTIONS = {
+    401: "no or invalid token", 403: "your role may not do this", 404: "no such incident (or not yours)",
+    409: "the incident's state or version does not allow it", 410: "personal data destroyed (retention)",
+    413: "the request body is too large", 422: "invalid input; every bad field is named",
+    429: "too many failed authentications from your address; wait Retry-After seconds",
+    503: "a master key is unavailable: the operator must restore it",
+}
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+
+
 def responses(*statuses: int) -> dict[int | str, dict]:
-    """OpenAPI entries for the error statuses a route can return."""
-    descriptions = {
-        401: "no or invalid token", 403: "your role may not do this", 404: "no such incident (or not yours)",
-        409: "the incident's state or version does not allow it", 410: "personal data destroyed (retention)",
-        422: "invalid input; every bad field is named",
-        503: "a master key is unavailable: the operator must restore it",
-    }
-    return {s: {"model": ErrorResponse, "description": descriptions[s]} for s in statuses}
+    """OpenAPI entries for the error statuses a route can return (429 wherever a token is checked)."""
+    if 401 in statuses:
+        statuses += (429,)
+    entries: dict[int | str, dict] = {s: {"model": ErrorResponse, "description": DESCRIPTIONS[s]} for s in statuses}
+    if 429 in entries:
+        entries[429]["headers"] = RETRY_AFTER
+    return entries

@@ -12,14 +12,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from api import errors
+from api.deps import known_query
+from api.middleware import BodyLimit, SecurityHeaders
 from api.routes import incidents, overview, schools
+from api.throttle import AuthFailures
 from notifications.mailer import mailer_for
 from notifications.worker import notifications_context, run_worker
 from workflow.config import Settings
@@ -32,6 +35,15 @@ DESCRIPTION = """Data-breach response for a processor of school data.
 Authenticate with `Authorization: Bearer <token>` (`breachflow token create`). Every error has the
 shape `{"error": {"code", "message", "fields": [{"field", "problem"}]}}`. Times are UTC (ISO 8601).
 """
+
+
+class Breachflow(FastAPI):
+    """FastAPI with the edge middleware outermost, around FastAPI's own error handling too."""
+
+    max_body_bytes: int
+
+    def build_middleware_stack(self):
+        return SecurityHeaders(BodyLimit(super().build_middleware_stack(), self.max_body_bytes))
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -53,17 +65,19 @@ def create_app(settings: Settings) -> FastAPI:
         stop.set()
         await worker
 
-    app = FastAPI(
+    app = Breachflow(
         title="breachflow", version="1", description=DESCRIPTION, lifespan=lifespan,
         docs_url=None, redoc_url=None, openapi_url="/openapi.json",
     )
+    app.max_body_bytes = settings.max_body_bytes
     app.state.ctx = ctx
+    app.state.auth_failures = AuthFailures(settings.auth_failures_per_minute)
     app.state.wake = None
     # SQLite: commands run on the loop, one at a time (see api.deps); else threads, bounded by the pool
     app.state.writers = None if is_sqlite(ctx.engine) else anyio.CapacityLimiter(ctx.engine.pool.size())
     errors.install(app)
 
-    api = APIRouter(prefix=API_PREFIX)
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(known_query)])
     for module in (incidents, overview, schools):
         api.include_router(module.router)
     app.include_router(api)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from api.errors import FieldProblemOut
-from workflow.disclosure import Disclosure
+from workflow.disclosure import Disclosure, Source
 from workflow.incident import ApKind, ContactChannel
+from workflow.validation import MAX_ITEMS, Count, Items, LongText, Moment, ShortText, plausible_date
 
-Brin = Field(min_length=4, max_length=6, examples=["12AB"], description="BRIN code of the school")
+Brin = Annotated[ShortText, Field(min_length=4, max_length=6, examples=["12AB"], description="BRIN code of the school")]
+Counts = Annotated[dict[Brin, Count | None], Field(max_length=MAX_ITEMS)]
+Email = Annotated[ShortText, Field(max_length=254)]
 
 
 class Strict(BaseModel):
@@ -19,11 +22,13 @@ class Strict(BaseModel):
 
 
 # --- requests -------------------------------------------------------------------------------
+# Every text, list and number is bounded and every time plausible (workflow.validation):
+# tests/test_input_bounds.py walks the OpenAPI document to keep it so.
 
 
 class ReportIn(Strict):
-    source: str = Field("school", description="school, third_party or monitoring", examples=["school"])
-    schools: dict[str, int | None] = Field(
+    source: Source = Field(Source.school, description="who reported it", examples=["school"])
+    schools: Counts = Field(
         default_factory=dict, description="affected schools: BRIN code → number of people affected (or null)",
         examples=[{"12AB": 28}],
     )
@@ -31,55 +36,55 @@ class ReportIn(Strict):
 
 
 class UpdateIn(Strict):
-    version: int = Field(ge=0, description="the version you last saw; a stale one gets 409")
-    reason: str | None = Field(None, max_length=2000, description=(
+    version: Count = Field(description="the version you last saw; a stale one gets 409")
+    reason: ShortText | None = Field(None, description=(
         "why; required to correct the discovery time or a known cause of a confirmed incident"))
     fields: Disclosure = Field(default_factory=Disclosure, description="only the fields you send change")
-    schools: dict[str, int | None] = Field(default_factory=dict, description="add or recount schools")
-    remove_schools: list[str] = Field(default_factory=list, description="BRIN codes not affected after all")
+    schools: Counts = Field(default_factory=dict, description="add or recount schools")
+    remove_schools: Items[Brin] = Field(default_factory=list, description="BRIN codes not affected after all")
 
 
 class FireIn(Strict):
-    version: int | None = Field(None, ge=0, description="refuse if the incident is no longer at this version")
-    reason: str | None = Field(None, max_length=2000, description=(
+    version: Count | None = Field(None, description="refuse if the incident is no longer at this version")
+    reason: ShortText | None = Field(None, description=(
         "why; required to correct the discovery time or a known cause of a confirmed incident"))
     fields: Disclosure = Field(default_factory=Disclosure, description="saved together with the transition")
 
 
 class NoteIn(Strict):
-    text: str = Field(min_length=1, max_length=20000)
+    text: LongText = Field(min_length=1)
 
 
 class ContactIn(Strict):
-    school: str = Brin
+    school: Brin
     channel: ContactChannel
-    summary: str = Field(min_length=1, max_length=20000)
-    told_must_notify_ap: bool = Field(False, description="the school was told it must notify the AP itself")
-    at: AwareDatetime | None = Field(None, description="when (default: now)")
+    summary: LongText = Field(min_length=1)
+    told_must_notify_ap: StrictBool = Field(False, description="the school was told it must notify the AP itself")
+    at: Moment | None = Field(None, description="when (default: now)")
 
 
 class ApNotificationIn(Strict):
     kind: ApKind
-    ap_reference: str = Field(min_length=1, max_length=100, description="the AP's meldnummer")
-    notified_at: AwareDatetime | None = Field(None, description="when it was submitted (default: now)")
-    schools: list[str] | None = Field(None, description="BRIN codes it covers (default: every affected school)")
-    delay_reason: str | None = Field(None, max_length=20000, description="required when late (GDPR 33(1))")
+    ap_reference: ShortText = Field(min_length=1, max_length=100, description="the AP's meldnummer")
+    notified_at: Moment | None = Field(None, description="when it was submitted (default: now)")
+    schools: Items[Brin] | None = Field(None, description="BRIN codes it covers (default: every affected school)")
+    delay_reason: LongText | None = Field(None, description="required when late (GDPR 33(1))")
 
 
 class NoticeIn(Strict):
-    message: str | None = Field(None, max_length=20000, description="your own words, above what changed")
+    message: LongText | None = Field(None, description="your own words, above what changed")
 
 
 class AcknowledgementIn(Strict):
-    comment: str | None = Field(None, max_length=20000)
+    comment: LongText | None = None
 
 
 class SchoolIn(Strict):
-    brin: str = Brin
-    name: str = Field(min_length=1, max_length=200)
-    contacts: list[str] = Field(min_length=1, description="email addresses of the school's contacts")
-    language: str = Field("nl", description="nl or en")
-    contract_ends_on: date | None = None
+    brin: Brin
+    name: ShortText = Field(min_length=1, max_length=200)
+    contacts: Items[Email] = Field(min_length=1, description="email addresses of the school's contacts")
+    language: ShortText = Field("nl", max_length=2, description="nl or en")
+    contract_ends_on: Annotated[date, AfterValidator(plausible_date)] | None = None
 
 
 # --- responses ------------------------------------------------------------------------------

@@ -50,3 +50,15 @@ def build(ctx: Context, settings) -> Api:
         accounts.add_user(ctx, username=username, role=role, school=school)
         api.tokens[username] = accounts.create_token(ctx, username=username).secret
     return api
+
+
+def assert_error(response, status: int, code: str, *fields: str) -> dict:
+    """``response`` is a ``status`` error of ``code`` in the one shape, naming each of ``fields``."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert set(error) == {"code", "message", "fields"}
+    named = [f["field"] for f in error["fields"]]
+    for name in fields:
+        assert name in named, (name, named)
+    return error

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from api_support import SCHOOL_A, SCHOOL_B, build
+from api_support import SCHOOL_A, SCHOOL_B, assert_error, build
 from conftest import CONFIRM, CONTAIN, hours_ago
 
 from workflow import accounts, lifecycle
@@ -18,17 +18,6 @@ from workflow.models import token_t
 @pytest.fixture
 def api(ctx, settings):
     return build(ctx, settings)
-
-
-def assert_error(response, status: int, code: str, *fields: str) -> dict:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code
-    assert set(error) == {"code", "message", "fields"}
-    named = [f["field"] for f in error["fields"]]
-    for name in fields:
-        assert name in named, (name, named)
-    return error
 
 
 # --- authentication -------------------------------------------------------------------------

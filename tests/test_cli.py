@@ -94,8 +94,12 @@ def test_a_guard_failure_names_every_missing_field_and_exits_3(cli, incident_ref
         (["--set", "summary"], ["--set", "field=value"]),
         (["--school", "99ZZ"], ["schools", "99ZZ"]),
         (["--school", "12AB:many"], ["--school", "whole number"]),
+        (["--set", "discovered_at="], ["discovered_at", "give a time or leave the field out"]),
+        (["--set", "discovered_at=9999-01-01T00:00"], ["discovered_at", "future"]),
+        (["--set", "fix_tested=maybe"], ["fix_tested", "boolean"]),
     ],
-    ids=["unknown-field", "not-a-number", "unknown-system", "no-equals", "unknown-school", "bad-count"],
+    ids=["unknown-field", "not-a-number", "unknown-system", "no-equals", "unknown-school", "bad-count", "blank-time",
+         "future-time", "not-a-boolean"],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, incident_ref, ctx, argv, words):
     before = queries.get(ctx, incident_ref)
@@ -105,6 +109,21 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, incident_ref, ctx,
     after = queries.get(ctx, incident_ref)
     assert (after.version, after.disclosure, after.schools) == (before.version, before.disclosure, before.schools)
     assert len(queries.timeline_of(ctx, incident_ref)) == 1
+
+
+@pytest.mark.parametrize(("word", "value"), [("yes", True), ("true", True), ("no", False), ("False", False)])
+def test_booleans_are_words_on_the_command_line(cli, incident_ref, ctx, word, value):
+    code, _, err = cli("incident", "update", incident_ref, "--set", f"fix_tested={word}")
+    assert code == 0, err
+    assert queries.get(ctx, incident_ref).disclosure.fix_tested is value
+
+
+def test_a_blank_value_clears_a_field(cli, incident_ref, ctx):
+    assert cli("incident", "update", incident_ref, "--set", "cause_category=unknown")[0] == 0
+    code, _, err = cli("incident", "update", incident_ref, "--set", "cause_category=", "--set", "summary=")
+    assert code == 0, err
+    disclosure = queries.get(ctx, incident_ref).disclosure
+    assert (disclosure.cause_category, disclosure.summary) == (None, None)
 
 
 def test_usage_errors_are_one_line_too(cli):

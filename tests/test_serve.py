@@ -129,3 +129,12 @@ def test_a_rotation_while_serving_needs_no_restart(served):
         Fernet(old_key).decrypt(wrapped)
     assert get(port, f"/api/v1/incidents/{before}", handler)["disclosure"]["summary"] == "Lists visible"
     assert get(port, f"/api/v1/incidents/{after}", handler)["reference"] == after
+
+
+def test_serve_sends_no_server_banner_and_the_security_headers(served):
+    port, _, _ = served
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/healthz", timeout=10) as response:
+        headers = response.headers
+    assert headers["Server"] is None  # uvicorn would say 'uvicorn'
+    assert (headers["X-Content-Type-Options"], headers["Cache-Control"], headers["X-Frame-Options"]) == (
+        "nosniff", "no-store", "DENY")

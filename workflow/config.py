@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_SYSTEMS)
     )
 
+    # the HTTP API's edges
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger request bodies get 413")
+    auth_failures_per_minute: int = Field(
+        default=10, ge=1, description="failed authentications per client address (per process) before 429"
+    )
+
     # notifications
     mail_from: str = Field(default="privacy@breachflow.localhost", description="sender of every message")
     processor_contact: str = Field(

@@ -7,11 +7,13 @@ All fields are optional here; the guards in ``workflow.guards`` say when each be
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
+
+from workflow.validation import Count, Items, LongText, Moment, ShortText
 
 
 class Source(StrEnum):
@@ -83,13 +85,16 @@ def fact(description: str, **kwargs: Any) -> Any:
     return Field(default=None, description=description, **kwargs)
 
 
+TIME_FIELDS = ("discovered_at", "breach_started_at", "breach_ended_at")
+
+
 class AffectedGroup(BaseModel):
     """One group of people affected, with the consequences for them (seed 6c-IV)."""
 
     model_config = ConfigDict(extra="forbid")
 
     group: Group
-    consequences: str = Field(min_length=1, description="what this group may suffer")
+    consequences: LongText = Field(min_length=1, description="what this group may suffer")
     severity: Severity
 
 
@@ -99,67 +104,62 @@ class Disclosure(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     # I. characteristics
-    discovered_at: AwareDatetime | None = fact("date and time the breach was discovered")
-    discovery_method: str | None = personal("how the breach was discovered")
-    breach_started_at: AwareDatetime | None = fact("when the breach possibly started")
-    breach_ended_at: AwareDatetime | None = fact("when the breach possibly ended")
-    reporter_name: str | None = personal("who reported it")
-    reporter_contact: str | None = personal("the reporter's email address or phone number")
-    summary: str | None = personal("summary of the incident")
-    security_aspect: str | None = personal("which part of security it concerns")
-    nature_how: str | None = personal("how it happened")
-    nature_actions: list[Action] | None = fact("what happened to the data (read, copied, altered, deleted, stolen)")
-    affected_systems: list[str] | None = fact("which of the processor's systems are affected")
+    discovered_at: Moment | None = fact("date and time the breach was discovered")
+    discovery_method: LongText | None = personal("how the breach was discovered")
+    breach_started_at: Moment | None = fact("when the breach possibly started")
+    breach_ended_at: Moment | None = fact("when the breach possibly ended")
+    reporter_name: ShortText | None = personal("who reported it")
+    reporter_contact: ShortText | None = personal("the reporter's email address or phone number")
+    summary: LongText | None = personal("summary of the incident")
+    security_aspect: ShortText | None = personal("which part of security it concerns")
+    nature_how: LongText | None = personal("how it happened")
+    nature_actions: Items[Action] | None = fact("what happened to the data (read, copied, altered, deleted, stolen)")
+    affected_systems: Items[ShortText] | None = fact("which of the processor's systems are affected")
     # II. cause
     cause_category: CauseCategory | None = fact("category of the cause")
-    cause_description: str | None = personal("the cause, described")
+    cause_description: LongText | None = personal("the cause, described")
     # III. measures
-    measures: str | None = personal("measures taken to prevent (further) damage")
+    measures: LongText | None = personal("measures taken to prevent (further) damage")
     # IV. who may suffer consequences
-    affected_groups: list[AffectedGroup] | None = personal("groups affected and consequences")
+    affected_groups: Items[AffectedGroup] | None = personal("groups affected and consequences")
     # V. size
-    group_size_min: int | None = fact("number of people affected (lower bound)", ge=0)
-    group_size_max: int | None = fact("number of people affected (upper bound)", ge=0)
-    records_count: int | None = fact("number of records affected", ge=0)
+    group_size_min: Count | None = fact("number of people affected (lower bound)")
+    group_size_max: Count | None = fact("number of people affected (upper bound)")
+    records_count: Count | None = fact("number of records affected")
     # VI. kinds of data
-    data_kinds: list[DataKind] | None = fact("kinds of personal data affected")
-    data_kinds_other: str | None = personal("the other kinds of data, described")
-    data_unreadable: bool | None = fact("was the data encrypted or otherwise unreadable")
-    data_unreadable_how: str | None = personal("how the data was made unreadable")
+    data_kinds: Items[DataKind] | None = fact("kinds of personal data affected")
+    data_kinds_other: ShortText | None = personal("the other kinds of data, described")
+    data_unreadable: StrictBool | None = fact("was the data encrypted or otherwise unreadable")
+    data_unreadable_how: LongText | None = personal("how the data was made unreadable")
     # informing data subjects (GDPR art. 34)
-    subjects_informed: bool | None = fact("have the people affected been informed")
-    subjects_informed_count: int | None = fact("how many people were informed", ge=0)
-    subjects_informed_how: str | None = personal("how the people affected were informed")
-    subjects_not_informed_reason: str | None = personal("why the people were not informed")
+    subjects_informed: StrictBool | None = fact("have the people affected been informed")
+    subjects_informed_count: Count | None = fact("how many people were informed")
+    subjects_informed_how: LongText | None = personal("how the people affected were informed")
+    subjects_not_informed_reason: LongText | None = personal("why the people were not informed")
     # remediation, restore, verification, evaluation (seed 6a)
-    fix_description: str | None = personal("the fix for the cause")
-    fix_tested: bool | None = fact("the fix was tested thoroughly")
-    data_lost_or_altered: bool | None = fact("was data lost or altered")
-    backup_description: str | None = personal("which backup was restored")
-    backup_checked: bool | None = fact("the backup was checked for correctness")
-    fix_applied: bool | None = fact("the fix was applied")
-    system_verified: bool | None = fact("the system was verified to work")
-    evaluation: str | None = personal("evaluation of how the incident was handled")
+    fix_description: LongText | None = personal("the fix for the cause")
+    fix_tested: StrictBool | None = fact("the fix was tested thoroughly")
+    data_lost_or_altered: StrictBool | None = fact("was data lost or altered")
+    backup_description: LongText | None = personal("which backup was restored")
+    backup_checked: StrictBool | None = fact("the backup was checked for correctness")
+    fix_applied: StrictBool | None = fact("the fix was applied")
+    system_verified: StrictBool | None = fact("the system was verified to work")
+    evaluation: LongText | None = personal("evaluation of how the incident was handled")
     # decisions
-    dismissal_reason: str | None = personal("why the report is not a breach")
-    reopen_reason: str | None = personal("why the incident is reopened")
+    dismissal_reason: LongText | None = personal("why the report is not a breach")
+    reopen_reason: LongText | None = personal("why the incident is reopened")
 
     @field_validator("*", mode="before")
     @classmethod
-    def _blank_is_none(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            return None
+    def _blank_is_none(cls, value: object, info: ValidationInfo) -> object:
+        if info.field_name in TEXT_FIELDS and isinstance(value, str) and not value.strip():
+            return None  # a blank text clears the field; a blank time, number or list is refused
         return value
 
     @field_validator("nature_actions", "data_kinds", "affected_systems")
     @classmethod
     def _unique_sorted(cls, value: list[Any] | None) -> list[Any] | None:
         return None if value is None else sorted(set(value))
-
-    @field_validator("discovered_at", "breach_started_at", "breach_ended_at")
-    @classmethod
-    def _to_utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else value.astimezone(UTC)
 
     @field_validator("group_size_max")
     @classmethod
@@ -169,12 +169,22 @@ class Disclosure(BaseModel):
             raise ValueError(f"must not be below group_size_min ({low})")
         return value
 
+    # Times in order: started ≤ discovered, ended ≥ started. The service validates the stored
+    # fields merged with the new ones, so these compare the whole record, not just the request.
+    @field_validator("breach_started_at")
+    @classmethod
+    def _starts_before_discovery(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        discovered = info.data.get("discovered_at")
+        if value is not None and discovered is not None and value > discovered:
+            raise ValueError(f"must not be after discovered_at ({discovered.isoformat()})")
+        return value
+
     @field_validator("breach_ended_at")
     @classmethod
     def _ends_after_start(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
         start = info.data.get("breach_started_at")
         if value is not None and start is not None and value < start:
-            raise ValueError("must not be before breach_started_at")
+            raise ValueError(f"must not be before breach_started_at ({start.isoformat()})")
         return value
 
 
@@ -184,6 +194,10 @@ PERSONAL_FIELDS: frozenset[str] = frozenset(
     if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("personal")
 )
 FACT_FIELDS: tuple[str, ...] = tuple(n for n in Disclosure.model_fields if n not in PERSONAL_FIELDS)
+TEXT_FIELDS: frozenset[str] = frozenset(
+    name for name, info in Disclosure.model_fields.items()
+    if any(arg is str or get_args(arg)[:1] == (str,) for arg in get_args(info.annotation))
+)
 
 
 def label(field: str) -> str:

@@ -29,7 +29,6 @@ from sqlalchemy import Connection
 from workflow import crypto, lifecycle, store, timeline
 from workflow.context import Context
 from workflow.db import write_transaction
-from workflow.deadlines import deadlines
 from workflow.disclosure import Disclosure
 from workflow.errors import Conflict, FieldProblem, InvalidInput, StaleVersion
 from workflow.incident import Incident
@@ -86,16 +85,6 @@ def _clock_problems(before: Disclosure, after: Disclosure, reason: str | None) -
         problems.append(FieldProblem("reason", "a correction of the discovery time or of a known cause needs "
                                                "a reason (it moves the deadlines)"))
     return problems, moved
-
-
-def _computable(incident: Incident, ctx: Context) -> None:
-    """Refuse a record whose clocks cannot be computed (a time near the end of the calendar),
-    before it is written: stored, it would break every view of it."""
-    try:
-        deadlines(incident, ctx.periods)
-    except (OverflowError, ValueError):
-        raise InvalidInput("invalid input", [FieldProblem(
-            "discovered_at", "its deadlines fall outside the calendar; give the real time")]) from None
 
 
 class Unit:
@@ -199,8 +188,8 @@ class Unit:
 
     def finish(self) -> None:
         """Notify, chain and write the row, inside the transaction; ``result`` then holds the incident."""
-        if not self.system:  # the caller reads ``result`` after the transaction closed: build it now
-            _computable(self.incident, self.ctx)
+        if not self.system:
+            self.incident  # noqa: B018  (the caller reads ``result`` after the transaction closed)
         notes = self.ctx.notifier.after_change(self.conn, self) if self.ctx.notifier and self.events else []
         if self._require_notices and not notes:
             raise Conflict(self._require_notices)

@@ -1,9 +1,13 @@
-"""Small checks of command input, each failing with ``InvalidInput`` that names the field."""
+"""Checks of command input: small ones failing with ``InvalidInput`` that names the field, and the
+bounded types (text, lists, counts, times) that every user-given value is declared with."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import TypeVar
+from typing import Annotated, TypeVar
+
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
 from workflow.errors import FieldProblem, InvalidInput
 
@@ -28,3 +32,57 @@ def required_text(value: str | None, name: str, what: str) -> str:
 def optional_text(value: str | None) -> str | None:
     """``value`` stripped; blank is ``None``."""
     return value.strip() if value and value.strip() else None
+
+
+# --- bounds of every value a user gives (API request bodies and the disclosure fields) -----------
+
+SHORT_TEXT = 1_000  # a name, an address, a reference, one line
+LONG_TEXT = 20_000  # a description
+MAX_ITEMS = 50  # entries in one list
+MAX_COUNT = 100_000_000  # people or records: more than the Netherlands has
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no breach at a school is older
+CLOCK_SKEW = timedelta(minutes=5)  # how far a client's clock may run ahead of ours
+LATEST_DATE = date(2100, 1, 1)  # dates (not times) may lie ahead, but not this far
+
+
+def no_nul(value: str) -> str:
+    """``value``, if free of NUL characters (PostgreSQL refuses them in text)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _not_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+def _time_given(value: object) -> object:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("give a time or leave the field out")
+    return value
+
+
+def plausible_time(value: datetime) -> datetime:
+    """``value`` in UTC if it lies between 2000-01-01 and now (plus clock skew)."""
+    if value < EARLIEST:
+        raise ValueError("must not be before 2000-01-01")
+    if value > datetime.now(UTC) + CLOCK_SKEW:
+        raise ValueError("must not be in the future")
+    return value.astimezone(UTC)
+
+
+T = TypeVar("T")
+ShortText = Annotated[str, Field(max_length=SHORT_TEXT), AfterValidator(no_nul)]
+LongText = Annotated[str, Field(max_length=LONG_TEXT), AfterValidator(no_nul)]
+Items = Annotated[list[T], Field(max_length=MAX_ITEMS)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT), BeforeValidator(_not_bool)]
+Moment = Annotated[AwareDatetime, BeforeValidator(_time_given), AfterValidator(plausible_time)]
+
+
+def plausible_date(value: date) -> date:
+    """``value`` if it lies in this century (a contract's end, say)."""
+    if not EARLIEST.date() <= value < LATEST_DATE:
+        raise ValueError(f"must lie between {EARLIEST.date()} and {LATEST_DATE}")
+    return value

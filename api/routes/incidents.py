@@ -6,7 +6,8 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Body, Header, Path, Query, Request
+from pydantic import AfterValidator
 
 from api import schemas, views
 from api.deps import CtxDep, Handler, Reader, Reporter, SchoolUser, Staff, command, read
@@ -19,16 +20,23 @@ from workflow.errors import NotFound
 from workflow.incident import Incident
 from workflow.lifecycle import State, Trigger
 from workflow.responsibility import Responsibility
+from workflow.validation import MAX_COUNT, no_nul
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
+Reference = Annotated[str, Path(max_length=30, examples=["DL-2026-00042"]), AfterValidator(no_nul)]
+SchoolQuery = Annotated[str | None, Query(max_length=6, description="BRIN code"), AfterValidator(no_nul)]
 
 
-async def visible(request: Request, ctx: Context, account: Account, reference: str) -> Incident:
-    """The incident, if it exists and ``account`` may know it does; else 404."""
-    incident = await read(request, queries.get, ctx, reference)
+def seen_by(account: Account, incident: Incident) -> Incident:
+    """``incident``, if ``account`` may know it exists; else the 404 of one that does not."""
     if not views.can_see(account, incident):
-        raise NotFound(f"incident {reference} does not exist")
+        raise NotFound(f"incident {incident.reference} does not exist")
     return incident
+
+
+async def visible(request: Request, ctx: Context, account: Account, reference: Reference) -> Incident:
+    """The incident, if it exists and ``account`` may know it does; else 404."""
+    return seen_by(account, await read(request, queries.get, ctx, reference))
 
 
 def _out(ctx: Context, account: Account, incident: Incident) -> schemas.IncidentOut:
@@ -36,7 +44,7 @@ def _out(ctx: Context, account: Account, incident: Incident) -> schemas.Incident
 
 
 @router.post("", status_code=201, operation_id="report_incident", response_model=schemas.IncidentOut,
-             responses=responses(401, 403, 409, 422, 503))
+             responses=responses(401, 403, 404, 409, 413, 422, 503))
 async def report_incident(
     request: Request,
     ctx: CtxDep,
@@ -45,7 +53,11 @@ async def report_incident(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255,
                                                   description="a retry with the same key creates one incident")] = None,
 ) -> schemas.IncidentOut:
-    """Register a report in the breach register. A school reports for itself only."""
+    """Register a report in the breach register. A school reports for itself only.
+
+    A retry with the same ``Idempotency-Key`` (the same user's) answers with the incident it created,
+    as the caller may see it now: 404 once it no longer concerns the caller's school.
+    """
     schools, source = body.schools, body.source
     if views.is_school(account):
         if set(b.strip().upper() for b in schools) - {account.school_brin}:
@@ -59,7 +71,7 @@ async def report_incident(
     incident = await command(request, service.report, ctx, actor=account.username, source=source,
                            fields=body.fields.model_dump(exclude_unset=True), schools=schools,
                            idempotency=idempotency)
-    return _out(ctx, account, incident)
+    return _out(ctx, account, seen_by(account, incident))
 
 
 @router.get("", operation_id="list_incidents", response_model=schemas.IncidentPage,
@@ -69,11 +81,11 @@ async def list_incidents(
     ctx: CtxDep,
     account: Reader,
     state: State | None = None,
-    school: Annotated[str | None, Query(description="BRIN code")] = None,
+    school: SchoolQuery = None,
     responsibility: Responsibility | None = None,
     deadline: Annotated[Status | None, Query(description="the most urgent deadline's status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_COUNT)] = 0,
 ) -> schemas.IncidentPage:
     """Incidents, newest first, filtered and paged. A school sees only its own."""
     if views.is_school(account):
@@ -96,16 +108,16 @@ async def list_incidents(
 
 
 @router.get("/{reference}", operation_id="get_incident", response_model=schemas.IncidentOut,
-            responses=responses(401, 403, 404, 410, 503))
-async def get_incident(request: Request, ctx: CtxDep, account: Reader, reference: str) -> schemas.IncidentOut:
+            responses=responses(401, 403, 404, 410, 422, 503))
+async def get_incident(request: Request, ctx: CtxDep, account: Reader, reference: Reference) -> schemas.IncidentOut:
     """One incident with its schools, AP notifications and deadlines."""
     return _out(ctx, account, await visible(request, ctx, account, reference))
 
 
 @router.patch("/{reference}", operation_id="update_incident", response_model=schemas.IncidentOut,
-              responses=responses(401, 403, 404, 409, 410, 422, 503))
+              responses=responses(401, 403, 404, 409, 410, 413, 422, 503))
 async def update_incident(
-    request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.UpdateIn,
+    request: Request, ctx: CtxDep, account: Handler, reference: Reference, body: schemas.UpdateIn,
 ) -> schemas.IncidentOut:
     """Change disclosure fields and affected schools; ``version`` must be the current one."""
     incident = await command(request, service.update, ctx, reference=reference, actor=account.username,
@@ -115,19 +127,19 @@ async def update_incident(
 
 
 @router.get("/{reference}/triggers", operation_id="list_triggers", response_model=list[schemas.TriggerOut],
-            responses=responses(401, 403, 404, 410, 503))
-async def list_triggers(request: Request, ctx: CtxDep, account: Staff, reference: str) -> list[schemas.TriggerOut]:
+            responses=responses(401, 403, 404, 410, 422, 503))
+async def list_triggers(request: Request, ctx: CtxDep, account: Staff, reference: Reference) -> list[schemas.TriggerOut]:
     """Every trigger valid in the incident's state, with what each still misses."""
     return views.triggers_out(await visible(request, ctx, account, reference))
 
 
 @router.post("/{reference}/triggers/{trigger}", operation_id="fire_trigger", response_model=schemas.IncidentOut,
-             responses=responses(401, 403, 404, 409, 410, 422, 503))
+             responses=responses(401, 403, 404, 409, 410, 413, 422, 503))
 async def fire_trigger(
     request: Request,
     ctx: CtxDep,
     account: Handler,
-    reference: str,
+    reference: Reference,
     trigger: Trigger,
     body: Annotated[schemas.FireIn | None, Body()] = None,
 ) -> schemas.IncidentOut:
@@ -140,9 +152,9 @@ async def fire_trigger(
 
 
 @router.get("/{reference}/timeline", operation_id="get_timeline", response_model=list[schemas.TimelineEntryOut],
-            responses=responses(401, 403, 404, 503))
+            responses=responses(401, 403, 404, 422, 503))
 async def get_timeline(
-    request: Request, ctx: CtxDep, account: Reader, reference: str,
+    request: Request, ctx: CtxDep, account: Reader, reference: Reference,
 ) -> list[schemas.TimelineEntryOut]:
     """The incident's timeline, oldest first (a school sees what concerns it)."""
     if views.is_school(account):
@@ -151,9 +163,9 @@ async def get_timeline(
 
 
 @router.post("/{reference}/notes", status_code=201, operation_id="add_note", response_model=schemas.IncidentOut,
-             responses=responses(401, 403, 404, 410, 422, 503))
+             responses=responses(401, 403, 404, 410, 413, 422, 503))
 async def add_note(
-    request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.NoteIn,
+    request: Request, ctx: CtxDep, account: Handler, reference: Reference, body: schemas.NoteIn,
 ) -> schemas.IncidentOut:
     """Add a note to the timeline."""
     incident = await command(request, service.add_note, ctx, reference=reference, actor=account.username,
@@ -162,9 +174,9 @@ async def add_note(
 
 
 @router.post("/{reference}/contacts", status_code=201, operation_id="log_contact",
-             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 410, 422, 503))
+             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 410, 413, 422, 503))
 async def log_contact(
-    request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.ContactIn,
+    request: Request, ctx: CtxDep, account: Handler, reference: Reference, body: schemas.ContactIn,
 ) -> schemas.IncidentOut:
     """Log a phone or email contact with an affected school; it counts as informing it."""
     incident = await command(request, service.log_contact, ctx, reference=reference, actor=account.username,
@@ -174,9 +186,9 @@ async def log_contact(
 
 
 @router.post("/{reference}/ap-notifications", status_code=201, operation_id="record_ap_notification",
-             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 422, 503))
+             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 413, 422, 503))
 async def record_ap_notification(
-    request: Request, ctx: CtxDep, account: Handler, reference: str, body: schemas.ApNotificationIn,
+    request: Request, ctx: CtxDep, account: Handler, reference: Reference, body: schemas.ApNotificationIn,
 ) -> schemas.IncidentOut:
     """Record a notification to the AP (preliminary, final, supplement or withdrawal)."""
     incident = await command(request, service.record_ap_notification, ctx, reference=reference,
@@ -186,9 +198,9 @@ async def record_ap_notification(
 
 
 @router.post("/{reference}/notices", status_code=201, operation_id="send_update_notice",
-             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 422, 503))
+             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 413, 422, 503))
 async def send_update_notice(
-    request: Request, ctx: CtxDep, account: Handler, reference: str,
+    request: Request, ctx: CtxDep, account: Handler, reference: Reference,
     body: Annotated[schemas.NoticeIn | None, Body()] = None,
 ) -> schemas.IncidentOut:
     """Queue an update notice to every informed school: what changed since its last notice."""
@@ -198,9 +210,9 @@ async def send_update_notice(
 
 
 @router.post("/{reference}/acknowledgements", status_code=201, operation_id="acknowledge_notice",
-             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 422, 503))
+             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 413, 422, 503))
 async def acknowledge_notice(
-    request: Request, ctx: CtxDep, account: SchoolUser, reference: str,
+    request: Request, ctx: CtxDep, account: SchoolUser, reference: Reference,
     body: Annotated[schemas.AcknowledgementIn | None, Body()] = None,
 ) -> schemas.IncidentOut:
     """A school confirms it received the processor's notice."""

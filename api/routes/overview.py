@@ -19,6 +19,17 @@ from workflow.disclosure import Disclosure
 from workflow.incident import Incident
 
 router = APIRouter(tags=["overview"])
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A cell a spreadsheet shows as text: one that could start a formula gets a leading apostrophe
+    (OWASP, CSV injection)."""
+    if isinstance(value, list):
+        value = "; ".join(value)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 @router.get("/register", operation_id="get_register", response_model=list[schemas.RegisterEntry],
@@ -45,13 +56,13 @@ async def get_register(
     writer.writeheader()
     for entry in entries:
         row = render.register_csv_row(entry)
-        writer.writerow({k: "; ".join(v) if isinstance(v, list) else v for k, v in row.items()})
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="datalekkenregister.csv"'})
 
 
 @router.get("/deadlines", operation_id="list_deadlines", response_model=list[schemas.DeadlineOut],
-            responses=responses(401, 403, 503))
+            responses=responses(401, 403, 422, 503))
 async def list_deadlines(request: Request, ctx: CtxDep, account: Reader) -> list[schemas.DeadlineOut]:
     """Open deadlines of incidents in progress, soonest first (a school: its own)."""
     pairs: list[tuple[Incident, object]] = await read(request, queries.open_deadlines, ctx)
@@ -80,13 +91,13 @@ WORKFLOW = schemas.WorkflowOut(
 
 
 @router.get("/workflow", operation_id="get_workflow", response_model=schemas.WorkflowOut,
-            responses=responses(401))
+            responses=responses(401, 422))
 async def get_workflow(_account: Anyone) -> schemas.WorkflowOut:
     """The lifecycle definition: states, steps, branch conditions and what each guard asks."""
     return WORKFLOW
 
 
-@router.get("/healthz", operation_id="health", response_model=schemas.Health)
+@router.get("/healthz", operation_id="health", response_model=schemas.Health, responses=responses(422))
 async def health(request: Request, ctx: CtxDep) -> schemas.Health:
     """Liveness and database reachability (no token needed)."""
 

@@ -18,7 +18,7 @@ def _out(school: schools.SchoolView) -> schemas.SchoolOut:
 
 
 @router.post("", status_code=201, operation_id="add_school", response_model=schemas.SchoolOut,
-             responses=responses(401, 403, 422, 503))
+             responses=responses(401, 403, 413, 422, 503))
 async def add_school(request: Request, ctx: CtxDep, _account: Admin, body: schemas.SchoolIn) -> schemas.SchoolOut:
     """Register a school and its contact addresses."""
     school = await command(request, schools.add, ctx, brin=body.brin, name=body.name, contacts=body.contacts,
@@ -26,7 +26,8 @@ async def add_school(request: Request, ctx: CtxDep, _account: Admin, body: schem
     return _out(school)
 
 
-@router.get("", operation_id="list_schools", response_model=list[schemas.SchoolOut], responses=responses(401, 403, 503))
+@router.get("", operation_id="list_schools", response_model=list[schemas.SchoolOut],
+            responses=responses(401, 403, 422, 503))
 async def list_schools(request: Request, ctx: CtxDep, _account: SchoolReader) -> list[schemas.SchoolOut]:
     """Every school, by BRIN code."""
     return [_out(s) for s in await read(request, schools.list_all, ctx)]
