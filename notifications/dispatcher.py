@@ -57,13 +57,16 @@ class Dispatcher:
     def __init__(self, ctx: Context, mailer: Mailer) -> None:
         self.ctx, self.mailer = ctx, mailer
         self.acceptances = Acceptances(ctx)
+        # a message holds its place until its acceptance is committed: never more in flight than connections
+        self._in_flight = asyncio.Semaphore(ctx.settings.smtp_connections)
 
     async def _send(self, item: outbox.Claimed) -> outbox.Outcome:
-        try:
-            refused = await self.mailer.send(self.ctx.settings.mail_from, item.recipients, item.message)
-        except DeliveryError as exc:
-            return outbox.Outcome(item, error=str(exc), permanent=exc.permanent, refused=exc.refused)
-        await self.acceptances.accepted(item.id)
+        async with self._in_flight:
+            try:
+                refused = await self.mailer.send(self.ctx.settings.mail_from, item.recipients, item.message)
+            except DeliveryError as exc:
+                return outbox.Outcome(item, error=str(exc), permanent=exc.permanent, refused=exc.refused)
+            await self.acceptances.accepted(item.id)
         return outbox.Outcome(item, refused=refused)
 
     async def _send_in_order(self, items: list[outbox.Claimed]) -> list[outbox.Outcome]:

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 from api_support import SCHOOL_A, SCHOOL_B, build
-from conftest import CONFIRM, hours_ago
+from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, hours_ago
 
 from notifications import reminders
-from workflow import queries
+from workflow import queries, service
 from workflow.models import incident_t
 
 
@@ -91,7 +91,9 @@ def test_the_only_school_and_an_informed_school_stay(api, confirmed):
              json={"school": SCHOOL_A, "channel": "phone", "summary": "Director informed"})
     informed = patch(api, confirmed, remove_schools=[SCHOOL_A])
     assert informed.status_code == 422 and "was informed" in informed.text
-    assert patch(api, confirmed, remove_schools=[SCHOOL_B]).status_code == 200  # not informed: a mistake, removable
+    unexplained = patch(api, confirmed, remove_schools=[SCHOOL_B])
+    assert unexplained.status_code == 422 and fields(unexplained) == ["reason"]  # its clock would just vanish
+    assert patch(api, confirmed, remove_schools=[SCHOOL_B], reason="added by mistake").status_code == 200
     assert patch(api, confirmed, schools={SCHOOL_A: 30}).status_code == 200  # an informed school is corrected
 
 
@@ -130,3 +132,23 @@ def test_a_time_whose_deadlines_fall_outside_the_calendar_is_refused_before_anyt
     assert fields(response) == ["fields.discovered_at"]
     assert api.call("handler", "GET", f"/incidents/{confirmed}").json() == before
     assert api.call("manager", "GET", "/deadlines").status_code == 200
+
+
+def test_a_reopened_incident_keeps_its_clock_facts(api, ctx, confirmed):
+    """Reopening takes a closed incident back to triage; it was confirmed all the same."""
+    fire = lambda trigger, **fields: service.fire(ctx, reference=confirmed, trigger=trigger, actor="h", fields=fields)
+    fire("contained", **CONTAIN)
+    fire("remediated", **REMEDIATE)
+    fire("verified", **VERIFY)
+    service.log_contact(ctx, reference=confirmed, actor="h", brin=SCHOOL_A, channel="phone", summary="told")
+    fire("evaluated", **EVALUATE)
+    service.record_ap_notification(ctx, reference=confirmed, actor="h", kind="final", ap_reference="AP-1")
+    fire("ap_notified", **AP_FORM)
+    service.reopen(ctx, reference=confirmed, actor="h", reason="A parent found more pages")
+    assert api.call("handler", "GET", f"/incidents/{confirmed}").json()["state"] == "triage"
+    for change in ({"fields": {"discovered_at": None}}, {"fields": {"cause_category": None}},
+                   {"remove_schools": [SCHOOL_A], "reason": "no"}):
+        response = patch(api, confirmed, **change)
+        assert response.status_code == 422, (change, response.text)
+    assert {d["kind"] for d in api.call("handler", "GET", f"/incidents/{confirmed}").json()["deadlines"]} >= {
+        "school_notice", "ap_notice"}

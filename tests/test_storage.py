@@ -76,6 +76,7 @@ def test_destroying_a_data_key_keeps_the_chain_intact(ctx, walked):
         queries.get(ctx, walked)
 
 
+@pytest.mark.tampers
 def test_an_altered_sealed_value_is_damage_not_destruction(ctx, walked):
     with ctx.engine.begin() as conn:
         personal = bytes(conn.execute(sa.select(incident_t.c.personal)).scalar_one())

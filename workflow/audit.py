@@ -22,6 +22,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,10 +34,11 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from sqlalchemy import Connection
 
-from workflow import crypto, timeline
+from workflow import crypto, store, timeline
 from workflow.context import Context
 from workflow.db import read_transaction
-from workflow.errors import DataDestroyed, FieldProblem, InvalidInput
+from workflow.disclosure import Disclosure
+from workflow.errors import DataDamaged, DataDestroyed, FieldProblem, InvalidInput, SecretUnavailable
 from workflow.models import affected_t, ap_t, counter_t, data_key_t, event_t, incident_t, school_t
 from workflow.timeline import EventKind
 
@@ -72,9 +74,15 @@ class Report:
 
 @dataclass
 class _School:
+    affected_count: int | None = None
     informed_at: datetime | None = None
-    told_at: datetime | None = None
+    informed_via: str | None = None
+    told_to_notify_ap_at: datetime | None = None
     acknowledged_at: datetime | None = None
+
+
+_SCHOOL_COLUMNS = tuple(_School.__dataclass_fields__)
+_REPORTED_COLUMNS = ("reference", "source", "reported_at", "reported_by")
 
 
 @dataclass
@@ -82,7 +90,10 @@ class _Replayed:
     """What an incident's events say its rows must hold."""
 
     state: str | None = None
-    facts: dict[str, Any] = field(default_factory=lambda: {"discovered_at": None, "cause_category": None})
+    reported: dict[str, Any] = field(default_factory=dict)
+    disclosure: dict[str, Any] = field(default_factory=lambda: Disclosure().model_dump(mode="json"))
+    confirmed_at: datetime | None = None
+    clock_moved: tuple[datetime, str] | None = None
     schools: dict[str, _School] = field(default_factory=dict)
     ap: list[tuple] = field(default_factory=list)
     complete: bool = True  # False once a payload could not be opened (its key destroyed)
@@ -94,34 +105,49 @@ def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value).astimezone(UTC)
 
 
+def _moves_a_clock(changes: dict[str, list[Any]]) -> bool:
+    """Whether changes to a confirmed incident correct a fact that drives its deadlines (as the unit decides)."""
+    discovered = changes.get("discovered_at")
+    cause = changes.get("cause_category")
+    return bool((discovered and discovered[0] is not None) or (cause and cause[0] not in (None, "unknown")))
+
+
 def _replay_event(r: _Replayed, ev: Any, payload: dict[str, Any]) -> None:
-    for name in r.facts:
-        if name in payload.get("changes", {}):
-            r.facts[name] = payload["changes"][name][1]
-    kind = ev.kind
+    kind, changes = ev.kind, payload.get("changes", {})
+    for name, (_old, new) in changes.items():
+        r.disclosure[name] = new
+    if changes and r.confirmed_at is not None and _moves_a_clock(changes):
+        r.clock_moved = (ev.at, ev.actor)
+    if kind == EventKind.transition and payload.get("trigger") == "confirm" and r.confirmed_at is None:
+        r.confirmed_at = ev.at
+    if kind == EventKind.reported:
+        r.reported = {"reference": payload.get("reference"), "source": payload["source"], "reported_at": ev.at,
+                      "reported_by": ev.actor}
     if kind in (EventKind.reported, EventKind.updated):
         for brin, (old, new) in payload.get("schools", {}).items():
             if old == "affected" and new is None:
                 r.schools.pop(brin, None)
             else:
-                r.schools.setdefault(brin, _School())
+                r.schools.setdefault(brin, _School()).affected_count = new
     elif kind == EventKind.contact and payload["school"] in r.schools:
         school = r.schools[payload["school"]]
-        school.informed_at = school.informed_at or _time(payload["at"])
+        if school.informed_at is None:
+            school.informed_at, school.informed_via = _time(payload["at"]), payload["channel"]
         if payload.get("told_must_notify_ap"):
-            school.told_at = school.told_at or _time(payload["at"])
+            school.told_to_notify_ap_at = school.told_to_notify_ap_at or _time(payload["at"])
     elif kind == EventKind.notices_sent:
         for message in payload["messages"]:
             school = r.schools.get(message.get("school"))
             if school is not None:
-                school.informed_at = school.informed_at or ev.at
+                if school.informed_at is None:
+                    school.informed_at, school.informed_via = ev.at, "email"
                 if message["kind"] == _SCHOOL_RESPONSIBLE:
-                    school.told_at = school.told_at or ev.at
+                    school.told_to_notify_ap_at = school.told_to_notify_ap_at or ev.at
     elif kind == EventKind.acknowledged and payload["school"] in r.schools:
         r.schools[payload["school"]].acknowledged_at = ev.at
     elif kind == EventKind.ap_notification:
         r.ap.append((payload["kind"], payload["ap_reference"], _time(payload["notified_at"]),
-                     tuple(sorted(payload["schools"]))))
+                     tuple(sorted(payload["schools"])), ev.at, ev.actor, payload.get("delay_reason")))
 
 
 def _check_chain(key: bytes, reference: str, events: list[Any], head: Any) -> Finding | None:
@@ -146,45 +172,102 @@ def _check_chain(key: bytes, reference: str, events: list[Any], head: Any) -> Fi
     return None
 
 
-def _differences(r: _Replayed, head: Any, schools: dict[str, Any], ap: list[tuple]) -> list[str]:
+def _differences(r: _Replayed, head: Any, key: bytes | None, schools: dict[str, Any],
+                 ap: list[tuple]) -> list[str]:
     found = []
     if r.state != head.state:
         found.append(f"state is '{head.state}', its events say '{r.state}'")
     if not r.complete:
         return found
-    for name, implied in r.facts.items():
-        stored = getattr(head, name)
-        implied = _time(implied) if name == "discovered_at" else implied
-        if stored != implied:
-            found.append(f"{name} is {stored}, its events say {implied}")
+    for column, implied in r.reported.items():
+        if implied is not None and getattr(head, column) != implied:
+            found.append(f"{column} is {getattr(head, column)}, its events say {implied}")
+    if head.confirmed_at != r.confirmed_at:
+        found.append(f"confirmed_at is {head.confirmed_at}, its events say {r.confirmed_at}")
+    if (head.clock_moved_at, head.clock_moved_by) != (r.clock_moved or (None, None)):
+        found.append(f"the clock was moved at {head.clock_moved_at} by {head.clock_moved_by}, its events say "
+                     f"{r.clock_moved[0] if r.clock_moved else None} by {r.clock_moved[1] if r.clock_moved else None}")
+    try:
+        stored = store.disclosure_of(head, key).model_dump(mode="json")
+    except Exception as exc:  # noqa: BLE001  (damage is a finding)
+        found.append(f"its fields cannot be read ({type(exc).__name__}: {exc})")
+    else:
+        found += [f"{name} is {stored[name]!r}, its events say {r.disclosure.get(name)!r}"
+                  for name in stored if stored[name] != r.disclosure.get(name)]
     if set(schools) != set(r.schools):
         found.append(f"affected schools are {sorted(schools)}, its events say {sorted(r.schools)}")
     for brin in sorted(set(schools) & set(r.schools)):
         row, implied = schools[brin], r.schools[brin]
-        for column, value in (("informed_at", implied.informed_at), ("told_to_notify_ap_at", implied.told_at),
-                              ("acknowledged_at", implied.acknowledged_at)):
-            if getattr(row, column) != value:
-                found.append(f"{brin} {column} is {getattr(row, column)}, its events say {value}")
-    if sorted(ap, key=repr) != sorted(r.ap, key=repr):
+        found += [f"{brin} {column} is {getattr(row, column)}, its events say {getattr(implied, column)}"
+                  for column in _SCHOOL_COLUMNS if getattr(row, column) != getattr(implied, column)]
+    stored_ap = [(*entry[:6], _opened(key, entry[6])) for entry in ap]
+    if sorted(stored_ap, key=repr) != sorted(r.ap, key=repr):
         found.append("the AP notifications differ from the ones on its timeline")
     return found
 
 
-def _rows(conn: Connection) -> tuple[dict[int, Any], dict[int, dict[str, Any]], dict[int, list[tuple]]]:
-    heads = {row.id: row for row in conn.execute(
-        sa.select(incident_t.c.id, incident_t.c.reference, incident_t.c.state, incident_t.c.event_count,
-                  incident_t.c.head_hash, incident_t.c.discovered_at, incident_t.c.cause_category,
-                  data_key_t.c.wrapped).join(data_key_t, data_key_t.c.id == incident_t.c.data_key_id))}
+def _opened(key: bytes | None, sealed: bytes | None) -> Any:
+    if sealed is None or key is None:
+        return None
+    try:
+        return crypto.open_sealed(key, sealed)
+    except DataDamaged:
+        return "<damaged>"
+
+
+_READ_ERRORS = (ValueError, TypeError, sa.exc.StatementError)
+
+
+def _read(conn: Connection, query: sa.Select, table: sa.Table) -> tuple[list[Any], list[tuple[Any, str]]]:
+    """The rows of ``query``; should one hold a value its column type cannot read, row by row,
+    returning the unreadable ones as (their row id and incident, the error) instead of failing."""
+    try:
+        return conn.execute(query).all(), []
+    except _READ_ERRORS:
+        pass
+    rows, bad = [], []
+    keys = [table.c.id] + ([table.c.incident_id] if "incident_id" in table.c else [])
+    for row_key in conn.execute(sa.select(*keys).order_by(table.c.id)).all():
+        try:
+            rows.append(conn.execute(query.where(table.c.id == row_key[0])).one())
+        except _READ_ERRORS as exc:
+            bad.append((row_key, f"{type(exc).__name__}: {exc}"))
+    return rows, bad
+
+
+@dataclass
+class _Rows:
+    heads: dict[int, Any]
+    schools: dict[int, dict[str, Any]]
+    ap: dict[int, list[tuple]]
+    unreadable: dict[int, list[str]]  # incident id → what could not be read
+
+
+def _rows(conn: Connection) -> _Rows:
+    heads, bad = _read(conn, sa.select(incident_t, data_key_t.c.wrapped)
+                       .join(data_key_t, data_key_t.c.id == incident_t.c.data_key_id), incident_t)
+    unreadable: dict[int, list[str]] = {}
+    for (incident_id, *_), error in bad:
+        unreadable.setdefault(incident_id, []).append(f"its row cannot be read ({error})")
     brins = dict(conn.execute(sa.select(school_t.c.id, school_t.c.brin)).all())
+    affected, bad = _read(conn, sa.select(affected_t), affected_t)
+    for (_, incident_id), error in bad:
+        unreadable.setdefault(incident_id, []).append(f"an affected school's row cannot be read ({error})")
     schools: dict[int, dict[str, Any]] = {}
-    for row in conn.execute(sa.select(affected_t)):
+    for row in affected:
         schools.setdefault(row.incident_id, {})[brins.get(row.school_id, f"#{row.school_id}")] = row
+    notifications, bad = _read(conn, sa.select(ap_t), ap_t)
+    for (_, incident_id), error in bad:
+        unreadable.setdefault(incident_id, []).append(f"an AP notification's row cannot be read ({error})")
     ap: dict[int, list[tuple]] = {}
-    for row in conn.execute(sa.select(ap_t)):
+    for row in notifications:
+        try:
+            covered = tuple(sorted(brins.get(i, f"#{i}") for i in row.school_ids or ()))
+        except TypeError:
+            covered = ("<unreadable>",)
         ap.setdefault(row.incident_id, []).append(
-            (row.kind, row.ap_reference, row.notified_at,
-             tuple(sorted(brins.get(i, f"#{i}") for i in row.school_ids or ()))))
-    return heads, schools, ap
+            (row.kind, row.ap_reference, row.notified_at, covered, row.recorded_at, row.recorded_by, row.delay_reason))
+    return _Rows({row.id: row for row in heads}, schools, ap, unreadable)
 
 
 @dataclass(frozen=True)
@@ -213,12 +296,8 @@ def _events(conn: Connection) -> Iterator[tuple[int, list[Any]]]:
         yield incident_id, list(group)
 
 
-def _replay(ctx: Context, head: Any, events: list[Any]) -> _Replayed:
+def _replay(events: list[Any], key: bytes | None) -> _Replayed:
     replayed = _Replayed()
-    try:
-        key: bytes | None = ctx.keys.unwrap(head.wrapped)
-    except DataDestroyed:  # retention: the chain and the state still replay; a missing master key raises
-        key = None
     for ev in events:
         if ev.to_state is not None:
             replayed.state = ev.to_state
@@ -231,26 +310,65 @@ def _replay(ctx: Context, head: Any, events: list[Any]) -> _Replayed:
     return replayed
 
 
-def _missing_references(conn: Connection, present: set[str]) -> list[str]:
-    missing = []
-    for year, last in conn.execute(sa.select(counter_t.c.year, counter_t.c.last)).all():
-        missing += [ref for n in range(1, last + 1) if (ref := f"DL-{year}-{n:05d}") not in present]
-    return missing
+def _data_key(ctx: Context, head: Any) -> bytes | None:
+    try:
+        return ctx.keys.unwrap(head.wrapped)
+    except DataDestroyed:  # retention: the chain and the state still replay; a missing master key raises
+        return None
+
+
+_REFERENCE = re.compile(r"^DL-(\d{4})-(\d{5,})$")
+_LISTED = 20  # missing references named one by one; beyond that, counted
+
+
+def _register_gaps(conn: Connection, references: list[str]) -> list[Finding]:
+    """References missing below each year's counter (a deleted incident), and ones above it."""
+    numbers: dict[int, set[int]] = {}
+    for reference in references:
+        if (match := _REFERENCE.match(reference)) is None:
+            return [Finding(reference, "is not a reference breachflow hands out")]
+        numbers.setdefault(int(match[1]), set()).add(int(match[2]))
+    rows, bad = _read(conn, sa.select(counter_t).order_by(counter_t.c.year), counter_t)
+    findings = [Finding("reference counter", f"a row cannot be read ({error})") for _, error in bad]
+    counters = {row.year: row.last for row in rows}
+    for year in sorted(set(numbers) | set(counters)):
+        present, last = numbers.get(year, set()), counters.get(year)
+        if last is None:
+            findings.append(Finding(f"DL-{year}", "references exist but the year's counter is gone"))
+            continue
+        beyond = sorted(n for n in present if n > last)
+        if beyond:
+            findings.append(Finding(f"DL-{year}-{beyond[0]:05d}", f"lies beyond the counter ({last}): it was "
+                                    "lowered, and new reports of this year will fail"))
+        missing_count = last - len([n for n in present if n <= last])
+        gaps, n = [], 1
+        for number in sorted(present | {last + 1}):  # walk the gaps, never the whole range
+            gaps += range(n, min(number, n + _LISTED - len(gaps)))
+            n = number + 1
+            if len(gaps) >= _LISTED:
+                break
+        findings += [Finding(f"DL-{year}-{g:05d}", "missing from the register (deleted?)") for g in gaps]
+        if missing_count > len(gaps):
+            findings.append(Finding(f"DL-{year}", f"{missing_count - len(gaps)} more references missing"))
+    return findings
 
 
 def verify(ctx: Context, checkpoint: dict[str, Any] | None = None) -> Report:
     """Check every chain, replay it against the rows, and check ``checkpoint`` if given."""
     report = Report()
     with read_transaction(ctx.engine) as conn:
-        heads, schools, ap = _rows(conn)
+        rows = _rows(conn)
+        heads = rows.heads
         seen: dict[int, list[Any]] = {}
         for incident_id, events in _events(conn):
             report.events += len(events)
-            head = heads.get(incident_id)
-            if head is None:
+            if incident_id not in heads and incident_id not in rows.unreadable:
                 report.findings.append(Finding(f"#{incident_id}", "events of an incident that is not in the register"))
                 continue
             seen[incident_id] = events
+        for incident_id, problems in sorted(rows.unreadable.items()):
+            reference = heads[incident_id].reference if incident_id in heads else f"#{incident_id}"
+            report.findings += [Finding(reference, problem) for problem in problems]
         for incident_id, head in sorted(heads.items(), key=lambda item: item[1].reference):
             report.incidents += 1
             events = seen.get(incident_id, [])
@@ -258,15 +376,18 @@ def verify(ctx: Context, checkpoint: dict[str, Any] | None = None) -> Report:
             if broken is not None:
                 report.findings.append(broken)
                 continue
+            if incident_id in rows.unreadable:
+                continue
             try:
-                replayed = _replay(ctx, head, events)
-                differences = _differences(replayed, head, schools.get(incident_id, {}), ap.get(incident_id, []))
+                key = _data_key(ctx, head)
+                differences = _differences(_replay(events, key), head, key, rows.schools.get(incident_id, {}),
+                                           rows.ap.get(incident_id, []))
+            except SecretUnavailable:
+                raise
             except Exception as exc:  # noqa: BLE001  (a payload that does not replay is a finding)
                 differences = [f"its events cannot be replayed ({type(exc).__name__}: {exc})"]
             report.findings += [Finding(head.reference, d) for d in differences]
-        present = {h.reference for h in heads.values()}
-        report.findings += [Finding(ref, "missing from the register (deleted?)")
-                            for ref in _missing_references(conn, present)]
+        report.findings += _register_gaps(conn, [h.reference for h in heads.values()])
         if checkpoint is not None:
             report.findings += _against_checkpoint(ctx, checkpoint, heads, seen)
     return report
@@ -357,7 +478,7 @@ def _against_checkpoint(ctx: Context, document: dict[str, Any], heads: dict[int,
             findings.append(Finding(reference, f"deleted: it was in the register at the {where}"))
             continue
         chain = events.get(incident_id, [])
-        if count and (len(chain) < count or chain[count - 1].hash != digest):
+        if count and (len(chain) < count or getattr(chain[count - 1], "hash", None) != digest):
             findings.append(Finding(reference, f"its events up to {count} were changed or removed since the {where}",
                                     count))
     return findings

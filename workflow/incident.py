@@ -64,6 +64,7 @@ class Incident:
     disclosure: Disclosure
     schools: list[AffectedSchool] = field(default_factory=list)
     ap_notifications: list[ApNotification] = field(default_factory=list)
+    confirmed_at: datetime | None = None  # first confirmed as a breach; stays through a reopening
     clock_moved_at: datetime | None = None  # the last correction of a fact that drives the deadlines
     clock_moved_by: str | None = None
 

@@ -86,6 +86,7 @@ class IncidentRow(SQLModel, table=True):
     event_count: int = 0
     head_hash: str = Field(sa_column=Column(String(64), nullable=False))
     personal: bytes | None = sealed_column()
+    confirmed_at: datetime | None = utc_column()  # first confirmed as a breach; never cleared, reopened or not
     clock_moved_at: datetime | None = utc_column()  # last correction of discovered_at or a known cause
     clock_moved_by: str | None = None
     # plain disclosure facts (same names as workflow.disclosure.Disclosure)

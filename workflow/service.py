@@ -60,16 +60,20 @@ def _set_schools(unit: Unit, counts: dict[str, int | None]) -> dict[str, Any]:
     return changes
 
 
-def _remove_schools(unit: Unit, brins: list[str]) -> dict[str, Any]:
-    """Remove schools not affected after all; an informed one, or the last one, stays once confirmed."""
+def _remove_schools(unit: Unit, brins: list[str], reason: str | None) -> dict[str, Any]:
+    """Remove schools not affected after all; once confirmed, that takes a reason (their clocks go),
+    and an informed one, or the last one, stays."""
     ids = ids_by_brin(unit.conn, brins, "remove_schools")
     by_id = {s.school_id: s for s in unit.incident.schools}
-    confirmed = unit.incident.state not in NOT_YET_CONFIRMED
+    confirmed = unit.incident.confirmed_at is not None
     problems = [FieldProblem("remove_schools", f"{by_id[i].name} was informed: correct its count, it cannot "
                                                "be removed") for i in ids.values()
                 if confirmed and i in by_id and by_id[i].informed_at is not None]
     if confirmed and by_id and not set(by_id) - set(ids.values()):
         problems.append(FieldProblem("remove_schools", "a confirmed incident keeps at least one affected school"))
+    if confirmed and not problems and not reason:
+        problems.append(FieldProblem("reason", "removing a school from a confirmed incident stops its deadlines: "
+                                               "give the reason"))
     if problems:
         raise InvalidInput("invalid change", problems)
     changes = {}
@@ -129,7 +133,8 @@ def report(ctx: Context, *, actor: str, source: str, fields: dict[str, Any] | No
                 conn.execute(sa.insert(idempotency_t).values(
                     user_id=idempotency.user_id, key=idempotency.key, request_hash=idempotency.request_hash,
                     incident_id=unit.loaded.id, created_at=now))
-            unit.record(EventKind.reported, {"source": source.value, "changes": changes, "schools": school_changes},
+            unit.record(EventKind.reported, {"reference": unit.loaded.reference, "source": source.value,
+                                             "changes": changes, "schools": school_changes},
                         to_state=lifecycle.INITIAL_STATE)
             unit.finish()
             return unit.result
@@ -159,7 +164,7 @@ def update(ctx: Context, *, reference: str, actor: str, fields: dict[str, Any] |
         changes = unit.apply(fields, reason=reason)
         school_changes = _set_schools(unit, _normalise_counts(schools)) if schools else {}
         if remove_schools:
-            school_changes |= _remove_schools(unit, remove_schools)
+            school_changes |= _remove_schools(unit, remove_schools, reason)
         if school_changes:
             unit.schools_changed()
         if changes or school_changes:

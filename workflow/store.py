@@ -6,11 +6,12 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, bindparam, select
 
 from workflow import crypto
 from workflow.disclosure import FACT_FIELDS, PERSONAL_FIELDS, Disclosure
-from workflow.errors import NotFound
+from workflow.errors import DataDamaged, NotFound
 from workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
 from workflow.models import affected_t, ap_t, data_key_t, incident_t, school_t
 
@@ -33,9 +34,9 @@ class Loaded:
 def _incident(conn: Connection, row: Any, key: bytes) -> Incident:
     return Incident(
         id=row.id, reference=row.reference, state=row.state, version=row.version, source=row.source,
-        reported_at=row.reported_at, disclosure=_disclosure(row, key),
+        reported_at=row.reported_at, disclosure=disclosure_of(row, key),
         schools=load_schools(conn, row.id), ap_notifications=load_ap_notifications(conn, row.id),
-        clock_moved_at=row.clock_moved_at, clock_moved_by=row.clock_moved_by,
+        confirmed_at=row.confirmed_at, clock_moved_at=row.clock_moved_at, clock_moved_by=row.clock_moved_by,
     )
 
 
@@ -49,11 +50,17 @@ def seal_disclosure(key: bytes, disclosure: Disclosure) -> dict[str, Any]:
     return values
 
 
-def _disclosure(row: Any, key: bytes) -> Disclosure:
+def disclosure_of(row: Any, key: bytes) -> Disclosure:
+    """An incident row's disclosure fields, the sealed ones opened with ``key``; ``DataDamaged``
+    when what is stored is no disclosure (a row written past breachflow)."""
     values = {name: getattr(row, name) for name in FACT_FIELDS}
     if row.personal is not None:
         values.update(crypto.open_sealed(key, row.personal))
-    return Disclosure.model_validate(values)
+    try:
+        return Disclosure.model_validate(values)
+    except ValidationError as exc:
+        raise DataDamaged(f"incident {row.reference} holds values no handler could have stored: "
+                          + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
 
 
 # The hot path's statements are built once: building and cache-keying a statement per call

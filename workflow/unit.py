@@ -100,6 +100,7 @@ class Unit:
         self._disclosure_changed = False
         self._state_changed = False
         self._clock_moved = False
+        self._first_confirmed = False
         self._require_notices: str | None = None
         self._version = loaded.version
 
@@ -153,7 +154,7 @@ class Unit:
         changes = store.changed_fields(old, new)
         if not changes:
             return {}
-        if self.incident.state not in lifecycle.NOT_YET_CONFIRMED:
+        if self.incident.confirmed_at is not None:  # a reopened incident was confirmed all the same
             problems, moved = _clock_problems(old, new, reason)
             if problems:
                 raise InvalidInput("invalid change", problems)
@@ -167,6 +168,9 @@ class Unit:
         state = lifecycle.advance(self.incident, trigger)
         self._current = replace(self.incident, state=state)
         self._state_changed = True
+        if trigger == lifecycle.Trigger.confirm and self.incident.confirmed_at is None:
+            self._current = replace(self.incident, confirmed_at=self.now)
+            self._first_confirmed = True
         return state
 
     def schools_changed(self) -> None:
@@ -212,6 +216,8 @@ class Unit:
             values |= store.seal_disclosure(self.data_key, self.incident.disclosure)
         if self._clock_moved:
             values |= {"clock_moved_at": self.now, "clock_moved_by": self.actor}
+        if self._first_confirmed:
+            values["confirmed_at"] = self.now
         if self.conn.execute(_UPDATE, values).rowcount != 1:
             raise StaleVersion(f"incident {loaded.reference} was changed by another command; try again")
         self._version = version
