@@ -64,24 +64,31 @@ def find(
 def get_many(ctx: Context, references: list[str], unreadable: list[str] | None = None) -> list[Incident]:
     """Incidents by reference, in the order given, from one consistent read.
 
-    One record that cannot be read or whose clocks cannot be computed (a forged or damaged row)
-    never breaks the read for the rest: it is left out, logged with its reference, and named in
-    ``unreadable`` when given.
+    One record that cannot be read or whose clocks cannot be computed (a forged or damaged row, a
+    data key no master key opens) never breaks the read for the rest: it is left out, logged with
+    its reference, and named in ``unreadable`` when given. When no record opens at all, the master
+    keys are missing from the configuration: that is raised (503), not hidden.
     """
-    incidents = []
+    incidents, unopened = [], []
     with read_transaction(ctx.engine) as conn:
         for ref in references:
             try:
                 incident = store.load(conn, ctx.keys, ref).incident
                 deadlines(incident, ctx.periods)  # a clock that cannot be computed breaks every view of it
-            except SecretUnavailable:  # the configuration, not this record: every read fails alike
-                raise
+            except SecretUnavailable as exc:  # this record's key, or (when none opens) the configuration
+                unopened.append(exc)
+                log.warning("incident %s: no master key opens its data key; left out", ref)
+                if unreadable is not None:
+                    unreadable.append(ref)
+                continue
             except Exception as exc:  # noqa: BLE001  (whatever is wrong with it, the others are read)
                 log.warning("incident %s cannot be read and is left out: %s: %s", ref, type(exc).__name__, exc)
                 if unreadable is not None:
                     unreadable.append(ref)
                 continue
             incidents.append(incident)
+    if unopened and not incidents:  # not one record opens: the master keys are missing, not the records
+        raise unopened[0]
     return incidents
 
 

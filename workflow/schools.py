@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, insert, select
 
-from workflow import crypto
+from workflow import crypto, keycheck
 from workflow.context import Context
 from workflow.db import read_transaction, write_transaction
 from workflow.errors import DataDestroyed, FieldProblem, InvalidInput, NotFound
@@ -66,6 +66,7 @@ def add(
     with write_transaction(ctx.engine) as conn:
         if conn.execute(select(school_t.c.id).where(school_t.c.brin == brin)).first():
             raise InvalidInput("invalid school", [FieldProblem("brin", f"school {brin} already exists")])
+        keycheck.master_keys_match(conn, ctx.keys)
         key, wrapped = ctx.keys.new_data_key()
         key_id = conn.execute(insert(data_key_t).values(wrapped=wrapped, created_at=now)).inserted_primary_key[0]
         school_id = conn.execute(

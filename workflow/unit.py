@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
-from workflow import crypto, lifecycle, store, timeline
+from workflow import crypto, keycheck, lifecycle, store, timeline
 from workflow.context import Context
 from workflow.db import write_transaction
 from workflow.disclosure import Disclosure
@@ -118,6 +118,7 @@ class Unit:
     def create(cls, conn: Connection, ctx: Context, actor: str, *, reference: str, source: str,
                now: datetime) -> Unit:
         """A new incident in the initial state, with its own data key, ready for its first event."""
+        keycheck.master_keys_match(conn, ctx.keys)
         key, wrapped = ctx.keys.new_data_key()
         key_id = conn.execute(sa.insert(data_key_t).values(wrapped=wrapped, created_at=now)).inserted_primary_key[0]
         empty = Disclosure()
@@ -197,6 +198,7 @@ class Unit:
         notes = self.ctx.notifier.after_change(self.conn, self) if self.ctx.notifier and self.events else []
         if self._require_notices and not notes:
             raise Conflict(self._require_notices)
+        keycheck.audit_key_matches(self.conn, self.ctx.audit_key)
         loaded = self.loaded
         seq, head = loaded.event_count, loaded.head_hash
         for ev in self.events + notes:

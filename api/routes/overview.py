@@ -19,6 +19,7 @@ from workflow.disclosure import Disclosure
 from workflow.incident import Incident
 
 router = APIRouter(tags=["overview"])
+UNREADABLE_HEADER = "Breachflow-Unreadable"  # references of damaged records a list had to leave out
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -38,17 +39,21 @@ def csv_cell(value: object) -> object:
                              "description": "the register as JSON, or CSV when asked for"}})
 async def get_register(
     request: Request,
+    response: Response,
     ctx: CtxDep,
     account: Reader,
     format: Annotated[Literal["json", "csv"] | None, Query(description="csv, or send Accept: text/csv")] = None,
 ):
     """The breach register: every incident, dismissed ones included (a school: its own)."""
     refs = await read(request, queries.find, ctx, brin=account.school_brin if views.is_school(account) else None)
-    incidents = await read(request, queries.get_many, ctx, refs)
+    unreadable: list[str] = []
+    incidents = await read(request, queries.get_many, ctx, refs, unreadable)
     found = await read(request, register.histories, ctx, [i.id for i in incidents])
+    named = {UNREADABLE_HEADER: ", ".join(unreadable)} if unreadable else {}
     entries = [views.register_entry(account, i, found[i.id]) for i in incidents]
     wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
     if not wants_csv:
+        response.headers.update(named)
         return entries
     out = io.StringIO()
     columns = list(schemas.RegisterEntry.model_fields)
@@ -58,14 +63,18 @@ async def get_register(
         row = render.register_csv_row(entry)
         writer.writerow({k: csv_cell(v) for k, v in row.items()})
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="datalekkenregister.csv"'})
+                    headers={"Content-Disposition": 'attachment; filename="datalekkenregister.csv"', **named})
 
 
 @router.get("/deadlines", operation_id="list_deadlines", response_model=list[schemas.DeadlineOut],
             responses=responses(401, 403, 422, 503))
-async def list_deadlines(request: Request, ctx: CtxDep, account: Reader) -> list[schemas.DeadlineOut]:
+async def list_deadlines(request: Request, response: Response, ctx: CtxDep,
+                         account: Reader) -> list[schemas.DeadlineOut]:
     """Open deadlines of incidents in progress, soonest first (a school: its own)."""
-    pairs: list[tuple[Incident, object]] = await read(request, queries.open_deadlines, ctx)
+    unreadable: list[str] = []
+    pairs: list[tuple[Incident, object]] = await read(request, queries.open_deadlines, ctx, unreadable)
+    if unreadable and not views.is_school(account):  # a school never learns another's references
+        response.headers[UNREADABLE_HEADER] = ", ".join(unreadable)
     now = datetime.now(UTC)
     return [
         views.deadline_out(incident, d, now, ctx.periods)
