@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import aiosmtplib
 import sqlalchemy as sa
 
 from notifications.dispatcher import Dispatcher
@@ -45,11 +46,34 @@ def due_now(ctx: Context) -> None:
                      .values(next_attempt_at=datetime.now(UTC)))
 
 
+class PromptlyClosingMailer(SmtpMailer):
+    """``SmtpMailer`` whose connections close their socket at once.
+
+    Closing a TLS connection waits for the server's close_notify; ``drain`` ends its event loop
+    right after the mailer closes, so with a busy server thread the socket under TLS stayed open
+    and a later test's garbage collection reported it (``_SelectorTransport.__del__``). After QUIT
+    or a failure there is nothing left to say: abort the transport. Drop this class once
+    ``SmtpMailer`` closes its connections that way itself.
+    """
+
+    def _client(self) -> aiosmtplib.SMTP:
+        smtp = super()._client()
+        close = smtp.close
+
+        def close_now() -> None:
+            if smtp.transport is not None:
+                smtp.transport.abort()
+            close()
+
+        smtp.close = close_now  # quit() and every failure path call it
+        return smtp
+
+
 def drain(ctx: Context) -> dict[str, int]:
     """Run a dispatcher with a fresh SMTP mailer until nothing is due."""
 
     async def run() -> dict[str, int]:
-        dispatcher = Dispatcher(ctx, SmtpMailer(ctx.settings))
+        dispatcher = Dispatcher(ctx, PromptlyClosingMailer(ctx.settings))
         try:
             return await dispatcher.drain()
         finally:
