@@ -40,6 +40,17 @@ def _is_permanent(code: int) -> bool:
     return 500 <= code < 600
 
 
+class _PromptSMTP(aiosmtplib.SMTP):
+    """aiosmtplib's client, closing its socket at once. Closing TLS gracefully waits for the
+    server's close_notify, which can outlive the event loop (an open socket left behind); after
+    QUIT or a failure (aiosmtplib closes on those itself) nothing is left to say."""
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+        super().close()
+
+
 class SmtpMailer:
     """Up to ``settings.smtp_connections`` connections, each reused for many messages."""
 
@@ -50,7 +61,7 @@ class SmtpMailer:
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self.settings
-        return aiosmtplib.SMTP(
+        return _PromptSMTP(
             hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_seconds,
             use_tls=s.smtp_security == "tls", start_tls=True if s.smtp_security == "starttls" else False,
             username=s.smtp_username, password=s.smtp_password.get_secret_value() if s.smtp_password else None,

@@ -7,6 +7,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -91,7 +92,9 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 class SmtpServer:
     """Start, stop and restart on one fixed port; optionally STARTTLS with a login required."""
 
-    def __init__(self, *, tls: tuple[Path, Path] | None = None, login: tuple[str, str] | None = None) -> None:
+    def __init__(self, *, tls: tuple[Path, Path] | None = None, login: tuple[str, str] | None = None,
+                 busy_after_refused_login: float = 0) -> None:
+        """``busy_after_refused_login``: seconds the server is busy right after refusing a login."""
         self.port = free_port()
         self.handler = Handler()
         self._controller: Controller | None = None
@@ -103,8 +106,11 @@ class SmtpServer:
         if login:
             def check(server, session, envelope, mechanism, auth_data):
                 given = (getattr(auth_data, "login", b"") or b"", getattr(auth_data, "password", b"") or b"")
+                success = (given[0].decode(), given[1].decode()) == login
+                if not success and busy_after_refused_login:  # busy once the 535 has gone out
+                    asyncio.get_running_loop().call_soon(time.sleep, busy_after_refused_login)
                 # handled=False: aiosmtpd answers the client itself (535 on failure)
-                return AuthResult(success=(given[0].decode(), given[1].decode()) == login, handled=False)
+                return AuthResult(success=success, handled=False)
             self._options |= {"authenticator": check, "auth_required": True}
 
     def start(self) -> None:

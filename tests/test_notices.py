@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+from asyncio.selector_events import _SelectorTransport
 from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -225,3 +227,27 @@ def test_starttls_and_login_from_configuration(ctx, tmp_path):
         assert [m.recipients for m in server.received] == [["directie@56ef.example.nl"]]
     finally:
         server.stop()
+
+
+def open_sockets_of_ended_loops() -> list:
+    gc.collect()
+    return [t for t in gc.get_objects()
+            if isinstance(t, _SelectorTransport) and t._sock is not None and t._loop.is_closed()]
+
+
+def test_a_refused_tls_login_leaves_no_socket_open_when_the_server_is_slow_to_say_goodbye(ctx, tmp_path):
+    cert, key = self_signed(tmp_path)
+    server = SmtpServer(tls=(cert, key), login=("breachflow", "s3cret"), busy_after_refused_login=1)
+    server.start()
+    try:
+        add_school(ctx, "56EF", "De Vlinder")
+        wrong = smtp_context(ctx, server.port, smtp_security="starttls", smtp_ca_file=cert,
+                             smtp_username="breachflow", smtp_password="wrong")
+        ref = reported(wrong, brins=("56EF",))
+        service.fire(wrong, reference=ref, trigger="begin_triage", actor="hanna")
+        service.fire(wrong, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+        assert drain(wrong)["retry"] == 1  # its event loop has ended while the server was busy
+        assert open_sockets_of_ended_loops() == []
+    finally:
+        server.stop()
+
