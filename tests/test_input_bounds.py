@@ -122,6 +122,15 @@ def test_long_texts_and_lists_are_422(api, ref, fields, field):
     patch_is_refused(api, ref, fields, field)
 
 
+def test_a_length_is_that_of_the_text_as_sent_before_it_is_stripped(api, ref):
+    patch_is_refused(api, ref, {"reporter_name": "x" * SHORT_TEXT + " "}, "fields.reporter_name")
+    patch_is_refused(api, ref, {"summary": " " * (LONG_TEXT + 1)}, "fields.summary")  # not a clear
+    version = api.call("handler", "GET", f"/incidents/{ref}").json()["version"]
+    saved = api.call("handler", "PATCH", f"/incidents/{ref}",
+                     json={"version": version, "fields": {"reporter_name": "  Pieter de Vries "}})
+    assert saved.json()["disclosure"]["reporter_name"] == "Pieter de Vries"
+
+
 def test_school_maps_and_lists_are_bounded(api, ref):
     many = {f"{n:02d}AB": 1 for n in range(MAX_ITEMS + 1)}
     assert_error(api.call("handler", "POST", "/incidents", json={"schools": many}), 422, "invalid_input", "schools")

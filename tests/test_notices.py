@@ -206,27 +206,43 @@ def test_closing_notice_carries_the_evaluation(mail_ctx, smtp):
     assert EVALUATE["evaluation"] in closing.part("plain")
 
 
-def test_starttls_and_login_from_configuration(ctx, tmp_path):
+@pytest.fixture
+def tls_login(ctx, tmp_path):
+    """Start a STARTTLS server that wants a login; return a factory of (server, context with a wrong
+    password and a confirmed incident waiting to be sent)."""
     cert, key = self_signed(tmp_path)
-    server = SmtpServer(tls=(cert, key), login=("breachflow", "s3cret"))
-    server.start()
-    try:
+    servers = []
+
+    def start(**options):
+        server = SmtpServer(tls=(cert, key), login=("breachflow", "s3cret"), **options)
+        server.start()
+        servers.append(server)
         add_school(ctx, "56EF", "De Vlinder")
-        wrong = smtp_context(ctx, server.port, smtp_security="starttls", smtp_ca_file=cert,
-                             smtp_username="breachflow", smtp_password="wrong")
+        wrong = with_login(ctx, server, cert, "wrong")
         ref = reported(wrong, brins=("56EF",))
         service.fire(wrong, reference=ref, trigger="begin_triage", actor="hanna")
         service.fire(wrong, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
-        assert drain(wrong)["retry"] == 1 and server.received == []  # kept for after the fix, not dead
-        (waiting,) = outbox.list_messages(wrong, status="pending")
-        assert waiting.last_error.startswith("SMTP login refused (535")
-        right = smtp_context(ctx, server.port, smtp_security="starttls", smtp_ca_file=cert,
-                             smtp_username="breachflow", smtp_password="s3cret")
-        due_now(right)
-        assert drain(right)["sent"] == 1
-        assert [m.recipients for m in server.received] == [["directie@56ef.example.nl"]]
-    finally:
+        return server, wrong, cert
+
+    yield start
+    for server in servers:
         server.stop()
+
+
+def with_login(ctx, server, cert, password):
+    return smtp_context(ctx, server.port, smtp_security="starttls", smtp_ca_file=cert,
+                        smtp_username="breachflow", smtp_password=password)
+
+
+def test_starttls_and_login_from_configuration(ctx, tls_login):
+    server, wrong, cert = tls_login()
+    assert drain(wrong)["retry"] == 1 and server.received == []  # kept for after the fix, not dead
+    (waiting,) = outbox.list_messages(wrong, status="pending")
+    assert waiting.last_error.startswith("SMTP login refused (535")
+    right = with_login(ctx, server, cert, "s3cret")
+    due_now(right)
+    assert drain(right)["sent"] == 1
+    assert [m.recipients for m in server.received] == [["directie@56ef.example.nl"]]
 
 
 def open_sockets_of_ended_loops() -> list:
@@ -235,19 +251,7 @@ def open_sockets_of_ended_loops() -> list:
             if isinstance(t, _SelectorTransport) and t._sock is not None and t._loop.is_closed()]
 
 
-def test_a_refused_tls_login_leaves_no_socket_open_when_the_server_is_slow_to_say_goodbye(ctx, tmp_path):
-    cert, key = self_signed(tmp_path)
-    server = SmtpServer(tls=(cert, key), login=("breachflow", "s3cret"), busy_after_refused_login=1)
-    server.start()
-    try:
-        add_school(ctx, "56EF", "De Vlinder")
-        wrong = smtp_context(ctx, server.port, smtp_security="starttls", smtp_ca_file=cert,
-                             smtp_username="breachflow", smtp_password="wrong")
-        ref = reported(wrong, brins=("56EF",))
-        service.fire(wrong, reference=ref, trigger="begin_triage", actor="hanna")
-        service.fire(wrong, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
-        assert drain(wrong)["retry"] == 1  # its event loop has ended while the server was busy
-        assert open_sockets_of_ended_loops() == []
-    finally:
-        server.stop()
-
+def test_a_refused_tls_login_leaves_no_socket_open_when_the_server_is_slow_to_say_goodbye(tls_login):
+    _, wrong, _ = tls_login(busy_after_refused_login=1)
+    assert drain(wrong)["retry"] == 1  # its event loop has ended while the server was busy
+    assert open_sockets_of_ended_loops() == []

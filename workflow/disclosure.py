@@ -101,7 +101,7 @@ class AffectedGroup(BaseModel):
 class Disclosure(BaseModel):
     """Every field a handler fills in about an incident."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     # I. characteristics
     discovered_at: Moment | None = fact("date and time the breach was discovered")
@@ -149,10 +149,10 @@ class Disclosure(BaseModel):
     dismissal_reason: LongText | None = personal("why the report is not a breach")
     reopen_reason: LongText | None = personal("why the incident is reopened")
 
-    @field_validator("*", mode="before")
+    @field_validator("*")
     @classmethod
     def _blank_is_none(cls, value: object, info: ValidationInfo) -> object:
-        if info.field_name in TEXT_FIELDS and isinstance(value, str) and not value.strip():
+        if info.field_name in TEXT_FIELDS and value == "":  # texts arrive stripped (ShortText, LongText)
             return None  # a blank text clears the field; a blank time, number or list is refused
         return value
 

@@ -74,8 +74,9 @@ def plausible_time(value: datetime) -> datetime:
 
 
 T = TypeVar("T")
-ShortText = Annotated[str, Field(max_length=SHORT_TEXT), AfterValidator(no_nul)]
-LongText = Annotated[str, Field(max_length=LONG_TEXT), AfterValidator(no_nul)]
+# the length is that of the text as sent (what the schema's maxLength promises), then it is stripped
+ShortText = Annotated[str, Field(max_length=SHORT_TEXT), AfterValidator(no_nul), AfterValidator(str.strip)]
+LongText = Annotated[str, Field(max_length=LONG_TEXT), AfterValidator(no_nul), AfterValidator(str.strip)]
 Items = Annotated[list[T], Field(max_length=MAX_ITEMS)]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT), BeforeValidator(_not_bool)]
 Moment = Annotated[AwareDatetime, BeforeValidator(_time_given), AfterValidator(plausible_time)]
