@@ -152,3 +152,14 @@ def test_a_reopened_incident_keeps_its_clock_facts(api, ctx, confirmed):
         assert response.status_code == 422, (change, response.text)
     assert {d["kind"] for d in api.call("handler", "GET", f"/incidents/{confirmed}").json()["deadlines"]} >= {
         "school_notice", "ap_notice"}
+
+
+@pytest.mark.parametrize("path,body", [
+    ("ap-notifications", {"kind": "preliminary", "ap_reference": "AP-1", "notified_at": "2000-01-02T00:00:00Z"}),
+    ("contacts", {"school": SCHOOL_A, "channel": "phone", "summary": "called", "at": "2000-01-02T00:00:00Z"}),
+], ids=["ap-notification", "contact"])
+def test_a_time_before_the_incident_was_known_meets_no_deadline(api, confirmed, path, body):
+    response = api.call("handler", "POST", f"/incidents/{confirmed}/{path}", json=body)
+    assert response.status_code == 422, response.text
+    assert "before the incident was discovered" in response.text
+    assert all(d["met_at"] is None for d in api.call("handler", "GET", f"/incidents/{confirmed}").json()["deadlines"])

@@ -138,3 +138,17 @@ def test_serve_sends_no_server_banner_and_the_security_headers(served):
     assert headers["Server"] is None  # uvicorn would say 'uvicorn'
     assert (headers["X-Content-Type-Options"], headers["Cache-Control"], headers["X-Frame-Options"]) == (
         "nosniff", "no-store", "DENY")
+
+
+def test_a_forwarded_for_header_neither_escapes_nor_turns_the_auth_limit(served):
+    """Each bad token claims another client address; the limit counts the real one all the same."""
+    port, _, _ = served
+    statuses = []
+    for n in range(12):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/incidents", headers={
+            "Authorization": "Bearer bf_wrong", "X-Forwarded-For": f"10.9.9.{n}"})
+        try:
+            urllib.request.urlopen(request, timeout=10)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+    assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]

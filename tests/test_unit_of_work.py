@@ -67,3 +67,13 @@ def test_an_update_notice_nobody_can_receive_is_refused_and_leaves_nothing(ctx, 
         service.send_update(mail, reference=ref, actor="hanna")
     assert queries.get(mail, ref).version == before.version
     assert queries.timeline_of(mail, ref)[-1].kind == EventKind.transition
+
+
+def test_a_key_reused_for_another_report_names_no_incident(ctx, settings):
+    api = build(ctx, settings)
+    key = {"Idempotency-Key": "retry-1"}
+    first = api.call("school_a", "POST", "/incidents", headers=key, json={"fields": {"summary": "Grades seen"}})
+    ref = first.json()["reference"]
+    other = api.call("school_a", "POST", "/incidents", headers=key, json={"fields": {"summary": "Something else"}})
+    assert other.status_code == 409
+    assert ref not in other.text  # the caller may no longer see it: the refusal must not confirm it exists

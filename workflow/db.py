@@ -98,4 +98,4 @@ def _begin(conn: Connection, statement: str) -> None:
     the driver already did. Not an engine ``begin`` event: any engine event makes SQLAlchemy
     dispatch events around every statement, a tenth of a command's time (bench/engine.py)."""
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(statement)
+        conn.connection.dbapi_connection.execute(statement)  # straight to the driver: nothing to convert

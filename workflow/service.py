@@ -107,7 +107,7 @@ def _replayed(conn: Connection, ctx: Context, idempotency: Idempotency) -> Incid
     if row is None:
         return None
     if row.request_hash != idempotency.request_hash:
-        raise Conflict(f"this Idempotency-Key was used for a different report ({row.reference})")
+        raise Conflict("this Idempotency-Key was used for a different report; use a new key")  # names nothing
     return store.load(conn, ctx.keys, row.reference).incident
 
 
@@ -225,6 +225,14 @@ def _not_future(moment: datetime | None, name: str, now: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+def _after_the_start(incident: Incident, moment: datetime, name: str) -> None:
+    """Refuse a time before the incident was known (a backdated AP notification would meet its deadline)."""
+    known = min(t for t in (incident.disclosure.discovered_at, incident.reported_at) if t is not None)
+    if moment < known:
+        raise InvalidInput("invalid input", [FieldProblem(
+            name, f"must not be before the incident was discovered or reported ({known.astimezone(AMSTERDAM):%Y-%m-%d %H:%M %Z})")])
+
+
 def _affected_school(incident: Incident, brin: str, name: str) -> AffectedSchool:
     brin = brin.strip().upper()
     for school in incident.schools:
@@ -246,6 +254,7 @@ def log_contact(ctx: Context, *, reference: str, actor: str, brin: str, channel:
     at = _not_future(at, "at", clock())
     with change(ctx, reference, actor, expected_version=expected_version) as unit:
         school = _affected_school(unit.incident, brin, "brin")
+        _after_the_start(unit.incident, at, "at")
         values: dict[str, Any] = {}
         if school.informed_at is None:
             values |= {"informed_at": at, "informed_via": channel.value}
@@ -289,6 +298,7 @@ def record_ap_notification(ctx: Context, *, reference: str, actor: str, kind: st
         incident = unit.incident
         if incident.state in NOT_YET_CONFIRMED:
             raise Conflict(f"incident {reference} is {incident.state}; the AP is notified of confirmed breaches")
+        _after_the_start(incident, at, "notified_at")
         covered = [_affected_school(incident, b, "schools") for b in schools] if schools else list(incident.schools)
         school_ids = [s.school_id for s in covered]
         if kind in (ApKind.supplement, ApKind.withdrawal) and ap_reference not in {
