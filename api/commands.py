@@ -17,7 +17,7 @@ from notifications import outbox
 from notifications.mailer import destination, mailer_for
 from notifications.models import OutboxStatus
 from notifications.worker import notifications_context, run_worker
-from workflow import accounts, audit, diagram, keystore, lifecycle, queries, register, schools, service
+from workflow import accounts, audit, checkpoints, diagram, keystore, lifecycle, queries, register, schools, service
 from workflow.config import Settings
 from workflow.context import Context, initialise
 from workflow.errors import FieldProblem, InvalidInput
@@ -191,7 +191,7 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
-    report = audit.verify(ctx, audit.load_checkpoint(args.checkpoint) if args.checkpoint else None)
+    report = audit.verify(ctx, checkpoints.load(args.checkpoint) if args.checkpoint else None)
     against = f", against the checkpoint {args.checkpoint}" if args.checkpoint else ""
     data = {"incidents_checked": report.incidents, "events_checked": report.events,
             "findings": [f.__dict__ for f in report.findings]}
@@ -203,7 +203,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
-    path = audit.write_checkpoint(ctx, Path(args.out) if args.out else ctx.settings.resolved_checkpoint_dir)
+    path = checkpoints.write(ctx, Path(args.out) if args.out else ctx.settings.resolved_checkpoint_dir)
     _print(args, {"checkpoint": str(path)},
            f"wrote {path}; keep a copy where the database's administrators cannot change it")
     return 0

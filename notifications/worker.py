@@ -13,7 +13,7 @@ from notifications import reminders
 from notifications.dispatcher import Dispatcher
 from notifications.mailer import Mailer
 from notifications.notices import NoticeWriter
-from workflow import audit
+from workflow import checkpoints
 from workflow.context import Context
 
 log = logging.getLogger("breachflow.worker")
@@ -43,9 +43,9 @@ async def checkpoint_forever(ctx: Context, stop: asyncio.Event) -> None:
     interval = timedelta(hours=ctx.settings.checkpoint_interval_hours)
     while not stop.is_set():
         try:
-            latest = audit.latest_checkpoint_at(directory) if directory.is_dir() else None
+            latest = checkpoints.latest_at(directory) if directory.is_dir() else None
             if latest is None or datetime.now(UTC) - latest >= interval:
-                path = await anyio.to_thread.run_sync(audit.write_checkpoint, ctx, directory)
+                path = await anyio.to_thread.run_sync(checkpoints.write, ctx, directory)
                 log.info("wrote audit checkpoint %s", path)
         except Exception:  # retried at the next look
             log.exception("audit checkpoint failed; trying again")

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from conftest import CONFIRM, add_school, confirmed, hours_ago, reported
 from notify_support import with_notices
 
-from workflow import audit, service
+from workflow import audit, checkpoints, service
 from workflow.errors import InvalidInput
 from workflow.models import affected_t, ap_t, event_t, incident_t
 
@@ -67,7 +67,7 @@ def test_an_altered_event_with_the_chain_recomputed_is_found(ctx, walked, hasher
 
 
 def test_a_cut_tail_with_the_head_fixed_is_found_by_the_checkpoint(ctx, walked, tmp_path):
-    point = audit.write_checkpoint(ctx, tmp_path / "checkpoints")
+    point = checkpoints.write(ctx, tmp_path / "checkpoints")
     with ctx.engine.begin() as conn:
         incident_id = _incident_id(conn, walked)
         last = conn.execute(sa.select(event_t).where(event_t.c.incident_id == incident_id, event_t.c.seq == 5)).one()
@@ -75,7 +75,7 @@ def test_a_cut_tail_with_the_head_fixed_is_found_by_the_checkpoint(ctx, walked, 
         conn.execute(sa.update(incident_t).where(incident_t.c.id == incident_id)
                      .values(event_count=5, head_hash=last.hash))
     assert audit.verify(ctx).intact  # a consistent shorter chain: only an outside anchor shows the cut
-    findings = audit.verify(ctx, audit.load_checkpoint(point)).findings
+    findings = audit.verify(ctx, checkpoints.load(point)).findings
     assert [(f.reference, f.seq) for f in findings] == [(walked, 6)]
     assert "changed or removed since the checkpoint" in findings[0].problem
 
@@ -88,7 +88,7 @@ def test_a_cut_tail_without_fixing_the_head_is_found(ctx, walked):
 
 
 def test_a_deleted_incident_is_found_by_its_missing_reference_and_by_the_checkpoint(ctx, walked, tmp_path):
-    point = audit.write_checkpoint(ctx, tmp_path / "point.json")
+    point = checkpoints.write(ctx, tmp_path / "point.json")
     other = reported(ctx)
     with ctx.engine.begin() as conn:
         incident_id = _incident_id(conn, walked)
@@ -100,7 +100,7 @@ def test_a_deleted_incident_is_found_by_its_missing_reference_and_by_the_checkpo
     with ctx.engine.begin() as conn:  # the forger also renumbers the counter and the later incident
         conn.execute(sa.update(incident_t).where(incident_t.c.reference == other).values(reference=walked))
         conn.execute(sa.text("UPDATE reference_counter SET last = 1"))
-    findings = audit.verify(ctx, audit.load_checkpoint(point)).findings
+    findings = audit.verify(ctx, checkpoints.load(point)).findings
     assert any(f.reference == walked and "changed or removed" in f.problem for f in findings)
 
 
@@ -178,17 +178,17 @@ def test_the_verifier_never_crashes_on_a_malformed_row_and_names_the_first_broke
 
 
 def test_a_checkpoint_is_signed_and_an_altered_one_is_refused(ctx, walked, tmp_path):
-    point = audit.write_checkpoint(ctx, tmp_path / "point.json")
-    assert audit.verify(ctx, audit.load_checkpoint(point)).intact
+    point = checkpoints.write(ctx, tmp_path / "point.json")
+    assert audit.verify(ctx, checkpoints.load(point)).intact
     document = json.loads(point.read_text())
     document["incidents"] = []  # hide the incident from the checkpoint...
-    document["root"] = audit._root([])  # ...and fix the root, as a forger would
+    document["root"] = checkpoints._root([])  # ...and fix the root, as a forger would
     point.write_text(json.dumps(document))
-    findings = audit.verify(ctx, audit.load_checkpoint(point)).findings
+    findings = audit.verify(ctx, checkpoints.load(point)).findings
     assert len(findings) == 1 and "signature does not verify" in findings[0].problem
     point.write_text("not json")
     with pytest.raises(InvalidInput):
-        audit.load_checkpoint(point)
+        checkpoints.load(point)
 
 
 def test_the_command_line_writes_a_checkpoint_and_verifies_against_it(ctx, settings, walked, tmp_path, monkeypatch,
@@ -233,4 +233,4 @@ def test_the_worker_writes_a_checkpoint_when_the_last_is_older_than_the_interval
     asyncio.run(one_look())  # the one just written is recent: no second file
     written = list(directory.glob("checkpoint-*.json"))
     assert len(written) == 1
-    assert audit.verify(ctx, audit.load_checkpoint(written[0])).intact
+    assert audit.verify(ctx, checkpoints.load(written[0])).intact

@@ -11,38 +11,29 @@
   same chain up to the checkpointed head (nothing before the checkpoint changed or removed).
 
 A malformed row never crashes the verifier: it is named as the first broken link of its incident.
-A checkpoint (``write_checkpoint``) lists every incident's head and a register-wide root, signed
-with the installation's Ed25519 checkpoint key; keep the files somewhere the database's
-administrators cannot write.
+Checkpoints are written and checked by ``workflow.checkpoints``.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import groupby
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidSignature
 from sqlalchemy import Connection
 
-from workflow import crypto, store, timeline
+from workflow import checkpoints, crypto, store, timeline
 from workflow.context import Context
 from workflow.db import read_transaction
 from workflow.disclosure import Disclosure
-from workflow.errors import DataDamaged, DataDestroyed, FieldProblem, InvalidInput, SecretUnavailable
+from workflow.errors import DataDamaged, DataDestroyed, SecretUnavailable
 from workflow.models import affected_t, ap_t, counter_t, data_key_t, event_t, incident_t, school_t
 from workflow.timeline import EventKind
 
-CHECKPOINT_FORMAT = "breachflow-checkpoint/1"
 _SCHOOL_RESPONSIBLE = "school_responsible"  # the notice kind that tells a school to notify the AP
 
 
@@ -82,7 +73,6 @@ class _School:
 
 
 _SCHOOL_COLUMNS = tuple(_School.__dataclass_fields__)
-_REPORTED_COLUMNS = ("reference", "source", "reported_at", "reported_by")
 
 
 @dataclass
@@ -389,96 +379,8 @@ def verify(ctx: Context, checkpoint: dict[str, Any] | None = None) -> Report:
             report.findings += [Finding(head.reference, d) for d in differences]
         report.findings += _register_gaps(conn, [h.reference for h in heads.values()])
         if checkpoint is not None:
-            report.findings += _against_checkpoint(ctx, checkpoint, heads, seen)
+            chains = {head.reference: [getattr(ev, "hash", None) for ev in seen.get(incident_id, [])]
+                      for incident_id, head in heads.items()}
+            report.findings += [Finding(reference, problem, seq) for reference, problem, seq
+                                in checkpoints.problems(ctx.checkpoint_key.public_key(), checkpoint, chains)]
     return report
-
-
-# --- checkpoints ------------------------------------------------------------------------------
-
-
-def _canonical(document: dict[str, Any]) -> bytes:
-    return json.dumps({k: v for k, v in document.items() if k != "signature"}, sort_keys=True,
-                      separators=(",", ":")).encode()
-
-
-def _root(incidents: list[dict[str, Any]]) -> str:
-    digest = hashlib.sha256()
-    for entry in incidents:
-        digest.update(f"{entry['reference']}:{entry['event_count']}:{entry['head_hash']}\n".encode())
-    return digest.hexdigest()
-
-
-def checkpoint(ctx: Context, now: datetime | None = None) -> dict[str, Any]:
-    """Every incident's chain head and the register's root, signed with the checkpoint key."""
-    with read_transaction(ctx.engine) as conn:
-        rows = conn.execute(sa.select(incident_t.c.reference, incident_t.c.event_count, incident_t.c.head_hash)
-                            .order_by(incident_t.c.reference)).all()
-    incidents = [{"reference": r.reference, "event_count": r.event_count, "head_hash": r.head_hash} for r in rows]
-    public = ctx.checkpoint_key.public_key().public_bytes_raw()
-    document = {
-        "format": CHECKPOINT_FORMAT,
-        "created_at": (now or datetime.now(UTC)).isoformat(),
-        "public_key": base64.b64encode(public).decode(),
-        "incidents": incidents,
-        "root": _root(incidents),
-    }
-    document["signature"] = base64.b64encode(ctx.checkpoint_key.sign(_canonical(document))).decode()
-    return document
-
-
-def write_checkpoint(ctx: Context, target: Path, now: datetime | None = None) -> Path:
-    """Write a signed checkpoint to ``target`` (a file, or a directory for a dated file)."""
-    document = checkpoint(ctx, now)
-    if target.is_dir() or not target.suffix:
-        target.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.fromisoformat(document["created_at"]).strftime("%Y%m%dT%H%M%SZ")
-        target = target / f"checkpoint-{stamp}.json"
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
-    with tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)
-    return target
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint file as written by ``write_checkpoint``; ``InvalidInput`` if it is not one."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InvalidInput("invalid checkpoint", [FieldProblem("checkpoint", f"{path}: {exc}")]) from None
-    if not isinstance(document, dict) or document.get("format") != CHECKPOINT_FORMAT:
-        raise InvalidInput("invalid checkpoint", [FieldProblem("checkpoint", f"{path} is not a checkpoint")])
-    return document
-
-
-def latest_checkpoint_at(directory: Path) -> datetime | None:
-    """When the newest checkpoint in ``directory`` was written (by its file's name)."""
-    stamps = sorted(p.stem.removeprefix("checkpoint-") for p in directory.glob("checkpoint-*.json"))
-    return datetime.strptime(stamps[-1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) if stamps else None
-
-
-def _against_checkpoint(ctx: Context, document: dict[str, Any], heads: dict[int, Any],
-                        events: dict[int, list[Any]]) -> list[Finding]:
-    where = f"checkpoint of {document.get('created_at', '?')}"
-    try:
-        ctx.checkpoint_key.public_key().verify(base64.b64decode(document["signature"]), _canonical(document))
-        listed = list(document["incidents"])
-        if _root(listed) != document["root"]:
-            return [Finding(where, "its root does not match its incidents")]
-    except (InvalidSignature, KeyError, TypeError, ValueError):
-        return [Finding(where, "its signature does not verify with this installation's checkpoint key: "
-                               "the file was altered or comes from elsewhere; nothing in it can be trusted")]
-    by_reference = {head.reference: incident_id for incident_id, head in heads.items()}
-    findings = []
-    for entry in listed:
-        reference, count, digest = entry["reference"], entry["event_count"], entry["head_hash"]
-        incident_id = by_reference.get(reference)
-        if incident_id is None:
-            findings.append(Finding(reference, f"deleted: it was in the register at the {where}"))
-            continue
-        chain = events.get(incident_id, [])
-        if count and (len(chain) < count or getattr(chain[count - 1], "hash", None) != digest):
-            findings.append(Finding(reference, f"its events up to {count} were changed or removed since the {where}",
-                                    count))
-    return findings
