@@ -43,7 +43,9 @@ def engine_for(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             files.create_private(Path(parsed.database))
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        # every transaction ends in its own commit or rollback (``write_transaction``, ``read_transaction``,
+        # a closed connection's autobegin): the pool's extra rollback on return only costs time
+        engine = create_engine(url, connect_args={"check_same_thread": False}, pool_reset_on_return=None)
         _sqlite_setup(engine)
     else:
         engine = create_engine(url, pool_pre_ping=True)
