@@ -33,6 +33,7 @@ from workflow.disclosure import Disclosure
 from workflow.errors import DataDamaged, DataDestroyed, SecretUnavailable
 from workflow.models import affected_t, ap_t, counter_t, data_key_t, event_t, incident_t, school_t
 from workflow.timeline import EventKind
+from workflow.unit import moves_a_clock
 
 _SCHOOL_RESPONSIBLE = "school_responsible"  # the notice kind that tells a school to notify the AP
 
@@ -95,18 +96,11 @@ def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value).astimezone(UTC)
 
 
-def _moves_a_clock(changes: dict[str, list[Any]]) -> bool:
-    """Whether changes to a confirmed incident correct a fact that drives its deadlines (as the unit decides)."""
-    discovered = changes.get("discovered_at")
-    cause = changes.get("cause_category")
-    return bool((discovered and discovered[0] is not None) or (cause and cause[0] not in (None, "unknown")))
-
-
 def _replay_event(r: _Replayed, ev: Any, payload: dict[str, Any]) -> None:
     kind, changes = ev.kind, payload.get("changes", {})
     for name, (_old, new) in changes.items():
         r.disclosure[name] = new
-    if changes and r.confirmed_at is not None and _moves_a_clock(changes):
+    if changes and r.confirmed_at is not None and moves_a_clock(changes):
         r.clock_moved = (ev.at, ev.actor)
     if kind == EventKind.transition and payload.get("trigger") == "confirm" and r.confirmed_at is None:
         r.confirmed_at = ev.at

@@ -6,7 +6,7 @@ notifier queue what schools must hear, and commits all of it together, or nothin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,7 +25,10 @@ from workflow.models import affected_t, ap_t, counter_t, data_key_t, idempotency
 from workflow.schools import ids_by_brin
 from workflow.timeline import EventKind
 from workflow.unit import Unit, change, clock
-from workflow.validation import choice, optional_text, required_text
+from workflow.validation import choice, optional_text, plausible_time, required_text
+
+_AFFECTED = (affected_t.c.incident_id == sa.bindparam("b_incident")) & (
+    affected_t.c.school_id == sa.bindparam("b_school"))
 
 
 def _next_reference(conn: Connection, now: datetime) -> str:
@@ -46,7 +49,7 @@ def _set_schools(unit: Unit, counts: dict[str, int | None]) -> dict[str, Any]:
             raise InvalidInput("invalid input", [FieldProblem(f"schools.{brin}", "count must be 0 or more")])
     ids = ids_by_brin(unit.conn, list(counts), "schools")
     existing = {s.school_id: s.affected_count for s in unit.incident.schools}
-    changes, at = {}, {"b_incident": unit.loaded.id}
+    changes, where = {}, {"b_incident": unit.loaded.id}
     for brin, school_id in ids.items():
         count = counts[brin]
         if school_id not in existing:
@@ -55,7 +58,7 @@ def _set_schools(unit: Unit, counts: dict[str, int | None]) -> dict[str, Any]:
             changes[brin] = [None, count]
         elif existing[school_id] != count:
             unit.conn.execute(sa.update(affected_t).where(_AFFECTED).values(affected_count=count),
-                              at | {"b_school": school_id})
+                              where | {"b_school": school_id})
             changes[brin] = [existing[school_id], count]
     return changes
 
@@ -215,14 +218,16 @@ def add_note(ctx: Context, *, reference: str, actor: str, text: str, expected_ve
     return unit.result
 
 
-def _not_future(moment: datetime | None, name: str, now: datetime) -> datetime:
+def _plausible(moment: datetime | None, name: str, now: datetime) -> datetime:
+    """``moment`` (default ``now``) in UTC, as plausible as any time a user gives (``validation.plausible_time``)."""
     if moment is None:
         return now
     if moment.tzinfo is None:
         raise InvalidInput("invalid input", [FieldProblem(name, "give a time zone (e.g. +01:00 or Z)")])
-    if moment > now:
-        raise InvalidInput("invalid input", [FieldProblem(name, "must not be in the future")])
-    return moment.astimezone(UTC)
+    try:
+        return plausible_time(moment)
+    except ValueError as exc:
+        raise InvalidInput("invalid input", [FieldProblem(name, str(exc))]) from None
 
 
 def _after_the_start(incident: Incident, moment: datetime, name: str) -> None:
@@ -241,17 +246,13 @@ def _affected_school(incident: Incident, brin: str, name: str) -> AffectedSchool
     raise InvalidInput("invalid input", [FieldProblem(name, f"school {brin} is not affected by {incident.reference}")])
 
 
-_AFFECTED = (affected_t.c.incident_id == sa.bindparam("b_incident")) & (
-    affected_t.c.school_id == sa.bindparam("b_school"))
-
-
 def log_contact(ctx: Context, *, reference: str, actor: str, brin: str, channel: str, summary: str,
                 told_must_notify_ap: bool = False, at: datetime | None = None,
                 expected_version: int | None = None) -> Incident:
     """Log a phone or email contact with an affected school (seed 6b); it counts as informing it."""
     channel = choice(ContactChannel, channel, "channel")
     summary = required_text(summary, "summary", "a summary of the contact")
-    at = _not_future(at, "at", clock())
+    at = _plausible(at, "at", clock())
     with change(ctx, reference, actor, expected_version=expected_version) as unit:
         school = _affected_school(unit.incident, brin, "brin")
         _after_the_start(unit.incident, at, "at")
@@ -293,7 +294,7 @@ def record_ap_notification(ctx: Context, *, reference: str, actor: str, kind: st
     kind = choice(ApKind, kind, "kind")
     ap_reference = required_text(ap_reference, "ap_reference", "the AP's reference number (meldnummer)")
     delay_reason = optional_text(delay_reason)
-    at = _not_future(notified_at, "notified_at", clock())
+    at = _plausible(notified_at, "notified_at", clock())
     with change(ctx, reference, actor, expected_version=expected_version) as unit:
         incident = unit.incident
         if incident.state in NOT_YET_CONFIRMED:

@@ -64,27 +64,27 @@ def validated(ctx: Context, disclosure: Disclosure, fields: dict[str, Any] | Non
     return new
 
 
-CLOCK_FIELDS = ("discovered_at", "cause_category")  # once confirmed: corrected with a reason, never cleared
+def moves_a_clock(changes: dict[str, list[Any]]) -> bool:
+    """Whether changes to a confirmed incident (``{field: [old, new]}``, as on the timeline) correct
+    a fact that drives its deadlines: the discovery time, or a cause that was known."""
+    discovered, cause = changes.get("discovered_at"), changes.get("cause_category")
+    return bool((discovered and discovered[0] is not None) or (cause and cause[0] not in (None, "unknown")))
 
 
-def _clock_problems(before: Disclosure, after: Disclosure, reason: str | None) -> tuple[list[FieldProblem], bool]:
-    """Refusals for clearing a clock-driving fact of a confirmed incident; and whether a clock moved."""
-    problems, moved = [], False
-    old_cause, new_cause = before.cause_category, after.cause_category
-    if before.discovered_at is not None and after.discovered_at != before.discovered_at:
-        if after.discovered_at is None:
-            problems.append(FieldProblem("discovered_at", "the discovery time drives the deadlines: correct it, "
-                                                          "it cannot be cleared"))
-        moved = True
-    if old_cause is not None and new_cause != old_cause:
-        if new_cause is None or (new_cause == "unknown" and old_cause != "unknown"):
-            problems.append(FieldProblem("cause_category", "a known cause decides who notifies the AP: correct "
-                                                           "it, it cannot be cleared"))
-        moved = moved or old_cause != "unknown"
-    if moved and not problems and not reason:
+def _clock_problems(changes: dict[str, list[Any]], reason: str | None) -> list[FieldProblem]:
+    """Refusals for clearing a clock-driving fact of a confirmed incident, or moving it without a reason."""
+    problems = []
+    discovered, cause = changes.get("discovered_at"), changes.get("cause_category")
+    if discovered and discovered[0] is not None and discovered[1] is None:
+        problems.append(FieldProblem("discovered_at", "the discovery time drives the deadlines: correct it, "
+                                                      "it cannot be cleared"))
+    if cause and cause[0] is not None and (cause[1] is None or (cause[1] == "unknown" and cause[0] != "unknown")):
+        problems.append(FieldProblem("cause_category", "a known cause decides who notifies the AP: correct "
+                                                       "it, it cannot be cleared"))
+    if not problems and not reason and moves_a_clock(changes):
         problems.append(FieldProblem("reason", "a correction of the discovery time or of a known cause needs "
                                                "a reason (it moves the deadlines)"))
-    return problems, moved
+    return problems
 
 
 class Unit:
@@ -156,10 +156,10 @@ class Unit:
         if not changes:
             return {}
         if self.incident.confirmed_at is not None:  # a reopened incident was confirmed all the same
-            problems, moved = _clock_problems(old, new, reason)
+            problems = _clock_problems(changes, reason)
             if problems:
                 raise InvalidInput("invalid change", problems)
-            self._clock_moved = self._clock_moved or moved
+            self._clock_moved = self._clock_moved or moves_a_clock(changes)
         self._current = replace(self.incident, disclosure=new)
         self._disclosure_changed = True
         return changes
