@@ -9,9 +9,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from workflow.deadlines import AMSTERDAM
-from workflow.disclosure import TIME_FIELDS, Disclosure
-from workflow.errors import FieldProblem, InvalidInput
+from breachflow.workflow.deadlines import AMSTERDAM
+from breachflow.workflow.disclosure import TIME_FIELDS, Disclosure
+from breachflow.workflow.errors import FieldProblem, InvalidInput
 
 LIST_FIELDS = {"nature_actions", "affected_systems", "data_kinds"}
 JSON_FIELDS = {"affected_groups"}

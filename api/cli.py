@@ -14,18 +14,19 @@ import getpass
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import NoReturn
 
 from pydantic import ValidationError
 
-from api import commands as c
-from api.arguments import date_arg, time_arg
-from notifications.models import OutboxStatus
-from workflow import accounts, lifecycle, schools
-from workflow.config import Settings
-from workflow.disclosure import Disclosure
-from workflow.errors import BreachflowError, Conflict, InvalidInput, NotFound
+from breachflow.api import commands as c
+from breachflow.api.arguments import date_arg, time_arg
+from breachflow.notifications.models import OutboxStatus
+from breachflow.workflow import accounts, lifecycle, schools
+from breachflow.workflow.config import Settings
+from breachflow.workflow.disclosure import Disclosure
+from breachflow.workflow.errors import BreachflowError, Conflict, InvalidInput, NotFound
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="breachflow", description="Data-breach response workflow (seed section 6).",
                      epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"breachflow {version('breachflow')}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("init", help="create the database and key files (keys only where there is no database)",

@@ -11,16 +11,27 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from api import render, views
-from api.arguments import parse_assignments, parse_schools
-from notifications import outbox
-from notifications.mailer import destination, mailer_for
-from notifications.models import OutboxStatus
-from notifications.worker import notifications_context, run_worker
-from workflow import accounts, audit, checkpoints, diagram, keystore, lifecycle, queries, register, schools, service
-from workflow.config import Settings
-from workflow.context import Context, initialise
-from workflow.errors import FieldProblem, InvalidInput
+from breachflow.api import render, views
+from breachflow.api.arguments import parse_assignments, parse_schools
+from breachflow.notifications import outbox
+from breachflow.notifications.mailer import destination, mailer_for
+from breachflow.notifications.models import OutboxStatus
+from breachflow.notifications.worker import notifications_context, run_worker
+from breachflow.workflow import (
+    accounts,
+    audit,
+    checkpoints,
+    diagram,
+    keystore,
+    lifecycle,
+    queries,
+    register,
+    schools,
+    service,
+)
+from breachflow.workflow.config import Settings
+from breachflow.workflow.context import Context, initialise
+from breachflow.workflow.errors import FieldProblem, InvalidInput
 
 
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -270,7 +281,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"breachflow listens on {base}  (API {base}/api/v1, docs {base}/docs)")
     print("Log in with the header 'Authorization: Bearer <token>'.", flush=True)
     os.environ["BREACHFLOW_IN_PROCESS_WORKER"] = "false" if args.no_worker else "true"
-    uvicorn.run("api.main:app_from_environment", factory=True, host=args.host, port=args.port,
+    uvicorn.run("breachflow.api.main:app_from_environment", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="warning", server_header=False,
                 proxy_headers=False)  # X-Forwarded-For from anyone would pick the address the auth limit counts
     return 0

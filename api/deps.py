@@ -17,11 +17,11 @@ import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.errors import Forbidden, TooManyFailures, Unauthenticated
-from workflow import accounts
-from workflow.accounts import Account, Role
-from workflow.context import Context
-from workflow.errors import FieldProblem, InvalidInput
+from breachflow.api.errors import Forbidden, TooManyFailures, Unauthenticated
+from breachflow.workflow import accounts
+from breachflow.workflow.accounts import Account, Role
+from breachflow.workflow.context import Context
+from breachflow.workflow.errors import FieldProblem, InvalidInput
 
 T = TypeVar("T")
 bearer = HTTPBearer(auto_error=False, description="an API token from 'breachflow token create'")

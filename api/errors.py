@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from workflow.errors import (
+from breachflow.workflow.errors import (
     BreachflowError,
     Conflict,
     DataDamaged,

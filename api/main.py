@@ -18,16 +18,16 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from api import errors
-from api.deps import known_query
-from api.middleware import BodyLimit, SecurityHeaders
-from api.routes import incidents, overview, schools
-from api.throttle import AuthFailures
-from notifications.mailer import mailer_for
-from notifications.worker import notifications_context, run_worker
-from workflow.config import Settings
-from workflow.context import Context
-from workflow.db import is_sqlite
+from breachflow.api import errors
+from breachflow.api.deps import known_query
+from breachflow.api.middleware import BodyLimit, SecurityHeaders
+from breachflow.api.routes import incidents, overview, schools
+from breachflow.api.throttle import AuthFailures
+from breachflow.notifications.mailer import mailer_for
+from breachflow.notifications.worker import notifications_context, run_worker
+from breachflow.workflow.config import Settings
+from breachflow.workflow.context import Context
+from breachflow.workflow.db import is_sqlite
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = """Data-breach response for a processor of school data.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_response
+from breachflow.api.errors import error_response
 
 DOCS_STATIC = "/docs/static/"
 DOCS_PAGE = "/docs"

@@ -8,13 +8,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from api import schemas, views
-from workflow import lifecycle
-from workflow.accounts import Account, Role
-from workflow.deadlines import Deadline, Periods, deadlines, local
-from workflow.disclosure import AffectedGroup, label
-from workflow.incident import Incident
-from workflow.queries import Entry
+from breachflow.api import schemas, views
+from breachflow.workflow import lifecycle
+from breachflow.workflow.accounts import Account, Role
+from breachflow.workflow.deadlines import Deadline, Periods, deadlines, local
+from breachflow.workflow.disclosure import AffectedGroup, label
+from breachflow.workflow.incident import Incident
+from breachflow.workflow.queries import Entry
 
 
 def when(moment: datetime | None) -> str:

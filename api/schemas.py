@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
-from api.errors import FieldProblemOut
-from workflow.disclosure import Disclosure, Source
-from workflow.incident import ApKind, ContactChannel
-from workflow.validation import MAX_ITEMS, Count, Items, LongText, Moment, ShortText, plausible_date
+from breachflow.api.errors import FieldProblemOut
+from breachflow.workflow.disclosure import Disclosure, Source
+from breachflow.workflow.incident import ApKind, ContactChannel
+from breachflow.workflow.validation import MAX_ITEMS, Count, Items, LongText, Moment, ShortText, plausible_date
 
 Brin = Annotated[ShortText, Field(min_length=4, max_length=6, examples=["12AB"], description="BRIN code of the school")]
 Counts = Annotated[dict[Brin, Count | None], Field(max_length=MAX_ITEMS)]

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from api import schemas
-from workflow import lifecycle
-from workflow.accounts import Account, Role
-from workflow.deadlines import Deadline, Periods, Status, deadlines, local
-from workflow.disclosure import cia
-from workflow.incident import AffectedSchool, ApKind, Incident
-from workflow.queries import Entry
-from workflow.register import History
-from workflow.timeline import EventKind
+from breachflow.api import schemas
+from breachflow.workflow import lifecycle
+from breachflow.workflow.accounts import Account, Role
+from breachflow.workflow.deadlines import Deadline, Periods, Status, deadlines, local
+from breachflow.workflow.disclosure import cia
+from breachflow.workflow.incident import AffectedSchool, ApKind, Incident
+from breachflow.workflow.queries import Entry
+from breachflow.workflow.register import History
+from breachflow.workflow.timeline import EventKind
 
 HIDDEN_FROM_SCHOOLS = frozenset({"reporter_name", "reporter_contact"})
 SCHOOL_EVENT_KINDS = frozenset({EventKind.reported, EventKind.transition, EventKind.contact, EventKind.ap_notification,

@@ -24,14 +24,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from engine import prepare  # noqa: E402
 from support import free_port, wait_for_port  # noqa: E402
 
-from workflow import accounts  # noqa: E402
-from workflow.context import Context  # noqa: E402
+from breachflow.workflow import accounts  # noqa: E402
+from breachflow.workflow.context import Context  # noqa: E402
 
 CONCURRENCY = (1, 16)
 
@@ -102,7 +101,7 @@ def main() -> None:
 
         ours_port, bare_port = free_port(), free_port()
         servers = [
-            start("api.main:app_from_environment", ours_port,
+            start("breachflow.api.main:app_from_environment", ours_port,
                   {"BREACHFLOW_DATA_DIR": str(settings.data_dir), "BREACHFLOW_IN_PROCESS_WORKER": "false"},
                   HERE.parent),
             start("bare_app:app", bare_port, {"BENCH_DB": str(root / "bare.db")}, HERE),

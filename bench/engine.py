@@ -25,11 +25,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from workflow import schools, service  # noqa: E402
-from workflow.config import Settings  # noqa: E402
-from workflow.context import Context, initialise  # noqa: E402
+from breachflow.workflow import schools, service
+from breachflow.workflow.config import Settings
+from breachflow.workflow.context import Context, initialise
 
 RAW_STATEMENTS = (
     "SELECT incident.*, data_key.wrapped FROM incident JOIN data_key ON data_key.id = incident.data_key_id "

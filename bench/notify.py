@@ -26,20 +26,19 @@ from pathlib import Path
 import aiosmtplib
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import sqlalchemy as sa  # noqa: E402
 from support import free_port, wait_for_port  # noqa: E402
 
-from notifications.dispatcher import Dispatcher  # noqa: E402
-from notifications.mailer import SmtpMailer  # noqa: E402
-from notifications.models import outbox_t  # noqa: E402
-from notifications.worker import notifications_context  # noqa: E402
-from workflow import crypto, schools, service  # noqa: E402
-from workflow.config import Settings  # noqa: E402
-from workflow.context import Context, initialise  # noqa: E402
-from workflow.models import data_key_t, incident_t  # noqa: E402
+from breachflow.notifications.dispatcher import Dispatcher  # noqa: E402
+from breachflow.notifications.mailer import SmtpMailer  # noqa: E402
+from breachflow.notifications.models import outbox_t  # noqa: E402
+from breachflow.notifications.worker import notifications_context  # noqa: E402
+from breachflow.workflow import crypto, schools, service  # noqa: E402
+from breachflow.workflow.config import Settings  # noqa: E402
+from breachflow.workflow.context import Context, initialise  # noqa: E402
+from breachflow.workflow.models import data_key_t, incident_t  # noqa: E402
 
 CONNECTIONS = 16
 CONFIRM = {

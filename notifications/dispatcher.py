@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 
 import anyio
 
-from notifications import outbox
-from notifications.mailer import DeliveryError, Mailer
-from workflow.context import Context
+from breachflow.notifications import outbox
+from breachflow.notifications.mailer import DeliveryError, Mailer
+from breachflow.workflow.context import Context
 
 log = logging.getLogger("breachflow.dispatcher")
 

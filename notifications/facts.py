@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from notifications.texts import LABELS, UNKNOWN, VALUES
-from workflow.deadlines import Periods, ap_deadline, local
-from workflow.disclosure import cia
-from workflow.incident import AffectedSchool, Incident
+from breachflow.notifications.texts import LABELS, UNKNOWN, VALUES
+from breachflow.workflow.deadlines import Periods, ap_deadline, local
+from breachflow.workflow.disclosure import cia
+from breachflow.workflow.incident import AffectedSchool, Incident
 
 
 def when(moment: datetime | None, language: str) -> str | None:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import aiosmtplib
 
-from workflow.config import Settings
+from breachflow.workflow.config import Settings
 
 
 class DeliveryError(Exception):

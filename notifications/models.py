@@ -12,7 +12,7 @@ from enum import StrEnum
 from sqlalchemy import Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from workflow.models import sealed_column, utc_column
+from breachflow.workflow.models import sealed_column, utc_column
 
 
 class OutboxStatus(StrEnum):

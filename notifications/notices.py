@@ -20,18 +20,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from notifications import facts as fact_texts
-from notifications.models import OutboxStatus, outbox_t, snapshot_t
-from notifications.render import MessageKind, mime, new_message_id, render
-from workflow import crypto
-from workflow.config import Settings
-from workflow.deadlines import Periods
-from workflow.hooks import Change
-from workflow.incident import AffectedSchool, Incident
-from workflow.lifecycle import NOT_YET_CONFIRMED, State, Trigger
-from workflow.models import affected_t, data_key_t, school_t
-from workflow.responsibility import Responsibility
-from workflow.timeline import Event, EventKind
+from breachflow.notifications import facts as fact_texts
+from breachflow.notifications.models import OutboxStatus, outbox_t, snapshot_t
+from breachflow.notifications.render import MessageKind, mime, new_message_id, render
+from breachflow.workflow import crypto
+from breachflow.workflow.config import Settings
+from breachflow.workflow.deadlines import Periods
+from breachflow.workflow.hooks import Change
+from breachflow.workflow.incident import AffectedSchool, Incident
+from breachflow.workflow.lifecycle import NOT_YET_CONFIRMED, State, Trigger
+from breachflow.workflow.models import affected_t, data_key_t, school_t
+from breachflow.workflow.responsibility import Responsibility
+from breachflow.workflow.timeline import Event, EventKind
 
 UPDATE_TRIGGERS = frozenset({Trigger.contained, Trigger.remediated, Trigger.verified})
 

@@ -20,15 +20,15 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from notifications.models import OutboxStatus, outbox_t
-from notifications.render import MessageKind
-from workflow import crypto, service
-from workflow.context import Context
-from workflow.db import read_transaction, write_transaction
-from workflow.errors import DataDamaged, DataDestroyed, NotFound
-from workflow.models import data_key_t, incident_t, school_t
-from workflow.timeline import EventKind
-from workflow.unit import Unit
+from breachflow.notifications.models import OutboxStatus, outbox_t
+from breachflow.notifications.render import MessageKind
+from breachflow.workflow import crypto, service
+from breachflow.workflow.context import Context
+from breachflow.workflow.db import read_transaction, write_transaction
+from breachflow.workflow.errors import DataDamaged, DataDestroyed, NotFound
+from breachflow.workflow.models import data_key_t, incident_t, school_t
+from breachflow.workflow.timeline import EventKind
+from breachflow.workflow.unit import Unit
 
 _ADDRESS = re.compile(r"<?[^\s<>@,;]+@[^\s<>@,;]+>?")
 

@@ -14,20 +14,20 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from notifications import facts
-from notifications.models import outbox_t, reminder_t
-from notifications.notices import queue_row
-from notifications.render import MessageKind, render
-from notifications.texts import VALUES
-from workflow import queries
-from workflow.accounts import Role
-from workflow.context import Context
-from workflow.db import read_transaction, write_transaction
-from workflow.deadlines import Deadline, DeadlineKind
-from workflow.incident import Incident
-from workflow.models import user_t
-from workflow.timeline import EventKind
-from workflow.unit import Unit
+from breachflow.notifications import facts
+from breachflow.notifications.models import outbox_t, reminder_t
+from breachflow.notifications.notices import queue_row
+from breachflow.notifications.render import MessageKind, render
+from breachflow.notifications.texts import VALUES
+from breachflow.workflow import queries
+from breachflow.workflow.accounts import Role
+from breachflow.workflow.context import Context
+from breachflow.workflow.db import read_transaction, write_transaction
+from breachflow.workflow.deadlines import Deadline, DeadlineKind
+from breachflow.workflow.incident import Incident
+from breachflow.workflow.models import user_t
+from breachflow.workflow.timeline import EventKind
+from breachflow.workflow.unit import Unit
 
 log = logging.getLogger("breachflow.reminders")
 ACTOR = "deadline-scanner"

@@ -1,4 +1,5 @@
-"""Messages from templates: one template per kind and language in ``templates/email/<lang>/``,
+"""Messages from templates: one template per kind and language in ``templates/email/<lang>/``
+(package data of ``breachflow.templates``, read through ``importlib.resources``),
 with blocks ``subject``, ``text`` and ``html``; rendered in a sandbox, the HTML block escaped.
 
 ``mime`` writes the message itself: multipart/alternative, UTF-8 (base64 bodies), Date and a
@@ -15,13 +16,12 @@ from email.header import Header
 from email.utils import format_datetime, formataddr
 from enum import StrEnum
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
+from breachflow.templates import loader
 
 
 class MessageKind(StrEnum):
@@ -35,7 +35,7 @@ class MessageKind(StrEnum):
 @cache
 def _environment(html: bool) -> SandboxedEnvironment:
     return SandboxedEnvironment(
-        loader=FileSystemLoader(TEMPLATES), autoescape=html, undefined=StrictUndefined,
+        loader=loader("email"), autoescape=html, undefined=StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
 

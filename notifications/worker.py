@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 
-from notifications import reminders
-from notifications.dispatcher import Dispatcher
-from notifications.mailer import Mailer
-from notifications.notices import NoticeWriter
-from workflow import checkpoints
-from workflow.context import Context
+from breachflow.notifications import reminders
+from breachflow.notifications.dispatcher import Dispatcher
+from breachflow.notifications.mailer import Mailer
+from breachflow.notifications.notices import NoticeWriter
+from breachflow.workflow import checkpoints
+from breachflow.workflow.context import Context
 
 log = logging.getLogger("breachflow.worker")
 

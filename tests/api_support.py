@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from conftest import add_school
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from workflow import accounts
-from workflow.context import Context
+from breachflow.api.main import create_app
+from breachflow.workflow import accounts
+from breachflow.workflow.context import Context
 
 SCHOOL_A, SCHOOL_B = "12AB", "34CD"
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMAND = [sys.executable, "-m", "api.cli"]
+COMMAND = [sys.executable, "-m", "breachflow.api.cli"]
 
 
 def environment(**variables: str) -> dict[str, str]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from workflow import queries, service
-from workflow.config import Settings
-from workflow.context import Context
-from workflow.errors import BreachflowError
+from breachflow.workflow import queries, service
+from breachflow.workflow.config import Settings
+from breachflow.workflow.context import Context
+from breachflow.workflow.errors import BreachflowError
 
 
 def fire_when_released(environment: dict, reference: str, trigger: str, fields: dict,

@@ -18,10 +18,10 @@ from smtp_server import SmtpServer
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
-from notifications import models as _notification_tables  # noqa: F401  (registers the tables)
-from workflow import audit, db, keystore, schools, service
-from workflow.config import Settings
-from workflow.context import Context, initialise
+from breachflow.notifications import models as _notification_tables  # noqa: F401  (registers the tables)
+from breachflow.workflow import audit, db, keystore, schools, service
+from breachflow.workflow.config import Settings
+from breachflow.workflow.context import Context, initialise
 
 PG_URL = os.environ.get("BREACHFLOW_TEST_DATABASE_URL")
 MASTER_KEY = Fernet.generate_key().decode()

@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from notifications.dispatcher import Dispatcher
-from notifications.mailer import SmtpMailer
-from workflow.config import Settings
-from workflow.context import Context
+from breachflow.notifications.dispatcher import Dispatcher
+from breachflow.notifications.mailer import SmtpMailer
+from breachflow.workflow.config import Settings
+from breachflow.workflow.context import Context
 
 
 async def main(mode: str) -> None:

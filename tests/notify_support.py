@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from notifications.dispatcher import Dispatcher
-from notifications.mailer import SmtpMailer
-from notifications.models import outbox_t
-from notifications.notices import NoticeWriter
-from workflow.context import Context
+from breachflow.notifications.dispatcher import Dispatcher
+from breachflow.notifications.mailer import SmtpMailer
+from breachflow.notifications.models import outbox_t
+from breachflow.notifications.notices import NoticeWriter
+from breachflow.workflow.context import Context
 
 
 def settings_env(settings) -> dict[str, str]:

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from api_support import SCHOOL_A, SCHOOL_B, assert_error, build
 from conftest import CONFIRM, CONTAIN, hours_ago
 
-from workflow import accounts, lifecycle
-from workflow.models import token_t
+from breachflow.workflow import accounts, lifecycle
+from breachflow.workflow.models import token_t
 
 
 @pytest.fixture

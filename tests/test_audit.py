@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from conftest import CONFIRM, add_school, confirmed, hours_ago, reported
 from notify_support import with_notices
 
-from workflow import audit, checkpoints, service
-from workflow.errors import InvalidInput
-from workflow.models import affected_t, ap_t, event_t, incident_t
+from breachflow.workflow import audit, checkpoints, service
+from breachflow.workflow.errors import InvalidInput
+from breachflow.workflow.models import affected_t, ap_t, event_t, incident_t
 
 pytestmark = pytest.mark.tampers  # the databases of these tests are left broken on purpose
 
@@ -195,7 +195,7 @@ def test_the_command_line_writes_a_checkpoint_and_verifies_against_it(ctx, setti
                                                                      capsys):
     from notify_support import settings_env
 
-    from api.cli import main
+    from breachflow.api.cli import main
 
     for name, value in settings_env(settings).items():
         monkeypatch.setenv(name, value)
@@ -213,7 +213,7 @@ def test_the_command_line_writes_a_checkpoint_and_verifies_against_it(ctx, setti
 def test_the_worker_writes_a_checkpoint_when_the_last_is_older_than_the_interval(ctx, walked, tmp_path):
     import asyncio
 
-    from notifications.worker import checkpoint_forever
+    from breachflow.notifications.worker import checkpoint_forever
 
     directory = tmp_path / "checkpoints"
     settings = ctx.settings.model_copy(update={"checkpoint_dir": directory, "checkpoint_interval_hours": 24})

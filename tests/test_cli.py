@@ -9,8 +9,8 @@ import pytest
 from conftest import CONFIRM, add_school, reported
 from notify_support import settings_env
 
-from api.cli import main
-from workflow import diagram, queries, service
+from breachflow.api.cli import main
+from breachflow.workflow import diagram, queries, service
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from api_support import SCHOOL_A, SCHOOL_B, build
 from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, hours_ago
 
-from notifications import reminders
-from workflow import queries, service
-from workflow.models import incident_t
+from breachflow.notifications import reminders
+from breachflow.workflow import queries, service
+from breachflow.workflow.models import incident_t
 
 
 @pytest.fixture

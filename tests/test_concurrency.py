@@ -9,7 +9,7 @@ from concurrent_fire import fire_when_released
 from conftest import add_school, reported
 from notify_support import settings_env
 
-from workflow import audit, queries, service
+from breachflow.workflow import audit, queries, service
 
 RACERS = 4
 

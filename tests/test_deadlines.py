@@ -8,12 +8,12 @@ import pytest
 from conftest import CONFIRM, add_school, reported
 from freezegun import freeze_time
 
-from workflow import queries, service
-from workflow.config import Settings
-from workflow.deadlines import AMSTERDAM, DeadlineKind, Periods, Status, deadlines, local, status_at
-from workflow.disclosure import Disclosure
-from workflow.errors import Conflict, InvalidInput
-from workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
+from breachflow.workflow import queries, service
+from breachflow.workflow.config import Settings
+from breachflow.workflow.deadlines import AMSTERDAM, DeadlineKind, Periods, Status, deadlines, local, status_at
+from breachflow.workflow.disclosure import Disclosure
+from breachflow.workflow.errors import Conflict, InvalidInput
+from breachflow.workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
 
 DISCOVERED = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 PERIODS = Periods()

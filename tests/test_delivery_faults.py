@@ -16,10 +16,10 @@ from conftest import add_school, confirmed
 from notify_support import drain, due_now, settings_env, smtp_context
 from smtp_server import SmtpServer
 
-from api.cli import main
-from notifications import outbox
-from notifications.models import outbox_t
-from workflow import queries, schools, service
+from breachflow.api.cli import main
+from breachflow.notifications import outbox
+from breachflow.notifications.models import outbox_t
+from breachflow.workflow import queries, schools, service
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,9 +12,9 @@ import pytest
 from api_support import SCHOOL_A, SCHOOL_B, assert_error, build
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from api.routes.overview import csv_cell
-from workflow import queries
+from breachflow.api.main import create_app
+from breachflow.api.routes.overview import csv_cell
+from breachflow.workflow import queries
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",

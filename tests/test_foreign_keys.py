@@ -13,10 +13,10 @@ from api_support import build
 from conftest import add_school, reported
 from cryptography.fernet import Fernet
 
-from notifications import reminders
-from workflow import crypto, queries, schools, service
-from workflow.errors import SecretUnavailable
-from workflow.models import data_key_t, incident_t
+from breachflow.notifications import reminders
+from breachflow.workflow import crypto, queries, schools, service
+from breachflow.workflow.errors import SecretUnavailable
+from breachflow.workflow.models import data_key_t, incident_t
 
 
 def test_a_master_key_of_another_installation_seals_nothing_new(ctx):

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import pytest
 from conftest import CONFIRM, CONTAIN, EVALUATE, REMEDIATE, add_school, reported
 
-from workflow import lifecycle, queries, service
-from workflow.disclosure import Disclosure
-from workflow.errors import GuardFailed, TriggerNotAllowed
-from workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
-from workflow.lifecycle import GUARDS
+from breachflow.workflow import lifecycle, queries, service
+from breachflow.workflow.disclosure import Disclosure
+from breachflow.workflow.errors import GuardFailed, TriggerNotAllowed
+from breachflow.workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
+from breachflow.workflow.lifecycle import GUARDS
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ from conftest import hours_ago
 from freezegun import freeze_time
 from pydantic import ValidationError
 
-from workflow.disclosure import Disclosure
-from workflow.validation import LONG_TEXT, MAX_COUNT, MAX_ITEMS, SHORT_TEXT
+from breachflow.workflow.disclosure import Disclosure
+from breachflow.workflow.validation import LONG_TEXT, MAX_COUNT, MAX_ITEMS, SHORT_TEXT
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

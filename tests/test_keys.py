@@ -20,11 +20,11 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from test_api import assert_error
 
-from api.main import create_app
-from workflow import queries, schools
-from workflow.config import Settings
-from workflow.context import Context, initialise
-from workflow.models import data_key_t, incident_t
+from breachflow.api.main import create_app
+from breachflow.workflow import queries, schools
+from breachflow.workflow.config import Settings
+from breachflow.workflow.context import Context, initialise
+from breachflow.workflow.models import data_key_t, incident_t
 
 KEY_FILES = {"master.key": "BREACHFLOW_MASTER_KEYS", "audit.key": "BREACHFLOW_AUDIT_KEY",
              "checkpoint.key": "BREACHFLOW_CHECKPOINT_KEY"}

@@ -10,9 +10,9 @@ import threading
 from conftest import CONFIRM, reported
 from notify_support import smtp_context
 
-from notifications.dispatcher import Dispatcher
-from notifications.mailer import SmtpMailer
-from workflow import audit, queries, schools, service
+from breachflow.notifications.dispatcher import Dispatcher
+from breachflow.notifications.mailer import SmtpMailer
+from breachflow.workflow import audit, queries, schools, service
 
 ROUNDS = 40
 

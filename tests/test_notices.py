@@ -13,8 +13,8 @@ from conftest import CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, add_school, 
 from notify_support import drain, due_now, smtp_context
 from smtp_server import SmtpServer, self_signed
 
-from notifications import facts, outbox
-from workflow import queries, schools, service
+from breachflow.notifications import facts, outbox
+from breachflow.workflow import queries, schools, service
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from api_support import SCHOOL_A, SCHOOL_B, build
 from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, reported
 
-from workflow import queries, register, service
-from workflow.models import ap_t, data_key_t, event_t
+from breachflow.workflow import queries, register, service
+from breachflow.workflow.models import ap_t, data_key_t, event_t
 
 DISMISSED_BECAUSE = "Test account of the school; no real pupils"
 REOPENED_BECAUSE = "The school found real pupil data in the export"

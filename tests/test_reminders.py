@@ -13,10 +13,10 @@ from freezegun import freeze_time
 from notify_support import drain, smtp_context
 from smtp_server import SmtpServer
 
-from notifications import outbox, reminders
-from notifications.worker import notifications_context
-from workflow import accounts, queries, service
-from workflow.deadlines import Deadline, DeadlineKind
+from breachflow.notifications import outbox, reminders
+from breachflow.notifications.worker import notifications_context
+from breachflow.workflow import accounts, queries, service
+from breachflow.workflow.deadlines import Deadline, DeadlineKind
 
 DISCOVERED = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 SCHOOL_DUE = DISCOVERED + timedelta(hours=24)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, RESTORE, VERIFY, add_school, reported
 
-from workflow import audit, queries, service
-from workflow.errors import InvalidInput
-from workflow.responsibility import Responsibility
+from breachflow.workflow import audit, queries, service
+from breachflow.workflow.errors import InvalidInput
+from breachflow.workflow.responsibility import Responsibility
 
 
 def transitions_of(ctx, reference):

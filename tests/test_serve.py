@@ -17,10 +17,10 @@ from cli_process import COMMAND, breachflow, environment
 from conftest import CONFIRM
 from cryptography.fernet import Fernet, InvalidToken
 
-from workflow import accounts
-from workflow.config import Settings
-from workflow.context import Context
-from workflow.models import data_key_t
+from breachflow.workflow import accounts
+from breachflow.workflow.config import Settings
+from breachflow.workflow.context import Context
+from breachflow.workflow.models import data_key_t
 
 
 def free_port() -> int:

@@ -10,14 +10,14 @@ import sqlalchemy as sa
 from conftest import CONFIRM, add_school, confirmed, reported
 from cryptography.fernet import Fernet
 
-from api.errors import status_of
-from notifications import outbox
-from notifications.worker import notifications_context
-from workflow import audit, crypto, queries, service
-from workflow.config import Settings
-from workflow.context import Context
-from workflow.errors import DataDamaged, DataDestroyed, NotInitialised, SecretUnavailable
-from workflow.models import data_key_t, incident_t
+from breachflow.api.errors import status_of
+from breachflow.notifications import outbox
+from breachflow.notifications.worker import notifications_context
+from breachflow.workflow import audit, crypto, queries, service
+from breachflow.workflow.config import Settings
+from breachflow.workflow.context import Context
+from breachflow.workflow.errors import DataDamaged, DataDestroyed, NotInitialised, SecretUnavailable
+from breachflow.workflow.models import data_key_t, incident_t
 
 PLANTED = "Fenna Wijnbergen-Oosterhuis"
 

@@ -7,11 +7,11 @@ from api_support import SCHOOL_A, build
 from conftest import CONFIRM, add_school, hours_ago, reported
 from notify_support import drain, smtp_context
 
-from notifications import outbox
-from notifications.models import OutboxStatus
-from workflow import queries, service
-from workflow.lifecycle import State, Trigger
-from workflow.timeline import EventKind
+from breachflow.notifications import outbox
+from breachflow.notifications.models import OutboxStatus
+from breachflow.workflow import queries, service
+from breachflow.workflow.lifecycle import State, Trigger
+from breachflow.workflow.timeline import EventKind
 
 
 def test_a_notice_sent_after_confirm_does_not_make_the_handlers_next_edit_stale(ctx, settings, smtp):

@@ -17,11 +17,11 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
-from workflow.context import Context
-from workflow.db import read_transaction, write_transaction
-from workflow.errors import FieldProblem, InvalidInput, NotFound
-from workflow.models import school_t, token_t, user_t
-from workflow.schools import EMAIL, ids_by_brin
+from breachflow.workflow.context import Context
+from breachflow.workflow.db import read_transaction, write_transaction
+from breachflow.workflow.errors import FieldProblem, InvalidInput, NotFound
+from breachflow.workflow.models import school_t, token_t, user_t
+from breachflow.workflow.schools import EMAIL, ids_by_brin
 
 TOKEN_PREFIX = "bf_"
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,79}$")

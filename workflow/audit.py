@@ -26,14 +26,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from workflow import checkpoints, crypto, store, timeline
-from workflow.context import Context
-from workflow.db import read_transaction
-from workflow.disclosure import Disclosure
-from workflow.errors import DataDamaged, DataDestroyed, SecretUnavailable
-from workflow.models import affected_t, ap_t, counter_t, data_key_t, event_t, incident_t, school_t
-from workflow.timeline import EventKind
-from workflow.unit import moves_a_clock
+from breachflow.workflow import checkpoints, crypto, store, timeline
+from breachflow.workflow.context import Context
+from breachflow.workflow.db import read_transaction
+from breachflow.workflow.disclosure import Disclosure
+from breachflow.workflow.errors import DataDamaged, DataDestroyed, SecretUnavailable
+from breachflow.workflow.models import affected_t, ap_t, counter_t, data_key_t, event_t, incident_t, school_t
+from breachflow.workflow.timeline import EventKind
+from breachflow.workflow.unit import moves_a_clock
 
 _SCHOOL_RESPONSIBLE = "school_responsible"  # the notice kind that tells a school to notify the AP
 

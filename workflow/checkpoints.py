@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from workflow.context import Context
-from workflow.db import read_transaction
-from workflow.errors import FieldProblem, InvalidInput
-from workflow.models import incident_t
+from breachflow.workflow.context import Context
+from breachflow.workflow.db import read_transaction
+from breachflow.workflow.errors import FieldProblem, InvalidInput
+from breachflow.workflow.models import incident_t
 
 CHECKPOINT_FORMAT = "breachflow-checkpoint/1"
 

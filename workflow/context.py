@@ -7,11 +7,11 @@ from dataclasses import dataclass, field, replace
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
-from workflow import crypto, db, keystore
-from workflow.config import Settings
-from workflow.deadlines import Periods
-from workflow.errors import NotInitialised
-from workflow.hooks import Notifier
+from breachflow.workflow import crypto, db, keystore
+from breachflow.workflow.config import Settings
+from breachflow.workflow.deadlines import Periods
+from breachflow.workflow.errors import NotInitialised
+from breachflow.workflow.hooks import Notifier
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from workflow import keystore
-from workflow.config import Settings
-from workflow.errors import DataDamaged, DataDestroyed, SecretUnavailable
+from breachflow.workflow import keystore
+from breachflow.workflow.config import Settings
+from breachflow.workflow.errors import DataDamaged, DataDestroyed, SecretUnavailable
 
 _NONCE = 12
 _VERSION = b"\x01"

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
-from workflow import files, models  # noqa: F401  (models registers the tables)
+from breachflow.workflow import files, models  # noqa: F401  (models registers the tables)
 
 _locks: dict[int, threading.Lock] = {}
 

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from workflow.config import Settings
-from workflow.incident import ApKind, Incident
-from workflow.lifecycle import State
-from workflow.responsibility import Responsibility
+from breachflow.workflow.config import Settings
+from breachflow.workflow.incident import ApKind, Incident
+from breachflow.workflow.lifecycle import State
+from breachflow.workflow.responsibility import Responsibility
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 WATCHED_STATES_EXCLUDED = frozenset({State.dismissed})

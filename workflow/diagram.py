@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workflow.lifecycle import INITIAL_STATE, STEPS, State, guard_name, transition_dict
+from breachflow.workflow.lifecycle import INITIAL_STATE, STEPS, State, guard_name, transition_dict
 
 DIAGRAM_FILE = "lifecycle.md"
 

@@ -13,7 +13,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
-from workflow.validation import Count, Items, LongText, Moment, ShortText
+from breachflow.workflow.validation import Count, Items, LongText, Moment, ShortText
 
 
 class Source(StrEnum):

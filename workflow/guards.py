@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from workflow.disclosure import CauseCategory, DataKind, label
-from workflow.errors import FieldProblem
-from workflow.incident import ApKind, Incident
-from workflow.responsibility import Responsibility
+from breachflow.workflow.disclosure import CauseCategory, DataKind, label
+from breachflow.workflow.errors import FieldProblem
+from breachflow.workflow.incident import ApKind, Incident
+from breachflow.workflow.responsibility import Responsibility
 
 Guard = Callable[[Incident], list[FieldProblem]]
 

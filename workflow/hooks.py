@@ -14,8 +14,8 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 
-from workflow.incident import Incident
-from workflow.timeline import Event
+from breachflow.workflow.incident import Incident
+from breachflow.workflow.timeline import Event
 
 
 class Change(Protocol):

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from workflow.disclosure import Disclosure
-from workflow.responsibility import Responsibility, responsibility_for
+from breachflow.workflow.disclosure import Disclosure
+from breachflow.workflow.responsibility import Responsibility, responsibility_for
 
 
 class ApKind(StrEnum):

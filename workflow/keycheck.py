@@ -14,9 +14,9 @@ import weakref
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from workflow import crypto, timeline
-from workflow.errors import DataDestroyed, SecretUnavailable
-from workflow.models import data_key_t, event_t
+from breachflow.workflow import crypto, timeline
+from breachflow.workflow.errors import DataDestroyed, SecretUnavailable
+from breachflow.workflow.models import data_key_t, event_t
 
 _RECENT = 5  # the newest rows tried: one that opens or verifies shows the key is this database's
 _rings: weakref.WeakSet[crypto.KeyRing] = weakref.WeakSet()  # rings that opened a data key here

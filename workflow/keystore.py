@@ -22,9 +22,9 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from workflow import files
-from workflow.config import Settings
-from workflow.errors import SecretUnavailable
+from breachflow.workflow import files
+from breachflow.workflow.config import Settings
+from breachflow.workflow.errors import SecretUnavailable
 
 _KEY_BYTES = 32
 

@@ -15,9 +15,9 @@ from functools import cache
 
 from transitions import EventData, Machine, MachineError
 
-from workflow import guards
-from workflow.errors import FieldProblem, GuardFailed, TriggerNotAllowed
-from workflow.incident import Incident
+from breachflow.workflow import guards
+from breachflow.workflow.errors import FieldProblem, GuardFailed, TriggerNotAllowed
+from breachflow.workflow.incident import Incident
 
 
 class State(StrEnum):

@@ -12,17 +12,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from workflow import crypto, lifecycle, store
-from workflow.context import Context
-from workflow.db import read_transaction
-from workflow.deadlines import Deadline, deadlines
-from workflow.disclosure import CauseCategory
-from workflow.errors import DataDestroyed, NotFound, SecretUnavailable
-from workflow.incident import Incident
-from workflow.models import affected_t, data_key_t, event_t, incident_t
-from workflow.responsibility import Responsibility, responsibility_for
-from workflow.schools import ids_by_brin
-from workflow.validation import choice
+from breachflow.workflow import crypto, lifecycle, store
+from breachflow.workflow.context import Context
+from breachflow.workflow.db import read_transaction
+from breachflow.workflow.deadlines import Deadline, deadlines
+from breachflow.workflow.disclosure import CauseCategory
+from breachflow.workflow.errors import DataDestroyed, NotFound, SecretUnavailable
+from breachflow.workflow.incident import Incident
+from breachflow.workflow.models import affected_t, data_key_t, event_t, incident_t
+from breachflow.workflow.responsibility import Responsibility, responsibility_for
+from breachflow.workflow.schools import ids_by_brin
+from breachflow.workflow.validation import choice
 
 log = logging.getLogger("breachflow.queries")
 

@@ -18,14 +18,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from workflow import crypto
-from workflow.context import Context
-from workflow.db import read_transaction
-from workflow.errors import DataDamaged, DataDestroyed
-from workflow.incident import ApKind
-from workflow.lifecycle import FINAL_STATES, State
-from workflow.models import ap_t, data_key_t, event_t, incident_t
-from workflow.timeline import EventKind
+from breachflow.workflow import crypto
+from breachflow.workflow.context import Context
+from breachflow.workflow.db import read_transaction
+from breachflow.workflow.errors import DataDamaged, DataDestroyed
+from breachflow.workflow.incident import ApKind
+from breachflow.workflow.lifecycle import FINAL_STATES, State
+from breachflow.workflow.models import ap_t, data_key_t, event_t, incident_t
+from breachflow.workflow.timeline import EventKind
 
 log = logging.getLogger("breachflow.register")
 BATCH = 1000  # incidents per query: far below the bound-parameter limits of SQLite and PostgreSQL

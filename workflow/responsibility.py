@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from workflow.disclosure import CauseCategory
+from breachflow.workflow.disclosure import CauseCategory
 
 
 class Responsibility(StrEnum):

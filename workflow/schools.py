@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, insert, select
 
-from workflow import crypto, keycheck
-from workflow.context import Context
-from workflow.db import read_transaction, write_transaction
-from workflow.errors import DataDestroyed, FieldProblem, InvalidInput, NotFound
-from workflow.models import data_key_t, school_t
+from breachflow.workflow import crypto, keycheck
+from breachflow.workflow.context import Context
+from breachflow.workflow.db import read_transaction, write_transaction
+from breachflow.workflow.errors import DataDestroyed, FieldProblem, InvalidInput, NotFound
+from breachflow.workflow.models import data_key_t, school_t
 
 BRIN = re.compile(r"^\d{2}[A-Z]{2}(\d{2})?$")
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")

@@ -13,19 +13,19 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
-from workflow import crypto, lifecycle, store
-from workflow.context import Context
-from workflow.db import read_transaction, write_transaction
-from workflow.deadlines import AMSTERDAM, DeadlineKind, deadlines
-from workflow.disclosure import Source
-from workflow.errors import Conflict, FieldProblem, InvalidInput
-from workflow.incident import AffectedSchool, ApKind, ContactChannel, Incident
-from workflow.lifecycle import NOT_YET_CONFIRMED, Trigger
-from workflow.models import affected_t, ap_t, counter_t, data_key_t, idempotency_t, incident_t
-from workflow.schools import ids_by_brin
-from workflow.timeline import EventKind
-from workflow.unit import Unit, change, clock
-from workflow.validation import choice, optional_text, plausible_time, required_text
+from breachflow.workflow import crypto, lifecycle, store
+from breachflow.workflow.context import Context
+from breachflow.workflow.db import read_transaction, write_transaction
+from breachflow.workflow.deadlines import AMSTERDAM, DeadlineKind, deadlines
+from breachflow.workflow.disclosure import Source
+from breachflow.workflow.errors import Conflict, FieldProblem, InvalidInput
+from breachflow.workflow.incident import AffectedSchool, ApKind, ContactChannel, Incident
+from breachflow.workflow.lifecycle import NOT_YET_CONFIRMED, Trigger
+from breachflow.workflow.models import affected_t, ap_t, counter_t, data_key_t, idempotency_t, incident_t
+from breachflow.workflow.schools import ids_by_brin
+from breachflow.workflow.timeline import EventKind
+from breachflow.workflow.unit import Unit, change, clock
+from breachflow.workflow.validation import choice, optional_text, plausible_time, required_text
 
 _AFFECTED = (affected_t.c.incident_id == sa.bindparam("b_incident")) & (
     affected_t.c.school_id == sa.bindparam("b_school"))

@@ -9,11 +9,11 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Connection, bindparam, select
 
-from workflow import crypto
-from workflow.disclosure import FACT_FIELDS, PERSONAL_FIELDS, Disclosure
-from workflow.errors import DataDamaged, NotFound
-from workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
-from workflow.models import affected_t, ap_t, data_key_t, incident_t, school_t
+from breachflow.workflow import crypto
+from breachflow.workflow.disclosure import FACT_FIELDS, PERSONAL_FIELDS, Disclosure
+from breachflow.workflow.errors import DataDamaged, NotFound
+from breachflow.workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
+from breachflow.workflow.models import affected_t, ap_t, data_key_t, incident_t, school_t
 
 
 class Loaded:

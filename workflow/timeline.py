@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
-from workflow.models import event_t
+from breachflow.workflow.models import event_t
 
 GENESIS = "0" * 64
 _INSERT = insert(event_t)

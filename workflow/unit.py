@@ -26,14 +26,14 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
-from workflow import crypto, keycheck, lifecycle, store, timeline
-from workflow.context import Context
-from workflow.db import write_transaction
-from workflow.disclosure import Disclosure
-from workflow.errors import Conflict, FieldProblem, InvalidInput, StaleVersion
-from workflow.incident import Incident
-from workflow.models import data_key_t, incident_t
-from workflow.timeline import Event, EventKind
+from breachflow.workflow import crypto, keycheck, lifecycle, store, timeline
+from breachflow.workflow.context import Context
+from breachflow.workflow.db import write_transaction
+from breachflow.workflow.disclosure import Disclosure
+from breachflow.workflow.errors import Conflict, FieldProblem, InvalidInput, StaleVersion
+from breachflow.workflow.incident import Incident
+from breachflow.workflow.models import data_key_t, incident_t
+from breachflow.workflow.timeline import Event, EventKind
 
 _UPDATE = sa.update(incident_t).where(
     incident_t.c.id == sa.bindparam("b_id"),

@@ -9,7 +9,7 @@ from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 
-from workflow.errors import FieldProblem, InvalidInput
+from breachflow.workflow.errors import FieldProblem, InvalidInput
 
 E = TypeVar("E", bound=StrEnum)
 

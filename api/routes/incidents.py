@@ -9,18 +9,18 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Path, Query, Request
 from pydantic import AfterValidator
 
-from api import schemas, views
-from api.deps import CtxDep, Handler, Reader, Reporter, SchoolUser, Staff, command, read
-from api.errors import Forbidden, responses
-from workflow import queries, service
-from workflow.accounts import Account
-from workflow.context import Context
-from workflow.deadlines import Status
-from workflow.errors import NotFound
-from workflow.incident import Incident
-from workflow.lifecycle import State, Trigger
-from workflow.responsibility import Responsibility
-from workflow.validation import MAX_COUNT, no_nul
+from breachflow.api import schemas, views
+from breachflow.api.deps import CtxDep, Handler, Reader, Reporter, SchoolUser, Staff, command, read
+from breachflow.api.errors import Forbidden, responses
+from breachflow.workflow import queries, service
+from breachflow.workflow.accounts import Account
+from breachflow.workflow.context import Context
+from breachflow.workflow.deadlines import Status
+from breachflow.workflow.errors import NotFound
+from breachflow.workflow.incident import Incident
+from breachflow.workflow.lifecycle import State, Trigger
+from breachflow.workflow.responsibility import Responsibility
+from breachflow.workflow.validation import MAX_COUNT, no_nul
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 Reference = Annotated[str, Path(max_length=30, examples=["DL-2026-00042"]), AfterValidator(no_nul)]

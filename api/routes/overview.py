@@ -11,12 +11,12 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from api import render, schemas, views
-from api.deps import Anyone, CtxDep, Reader, read
-from api.errors import FieldProblemOut, responses
-from workflow import lifecycle, queries, register
-from workflow.disclosure import Disclosure
-from workflow.incident import Incident
+from breachflow.api import render, schemas, views
+from breachflow.api.deps import Anyone, CtxDep, Reader, read
+from breachflow.api.errors import FieldProblemOut, responses
+from breachflow.workflow import lifecycle, queries, register
+from breachflow.workflow.disclosure import Disclosure
+from breachflow.workflow.incident import Incident
 
 router = APIRouter(tags=["overview"])
 UNREADABLE_HEADER = "Breachflow-Unreadable"  # references of damaged records a list had to leave out

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from api import schemas
-from api.deps import Admin, CtxDep, SchoolReader, command, read
-from api.errors import responses
-from workflow import schools
+from breachflow.api import schemas
+from breachflow.api.deps import Admin, CtxDep, SchoolReader, command, read
+from breachflow.api.errors import responses
+from breachflow.workflow import schools
 
 router = APIRouter(prefix="/schools", tags=["schools"])
 
