@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from breachflow.api import commands as c
 from breachflow.api.arguments import date_arg, time_arg
 from breachflow.notifications.models import OutboxStatus
-from breachflow.workflow import accounts, lifecycle, schools
+from breachflow.workflow import accounts, lifecycle, logs, schools
 from breachflow.workflow.config import Settings
 from breachflow.workflow.disclosure import Disclosure
 from breachflow.workflow.errors import BreachflowError, Conflict, InvalidInput, NotFound
@@ -214,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"breachflow: error: configuration: {problems}", file=sys.stderr)
         return 2
+    logs.configure(args.settings)
     try:
         return args.handler(args)
     except BreachflowError as exc:

@@ -24,6 +24,7 @@ from breachflow.workflow import (
     diagram,
     keystore,
     lifecycle,
+    logs,
     queries,
     register,
     schools,
@@ -282,7 +283,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print("Log in with the header 'Authorization: Bearer <token>'.", flush=True)
     os.environ["BREACHFLOW_IN_PROCESS_WORKER"] = "false" if args.no_worker else "true"
     uvicorn.run("breachflow.api.main:app_from_environment", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="warning", server_header=False,
+                workers=args.workers, log_config=logs.config(settings), access_log=False, server_header=False,
                 proxy_headers=False)  # X-Forwarded-For from anyone would pick the address the auth limit counts
     return 0
 

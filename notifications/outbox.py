@@ -13,7 +13,6 @@ Recording locks each incident before its outbox and school rows, the order every
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,10 +26,9 @@ from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
 from breachflow.workflow.errors import DataDamaged, DataDestroyed, NotFound
 from breachflow.workflow.models import data_key_t, incident_t, school_t
+from breachflow.workflow.redaction import without_addresses
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.unit import Unit
-
-_ADDRESS = re.compile(r"<?[^\s<>@,;]+@[^\s<>@,;]+>?")
 
 ACTOR = "dispatcher"
 
@@ -59,11 +57,6 @@ class Outcome:
     error: str | None = None  # None: accepted (no addresses in it: it is stored plain)
     permanent: bool = False
     refused: dict[str, str] = field(default_factory=dict)  # address → answer; only on the sealed timeline
-
-
-def without_addresses(text: str) -> str:
-    """``text`` with every email address replaced: what may be stored in a plain column."""
-    return _ADDRESS.sub("<address>", text)
 
 
 _DUE = sa.or_(

@@ -94,12 +94,21 @@ class Settings(BaseSettings):
         "server, writable by breachflow only (default: data_dir/checkpoints)")
     checkpoint_interval_hours: float = Field(default=24, gt=0, description="how often the worker writes one")
 
+    # observability
+    log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object per line")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
     @field_validator("reminder_offsets_hours", mode="before")
     @classmethod
     def _split_offsets(cls, value: object) -> object:
         if isinstance(value, str):
             return [float(part) for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("affected_systems", mode="before")
     @classmethod

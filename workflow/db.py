@@ -38,17 +38,19 @@ def _sqlite_setup(engine: Engine) -> None:
 
 @cache
 def engine_for(url: str) -> Engine:
-    """The process's engine for ``url`` (one pool per URL)."""
+    """The process's engine for ``url`` (one pool per URL). Its errors do not repeat the values of a
+    statement (they may be personal data, and errors are logged)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             files.create_private(Path(parsed.database))
         # every transaction ends in its own commit or rollback (``write_transaction``, ``read_transaction``,
         # a closed connection's autobegin): the pool's extra rollback on return only costs time
-        engine = create_engine(url, connect_args={"check_same_thread": False}, pool_reset_on_return=None)
+        engine = create_engine(url, connect_args={"check_same_thread": False}, pool_reset_on_return=None,
+                               hide_parameters=True)
         _sqlite_setup(engine)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     _locks[id(engine)] = threading.Lock()
     return engine
 
