@@ -49,6 +49,12 @@ class TooManyFailures(BreachflowError):
         self.retry_after = retry_after
 
 
+class NotReady(BreachflowError):
+    """A readiness check failed; ``fields`` names each failed check and what it found."""
+
+    code = "not_ready"
+
+
 STATUS: dict[type[BreachflowError], int] = {
     Unauthenticated: 401,
     Forbidden: 403,
@@ -60,6 +66,7 @@ STATUS: dict[type[BreachflowError], int] = {
     DataDamaged: 500,
     KeyUnavailable: 503,  # a key is missing from the configuration: fixed by restoring it
     NotInitialised: 503,
+    NotReady: 503,
 }
 
 

@@ -21,7 +21,7 @@ from swagger_ui_bundle import swagger_ui_path
 from breachflow.api import errors
 from breachflow.api.deps import known_query
 from breachflow.api.middleware import BodyLimit, SecurityHeaders
-from breachflow.api.routes import incidents, overview, schools
+from breachflow.api.routes import incidents, monitoring, overview, schools
 from breachflow.api.throttle import AuthFailures
 from breachflow.notifications.mailer import mailer_for
 from breachflow.notifications.worker import notifications_context, run_worker
@@ -78,7 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(known_query)])
-    for module in (incidents, overview, schools):
+    for module in (incidents, overview, schools, monitoring):
         api.include_router(module.router)
     app.include_router(api)
 

@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     # observability
     log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object per line")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    worker_stale_seconds: float = Field(
+        default=180, gt=0, description="readyz: a worker beats at each deadline scan; silent this long, it counts as gone")
+    outbox_stuck_seconds: float = Field(
+        default=300, gt=0, description="readyz: a message due this long and still not sent means the outbox is stuck")
 
     @field_validator("reminder_offsets_hours", mode="before")
     @classmethod
@@ -123,6 +127,13 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one system must be configured")
         return value
+
+    @model_validator(mode="after")
+    def _heartbeat_outlives_a_scan(self) -> Settings:
+        if self.worker_stale_seconds <= self.reminder_scan_seconds:
+            raise ValueError("BREACHFLOW_WORKER_STALE_SECONDS must be longer than BREACHFLOW_REMINDER_SCAN_SECONDS: "
+                             "the worker beats once per scan")
+        return self
 
     @model_validator(mode="after")
     def _safe_outside_development(self) -> Settings:

@@ -1,4 +1,4 @@
-"""The register, deadlines, the workflow definition and health."""
+"""The register, deadlines and the workflow definition."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import io
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
@@ -104,15 +103,3 @@ WORKFLOW = schemas.WorkflowOut(
 async def get_workflow(_account: Anyone) -> schemas.WorkflowOut:
     """The lifecycle definition: states, steps, branch conditions and what each guard asks."""
     return WORKFLOW
-
-
-@router.get("/healthz", operation_id="health", response_model=schemas.Health, responses=responses(422))
-async def health(request: Request, ctx: CtxDep) -> schemas.Health:
-    """Liveness and database reachability (no token needed)."""
-
-    def ping() -> None:
-        with ctx.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-
-    await read(request, ping)
-    return schemas.Health(status="ok", database=ctx.engine.dialect.name)
