@@ -180,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=c.cmd_serve)
 
     worker = sub.add_parser("worker", help="send queued mail and deadline reminders", parents=[common])
+    worker.add_argument("--metrics-port", type=int,
+                        help="serve this worker's delivery counters for Prometheus on this port (no token: bind it "
+                             "where only Prometheus reaches; the register's figures are on the API's /metrics)")
+    worker.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (default: 127.0.0.1)")
     worker.set_defaults(handler=c.cmd_worker)
     box = sub.add_parser("outbox", help="the outbox of mail").add_subparsers(
         dest="outbox_command", required=True, parser_class=_Parser)

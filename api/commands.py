@@ -11,8 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import prometheus_client
+
 from breachflow.api import render, views
 from breachflow.api.arguments import parse_assignments, parse_schools
+from breachflow.api.metrics import delivery_registry
 from breachflow.notifications import outbox
 from breachflow.notifications.mailer import destination, mailer_for
 from breachflow.notifications.models import OutboxStatus
@@ -314,6 +317,12 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     ctx = _notifying(args)
     mailer = mailer_for(ctx.settings)
+    if args.metrics_port is not None:
+        try:
+            prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_host, registry=delivery_registry())
+        except OSError as exc:
+            raise InvalidInput("invalid input", [FieldProblem("--metrics-port", f"cannot listen there: {exc}")]) from None
+        print(f"delivery counters for Prometheus on http://{args.metrics_host}:{args.metrics_port}/metrics")
     print(f"breachflow worker: sending to {destination(ctx.settings)}; scanning deadlines every "
           f"{ctx.settings.reminder_scan_seconds:g} s. Ctrl-C stops.", flush=True)
     try:

@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     # observability
     log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object per line")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_token: SecretStr | None = Field(
+        default=None, description="opens /metrics and nothing else (a manager's or admin's token does too)")
     worker_stale_seconds: float = Field(
         default=180, gt=0, description="readyz: a worker beats at each deadline scan; silent this long, it counts as gone")
     outbox_stuck_seconds: float = Field(
@@ -113,6 +115,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("at least 32 characters (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe())')")
+        return value
 
     @field_validator("affected_systems", mode="before")
     @classmethod

@@ -1,18 +1,22 @@
-"""Monitoring: liveness and readiness (no token)."""
+"""Monitoring: liveness and readiness under ``/api/v1`` (no token), Prometheus metrics at ``/metrics``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from breachflow.api import schemas
-from breachflow.api.deps import CtxDep, read
+from breachflow.api.deps import CtxDep, known_query, metrics_reader, read
 from breachflow.api.errors import ErrorResponse, NotReady, responses
 from breachflow.notifications import health
 from breachflow.workflow.errors import FieldProblem
 
 router = APIRouter(tags=["monitoring"])
+metrics_router = APIRouter(dependencies=[Depends(known_query)])
 
 
 @router.get("/healthz", operation_id="health", response_model=schemas.Health, responses=responses(422))
@@ -32,3 +36,9 @@ async def ready(request: Request, ctx: CtxDep) -> schemas.Readiness:
         raise NotReady("not ready: " + ", ".join(c.name for c in failed), [FieldProblem(c.name, c.detail) for c in failed])
     return schemas.Readiness(status="ready", checks=[schemas.CheckOut(**c.__dict__) for c in checks])
 
+
+@metrics_router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request, _reader: Annotated[None, Depends(metrics_reader)]) -> Response:
+    """Prometheus metrics: the metrics token, or a manager's or admin's token."""
+    body = await read(request, request.app.state.metrics.render)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
