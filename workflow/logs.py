@@ -5,7 +5,7 @@ Lines go to stderr, as plain text or, with ``BREACHFLOW_LOG_FORMAT=json``, one J
 (``request_id``, set by the API's middleware and carried by ``contextvars`` into the service layer
 and the threads it uses). Log calls never pass names, email addresses or the free text of an
 incident; every line is passed through ``redaction.for_log`` besides, for what a third-party
-message may echo. Libraries that print rows or message contents when verbose stay at WARNING.
+message may echo. Libraries that print rows or message contents when verbose stay at WARNING (``QUIET``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from breachflow.workflow.config import Settings
 from breachflow.workflow.redaction import for_log
 
 request_id: ContextVar[str | None] = ContextVar("breachflow_request_id", default=None)
-# at DEBUG, SQLAlchemy logs every row it fetches: names and addresses included
-QUIET = ("sqlalchemy", "aiosmtplib", "python_multipart", "multipart")
+# kept at WARNING whatever the level: at DEBUG SQLAlchemy logs every row it fetches (names and addresses
+# included) and the mail and form libraries what they carry; transitions narrates every trial of a trigger
+QUIET = ("sqlalchemy", "aiosmtplib", "python_multipart", "multipart", "transitions")
 
 
 class RequestIdFilter(logging.Filter):
