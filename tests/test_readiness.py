@@ -3,15 +3,19 @@ can do its work (database, a worker's heartbeat, an outbox that moves) and names
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
+import urllib.request
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from api_support import assert_error
+from cli_process import COMMAND, environment
 from conftest import add_school, confirmed
 from fastapi.testclient import TestClient
-from notify_support import with_notices
+from notify_support import settings_env, with_notices
 from smtp_server import free_port
 
 from breachflow.api.main import create_app
@@ -40,9 +44,7 @@ def failed_checks(response) -> list[str]:
 
 def test_ready_with_a_worker_running_and_nothing_waiting(ctx):
     with app_for(ctx, in_process_worker=True) as client:  # the lifespan runs the worker, which beats at once
-        deadline = time.monotonic() + 10
-        while ready(client).status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: ready(client).status_code == 200, "the worker's first beat")
         response = ready(client)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "ready"
@@ -52,9 +54,7 @@ def test_ready_with_a_worker_running_and_nothing_waiting(ctx):
 
 def test_a_worker_that_stopped_leaves_no_heartbeat(ctx):
     with app_for(ctx, in_process_worker=True) as client:
-        deadline = time.monotonic() + 10
-        while ready(client).status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: ready(client).status_code == 200, "the worker's first beat")
     with ctx.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(heartbeat_t)).scalar_one() == 0
     assert failed_checks(ready(app_for(ctx))) == ["worker"]
@@ -153,3 +153,41 @@ def test_readiness_needs_no_token_and_reveals_no_register_data(ctx):
     response = ready(app_for(ctx))
     assert response.status_code == 200
     assert reference not in response.text and "12AB" not in response.text and "host-a" not in response.text
+
+
+def test_a_worker_in_another_process_makes_every_api_process_ready_and_counts_its_sends(ctx, smtp, tmp_path):
+    """`breachflow worker` beats in the database: an API process elsewhere sees it. Its own delivery
+    counters are served on --metrics-port; stopped, it takes its heartbeat with it."""
+    add_school(ctx)
+    client = app_for(ctx)
+    assert failed_checks(ready(client)) == ["worker"]
+    port = free_port()
+    env = settings_env(ctx.settings) | {"BREACHFLOW_SMTP_HOST": "127.0.0.1", "BREACHFLOW_SMTP_PORT": str(smtp.port),
+                                        "BREACHFLOW_DISPATCH_POLL_SECONDS": "0.2"}
+    worker = subprocess.Popen([*COMMAND, "worker", "--metrics-port", str(port)], cwd=tmp_path,
+                              env=environment(**env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: ready(client).status_code == 200, "the worker's first beat")
+        confirmed(with_notices(ctx))
+        wait_until(lambda: len(smtp.received) == 1, "the notice")
+        wait_until(lambda: "breachflow_messages_sent_total 1.0" in worker_metrics(port), "the count of the send")
+    finally:
+        worker.send_signal(signal.SIGINT)
+        _, errors = worker.communicate(timeout=30)
+    assert worker.returncode == 0, errors
+    assert failed_checks(ready(client)) == ["worker"]
+
+
+def worker_metrics(port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return response.read().decode()
+    except OSError:
+        return ""
+
+
+def wait_until(condition, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.1)
