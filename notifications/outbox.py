@@ -1,4 +1,5 @@
-"""The outbox: claiming due messages, recording what became of them, listing and requeueing.
+"""The outbox: claiming due messages, recording what became of them, listing, requeueing and
+measuring what waits (``backlog``, for readiness and metrics).
 
 A message is ``pending`` until a dispatcher claims it (``sending``, with a lease). The moment the
 server accepts it, it is marked ``accepted`` (``accept``), so a dispatcher that dies re-sends at
