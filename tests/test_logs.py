@@ -18,8 +18,10 @@ import sqlalchemy as sa
 from api_support import build
 from cli_process import COMMAND, environment
 from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, RESTORE, VERIFY
+from fastapi.exceptions import ResponseValidationError
 from notify_support import settings_env
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel, ValidationError
 
 from breachflow.notifications.models import outbox_t
 from breachflow.workflow import accounts, logs
@@ -101,6 +103,20 @@ def test_an_unexpected_error_is_logged_once_with_its_request_id_and_redacted(ctx
     assert "someone.private" not in json.dumps(lines) and "<address>" in error["exception"]
 
 
+def test_a_response_that_fails_its_model_is_logged_without_the_values_it_held(ctx, settings, json_lines):
+    api = build(ctx, settings)
+
+    @api.client.app.get("/api/v1/broken", response_model=dict[str, int])
+    async def broken():
+        return {"summary": "Jan de Vries-Qx7 zag de lijst"}
+
+    json_lines()
+    assert api.client.get("/api/v1/broken").status_code == 500
+    lines = json_lines()
+    assert [line["level"] for line in lines if line["level"] == "ERROR"] == ["ERROR"]
+    assert "Qx7" not in json.dumps(lines)
+
+
 def test_text_lines_carry_the_request_id_too(ctx, settings, capsys):
     root = logging.getLogger()
     kept = root.handlers[:], root.level
@@ -120,6 +136,19 @@ def test_redaction_takes_out_addresses_and_the_values_a_database_error_repeats()
         'DETAIL:  Key (username)=(…) already exists.')
     assert for_log("Key (brin, name)=(12AB, De Regenboog) is not present in table") == (
         "Key (brin, name)=(…) is not present in table")
+
+
+def test_redaction_takes_out_the_values_a_validation_error_repeats():
+    class Row(BaseModel):
+        count: int
+
+    with pytest.raises(ValidationError) as refused:
+        Row(count="Jan de Vries")
+    assert "Jan de Vries" in str(refused.value) and "Jan de Vries" not in for_log(str(refused.value))
+    error = ResponseValidationError([{"type": "int_type", "loc": ("response",), "msg": "Input should be an integer",
+                                      "input": {"summary": "Piet Klaassen}", "seen": ["by", {"x": 1}]}}])
+    assert "Piet" in str(error) and "Piet" not in for_log(str(error)) and "Input should be an integer" in for_log(
+        str(error))
 
 
 def test_the_log_level_and_format_are_checked():

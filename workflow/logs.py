@@ -39,9 +39,6 @@ class RequestIdFilter(logging.Filter):
 class StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time (a test's capture, a replaced stream)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-
     @property
     def stream(self):  # type: ignore[override]
         return sys.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -37,8 +36,8 @@ async def ready(request: Request, ctx: CtxDep) -> schemas.Readiness:
     return schemas.Readiness(status="ready", checks=[schemas.CheckOut(**c.__dict__) for c in checks])
 
 
-@metrics_router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request, _reader: Annotated[None, Depends(metrics_reader)]) -> Response:
+@metrics_router.get("/metrics", include_in_schema=False, dependencies=[Depends(metrics_reader)])
+async def metrics(request: Request) -> Response:
     """Prometheus metrics: the metrics token, or a manager's or admin's token."""
     body = await read(request, request.app.state.metrics.render)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
