@@ -271,9 +271,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("no worker in this process: run 'breachflow worker' to send mail and reminders")
     else:
         print(f"mail goes to {destination(settings)}")
-    if not accounts.has_users(ctx):
-        accounts.add_user(ctx, username="admin", role="admin")
-        token = accounts.create_token(ctx, username="admin", label="first start")
+    if (token := accounts.create_first_admin(ctx)) is not None:
         print("No users yet: created user 'admin' (role admin). Its token, shown once:")
         print(f"  {token.secret}")
         print("Add handlers and schools with 'breachflow user add' and 'breachflow token create'.")
