@@ -10,6 +10,7 @@ accepted by the SMTP server exactly once, nothing dead, and each due reminder se
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ pytestmark = pytest.mark.postgres
 SCHOOLS = 50  # the platform-wide incident affects every one (the most one request may name)
 REPORTS = 30
 LATE = 6  # incidents whose deadlines are due before the workers start: reminders for both scanners to race over
+POOL_SIZE, MAX_OVERFLOW = 2, 1  # each process holds 3 connections at most
+APPLICATION = "scale-out-"  # libpq names each process's connections with PGAPPNAME, for counting them
 TRIGGERS = [("begin_triage", {}), ("confirm", {"fields": CONFIRM})]
 
 
@@ -54,12 +57,14 @@ def cluster(needs_postgres, ctx, settings, smtp, tmp_path):
         "BREACHFLOW_SMTP_HOST": "127.0.0.1", "BREACHFLOW_SMTP_PORT": str(smtp.port),
         "BREACHFLOW_DISPATCH_POLL_SECONDS": "0.2", "BREACHFLOW_DISPATCH_BATCH": "8",
         "BREACHFLOW_REMINDER_SCAN_SECONDS": "0.5",
+        "BREACHFLOW_DATABASE_POOL_SIZE": str(POOL_SIZE), "BREACHFLOW_DATABASE_MAX_OVERFLOW": str(MAX_OVERFLOW),
     }
     ports = [free_port(), free_port()]
     processes = []
     try:
         for n, port in enumerate(ports):  # started at once, on an installation without users yet
-            processes.append(Running(tmp_path / f"api-{n}", "serve", "--no-worker", "--port", str(port), **environment))
+            processes.append(Running(tmp_path / f"api-{n}", "serve", "--no-worker", "--port", str(port),
+                                     **environment, PGAPPNAME=f"{APPLICATION}api-{n}"))
         for process, port in zip(processes, ports):
             process.wait_until_ready(port)
         accounts.add_user(ctx, username="hanna", role="handler", email="hanna@processor.example.nl")
@@ -69,7 +74,8 @@ def cluster(needs_postgres, ctx, settings, smtp, tmp_path):
             add_school(ctx, brin=f"{n:02d}ZZ", name=f"School {n}")
         late = [reported(ctx, brins=(f"{n:02d}ZZ",), discovered_hours_ago=71) for n in range(LATE)]
         for n in range(2):
-            processes.append(Running(tmp_path / f"worker-{n}", "worker", **environment))
+            processes.append(Running(tmp_path / f"worker-{n}", "worker", **environment,
+                                     PGAPPNAME=f"{APPLICATION}worker-{n}"))
         for process in processes[2:]:
             process.wait_until_ready()
         yield Cluster([f"http://127.0.0.1:{port}" for port in ports], token, late, processes, environment)
@@ -107,6 +113,31 @@ async def drive(urls: list[str], token: str) -> tuple[list[list[httpx2.Response]
             await api.aclose()
 
 
+class ConnectionCount:
+    """The most connections each of the cluster's processes held at once, sampled while entered."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine, self.most, self._done = engine, Counter(), threading.Event()
+        self._sampler = threading.Thread(target=self._sample)
+
+    def _sample(self) -> None:
+        query = sa.text("SELECT application_name, count(*) FROM pg_stat_activity "
+                        "WHERE starts_with(application_name, :prefix) GROUP BY application_name")
+        with self.engine.connect() as conn:
+            while not self._done.wait(0.02):
+                for name, count in conn.execute(query, {"prefix": APPLICATION}):
+                    self.most[name] = max(self.most[name], count)
+                conn.rollback()
+
+    def __enter__(self) -> ConnectionCount:
+        self._sampler.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._sampler.join()
+
+
 def settled(ctx, smtp, seconds: float = 30) -> list[sa.Row]:
     """The outbox once nothing in it is left to send and the server holds as many messages as it."""
     deadline = time.monotonic() + seconds
@@ -130,7 +161,9 @@ def due_reminders(ctx, reference: str) -> int:
 def test_two_apis_and_two_workers_apply_each_command_once_and_send_each_message_once(cluster, ctx, smtp, tmp_path):
     expected_reminders = {ref: due_reminders(ctx, ref) for ref in cluster.late}
     assert all(expected_reminders.values())
-    reports, fired = asyncio.run(drive(cluster.urls, cluster.token))
+    with ConnectionCount(ctx.engine) as connections:
+        reports, fired = asyncio.run(drive(cluster.urls, cluster.token))
+        rows = settled(ctx, smtp)
 
     # every report stored once: both APIs answered 201 with the one incident its key created
     assert [sorted(r.status_code for r in pair) for pair in reports] == [[201, 201]] * (REPORTS + 1)
@@ -149,7 +182,6 @@ def test_two_apis_and_two_workers_apply_each_command_once_and_send_each_message_
         assert transitions == [trigger for trigger, _ in TRIGGERS], ref
 
     # every message accepted by the server exactly once, none missing, none dead
-    rows = settled(ctx, smtp)
     assert Counter(r.status for r in rows) == {"sent": len(rows)}
     received = Counter(m.message["Message-ID"] for m in smtp.received)
     assert [message_id for message_id, n in received.items() if n > 1] == []
@@ -159,6 +191,10 @@ def test_two_apis_and_two_workers_apply_each_command_once_and_send_each_message_
         f"directie@{n:02d}zz.example.nl" for n in range(SCHOOLS))
     # both scanners ran from the start: each due reminder once, however often they scanned
     assert Counter(r.reference for r in rows if r.kind == "reminder") == expected_reminders
+
+    # the pool settings hold: no process held more connections than the README tells PostgreSQL to allow for
+    assert sorted(connections.most) == sorted(f"{APPLICATION}{p}-{n}" for p in ("api", "worker") for n in range(2))
+    assert max(connections.most.values()) <= POOL_SIZE + MAX_OVERFLOW, connections.most
 
     verified = breachflow(tmp_path, "audit", "verify", **cluster.environment)
     assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -27,7 +27,7 @@ class Context:
     @classmethod
     def open(cls, settings: Settings) -> Context:
         """Connect to an initialised installation; refuse if any of its keys is unusable."""
-        engine = db.engine_for(settings.resolved_database_url)
+        engine = db.engine_of(settings)
         if not db.has_schema(engine):
             raise NotInitialised(f"no breachflow database at {db.where(engine)}; run 'breachflow init'")
         return cls(
@@ -48,7 +48,7 @@ def initialise(settings: Settings) -> list[str]:
     leaves keys without a database, which the next run completes. Beside an existing database a
     missing key is refused (``SecretUnavailable``), never replaced.
     """
-    engine = db.engine_for(settings.resolved_database_url)
+    engine = db.engine_of(settings)
     if db.has_schema(engine):
         return [*keystore.prepare(settings, create=False), f"kept the database at {db.where(engine)}"]
     done = keystore.prepare(settings, create=True)

@@ -3,8 +3,9 @@
 SQLite runs in WAL mode with ``synchronous=FULL`` (a confirmed command survives a power cut).
 A write command takes SQLite's write lock up front (``BEGIN IMMEDIATE``) under a per-process lock,
 so writers queue in the process instead of sleeping in SQLite's busy handler; on PostgreSQL the
-service locks the incident row (``SELECT … FOR UPDATE``). The SQLite file is created 0600 in an
-owner-only directory before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
+service locks the incident row (``SELECT … FOR UPDATE``), and each process holds at most
+``BREACHFLOW_DATABASE_POOL_SIZE`` + ``_MAX_OVERFLOW`` connections. The SQLite file is created 0600
+in an owner-only directory before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from breachflow.workflow import files, models  # noqa: F401  (models registers the tables)
+from breachflow.workflow.config import Settings
 
 _locks: dict[int, threading.Lock] = {}
 
@@ -36,9 +38,19 @@ def _sqlite_setup(engine: Engine) -> None:
         cursor.close()
 
 
+def engine_of(settings: Settings) -> Engine:
+    """The process's engine for the configured database, with the configured pool."""
+    return engine_for(settings.resolved_database_url, settings.database_pool_size, settings.database_max_overflow)
+
+
+def engine_for(url: str, pool_size: int = 5, max_overflow: int = 10) -> Engine:
+    """The process's engine for ``url`` (one pool per URL and size). On PostgreSQL it keeps up to
+    ``pool_size`` connections open and opens up to ``max_overflow`` more while busy."""
+    return _engine(url, pool_size, max_overflow)
+
+
 @cache
-def engine_for(url: str) -> Engine:
-    """The process's engine for ``url`` (one pool per URL)."""
+def _engine(url: str, pool_size: int, max_overflow: int) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -48,7 +60,7 @@ def engine_for(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False}, pool_reset_on_return=None)
         _sqlite_setup(engine)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
     _locks[id(engine)] = threading.Lock()
     return engine
 
