@@ -4,7 +4,8 @@ Everything is driven through both APIs at once: every report is sent to both wit
 ``Idempotency-Key``, every trigger is fired at both, and a platform-wide incident fills the outbox
 for both workers to compete over, while both workers' deadline scanners run every half second.
 Afterwards: each report stored once, each trigger applied once, every chain valid, every message
-accepted by the SMTP server exactly once, nothing dead, and each due reminder sent once.
+accepted by the SMTP server exactly once, nothing dead, each due reminder sent once, and no
+process holding more connections than its pool settings allow.
 """
 
 from __future__ import annotations
