@@ -133,6 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("deadlines", help="open deadlines, soonest first", parents=[common]).set_defaults(
         handler=c.cmd_deadlines)
+    register = sub.add_parser("register", help="the breach register (datalekkenregister)").add_subparsers(
+        dest="register_command", required=True, parser_class=_Parser)
+    export = register.add_parser(
+        "export", parents=[common], help="every incident's register entry, as CSV (or JSON)",
+        description="Export the breach register: the rows of GET /api/v1/register, as CSV (times in Amsterdam "
+                    "time) or JSON. Damaged records are left out and named on stderr.")
+    export.add_argument("--format", choices=["csv", "json"], help="default: csv, or json with --json")
+    export.add_argument("--out", type=Path, help="write to this file (owner-only, 0600) instead of standard output")
+    export.set_defaults(handler=c.cmd_register_export)
     audit = sub.add_parser("audit", help="audit commands").add_subparsers(
         dest="audit_command", required=True, parser_class=_Parser)
     verify = audit.add_parser(

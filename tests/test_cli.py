@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from api_support import build
 from conftest import CONFIRM, add_school, reported
 from notify_support import settings_env
 
@@ -201,3 +202,27 @@ def test_diagram_check_fails_on_a_stale_file_and_write_fixes_it(cli, tmp_path):
 def test_the_committed_diagram_is_current():
     committed = Path(__file__).resolve().parent.parent / "diagrams"
     assert diagram.is_current(committed), "diagrams/ is stale: run 'breachflow diagram'"
+
+
+def test_register_export_writes_what_the_api_serves_as_csv_or_json(cli, ctx, settings, tmp_path):
+    api = build(ctx, settings)
+    first = api.report(summary="=HYPERLINK(\"http://evil\")")
+    api.report()
+    api.call("handler", "POST", f"/incidents/{first}/triggers/begin_triage", json={})
+    csv_served = api.call("handler", "GET", "/register?format=csv").text
+    json_served = api.call("handler", "GET", "/register").json()
+
+    code, out, _ = cli("register", "export")
+    assert (code, out) == (0, csv_served)
+    assert "'=HYPERLINK" in out
+    code, out, _ = cli("register", "export", "--json")
+    assert (code, json.loads(out)) == (0, json_served)
+    assert [e["reference"] for e in json_served] == [f"DL-{first[3:7]}-00002", first]
+
+    target = tmp_path / "datalekkenregister.csv"
+    code, out, _ = cli("register", "export", "--out", str(target))
+    assert code == 0 and str(target) in out and "2 incident(s)" in out
+    assert target.read_bytes().decode() == csv_served
+    assert target.stat().st_mode & 0o777 == 0o600  # the register holds personal data
+    code, out, _ = cli("register", "export", "--format", "json", "--out", str(target))
+    assert json.loads(target.read_text()) == json_served
