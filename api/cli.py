@@ -4,7 +4,10 @@ Exit codes: 0 done; 1 the audit found a broken chain or the diagram is stale; 2 
 unknown incident or school (one line on stderr, nothing written); 3 the incident's state does not
 allow it (guard, trigger, concurrent change); 4 not initialised, or a key is missing, malformed,
 open to group or others or does not open the data (the message names the file or variable and
-what to do; a missing key is never replaced beside an existing database).
+what to do; a missing key is never replaced beside an existing database); 141 the reader of the
+output went away (``breachflow … | head``: nothing more is printed). With --json an error is one
+line of JSON on stderr in the API's shape, {"error": {"code", "message", "fields"}}, with the same
+exit code.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
@@ -22,18 +26,27 @@ from pydantic import ValidationError
 
 from breachflow.api import commands as c
 from breachflow.api.arguments import date_arg, time_arg
+from breachflow.api.errors import error_body
 from breachflow.notifications.models import OutboxStatus
 from breachflow.workflow import accounts, lifecycle, schools
 from breachflow.workflow.config import Settings
 from breachflow.workflow.disclosure import Disclosure
-from breachflow.workflow.errors import BreachflowError, Conflict, InvalidInput, NotFound
+from breachflow.workflow.errors import BreachflowError, Conflict, FieldProblem, InvalidInput, NotFound
+
+
+class UsageError(Exception):
+    """A command line the parser could not read."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog, self.message = prog, message
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit code 2."""
+    """argparse, but a usage error is raised for ``main``: one line on stderr (or JSON), exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        raise UsageError(self.prog, f"{message} (see --help)")
 
 
 # --- parser ---------------------------------------------------------------------------------
@@ -211,23 +224,43 @@ EXIT_CODES: list[tuple[type[BreachflowError], int]] = [(InvalidInput, 2), (NotFo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; return its exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; return its exit code. A reader that goes away (``breachflow … | head``)
+    ends it quietly, with the exit code of a process that SIGPIPE ended (141)."""
+    try:
+        try:
+            return _run(sys.argv[1:] if argv is None else list(argv))
+        finally:
+            sys.stdout.flush()  # here, not at exit, where a closed pipe could only print a traceback
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing is left to flush at exit
+        return 128 + signal.SIGPIPE
+
+
+def _run(argv: list[str]) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:  # JSON if asked for, though the parser never got to read --json
+        return _fail(exc.prog, InvalidInput(exc.message), as_json="--json" in argv)
+    as_json = getattr(args, "json", False)
     try:
         args.settings = Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"BREACHFLOW_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        print(f"breachflow: error: configuration: {problems}", file=sys.stderr)
-        return 2
+        problems = [FieldProblem(f"BREACHFLOW_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}",
+                                 err["msg"]) for err in exc.errors()]
+        return _fail("breachflow", InvalidInput("configuration", problems), as_json=as_json)
     try:
         return args.handler(args)
     except BreachflowError as exc:
-        print(f"breachflow: error: {exc}", file=sys.stderr)
-        return next((code for cls, code in EXIT_CODES if isinstance(exc, cls)), 4)
+        return _fail("breachflow", exc, as_json=as_json)
+
+
+def _fail(prog: str, exc: BreachflowError, *, as_json: bool) -> int:
+    """Report ``exc`` on stderr, in one line or in the API's error shape; return its exit code."""
+    if as_json:
+        print(error_body(exc.code, exc.message, exc.fields).model_dump_json(), file=sys.stderr)
+    else:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+    return next((code for cls, code in EXIT_CODES if isinstance(exc, cls)), 4)
 
 
 if __name__ == "__main__":

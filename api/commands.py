@@ -214,7 +214,10 @@ def cmd_register_export(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
         return 0
-    files.write_private(args.out, text.encode(), replace=True)  # the register holds personal data
+    try:
+        files.write_private(args.out, text.encode(), replace=True)  # the register holds personal data
+    except OSError as exc:
+        raise InvalidInput("invalid input", [FieldProblem("--out", f"cannot write {args.out}: {exc.strerror}")]) from None
     _print(args, {"out": str(args.out), "format": form, "incidents": len(rows)},
            f"wrote {len(rows)} incident(s) to {args.out} ({form}, owner-only)")
     return 0

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 from api_support import build
+from cli_process import COMMAND, breachflow, environment
 from conftest import CONFIRM, add_school, reported
 from notify_support import settings_env
 
@@ -226,3 +230,71 @@ def test_register_export_writes_what_the_api_serves_as_csv_or_json(cli, ctx, set
     assert target.stat().st_mode & 0o777 == 0o600  # the register holds personal data
     code, out, _ = cli("register", "export", "--format", "json", "--out", str(target))
     assert json.loads(target.read_text()) == json_served
+
+
+@pytest.mark.parametrize(
+    ("argv", "exit_code", "code", "fields"),
+    [
+        (["incident", "fire", "{ref}", "contained"], 3, "trigger_not_allowed", []),
+        (["incident", "update", "{ref}", "--set", "group_size_min=ten", "--set", "colour=red"], 2, "invalid_input",
+         ["group_size_min", "colour"]),
+        (["incident", "show", "DL-1999-00001"], 2, "not_found", []),
+        (["incident", "report", "--school", "12AB"], 2, "invalid_input", []),  # the parser's own error
+        (["incident", "ap-notify", "{ref}", "--kind", "preliminary", "--ap-reference", "AP-1", "--at", "tomorrow"],
+         2, "invalid_input", []),
+    ],
+    ids=["state", "fields", "unknown-incident", "usage", "bad-time"],
+)
+def test_json_errors_have_the_apis_shape_and_the_same_exit_code(cli, incident_ref, argv, exit_code, code, fields):
+    argv = [a.replace("{ref}", incident_ref) for a in argv]
+    text_exit, _, text_err = cli(*argv)
+    assert text_exit == exit_code
+    assert_one_line_error(text_err)
+
+    json_exit, out, err = cli(*argv, "--json")
+    assert (json_exit, out) == (exit_code, "")
+    (line,) = err.splitlines()
+    error = json.loads(line)["error"]
+    assert set(error) == {"code", "message", "fields"} and error["code"] == code and error["message"]
+    assert [f["field"] for f in error["fields"]] == fields
+    assert all(set(f) == {"field", "problem"} and f["problem"] for f in error["fields"])
+
+
+def test_a_guard_failure_as_json_names_every_missing_field(cli, incident_ref):
+    cli("incident", "fire", incident_ref, "begin_triage")
+    code, _, err = cli("incident", "fire", incident_ref, "confirm", "--json")
+    error = json.loads(err)["error"]
+    assert (code, error["code"]) == (3, "guard_failed")
+    assert {f["field"] for f in error["fields"]} >= {"nature_how", "nature_actions", "affected_systems", "cause_category"}
+
+
+def test_configuration_and_installation_errors_as_json(tmp_path):
+    code, out, err = run_cli(tmp_path, "deadlines", "--json", BREACHFLOW_SMTP_PORT="none")
+    assert (code, out) == (2, "")
+    assert json.loads(err)["error"]["fields"][0]["field"] == "BREACHFLOW_SMTP_PORT"
+    code, out, err = run_cli(tmp_path, "deadlines", "--json")
+    assert (code, out, json.loads(err)["error"]["code"]) == (4, "", "not_initialised")
+
+
+def run_cli(directory: Path, *argv: str, **variables: str) -> tuple[int, str, str]:
+    done = breachflow(directory, *argv, **variables)
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.mark.parametrize(("argv", "exit_code"), [
+    (["incident", "list"], 128 + signal.SIGPIPE), (["register", "export"], 128 + signal.SIGPIPE),
+    (["incident", "fire", "--help"], 0),  # argparse stops writing help by itself
+], ids=["list", "export", "help"])
+def test_output_into_a_closed_pipe_ends_quietly(ctx, settings, tmp_path, argv, exit_code):
+    """``breachflow … | head``: the reader is gone before the command writes; no traceback follows."""
+    add_school(ctx)
+    for _ in range(3):
+        reported(ctx)
+    reader, writer = os.pipe()
+    os.close(reader)  # as head does once it has its lines
+    try:
+        done = subprocess.run([*COMMAND, *argv], cwd=tmp_path, env=environment(**settings_env(settings)),
+                              stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (exit_code, "")
