@@ -25,13 +25,14 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 from breachflow.api import commands as c
-from breachflow.api.arguments import date_arg, time_arg
+from breachflow.api.arguments import date_arg, fields_help, time_arg
 from breachflow.api.errors import error_body
 from breachflow.notifications.models import OutboxStatus
 from breachflow.workflow import accounts, lifecycle, schools
-from breachflow.workflow.config import Settings
-from breachflow.workflow.disclosure import Disclosure
+from breachflow.workflow.config import DEFAULT_SYSTEMS, Settings
+from breachflow.workflow.disclosure import Source
 from breachflow.workflow.errors import BreachflowError, Conflict, FieldProblem, InvalidInput, NotFound
+from breachflow.workflow.incident import ApKind, ContactChannel
 
 
 class UsageError(Exception):
@@ -52,8 +53,10 @@ class _Parser(argparse.ArgumentParser):
 # --- parser ---------------------------------------------------------------------------------
 
 
-def _incident_parser(sub, name: str, handler: Callable[[argparse.Namespace], int], help_: str, parent):
-    parser = sub.add_parser(name, help=help_, description=help_, parents=[parent])
+def _incident_parser(sub, name: str, handler: Callable[[argparse.Namespace], int], help_: str, parent,
+                     epilog: str | None = None):
+    parser = sub.add_parser(name, help=help_, description=help_, parents=[parent], epilog=epilog,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reference", help="the incident's reference, e.g. DL-2026-00042")
     parser.set_defaults(handler=handler)
     return parser
@@ -66,10 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--actor", default=os.environ.get("BREACHFLOW_ACTOR") or getpass.getuser(),
         help="who acts (default: $BREACHFLOW_ACTOR or your login name)",
     )
-    fields_help = (
-        "set a field: --set summary='…' (repeatable; lists as a,b or JSON; times without a zone are "
-        "Amsterdam time; field=@file reads a file). Fields: " + ", ".join(Disclosure.model_fields)
-    )
+    set_help = "set a field, e.g. --set summary='…' (repeatable; every field, its values and meaning are listed below)"
+    fields = fields_help({"affected_systems": _configured_systems()})
     version_help = "refuse if the incident is no longer at this version (optimistic concurrency)"
     reason_help = "why: required to correct the discovery time or a known cause once confirmed (it moves the clocks)"
 
@@ -94,28 +95,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     inc = sub.add_parser("incident", help="incidents").add_subparsers(
         dest="incident_command", required=True, parser_class=_Parser)
-    rep = inc.add_parser("report", help="register a report in the breach register", parents=[common])
-    rep.add_argument("--source", required=True, help="school, third_party or monitoring")
+    rep = inc.add_parser("report", help="register a report in the breach register", parents=[common], epilog=fields,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    rep.add_argument("--source", required=True, help="who reported it: one of " + ", ".join(Source))
     rep.add_argument("--school", action="append", default=[], help="affected school BRIN[:COUNT] (repeatable)")
-    rep.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=fields_help)
+    rep.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=set_help)
     rep.set_defaults(handler=c.cmd_report)
 
     _incident_parser(inc, "show", c.cmd_show, "show an incident and what each trigger still needs", common)
     lst = inc.add_parser("list", help="list incidents, newest first", parents=[common])
-    lst.add_argument("--state", help="only incidents in this state")
+    lst.add_argument("--state", help="only incidents in this state: one of " + ", ".join(lifecycle.State))
     lst.add_argument("--school", help="only incidents affecting this school (BRIN)")
     lst.set_defaults(handler=c.cmd_list)
 
-    upd = _incident_parser(inc, "update", c.cmd_update, "change fields and affected schools", common)
-    upd.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=fields_help)
+    upd = _incident_parser(inc, "update", c.cmd_update, "change fields and affected schools", common, fields)
+    upd.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=set_help)
     upd.add_argument("--school", action="append", default=[], help="add or recount a school BRIN[:COUNT]")
     upd.add_argument("--remove-school", action="append", default=[], help="BRIN of a school not affected after all")
     upd.add_argument("--expect-version", type=int, help=version_help)
     upd.add_argument("--reason", help=reason_help)
 
-    fire = _incident_parser(inc, "fire", c.cmd_fire, "fire a trigger (fields given are saved with it)", common)
-    fire.add_argument("trigger", help="one of: " + ", ".join(lifecycle.Trigger))
-    fire.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=fields_help)
+    fire = _incident_parser(inc, "fire", c.cmd_fire, "fire a trigger (fields given are saved with it)", common, fields)
+    fire.add_argument("trigger", help="one of " + ", ".join(lifecycle.Trigger))
+    fire.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=set_help)
     fire.add_argument("--expect-version", type=int, help=version_help)
     fire.add_argument("--reason", help=reason_help)
 
@@ -125,14 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     contact = _incident_parser(inc, "contact", c.cmd_contact, "log a phone or email contact with a school", common)
     contact.add_argument("--school", required=True, help="BRIN of the affected school")
-    contact.add_argument("--channel", required=True, help="phone or email")
+    contact.add_argument("--channel", required=True, help="one of " + ", ".join(ContactChannel))
     contact.add_argument("--summary", required=True, help="what was said")
     contact.add_argument("--told-must-notify-ap", action="store_true",
                          help="the school was told it must notify the AP itself (user error or negligence)")
     contact.add_argument("--at", type=time_arg, help="when (default: now)")
 
     ap = _incident_parser(inc, "ap-notify", c.cmd_ap_notify, "record a notification to the AP", common)
-    ap.add_argument("--kind", required=True, help="preliminary, final, supplement or withdrawal")
+    ap.add_argument("--kind", required=True, help="one of " + ", ".join(ApKind))
     ap.add_argument("--ap-reference", required=True, help="the AP's reference number (meldnummer)")
     ap.add_argument("--at", type=time_arg, help="when it was submitted (default: now)")
     ap.add_argument("--school", action="append", default=[], help="BRIN it covers (default: all affected)")
@@ -218,6 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     dia.add_argument("--dir", default="diagrams", help="directory (default: diagrams)")
     dia.set_defaults(handler=c.cmd_diagram)
     return parser
+
+
+def _configured_systems() -> list[str]:
+    """The systems ``affected_systems`` may name here (the defaults while the configuration is
+    invalid: ``main`` says why before any command runs)."""
+    try:
+        return Settings().affected_systems
+    except ValidationError:
+        return list(DEFAULT_SYSTEMS)
 
 
 EXIT_CODES: list[tuple[type[BreachflowError], int]] = [(InvalidInput, 2), (NotFound, 2), (Conflict, 3)]

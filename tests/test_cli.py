@@ -16,6 +16,7 @@ from notify_support import settings_env
 
 from breachflow.api.cli import main
 from breachflow.workflow import diagram, queries, service
+from breachflow.workflow.disclosure import Disclosure
 
 
 @pytest.fixture
@@ -298,3 +299,58 @@ def test_output_into_a_closed_pipe_ends_quietly(ctx, settings, tmp_path, argv, e
     finally:
         os.close(writer)
     assert (done.returncode, done.stderr) == (exit_code, "")
+
+
+def field_blocks(help_text: str) -> dict[str, str]:
+    """The field table at the end of a --help: each field's name and the lines that describe it."""
+    table = help_text.split("fields for --set FIELD=VALUE", 1)[1].splitlines()[1:]
+    blocks: dict[str, str] = {}
+    for line in table:
+        if line.startswith("  ") and not line.startswith("   "):
+            name, _, rest = line.strip().partition(" ")
+            blocks[name] = rest.strip()
+        else:
+            blocks[name] += " " + line.strip()
+    return blocks
+
+
+@pytest.mark.parametrize("command", [["incident", "report"], ["incident", "update"], ["incident", "fire"]])
+def test_help_shows_every_field_with_its_shape_allowed_values_and_meaning(monkeypatch, capsys, command):
+    monkeypatch.setenv("BREACHFLOW_AFFECTED_SYSTEMS", "parent_portal,erp")
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--help"])
+    assert done.value.code == 0
+    blocks = field_blocks(capsys.readouterr().out)
+    assert list(blocks) == list(Disclosure.model_fields)
+    for name, spec in Disclosure.model_json_schema()["properties"].items():
+        block = blocks[name]
+        assert Disclosure.model_fields[name].description in block
+        for value in _enum_values(spec):
+            assert value in block, (name, value)
+        kinds = {s.get("type") for s in spec["anyOf"]}
+        if "boolean" in kinds:
+            assert "yes or no" in block
+        if "integer" in kinds:
+            assert "whole number from 0 to 100000000" in block
+        if any(s.get("format") == "date-time" for s in spec["anyOf"]):
+            assert "2026-11-28T14:30" in block and "Amsterdam" in block
+        if any("maxLength" in s for s in spec["anyOf"]):
+            assert f"at most {next(s['maxLength'] for s in spec['anyOf'] if 'maxLength' in s)} characters" in block
+    assert "any of parent_portal, erp" in blocks["affected_systems"]  # what this installation accepts
+    assert blocks["affected_groups"].startswith('a JSON list (at most 50) of {"group": …')
+
+
+def _enum_values(spec: dict) -> list[str]:
+    """Every enum value ``spec`` refers to, at any depth (the model's own schema)."""
+    defs = Disclosure.model_json_schema()["$defs"]
+    found, todo = [], [spec]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            if "$ref" in node:
+                todo.append(defs[node["$ref"].rsplit("/", 1)[1]])
+            found += node.get("enum", [])
+            todo += list(node.values())
+        elif isinstance(node, list):
+            todo += node
+    return found
