@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from breachflow.api import register_export, render, views
+from breachflow.api import register_export, render, timeline_text, views
 from breachflow.api.arguments import parse_assignments, parse_schools
 from breachflow.notifications import outbox
 from breachflow.notifications.mailer import destination, mailer_for
@@ -185,7 +185,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 def cmd_timeline(args: argparse.Namespace) -> int:
     entries = queries.timeline_of(_ctx(args), args.reference)
-    _print(args, [render.entry_json(e) for e in entries], "\n".join(render.entry_text(e) for e in entries))
+    _print(args, [render.entry_json(e) for e in entries], "\n".join(timeline_text.entry_text(e) for e in entries))
     return 0
 
 

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from api_support import build
 from cli_process import COMMAND, breachflow, environment
-from conftest import CONFIRM, add_school, reported
-from notify_support import settings_env
+from conftest import CONFIRM, EVALUATE, add_school, hours_ago, reported
+from notify_support import drain, due_now, settings_env, smtp_context
 
+from breachflow.api import render, timeline_text
 from breachflow.api.cli import main
-from breachflow.workflow import diagram, queries, service
+from breachflow.notifications import outbox, reminders
+from breachflow.workflow import accounts, diagram, queries, service
 from breachflow.workflow.disclosure import Disclosure
+from breachflow.workflow.timeline import EventKind
 
 
 @pytest.fixture
@@ -151,7 +156,7 @@ def test_timeline_deadlines_and_audit(cli, incident_ref):
     cli("incident", "note", incident_ref, "Called the director")
     code, out, _ = cli("incident", "timeline", incident_ref)
     assert code == 0
-    assert "transition reported→triage" in out and "text=Called the director" in out
+    assert "begin_triage: reported → triage" in out and 'note: "Called the director"' in out
     code, out, _ = cli("deadlines", "--json")
     assert {d["kind"] for d in json.loads(out)} == {"school_notice", "ap_notice"}
     code, out, _ = cli("audit", "verify")
@@ -354,3 +359,66 @@ def _enum_values(spec: dict) -> list[str]:
         elif isinstance(node, list):
             todo += node
     return found
+
+
+REPR = re.compile(r"\{'|\['|\bNone\b|\bTrue\b|\bFalse\b|\d{4}-\d\d-\d\dT\d|[+-]\d\d:\d\d\b|\d\dZ\b")
+SHOWN_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d( \w+)?")
+
+
+def test_the_timeline_is_told_in_words_and_amsterdam_time(cli, ctx, smtp):
+    """Every kind of event, written to the timeline by the real commands, the dispatcher and the
+    deadline scanner, reads as words: no Python repr, no UTC ISO time."""
+    mail = smtp_context(ctx, smtp.port)
+    for brin, name in [("12AB", "De Regenboog"), ("34CD", "Het Anker"), ("56EF", "De Linde")]:
+        add_school(ctx, brin, name)
+    accounts.add_user(ctx, username="hanna", role="handler", email="hanna@basisonline.example")
+    ref = reported(ctx, discovered_hours_ago=80)  # the AP deadline has passed: reminder and late notification
+    service.update(mail, reference=ref, actor="hanna", schools={"34CD": None, "56EF": 3, "12AB": 30},
+                   fields={"fix_tested": True, "affected_groups": EVALUATE["affected_groups"]})
+    service.update(mail, reference=ref, actor="hanna", remove_schools=["56EF"])
+    service.fire(mail, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(mail, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    smtp.handler.data_replies.append("550 mailbox unavailable")  # the first notice is refused for good
+    drain(mail)
+    outbox.requeue(mail, ids=None, actor="hanna", now=datetime.now(UTC))
+    smtp.handler.data_replies.append("451 try again later")
+    drain(mail)
+    due_now(mail)
+    drain(mail)
+    service.add_note(mail, reference=ref, actor="hanna", text="Called the director")
+    service.log_contact(mail, reference=ref, actor="hanna", brin="12AB", channel="phone",
+                        summary="Director informed", told_must_notify_ap=True)
+    service.acknowledge(mail, reference=ref, actor="school", brin="12AB", comment="Received, thank you")
+    service.send_update(mail, reference=ref, actor="hanna", message="The portal is closed")
+    earlier = hours_ago(81)
+    service.update(mail, reference=ref, actor="hanna", fields={"discovered_at": earlier}, reason="The log starts earlier")
+    assert reminders.scan(mail, datetime.now(UTC)) == 1
+    service.record_ap_notification(mail, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-7",
+                                   delay_reason="Waited for the hosting party's logs")
+
+    code, out, _ = cli("incident", "timeline", ref)
+    assert code == 0
+    assert not REPR.search(out), REPR.search(out)
+    assert SHOWN_TIME.findall(out) and set(SHOWN_TIME.findall(out)) <= {" CET", " CEST"}
+    for line in [
+        f"reported as {ref} (source: monitoring)", "school 12AB added, 28 affected",
+        "school 34CD added, number affected unknown", "school 12AB: 28 affected → 30 affected", "school 56EF removed",
+        "the fix was tested thoroughly: — → yes", "groups affected and consequences: — → pupils (limited): "
+        + EVALUATE["affected_groups"][0]["consequences"],
+        "begin_triage: reported → triage", "confirm: triage → containment",
+        f'how it happened: — → "{CONFIRM["nature_how"]}"', "category of the cause: — → unknown",
+        "notices queued (2)", "first notice to 12AB", "notices given up (dead letters) (1)",
+        "1 dead letter(s) queued again", "notices failed, to be tried again (1)", "451 try again later; next try ",
+        "notices sent (", 'note: "Called the director"', 'contact with 12AB by phone at ',
+        "told that the school must notify the AP itself", '12AB acknowledged the notice: "Received, thank you"',
+        'update notice requested: "The portal is closed"', "updated (reason: The log starts earlier)",
+        f"date and time the breach was discovered: {render.when(hours_ago(80))[:10]}",
+        f"→ {render.when(earlier)}", "reminder, overdue: deadline ap_notice due ", "to 1 handler(s) and manager(s)",
+        "AP notification (preliminary) AP-7 at ", "covering 12AB, 34CD",
+        "late, because: \"Waited for the hosting party's logs\"",
+    ]:
+        assert line in out, line
+
+
+def test_every_kind_of_event_has_its_words():
+    assert set(timeline_text.SAYS) == set(EventKind)
