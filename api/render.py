@@ -11,7 +11,7 @@ from typing import Any
 from breachflow.api import schemas, views
 from breachflow.workflow import lifecycle
 from breachflow.workflow.accounts import Account, Role
-from breachflow.workflow.deadlines import Deadline, Periods, deadlines, local
+from breachflow.workflow.deadlines import Deadline, Periods, Status, deadlines, local
 from breachflow.workflow.disclosure import AffectedGroup
 from breachflow.workflow.incident import Incident
 from breachflow.workflow.queries import Entry
@@ -85,10 +85,13 @@ def incident_text(incident: Incident, periods: Periods, now: datetime | None = N
 
 def deadline_line(d: Deadline, incident: Incident, now: datetime, periods: Periods) -> str:
     brin = next((f" {s.brin}" for s in incident.schools if s.school_id == d.school_id), "")
-    met = f", met {when(d.met_at)}" + (" (late)" if d.met_late else "") if d.met_at else ""
+    status = d.status(now, periods.due_soon)
+    met = ""
+    if d.met_at:
+        met = (" " if status is Status.met else ", met ") + when(d.met_at) + (" (late)" if d.met_late else "")
     moved = (f" (clock moved {when(incident.clock_moved_at)} by {incident.clock_moved_by})"
              if incident.clock_moved_at else "")
-    return f"{d.kind.value}{brin}: due {when(d.due_at)} [{d.status(now, periods.due_soon).value}{met}]{moved}"
+    return f"{d.kind.value}{brin}: due {when(d.due_at)} [{status.value}{met}]{moved}"
 
 
 def _with_reason(head: str, reason: str | None) -> str:

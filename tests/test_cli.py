@@ -197,6 +197,8 @@ def test_contact_and_ap_notification(cli, incident_ref):
     code, out, _ = cli("incident", "contact", incident_ref, "--school", "12ab", "--channel", "phone",
                        "--summary", "Director informed", "--json")
     assert code == 0 and json.loads(out)["schools"][0]["informed_via"] == "phone"
+    (met,) = [line for line in cli("incident", "show", incident_ref)[1].splitlines() if "school_notice" in line]
+    assert re.search(r"\[met \d{4}-\d\d-\d\d \d\d:\d\d \w+\]$", met), met  # said once, with its time
     code, _, err = cli("incident", "ap-notify", incident_ref, "--kind", "preliminary", "--ap-reference", "AP-1")
     assert code == 3 and "confirmed breaches" in err
 
