@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from breachflow.api import render, views
+from breachflow.api import register_export, render, timeline_text, views
 from breachflow.api.arguments import parse_assignments, parse_schools
 from breachflow.notifications import outbox
 from breachflow.notifications.mailer import destination, mailer_for
@@ -22,6 +22,7 @@ from breachflow.workflow import (
     audit,
     checkpoints,
     diagram,
+    files,
     keystore,
     lifecycle,
     queries,
@@ -184,7 +185,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 def cmd_timeline(args: argparse.Namespace) -> int:
     entries = queries.timeline_of(_ctx(args), args.reference)
-    _print(args, [render.entry_json(e) for e in entries], "\n".join(render.entry_text(e) for e in entries))
+    _print(args, [render.entry_json(e) for e in entries], "\n".join(timeline_text.entry_text(e) for e in entries))
     return 0
 
 
@@ -197,6 +198,28 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
     data = [{"reference": i.reference, **render.deadline_json(d, now, ctx.periods, i)} for i, d in pairs]
     text = "\n".join(f"{i.reference}  {render.deadline_line(d, i, now, ctx.periods)}" for i, d in pairs)
     _print(args, data, text or "no open deadlines")
+    return 0
+
+
+def cmd_register_export(args: argparse.Namespace) -> int:
+    ctx = _ctx(args)
+    unreadable: list[str] = []
+    rows = register_export.entries(ctx, render.OPERATOR, unreadable)
+    _warn_unreadable(unreadable)
+    form = args.format or ("json" if args.json else "csv")
+    if form == "csv":
+        text = register_export.to_csv(rows)
+    else:
+        text = json.dumps([r.model_dump(mode="json") for r in rows], indent=2, ensure_ascii=False) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        files.write_private(args.out, text.encode(), replace=True)  # the register holds personal data
+    except OSError as exc:
+        raise InvalidInput("invalid input", [FieldProblem("--out", f"cannot write {args.out}: {exc.strerror}")]) from None
+    _print(args, {"out": str(args.out), "format": form, "incidents": len(rows)},
+           f"wrote {len(rows)} incident(s) to {args.out} ({form}, owner-only)")
     return 0
 
 
