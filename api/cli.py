@@ -2,9 +2,10 @@
 
 Exit codes: 0 done; 1 the audit found a broken chain or the diagram is stale; 2 bad input or an
 unknown incident or school (one line on stderr, nothing written); 3 the incident's state does not
-allow it (guard, trigger, concurrent change); 4 not initialised, or a key is missing, malformed,
-open to group or others or does not open the data (the message names the file or variable and
-what to do; a missing key is never replaced beside an existing database).
+allow it (guard, trigger, concurrent change); 4 not initialised, the database's schema is not this breachflow's
+(behind: run 'breachflow db upgrade'; written by a newer breachflow), or a key is missing,
+malformed, open to group or others or does not open the data (the message names the file or
+variable and what to do; a missing key is never replaced beside data that depends on it).
 """
 
 from __future__ import annotations
@@ -67,6 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("init", help="create the database and key files (keys only where there is no database)",
                    parents=[common]).set_defaults(handler=c.cmd_init)
+
+    database = sub.add_parser("db", help="the database schema").add_subparsers(
+        dest="db_command", required=True, parser_class=_Parser)
+    database.add_parser(
+        "upgrade", parents=[common], help="upgrade the database schema to this breachflow's revision",
+        description="Check the keys and upgrade the database schema to this breachflow's revision, as init does "
+                    "(serve and worker do it when they start). A database made before migrations is adopted; one "
+                    "at a revision only a newer breachflow knows is refused (exit 4) and left as it is.",
+    ).set_defaults(handler=c.cmd_db_upgrade)
+    database.add_parser(
+        "status", parents=[common], help="the database's schema revision and this breachflow's (exit 1 unless equal)",
+    ).set_defaults(handler=c.cmd_db_status)
 
     school = sub.add_parser("school", help="schools (the controllers)").add_subparsers(
         dest="school_command", required=True, parser_class=_Parser)

@@ -21,11 +21,13 @@ from breachflow.workflow import (
     accounts,
     audit,
     checkpoints,
+    db,
     diagram,
     keystore,
     lifecycle,
     queries,
     register,
+    schema,
     schools,
     service,
 )
@@ -46,6 +48,28 @@ def cmd_init(args: argparse.Namespace) -> int:
     done = initialise(args.settings)
     _print(args, {"done": done}, "\n".join(done))
     return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    return cmd_init(args)
+
+
+_SCHEMA_ADVICE = {
+    "current": "up to date",
+    "behind": "run 'breachflow db upgrade'",
+    "unversioned": "made before migrations: run 'breachflow db upgrade' to adopt it",
+    "newer": "upgraded by a newer breachflow: run that one",
+    "empty": "no breachflow database here: run 'breachflow init'",
+}
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    found = schema.status(db.engine_for(args.settings.resolved_database_url))
+    data = {"database": found.where, "revision": found.database, "breachflow_revision": found.code,
+            "state": found.state}
+    _print(args, data, f"{found.where}: schema revision {found.database or 'none'}; this breachflow's: {found.code} "
+                       f"({_SCHEMA_ADVICE[found.state]})")
+    return 0 if found.state == "current" else 1
 
 
 def cmd_school_add(args: argparse.Namespace) -> int:
@@ -311,6 +335,8 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    for line in initialise(args.settings):
+        print(line)
     ctx = _notifying(args)
     mailer = mailer_for(ctx.settings)
     print(f"breachflow worker: sending to {destination(ctx.settings)}; scanning deadlines every "

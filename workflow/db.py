@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlmodel import SQLModel
 
 from breachflow.workflow import files, models  # noqa: F401  (models registers the tables)
 
@@ -67,11 +66,6 @@ def where(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def create_schema(engine: Engine) -> None:
-    """Create every table and index that does not exist yet."""
-    SQLModel.metadata.create_all(engine)
-
-
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """One command's transaction: commits on success, rolls back on any exception."""
@@ -85,6 +79,40 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     finally:
         if lock is not None:
             lock.release()
+
+
+# any fixed number: processes that upgrade one PostgreSQL database take turns on it
+_MIGRATION_LOCK = 0x62666D6967  # "bfmig"
+
+
+@contextmanager
+def migration_transaction(engine: Engine) -> Iterator[Connection]:
+    """The transaction a schema upgrade runs in, one process at a time: commits on success.
+
+    PostgreSQL: a transaction-scoped advisory lock, so processes starting at once wait for the
+    first upgrade and then find nothing left to do (DDL is transactional there). SQLite: the write
+    lock (``BEGIN IMMEDIATE``), with foreign keys enforced only at the end: a migration that
+    rebuilds a table (SQLite's way to alter one) drops the old table while rows still refer to it.
+    Every reference is checked before the commit (``PRAGMA foreign_key_check``); a dangling one
+    rolls the whole upgrade back.
+    """
+    if not is_sqlite(engine):
+        with engine.connect() as conn, conn.begin():
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            yield conn
+        return
+    with _locks[id(engine)], engine.connect() as conn:
+        driver = conn.connection.dbapi_connection
+        driver.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: before it begins
+        try:
+            with conn.begin():
+                driver.execute("BEGIN IMMEDIATE")
+                yield conn
+                dangling = conn.execute(text("PRAGMA foreign_key_check")).all()
+                if dangling:
+                    raise RuntimeError(f"the upgrade would leave rows referring to nothing: {dangling[:5]}")
+        finally:
+            driver.execute("PRAGMA foreign_keys=ON")
 
 
 @contextmanager

@@ -26,6 +26,19 @@ def create_private(path: Path) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
 
 
+def tighten(path: Path) -> int | None:
+    """Take group's and others' access away from ``path`` if it has any; its old mode, or ``None``
+    when there was nothing to take (or no such file)."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return None
+    if not mode & 0o077:
+        return None
+    path.chmod(mode & ~0o077)
+    return mode
+
+
 def write_private(path: Path, data: bytes, *, replace: bool) -> bool:
     """Write ``data`` to ``path`` (0600) atomically and durably.
 
