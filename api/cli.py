@@ -158,6 +158,24 @@ def build_parser() -> argparse.ArgumentParser:
     point = audit.add_parser("checkpoint", parents=[common], help="write a signed checkpoint of every chain head")
     point.add_argument("--out", help="file or directory (default: BREACHFLOW_CHECKPOINT_DIR or data_dir/checkpoints)")
     point.set_defaults(handler=c.cmd_audit_checkpoint)
+    backups = sub.add_parser("backup", help="back up and restore the embedded SQLite database").add_subparsers(
+        dest="backup_command", required=True, parser_class=_Parser)
+    backup_create = backups.add_parser(
+        "create", parents=[common], help="copy the database, consistently while breachflow runs (no keys in it)",
+        description="Copy the embedded SQLite database to a new owner-only file, consistently while serve and "
+                    "worker keep writing. The copy holds no key: back up master.key, audit.key and checkpoint.key "
+                    "apart from it (README, 'Backups'). PostgreSQL: use pg_dump.")
+    backup_create.add_argument("--out", type=Path, help="a new file, or a directory (default: data_dir/backups)")
+    backup_create.set_defaults(handler=c.cmd_backup_create)
+    backup_restore = backups.add_parser(
+        "restore", parents=[common], help="replace the database with a backup, then audit it",
+        description="Check the backup (an intact breachflow database whose every chain verifies under the "
+                    "configured keys; an older revision is upgraded), then replace the database with it while no "
+                    "process has it open, keeping the replaced one beside it, and audit the result.")
+    backup_restore.add_argument("file", type=Path, help="a file written by 'breachflow backup create'")
+    backup_restore.add_argument("--force", action="store_true", help="replace a database that holds an installation")
+    backup_restore.set_defaults(handler=c.cmd_backup_restore)
+
     keys = sub.add_parser("keys", help="master keys").add_subparsers(
         dest="keys_command", required=True, parser_class=_Parser)
     keys.add_parser("rotate", help="add a new master key and rewrap every data key", parents=[common]).set_defaults(

@@ -20,6 +20,7 @@ from breachflow.notifications.worker import notifications_context, run_worker
 from breachflow.workflow import (
     accounts,
     audit,
+    backup,
     checkpoints,
     db,
     diagram,
@@ -242,6 +243,32 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     _print(args, {"checkpoint": str(path)},
            f"wrote {path}; keep a copy where the database's administrators cannot change it")
     return 0
+
+
+def cmd_backup_create(args: argparse.Namespace) -> int:
+    written = backup.create(args.settings, args.out)
+    _print(args, {**written.__dict__, "path": str(written.path)},
+           f"wrote {written.path} ({written.size} bytes, owner-only): schema revision {written.revision}, "
+           f"{written.incidents} incidents, {written.events} timeline events.\n"
+           "It holds no key: without master.key (or BREACHFLOW_MASTER_KEYS), audit.key and checkpoint.key, "
+           "backed up apart from it, it cannot be read or verified.")
+    return 0
+
+
+def cmd_backup_restore(args: argparse.Namespace) -> int:
+    restored = backup.restore(args.settings, args.file, force=args.force)
+    report = restored.report
+    data = {"database": str(restored.database), "revision": restored.revision,
+            "kept": str(restored.kept) if restored.kept else None, "upgrade": restored.done,
+            "incidents_checked": report.incidents, "events_checked": report.events,
+            "findings": [f.__dict__ for f in report.findings]}
+    kept = f"; the database it replaced is kept as {restored.kept}" if restored.kept else ""
+    audited = "\n".join(f"BROKEN {f}" for f in report.findings) or (
+        f"audit: all timelines intact and matching the records ({report.incidents} incidents, "
+        f"{report.events} events checked)")
+    _print(args, data, f"restored {args.file} into {restored.database} at schema revision {restored.revision}"
+                       f"{kept}\n{audited}")
+    return 0 if report.intact else 1
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import json
 import multiprocessing
 import sqlite3
 import stat
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -166,7 +167,7 @@ def before_migrations(tmp_path) -> Path:
 
 
 def version_table(directory: Path) -> list | None:
-    with sqlite3.connect(directory / "var" / "breachflow.db") as conn:
+    with closing(sqlite3.connect(directory / "var" / "breachflow.db")) as conn:
         try:
             return conn.execute("SELECT version_num FROM alembic_version").fetchall()
         except sqlite3.OperationalError:
@@ -175,7 +176,7 @@ def version_table(directory: Path) -> list | None:
 
 def sql_dump(path: Path) -> list[str]:
     """The database's schema and rows as SQL."""
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         return list(conn.iterdump())
 
 

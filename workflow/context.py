@@ -27,10 +27,10 @@ class Context:
     notifier: Notifier | None = None
 
     @classmethod
-    def open(cls, settings: Settings) -> Context:
-        """Connect to an initialised installation at this breachflow's schema revision; refuse if
-        any of its keys is unusable."""
-        engine = db.engine_for(settings.resolved_database_url)
+    def open(cls, settings: Settings, engine: Engine | None = None) -> Context:
+        """Connect to an initialised installation at this breachflow's schema revision (through
+        ``engine``, default the process's engine for its URL); refuse if any of its keys is unusable."""
+        engine = engine or db.engine_for(settings.resolved_database_url)
         schema.require_current(engine)
         return cls(
             settings, engine, crypto.load_key_ring(settings), Periods.from_settings(settings),

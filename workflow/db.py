@@ -38,6 +38,11 @@ def _sqlite_setup(engine: Engine) -> None:
 @cache
 def engine_for(url: str) -> Engine:
     """The process's engine for ``url`` (one pool per URL)."""
+    return new_engine(url)
+
+
+def new_engine(url: str) -> Engine:
+    """An engine of its own for ``url``, set up as breachflow's are (a file restore stages, say)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
