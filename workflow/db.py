@@ -5,6 +5,7 @@ A write command takes SQLite's write lock up front (``BEGIN IMMEDIATE``) under a
 so writers queue in the process instead of sleeping in SQLite's busy handler; on PostgreSQL the
 service locks the incident row (``SELECT … FOR UPDATE``). The SQLite file is created 0600 in an
 owner-only directory before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
+A schema upgrade runs in ``migration_transaction``, one process at a time (``workflow.schema``).
 """
 
 from __future__ import annotations
