@@ -2,12 +2,13 @@
 
 Exit codes: 0 done; 1 the audit found a broken chain or the diagram is stale; 2 bad input or an
 unknown incident or school (one line on stderr, nothing written); 3 the incident's state does not
-allow it (guard, trigger, concurrent change); 4 not initialised, or a key is missing, malformed,
-open to group or others or does not open the data (the message names the file or variable and
-what to do; a missing key is never replaced beside an existing database); 141 the reader of the
-output went away (``breachflow … | head``: nothing more is printed). With --json an error is one
-line of JSON on stderr in the API's shape, {"error": {"code", "message", "fields"}}, with the same
-exit code.
+allow it (guard, trigger, concurrent change); 4 not initialised, the database's schema is not this
+breachflow's (behind: run 'breachflow db upgrade'; written by a newer breachflow), or a key is
+missing, malformed, open to group or others or does not open the data (the message names the file
+or variable and what to do; a missing key is never replaced beside data that depends on it); 141
+the reader of the output went away (``breachflow … | head``: nothing more is printed). With --json
+an error is one line of JSON on stderr in the API's shape, {"error": {"code", "message", "fields"}},
+with the same exit code.
 """
 
 from __future__ import annotations
@@ -81,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("init", help="create the database and key files (keys only where there is no database)",
                    parents=[common]).set_defaults(handler=c.cmd_init)
+
+    database = sub.add_parser("db", help="the database schema").add_subparsers(
+        dest="db_command", required=True, parser_class=_Parser)
+    database.add_parser(
+        "upgrade", parents=[common], help="upgrade the database schema to this breachflow's revision",
+        description="Check the keys and upgrade the database schema to this breachflow's revision, as init does "
+                    "(serve and worker do it when they start). A database made before migrations is adopted; one "
+                    "at a revision only a newer breachflow knows is refused (exit 4) and left as it is.",
+    ).set_defaults(handler=c.cmd_db_upgrade)
+    database.add_parser(
+        "status", parents=[common], help="the database's schema revision and this breachflow's (exit 1 unless equal)",
+    ).set_defaults(handler=c.cmd_db_status)
 
     school = sub.add_parser("school", help="schools (the controllers)").add_subparsers(
         dest="school_command", required=True, parser_class=_Parser)
@@ -169,6 +182,24 @@ def build_parser() -> argparse.ArgumentParser:
     point = audit.add_parser("checkpoint", parents=[common], help="write a signed checkpoint of every chain head")
     point.add_argument("--out", help="file or directory (default: BREACHFLOW_CHECKPOINT_DIR or data_dir/checkpoints)")
     point.set_defaults(handler=c.cmd_audit_checkpoint)
+    backups = sub.add_parser("backup", help="back up and restore the embedded SQLite database").add_subparsers(
+        dest="backup_command", required=True, parser_class=_Parser)
+    backup_create = backups.add_parser(
+        "create", parents=[common], help="copy the database, consistently while breachflow runs (no keys in it)",
+        description="Copy the embedded SQLite database to a new owner-only file, consistently while serve and "
+                    "worker keep writing. The copy holds no key: back up master.key, audit.key and checkpoint.key "
+                    "apart from it (README, 'Backups'). PostgreSQL: use pg_dump.")
+    backup_create.add_argument("--out", type=Path, help="a new file, or a directory (default: data_dir/backups)")
+    backup_create.set_defaults(handler=c.cmd_backup_create)
+    backup_restore = backups.add_parser(
+        "restore", parents=[common], help="replace the database with a backup, then audit it",
+        description="Check the backup (an intact breachflow database whose every chain verifies under the "
+                    "configured keys; an older revision is upgraded), then replace the database with it while no "
+                    "process has it open, keeping the replaced one beside it, and audit the result.")
+    backup_restore.add_argument("file", type=Path, help="a file written by 'breachflow backup create'")
+    backup_restore.add_argument("--force", action="store_true", help="replace a database that holds an installation")
+    backup_restore.set_defaults(handler=c.cmd_backup_restore)
+
     keys = sub.add_parser("keys", help="master keys").add_subparsers(
         dest="keys_command", required=True, parser_class=_Parser)
     keys.add_parser("rotate", help="add a new master key and rewrap every data key", parents=[common]).set_defaults(

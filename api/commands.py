@@ -20,13 +20,16 @@ from breachflow.notifications.worker import notifications_context, run_worker
 from breachflow.workflow import (
     accounts,
     audit,
+    backup,
     checkpoints,
+    db,
     diagram,
     files,
     keystore,
     lifecycle,
     queries,
     register,
+    schema,
     schools,
     service,
 )
@@ -47,6 +50,28 @@ def cmd_init(args: argparse.Namespace) -> int:
     done = initialise(args.settings)
     _print(args, {"done": done}, "\n".join(done))
     return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    return cmd_init(args)
+
+
+_SCHEMA_ADVICE = {
+    "current": "up to date",
+    "behind": "run 'breachflow db upgrade'",
+    "unversioned": "made before migrations: run 'breachflow db upgrade' to adopt it",
+    "newer": "upgraded by a newer breachflow: run that one",
+    "empty": "no breachflow database here: run 'breachflow init'",
+}
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    found = schema.status(db.engine_of(args.settings))
+    data = {"database": found.where, "revision": found.database, "breachflow_revision": found.code,
+            "state": found.state}
+    _print(args, data, f"{found.where}: schema revision {found.database or 'none'}; this breachflow's: {found.code} "
+                       f"({_SCHEMA_ADVICE[found.state]})")
+    return 0 if found.state == "current" else 1
 
 
 def cmd_school_add(args: argparse.Namespace) -> int:
@@ -243,6 +268,32 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup_create(args: argparse.Namespace) -> int:
+    written = backup.create(args.settings, args.out)
+    _print(args, {**written.__dict__, "path": str(written.path)},
+           f"wrote {written.path} ({written.size} bytes, owner-only): schema revision {written.revision}, "
+           f"{written.incidents} incidents, {written.events} timeline events.\n"
+           "It holds no key: without master.key (or BREACHFLOW_MASTER_KEYS), audit.key and checkpoint.key, "
+           "backed up apart from it, it cannot be read or verified.")
+    return 0
+
+
+def cmd_backup_restore(args: argparse.Namespace) -> int:
+    restored = backup.restore(args.settings, args.file, force=args.force)
+    report = restored.report
+    data = {"database": str(restored.database), "revision": restored.revision,
+            "kept": str(restored.kept) if restored.kept else None, "upgrade": restored.done,
+            "incidents_checked": report.incidents, "events_checked": report.events,
+            "findings": [f.__dict__ for f in report.findings]}
+    kept = f"; the database it replaced is kept as {restored.kept}" if restored.kept else ""
+    audited = "\n".join(f"BROKEN {f}" for f in report.findings) or (
+        f"audit: all timelines intact and matching the records ({report.incidents} incidents, "
+        f"{report.events} events checked)")
+    _print(args, data, f"restored {args.file} into {restored.database} at schema revision {restored.revision}"
+                       f"{kept}\n{audited}")
+    return 0 if report.intact else 1
+
+
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     ctx = _ctx(args)  # an unusable installation is refused before the key file changes
     if ctx.settings.master_keys is None:
@@ -332,6 +383,8 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    for line in initialise(args.settings):
+        print(line)
     ctx = _notifying(args)
     mailer = mailer_for(ctx.settings)
     print(f"breachflow worker: sending to {destination(ctx.settings)}; scanning deadlines every "

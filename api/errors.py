@@ -27,6 +27,7 @@ from breachflow.workflow.errors import (
     KeyUnavailable,
     NotFound,
     NotInitialised,
+    SchemaMismatch,
 )
 
 log = logging.getLogger("breachflow.api")
@@ -61,6 +62,7 @@ STATUS: dict[type[BreachflowError], int] = {
     DataDamaged: 500,
     KeyUnavailable: 503,  # a key is missing from the configuration: fixed by restoring it
     NotInitialised: 503,
+    SchemaMismatch: 503,  # the database needs 'breachflow db upgrade', or a newer breachflow
 }
 
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 from smtp_server import SmtpServer
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from breachflow.notifications import models as _notification_tables  # noqa: F401  (registers the tables)
-from breachflow.workflow import audit, db, keystore, schools, service
+from breachflow.workflow import audit, db, keystore, schema, schools, service
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
 
@@ -71,9 +71,12 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def _pg_schema() -> None:
+    """Every table dropped (a revision left by another run too), then the schema migrated afresh."""
     engine = db.engine_for(PG_URL)
-    SQLModel.metadata.drop_all(engine)
-    SQLModel.metadata.create_all(engine)
+    found = MetaData()
+    found.reflect(engine)
+    found.drop_all(engine)
+    schema.upgrade(engine)
 
 
 def _truncate_all() -> None:

@@ -6,6 +6,7 @@ so writers queue in the process instead of sleeping in SQLite's busy handler; on
 service locks the incident row (``SELECT … FOR UPDATE``), and each process holds at most
 ``BREACHFLOW_DATABASE_POOL_SIZE`` + ``_MAX_OVERFLOW`` connections. The SQLite file is created 0600
 in an owner-only directory before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
+A schema upgrade runs in ``migration_transaction``, one process at a time (``workflow.schema``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlmodel import SQLModel
 
 from breachflow.workflow import files, models  # noqa: F401  (models registers the tables)
 from breachflow.workflow.config import Settings
@@ -51,6 +51,11 @@ def engine_for(url: str, pool_size: int = 5, max_overflow: int = 10) -> Engine:
 
 @cache
 def _engine(url: str, pool_size: int, max_overflow: int) -> Engine:
+    return new_engine(url, pool_size, max_overflow)
+
+
+def new_engine(url: str, pool_size: int = 5, max_overflow: int = 10) -> Engine:
+    """An engine of its own for ``url``, set up as breachflow's are (a file restore stages, say)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -79,11 +84,6 @@ def where(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def create_schema(engine: Engine) -> None:
-    """Create every table and index that does not exist yet."""
-    SQLModel.metadata.create_all(engine)
-
-
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """One command's transaction: commits on success, rolls back on any exception."""
@@ -97,6 +97,40 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     finally:
         if lock is not None:
             lock.release()
+
+
+# any fixed number: processes that upgrade one PostgreSQL database take turns on it
+_MIGRATION_LOCK = 0x62666D6967  # "bfmig"
+
+
+@contextmanager
+def migration_transaction(engine: Engine) -> Iterator[Connection]:
+    """The transaction a schema upgrade runs in, one process at a time: commits on success.
+
+    PostgreSQL: a transaction-scoped advisory lock, so processes starting at once wait for the
+    first upgrade and then find nothing left to do (DDL is transactional there). SQLite: the write
+    lock (``BEGIN IMMEDIATE``), with foreign keys enforced only at the end: a migration that
+    rebuilds a table (SQLite's way to alter one) drops the old table while rows still refer to it.
+    Every reference is checked before the commit (``PRAGMA foreign_key_check``); a dangling one
+    rolls the whole upgrade back.
+    """
+    if not is_sqlite(engine):
+        with engine.connect() as conn, conn.begin():
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            yield conn
+        return
+    with _locks[id(engine)], engine.connect() as conn:
+        driver = conn.connection.dbapi_connection
+        driver.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: before it begins
+        try:
+            with conn.begin():
+                driver.execute("BEGIN IMMEDIATE")
+                yield conn
+                dangling = conn.execute(text("PRAGMA foreign_key_check")).all()
+                if dangling:
+                    raise RuntimeError(f"the upgrade would leave rows referring to nothing: {dangling[:5]}")
+        finally:
+            driver.execute("PRAGMA foreign_keys=ON")
 
 
 @contextmanager
