@@ -123,7 +123,7 @@ def allow(*roles: Role) -> Callable[..., Any]:
     async def check(account: Annotated[Account, Depends(current_account)]) -> Account:
         if account.role not in roles:
             allowed = ", ".join(r.value for r in roles)
-            raise Forbidden(f"a {account.role.value} may not do this; allowed: {allowed}")
+            raise Forbidden(f"the role {account.role.value} may not do this; allowed: {allowed}")
         return account
 
     return check

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     )
     checkpoint_key_file: Path | None = Field(default=None, description="default: data_dir/checkpoint.key")
 
+    database_pool_size: int = Field(
+        default=5, ge=1, le=100, description="PostgreSQL: connections each process keeps open (and commands at once)")
+    database_max_overflow: int = Field(
+        default=10, ge=0, le=100, description="PostgreSQL: more connections each process opens while busy")
+
     school_notice_hours: float = Field(default=24, gt=0, description="processor → school")
     ap_notice_hours: float = Field(default=72, gt=0, description="discovery → AP (GDPR 33(1))")
     school_ap_notice_hours: float = Field(

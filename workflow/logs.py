@@ -24,8 +24,9 @@ from breachflow.workflow.redaction import for_log
 
 request_id: ContextVar[str | None] = ContextVar("breachflow_request_id", default=None)
 # kept at WARNING whatever the level: at DEBUG SQLAlchemy logs every row it fetches (names and addresses
-# included) and the mail and form libraries what they carry; transitions narrates every trial of a trigger
-QUIET = ("sqlalchemy", "aiosmtplib", "python_multipart", "multipart", "transitions")
+# included) and the mail and form libraries what they carry; transitions narrates every trial of a trigger;
+# alembic narrates each upgrade step, which the commands that upgrade already report
+QUIET = ("sqlalchemy", "aiosmtplib", "python_multipart", "multipart", "transitions", "alembic")
 
 
 class RequestIdFilter(logging.Filter):
