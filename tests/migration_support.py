@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from alembic import command
 from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, RESTORE, VERIFY, add_school, reported
 from sqlalchemy import Connection, Engine
 
@@ -28,7 +29,7 @@ from breachflow.notifications import heartbeat, reminders
 from breachflow.notifications.dispatcher import Dispatcher
 from breachflow.notifications.mailer import mailer_for
 from breachflow.notifications.worker import notifications_context
-from breachflow.workflow import accounts, keystore, schema, service
+from breachflow.workflow import accounts, db, files, keystore, schema, service
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
 from breachflow.workflow.service import Idempotency
@@ -145,6 +146,28 @@ def upgrade_when_released(environment: dict[str, str], barrier, results) -> None
         results.put(initialise(settings))
     except Exception as exc:  # noqa: BLE001  (the race test names what went wrong)
         results.put(f"{type(exc).__name__}: {exc}")
+
+
+def installation_at(revision: str, data_dir: Path, *, recorded: bool = True) -> Path:
+    """A data directory as a breachflow at ``revision`` left it: key files holding the snapshot's keys,
+    and its database (the path returned) with that revision's tables and the snapshot's rows. Without
+    ``recorded``, the database keeps no revision, as one made before migrations did not."""
+    snapshot = json.loads((SNAPSHOTS / f"{revision}.json").read_text(encoding="utf-8"))
+    settings = Settings(data_dir=data_dir)
+    for secret in keystore.SECRETS:
+        files.write_private(settings.secret_file(secret.setting), snapshot["keys"][secret.setting].encode() + b"\n",
+                            replace=False)
+    engine = db.new_engine(settings.resolved_database_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(schema.config(conn), revision)
+        load(engine, snapshot["rows"])
+        if not recorded:
+            with engine.begin() as conn:
+                conn.execute(sa.text("DROP TABLE alembic_version"))
+    finally:
+        engine.dispose()
+    return Path(engine.url.database)
 
 
 def snapshot_settings(snapshot: dict[str, Any], **settings: Any) -> Settings:

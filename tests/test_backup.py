@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from backup_writer import write_until_stopped
 from cli_process import breachflow
-from migration_support import dump, fill
+from migration_support import dump, fill, installation_at
 
 from breachflow.workflow import db, keystore, schema
 from breachflow.workflow.config import Settings
@@ -209,15 +209,16 @@ def test_a_backup_on_postgresql_points_to_pg_dump(tmp_path):
         assert result.returncode == 2 and "pg_dump and pg_restore, as the README shows" in result.stderr
 
 
-def test_an_older_backup_is_upgraded_when_restored(live, tmp_path):
-    """A backup at an earlier revision is brought to this breachflow's revision before it replaces anything."""
-    backup = backed_up(live, tmp_path)
-    with sqlite3.connect(backup) as conn:
-        conn.execute("DROP TABLE alembic_version")  # as made before migrations: the oldest there is
-    fresh = fresh_with_keys_of(live, tmp_path)
+def test_an_older_backup_is_upgraded_when_restored(tmp_path):
+    """A backup made before migrations (the oldest there is) is brought to this breachflow's revision
+    before it replaces anything, with every row and chain."""
+    backup = installation_at(schema.BASELINE, tmp_path / "old" / "var", recorded=False)
+    fresh = tmp_path / "restored"
+    (fresh / "var").mkdir(parents=True, mode=0o700)
+    for name in KEY_FILES:
+        shutil.copy2(tmp_path / "old" / "var" / name, fresh / "var" / name)
     result = breachflow(fresh, "backup", "restore", str(backup))
     assert result.returncode == 0, result.stderr
     engine = db.new_engine(f"sqlite:///{fresh / 'var' / 'breachflow.db'}")
     assert schema.status(engine).state == "current"
     engine.dispose()
-

@@ -19,13 +19,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from cli_process import breachflow
 from conftest import CONFIGURED_KEYS
-from migration_support import SNAPSHOTS, dump, fill, load, snapshot_settings, upgrade_when_released
+from migration_support import SNAPSHOTS, dump, fill, installation_at, load, snapshot_settings, upgrade_when_released
 from notify_support import settings_env
 from sqlmodel import SQLModel
 
 from breachflow.notifications import models as _notification_tables  # noqa: F401  (registers the tables)
 from breachflow.notifications import outbox
-from breachflow.workflow import audit, db, files, keystore, queries, schema, service
+from breachflow.workflow import audit, db, queries, schema, service
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
 from breachflow.workflow.errors import SchemaMismatch
@@ -152,18 +152,7 @@ def before_migrations(tmp_path) -> Path:
     """A data directory as breachflow left it before migrations: key files, the baseline's tables
     holding the baseline's snapshot (a register filled through the service layer of that time), and
     no revision recorded."""
-    snapshot = json.loads((SNAPSHOTS / f"{schema.BASELINE}.json").read_text(encoding="utf-8"))
-    settings = Settings(data_dir=tmp_path / "var")
-    for secret in keystore.SECRETS:
-        files.write_private(settings.secret_file(secret.setting), snapshot["keys"][secret.setting].encode() + b"\n",
-                            replace=False)
-    engine = db.engine_for(settings.resolved_database_url)
-    with engine.begin() as conn:
-        command.upgrade(schema.config(conn), schema.BASELINE)
-    load(engine, snapshot["rows"])
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE alembic_version"))
-    engine.dispose()
+    installation_at(schema.BASELINE, tmp_path / "var", recorded=False)
     return tmp_path
 
 
@@ -207,6 +196,22 @@ def test_a_database_without_a_baseline_column_is_not_adopted_and_left_alone(befo
     assert result.returncode == 4
     assert "lacks incident.confirmed_at of revision 0001" in result.stderr and "nothing was changed" in result.stderr
     assert version_table(before_migrations) is None
+    assert sql_dump(path) == before
+
+
+@pytest.mark.tampers
+def test_a_database_that_lost_its_revision_record_is_not_adopted_as_the_baseline(tmp_path):
+    """Tables of a later revision without ``alembic_version``: adopting it as the baseline would
+    replay revisions it already has."""
+    path = installation_at(schema.head(), tmp_path / "var", recorded=False)
+    later = sorted(set(dump(db.new_engine(f"sqlite:///{path}"))) - set(json.loads(
+        (SNAPSHOTS / f"{schema.BASELINE}.json").read_text(encoding="utf-8"))["rows"]))
+    assert later, "no revision after the baseline adds a table yet"
+    before = sql_dump(path)
+    result = breachflow(tmp_path, "db", "upgrade")
+    assert result.returncode == 4, result.stderr
+    assert f"holds {', '.join(later)}" in result.stderr and "nothing was changed" in result.stderr
+    assert "Traceback" not in result.stderr
     assert sql_dump(path) == before
 
 

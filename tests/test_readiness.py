@@ -10,17 +10,20 @@ import urllib.request
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from api_support import assert_error
 from cli_process import COMMAND, environment
 from conftest import add_school, confirmed
 from fastapi.testclient import TestClient
 from notify_support import settings_env, with_notices
+from pydantic import ValidationError
 from smtp_server import free_port
 
 from breachflow.api.main import create_app
 from breachflow.notifications import heartbeat
 from breachflow.notifications.models import heartbeat_t, outbox_t
+from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context
 
 
@@ -72,6 +75,14 @@ def test_a_worker_silent_too_long_counts_as_gone(ctx):
     assert failed_checks(ready(client)) == ["worker"]
     beat(ctx, seconds_ago=115)
     assert ready(client).status_code == 200
+
+
+def test_a_worker_counts_as_gone_after_three_scans_unless_told_otherwise(tmp_path):
+    assert Settings(data_dir=tmp_path).worker_stale_seconds == 180
+    assert Settings(data_dir=tmp_path, reminder_scan_seconds=600).worker_stale_seconds == 1800
+    assert Settings(data_dir=tmp_path, reminder_scan_seconds=600, worker_stale_seconds=700).worker_stale_seconds == 700
+    with pytest.raises(ValidationError, match="WORKER_STALE_SECONDS must be longer"):
+        Settings(data_dir=tmp_path, reminder_scan_seconds=600, worker_stale_seconds=300)
 
 
 def test_one_row_per_worker_and_the_silent_ones_are_cleaned(ctx):

@@ -105,7 +105,8 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         default=None, description="opens /metrics and nothing else (a manager's or admin's token does too)")
     worker_stale_seconds: float = Field(
-        default=180, gt=0, description="readyz: a worker beats at each deadline scan; silent this long, it counts as gone")
+        default=0, ge=0, description="readyz: a worker beats at each deadline scan; silent this long, it counts as "
+                                     "gone (0: three scans, at least 180 s)")
     outbox_stuck_seconds: float = Field(
         default=300, gt=0, description="readyz: a message due this long and still not sent means the outbox is stuck")
 
@@ -144,7 +145,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _heartbeat_outlives_a_scan(self) -> Settings:
-        if self.worker_stale_seconds <= self.reminder_scan_seconds:
+        if not self.worker_stale_seconds:
+            self.worker_stale_seconds = max(180.0, 3 * self.reminder_scan_seconds)
+        elif self.worker_stale_seconds <= self.reminder_scan_seconds:
             raise ValueError("BREACHFLOW_WORKER_STALE_SECONDS must be longer than BREACHFLOW_REMINDER_SCAN_SECONDS: "
                              "the worker beats once per scan")
         return self

@@ -21,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, inspect
+from sqlalchemy.exc import SQLAlchemyError
 
 from breachflow.workflow import db
 from breachflow.workflow.errors import NotInitialised, SchemaMismatch
@@ -122,18 +123,26 @@ def upgrade(engine: Engine) -> list[str]:
             _require_baseline(conn, found.where)
             command.stamp(config(conn), BASELINE)
             done.append(f"adopted the database made before migrations as revision {BASELINE}")
-        command.upgrade(config(conn), "head")
+        try:
+            command.upgrade(config(conn), "head")
+        except SQLAlchemyError as exc:
+            raise SchemaMismatch(
+                f"upgrading the database at {found.where} to revision {found.code} failed "
+                f"({type(exc.orig or exc).__name__}: {exc.orig or exc}); nothing was changed") from exc
         if state == "empty":
             return [f"created the database schema at revision {found.code}"]
         return [*done, f"upgraded the database schema from {found.database or BASELINE} to revision {found.code}"]
 
 
 def _require_baseline(conn: Connection, where: str) -> None:
-    """Refuse to adopt a database that lacks a table or column of the baseline."""
+    """Refuse to adopt a database that lacks a table or column of the baseline, or holds a table
+    only a later revision makes (its record of the revision was lost, so the upgrade would not know
+    where to start)."""
     present = inspect(conn)
+    baseline = _columns_at(BASELINE)
     missing = [
         f"{table}.{column}" if column else table
-        for table, columns in sorted(_baseline_columns().items())
+        for table, columns in sorted(baseline.items())
         for column in (sorted(columns - {c["name"] for c in present.get_columns(table)})
                        if present.has_table(table) else [None])
     ]
@@ -142,13 +151,19 @@ def _require_baseline(conn: Connection, where: str) -> None:
             f"the database at {where} has breachflow's tables but no schema revision, and it lacks "
             f"{', '.join(missing[:10])}{' …' if len(missing) > 10 else ''} of revision {BASELINE}: a breachflow "
             "from before that made it, and it cannot be adopted; nothing was changed")
+    later = sorted(set(present.get_table_names()) & (_columns_at(head()).keys() - baseline.keys()))
+    if later:
+        raise SchemaMismatch(
+            f"the database at {where} has no schema revision but holds {', '.join(later)}, which only a later "
+            f"revision than {BASELINE} makes: its record of the revision (table alembic_version) was lost. "
+            "Restore it, or a backup; nothing was changed")
 
 
 @cache
-def _baseline_columns() -> dict[str, set[str]]:
-    """Every table of the baseline with its columns, from the baseline built in memory."""
+def _columns_at(revision: str) -> dict[str, set[str]]:
+    """Every table at ``revision`` with its columns, from that revision built in memory."""
     with create_engine("sqlite://").connect() as conn:
-        command.upgrade(config(conn), BASELINE)
+        command.upgrade(config(conn), revision)
         found = inspect(conn)
         return {table: {c["name"] for c in found.get_columns(table)}
                 for table in found.get_table_names() if table != "alembic_version"}
