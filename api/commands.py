@@ -286,15 +286,16 @@ def cmd_backup_restore(args: argparse.Namespace) -> int:
     restored = backup.restore(args.settings, args.file, force=args.force)
     report = restored.report
     data = {"database": str(restored.database), "revision": restored.revision,
-            "kept": str(restored.kept) if restored.kept else None, "upgrade": restored.done,
+            "kept": str(restored.kept) if restored.kept else None, "notes": restored.done,
             "incidents_checked": report.incidents, "events_checked": report.events,
             "findings": [f.__dict__ for f in report.findings]}
     kept = f"; the database it replaced is kept as {restored.kept}" if restored.kept else ""
     audited = "\n".join(f"BROKEN {f}" for f in report.findings) or (
         f"audit: all timelines intact and matching the records ({report.incidents} incidents, "
         f"{report.events} events checked)")
+    notes = "".join(f"\n{line}" for line in restored.done)
     _print(args, data, f"restored {args.file} into {restored.database} at schema revision {restored.revision}"
-                       f"{kept}\n{audited}")
+                       f"{kept}{notes}\n{audited}")
     return 0 if report.intact else 1
 
 

@@ -10,6 +10,7 @@ name does not contain "test" or that holds tables that are not breachflow's.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,13 +42,14 @@ FOREIGN_TABLES = text(
 
 
 def refuse_unsafe_database(url: str) -> None:
-    """Raise ``pytest.UsageError`` unless ``url`` names a database made for tests: its name contains
-    "test" and it holds no table but breachflow's (the run drops those)."""
+    """Raise ``pytest.UsageError`` unless ``url`` names a database made for tests: "test" is a word
+    of its name and it holds no table but breachflow's (the run drops those)."""
     name = make_url(url).database or ""
-    if "test" not in name.lower():
+    if not re.search(r"(?<![a-z])test(?![a-z])", name.lower()):
         raise pytest.UsageError(
             f"BREACHFLOW_TEST_DATABASE_URL names the database '{name}'; the test run drops its tables, "
-            "so it runs only on a database whose name contains 'test'")
+            "so it runs only on a database named for tests ('test' as a word of its name: test, test_a, "
+            "breachflow_test; not 'latest')")
     with db.engine_for(url).connect() as conn:
         foreign = [f"{schema}.{table}" for schema, table, ours in conn.execute(FOREIGN_TABLES)
                    if schema != ours or table not in OWN_TABLES]

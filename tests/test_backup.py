@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from backup_writer import write_until_stopped
 from cli_process import breachflow
+from conftest import reported
 from migration_support import dump, fill, installation_at
 
 from breachflow.workflow import db, keystore, schema
@@ -172,9 +173,73 @@ def test_a_backup_the_configured_keys_do_not_verify_is_refused(live, tmp_path):
     fresh = fresh_with_keys_of(live, tmp_path)
     (fresh / "var" / "audit.key").write_bytes(keystore.AUDIT.generate())  # another installation's audit key
     result = breachflow(fresh, "backup", "restore", str(backup))
-    assert result.returncode == 2
-    assert "its content does not match its hash" in result.stderr and "nothing was changed" in result.stderr
+    assert result.returncode == 4
+    assert "audit key verifies none of the newest timeline events of the backup" in result.stderr
     assert sorted(p.name for p in (fresh / "var").iterdir()) == sorted(KEY_FILES)
+
+
+def test_a_backup_of_another_installation_without_incidents_is_refused_by_its_data_keys(live, tmp_path):
+    """Its schools' contacts are sealed under another master key: restored, nothing would open."""
+    other = tmp_path / "other"
+    other.mkdir()
+    assert breachflow(other, "init").returncode == 0
+    assert breachflow(other, "school", "add", "--brin", "99ZZ", "--name", "Elders",
+                      "--contact", "info@elders.example.nl").returncode == 0
+    backup = backed_up(other, tmp_path)
+    before = sql_of(live / "var" / "breachflow.db")
+    result = breachflow(live, "backup", "restore", str(backup), "--force")
+    assert result.returncode == 4, result.stderr
+    assert "master keys do not open every data key of the backup" in result.stderr
+    assert sql_of(live / "var" / "breachflow.db") == before
+
+
+@pytest.mark.parametrize("planted", [
+    "CREATE TRIGGER keep_tokens AFTER UPDATE OF revoked_at ON api_token "
+    "BEGIN UPDATE api_token SET revoked_at = NULL WHERE id = NEW.id; END",
+    "CREATE VIEW everything AS SELECT * FROM user_account",
+    "CREATE TABLE notes_of_mallory (x)",
+    "DROP INDEX ix_incident_state",
+], ids=["trigger", "view", "table", "missing index"])
+def test_a_backup_with_objects_breachflow_does_not_make_is_refused(live, tmp_path, planted):
+    backup = backed_up(live, tmp_path)
+    with closing(sqlite3.connect(backup)) as conn:
+        conn.execute(planted)
+        conn.commit()
+    before = sql_of(live / "var" / "breachflow.db")
+    result = breachflow(live, "backup", "restore", str(backup), "--force")
+    assert result.returncode == 2, result.stderr
+    assert "is not as breachflow makes its database" in result.stderr and "nothing was changed" in result.stderr
+    assert sql_of(live / "var" / "breachflow.db") == before
+
+
+def test_a_backup_with_another_page_size_restores_over_a_database_in_wal_mode(live, tmp_path):
+    backup = backed_up(live, tmp_path)
+    with closing(sqlite3.connect(backup, isolation_level=None)) as conn:
+        conn.execute("PRAGMA page_size=16384")
+        conn.execute("VACUUM")
+    result = breachflow(live, "backup", "restore", str(backup), "--force")
+    assert result.returncode == 0, result.stderr
+    assert "audit: all timelines intact" in result.stdout
+
+
+def test_a_restore_says_what_it_rolled_back_and_which_references_come_again(live, tmp_path):
+    backup = backed_up(live, tmp_path)
+    ctx = Context.open(Settings(data_dir=live / "var"))
+    after_backup = reported(ctx, brins=("12AB",))
+    ctx.engine.dispose()
+    result = breachflow(live, "backup", "restore", str(backup), "--force")
+    assert result.returncode == 0, result.stderr
+    assert f"newest {after_backup}), the restored one" in result.stdout
+    assert "users and tokens are as the backup holds them" in result.stdout
+    assert f"WARNING: references {after_backup} to {after_backup} were handed out after this backup" in result.stdout
+
+
+def test_something_that_is_not_a_regular_file_is_refused_without_waiting(live, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    result = breachflow(live, "backup", "restore", str(fifo), "--force")
+    assert result.returncode == 2 and "is not a regular file" in result.stderr
+    assert not list((live / "var").glob(".breachflow.db.restore-*"))
 
 
 def test_a_backup_without_its_master_key_is_refused_naming_the_key(live, tmp_path):

@@ -25,11 +25,12 @@ def pytest_run(database_url: str, *argv: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_a_database_not_named_for_tests_is_refused_before_connecting():
+@pytest.mark.parametrize("name", ["breachflow", "latest_register", "contest"])
+def test_a_database_not_named_for_tests_is_refused_before_connecting(name):
     # nothing listens on port 1: the refusal comes before any connection
-    done = pytest_run("postgresql+psycopg://postgres@127.0.0.1:1/breachflow", "tests/test_storage.py")
+    done = pytest_run(f"postgresql+psycopg://postgres@127.0.0.1:1/{name}", "tests/test_storage.py")
     assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
-    assert "the database 'breachflow'" in done.stderr and "name contains 'test'" in done.stderr
+    assert f"the database '{name}'" in done.stderr and "named for tests" in done.stderr
     assert "passed" not in done.stdout
 
 

@@ -26,12 +26,13 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from breachflow.workflow import audit, db, files, schema
+from breachflow.workflow import audit, db, files, keycheck, schema
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context
 from breachflow.workflow.errors import Conflict, FieldProblem, InvalidInput, NotInitialised
 
 _STAMP = "%Y%m%dT%H%M%SZ"
+_OBJECTS = "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Restored:
     revision: str
     kept: Path | None  # the database it replaced
     report: audit.Report
-    done: list[str] = field(default_factory=list)  # what upgrading the backup did
+    done: list[str] = field(default_factory=list)  # what upgrading the backup did, and what to review
 
 
 def database_file(settings: Settings) -> Path:
@@ -108,6 +109,9 @@ def restore(settings: Settings, backup: Path, *, force: bool, now: datetime | No
     if database.exists():
         with closing(sqlite3.connect(database.resolve().as_uri() + "?mode=ro", uri=True)) as current:
             _require_force(current, database, force)  # before the work of staging; checked again under the lock
+    if not backup.is_file():
+        raise InvalidInput("not restored", [FieldProblem("backup", f"{backup} is not a regular file; nothing was "
+                                                                   "changed")])
     stamp = (now or datetime.now(UTC)).strftime(_STAMP)
     files.private_dir(database.parent)
     fd, name = tempfile.mkstemp(dir=database.parent, prefix=f".{database.name}.restore-")  # owner-only
@@ -117,8 +121,16 @@ def restore(settings: Settings, backup: Path, *, force: bool, now: datetime | No
         done = _stage(settings, backup, staged)
         with _exclusive(database, force) as target:
             kept = _keep(target, database, stamp)
-            with closing(sqlite3.connect(staged)) as source:
+            handed_out = _references_handed_out(target)
+            with closing(sqlite3.connect(staged, isolation_level=None)) as source:
+                # SQLite copies pages onto a WAL database only at its own page size
+                (page_size,) = target.execute("PRAGMA page_size").fetchone()
+                source.execute("PRAGMA journal_mode=DELETE")  # a page size changes only outside WAL
+                source.execute(f"PRAGMA page_size={int(page_size)}")
+                source.execute("VACUUM")
                 source.backup(target)
+            done += _references_rolled_back(target, handed_out)
+            done += _what_to_review(target, kept)
     finally:
         for path in (staged, *(staged.with_name(staged.name + end) for end in ("-wal", "-shm"))):
             path.unlink(missing_ok=True)
@@ -138,13 +150,61 @@ def _stage(settings: Settings, backup: Path, staged: Path) -> list[str]:
     engine = db.new_engine(f"sqlite:///{staged}")
     try:
         done = schema.upgrade(engine)
-        report = audit.verify(Context.open(settings, engine))
+        _require_only_breachflows_objects(staged, backup)
+        ctx = Context.open(settings, engine)
+        with db.read_transaction(engine) as conn:
+            keycheck.require_keys_of(conn, ctx.keys, ctx.audit_key, f"the backup {backup}")
+        report = audit.verify(ctx)
     finally:
         engine.dispose()
     if not report.intact:
         raise InvalidInput("not restored; nothing was changed", [
             FieldProblem("backup", f"{backup}: {finding}") for finding in report.findings[:20]])
     return done
+
+
+def _references_handed_out(conn: sqlite3.Connection) -> dict[int, int]:
+    """The last reference number per year the database about to be replaced has handed out."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'reference_counter'").fetchone():
+        return {}
+    return dict(conn.execute("SELECT year, last FROM reference_counter").fetchall())
+
+
+def _references_rolled_back(conn: sqlite3.Connection, handed_out: dict[int, int]) -> list[str]:
+    """References the replaced database handed out after the backup: the restored counter hands them
+    out again (moving it past them would read to the audit as deleted incidents)."""
+    restored = dict(conn.execute("SELECT year, last FROM reference_counter").fetchall())
+    return [f"WARNING: references DL-{year}-{restored.get(year, 0) + 1:05d} to DL-{year}-{last:05d} were handed out "
+            "after this backup and will be handed out again to new incidents: tell whoever received them (schools, "
+            "the AP) which incident they now mean, from the kept copy"
+            for year, last in sorted(handed_out.items()) if last > restored.get(year, 0)]
+
+
+def _what_to_review(conn: sqlite3.Connection, kept: Path | None) -> list[str]:
+    """What the restore rolled back and what the chains do not cover, to be checked by a person."""
+    users = conn.execute("SELECT count(*) FROM user_account").fetchone()[0]
+    tokens = conn.execute("SELECT count(*) FROM api_token WHERE revoked_at IS NULL").fetchone()[0]
+    review = [f"users and tokens are as the backup holds them ({users} users, {tokens} tokens not revoked); the "
+              "timelines do not cover them: review them with 'breachflow user list'"]
+    if kept is not None:
+        with closing(sqlite3.connect(kept)) as before:
+            was = before.execute("SELECT count(*), max(reference) FROM incident").fetchone()
+        now = conn.execute("SELECT count(*), max(reference) FROM incident").fetchone()
+        review.append(f"the replaced database held {was[0]} incidents (newest {was[1] or '-'}), the restored one "
+                      f"holds {now[0]} (newest {now[1] or '-'}): what happened in between is only in the kept copy")
+    return review
+
+
+def _require_only_breachflows_objects(staged: Path, backup: Path) -> None:
+    """Refuse a backup holding a table, index, view or trigger the schema does not make, or lacking
+    one it does: a trigger planted in a backup would keep acting in every later transaction."""
+    with closing(sqlite3.connect(staged)) as conn:
+        found = set(conn.execute(_OBJECTS).fetchall())
+    expected = schema.objects_at_head()
+    if strange := sorted(found - expected) + [("missing " + kind, name) for kind, name in sorted(expected - found)]:
+        raise InvalidInput("not restored", [FieldProblem(
+            "backup", f"{backup} is not as breachflow makes its database: {kind} {name}; nothing was changed")
+            for kind, name in strange[:20]])
 
 
 def _require_force(conn: sqlite3.Connection, database: Path, force: bool) -> None:

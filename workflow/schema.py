@@ -131,7 +131,10 @@ def upgrade(engine: Engine) -> list[str]:
                 f"({type(exc.orig or exc).__name__}: {exc.orig or exc}); nothing was changed") from exc
         if state == "empty":
             return [f"created the database schema at revision {found.code}"]
-        return [*done, f"upgraded the database schema from {found.database or BASELINE} to revision {found.code}"]
+        start = found.database or BASELINE
+        if start != found.code:
+            done.append(f"upgraded the database schema from {start} to revision {found.code}")
+        return done
 
 
 def _require_baseline(conn: Connection, where: str) -> None:
@@ -157,6 +160,15 @@ def _require_baseline(conn: Connection, where: str) -> None:
             f"the database at {where} has no schema revision but holds {', '.join(later)}, which only a later "
             f"revision than {BASELINE} makes: its record of the revision (table alembic_version) was lost. "
             "Restore it, or a backup; nothing was changed")
+
+
+@cache
+def objects_at_head() -> frozenset[tuple[str, str]]:
+    """The (type, name) of every table, index, view and trigger the newest revision makes on SQLite."""
+    with create_engine("sqlite://").connect() as conn:
+        command.upgrade(config(conn), "head")
+        return frozenset(conn.exec_driver_sql(
+            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall())
 
 
 @cache
