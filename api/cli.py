@@ -208,11 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.settings = Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"BREACHFLOW_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        print(f"breachflow: error: configuration: {problems}", file=sys.stderr)
+        for err in exc.errors():  # a rule across settings (production) names its variables itself, a line each
+            problem = f"BREACHFLOW_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}" if err["loc"] else (
+                err["msg"].removeprefix("Value error, "))
+            for line in problem.splitlines():
+                print(f"breachflow: error: configuration: {line}", file=sys.stderr)
         return 2
     try:
         return args.handler(args)
