@@ -56,9 +56,11 @@ async def checkpoint_forever(ctx: Context, stop: asyncio.Event) -> None:
 
 
 async def run_worker(ctx: Context, mailer: Mailer, stop: asyncio.Event | None = None,
-                     wake: asyncio.Event | None = None) -> None:
-    """Dispatch and scan until ``stop`` is set."""
+                     wake: asyncio.Event | None = None) -> int:
+    """Dispatch and scan until ``stop`` is set, then finish or give back what is in flight (see
+    ``Dispatcher``); return how many claimed messages went back to the outbox unsent."""
     stop = stop or asyncio.Event()
     wake = wake or asyncio.Event()
-    await asyncio.gather(Dispatcher(ctx, mailer).run(stop, wake), scan_forever(ctx, stop, wake),
-                         checkpoint_forever(ctx, stop))
+    dispatcher = Dispatcher(ctx, mailer)
+    await asyncio.gather(dispatcher.run(stop, wake), scan_forever(ctx, stop, wake), checkpoint_forever(ctx, stop))
+    return dispatcher.released
