@@ -1,10 +1,14 @@
 """The ``breachflow`` command line. Thin: it parses, calls the service, prints.
 
-Exit codes: 0 done; 1 the audit found a broken chain or the diagram is stale; 2 bad input or an
-unknown incident or school (one line on stderr, nothing written); 3 the incident's state does not
-allow it (guard, trigger, concurrent change); 4 not initialised, or a key is missing, malformed,
-open to group or others or does not open the data (the message names the file or variable and
-what to do; a missing key is never replaced beside an existing database).
+Exit codes: 0 done (and 'serve' or 'worker' stopped by SIGTERM or SIGINT, having finished or
+handed back what was in flight); 1 the audit found a broken chain or the diagram is stale; 2 bad
+input, an unknown incident or school, or a setting production refuses (one line each on stderr,
+nothing written); 3 the incident's state does not allow it (guard, trigger, concurrent change);
+4 not initialised, or a key is missing, malformed, open to group or others or does not open the
+data (the message names the file or variable and what to do; a missing key is never replaced
+beside an existing database); 5 'serve' or 'worker' cannot start here: the port is in use, the
+host is not this machine's, a file cannot be written or the database cannot be reached (one line
+saying what to change).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 from breachflow.api import commands as c
-from breachflow.api.arguments import date_arg, time_arg
+from breachflow.api.arguments import count_arg, date_arg, port_arg, time_arg
+from breachflow.api.signals import Stopped
+from breachflow.api.startup import CannotStart
 from breachflow.notifications.models import OutboxStatus
 from breachflow.workflow import accounts, lifecycle, schools
 from breachflow.workflow.config import Settings
@@ -172,9 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(handler=c.cmd_token_revoke)
 
     serve = sub.add_parser("serve", help="run the HTTP API (creates ./var on first start)")
-    serve.add_argument("--host", default=os.environ.get("BREACHFLOW_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("BREACHFLOW_PORT", "8000")))
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (PostgreSQL for more than 1)")
+    serve.add_argument("--host", default=os.environ.get("BREACHFLOW_HOST", "127.0.0.1"),
+                       help="address to listen on (default: $BREACHFLOW_HOST or 127.0.0.1; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=port_arg, default=os.environ.get("BREACHFLOW_PORT", "8000"),
+                       help="port to listen on (default: $BREACHFLOW_PORT or 8000)")
+    serve.add_argument("--workers", type=count_arg, default=1,
+                       help="server processes (more than 1 needs PostgreSQL)")
     serve.add_argument("--no-worker", action="store_true",
                        help="do not send mail or scan deadlines in this process (run 'breachflow worker')")
     serve.set_defaults(handler=c.cmd_serve)
@@ -198,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXIT_CODES: list[tuple[type[BreachflowError], int]] = [(InvalidInput, 2), (NotFound, 2), (Conflict, 3)]
+EXIT_CODES: list[tuple[type[BreachflowError], int]] = [(InvalidInput, 2), (NotFound, 2), (Conflict, 3), (CannotStart, 5)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -216,6 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args)
+    except Stopped as exc:  # serve or worker, stopped while starting up: nothing was under way
+        print(f"breachflow {args.command}: stopped on {exc.name} while starting", file=sys.stderr)
+        return 0
     except BreachflowError as exc:
         print(f"breachflow: error: {exc}", file=sys.stderr)
         return next((code for cls, code in EXIT_CODES if isinstance(exc, cls)), 4)

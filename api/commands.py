@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -11,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from breachflow.api import render, views
+from breachflow.api import render, signals, startup, views
 from breachflow.api.arguments import parse_assignments, parse_schools
 from breachflow.notifications import outbox
 from breachflow.notifications.mailer import destination, mailer_for
@@ -264,26 +263,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings: Settings = args.settings
-    for line in initialise(settings):
-        print(line)
-    ctx = Context.open(settings)
-    if args.no_worker or not settings.in_process_worker:
-        print("no worker in this process: run 'breachflow worker' to send mail and reminders")
-    else:
-        print(f"mail goes to {destination(settings)}")
-    if not accounts.has_users(ctx):
-        accounts.add_user(ctx, username="admin", role="admin")
-        token = accounts.create_token(ctx, username="admin", label="first start")
-        print("No users yet: created user 'admin' (role admin). Its token, shown once:")
-        print(f"  {token.secret}")
-        print("Add handlers and schools with 'breachflow user add' and 'breachflow token create'.")
-    base = f"http://{args.host}:{args.port}"
-    print(f"breachflow listens on {base}  (API {base}/api/v1, docs {base}/docs)")
-    print("Log in with the header 'Authorization: Bearer <token>'.", flush=True)
-    os.environ["BREACHFLOW_IN_PROCESS_WORKER"] = "false" if args.no_worker else "true"
-    uvicorn.run("breachflow.api.main:app_from_environment", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="warning", server_header=False,
-                proxy_headers=False)  # X-Forwarded-For from anyone would pick the address the auth limit counts
+    startup.check_workers(settings, args.workers)
+    startup.check_listen(args.host, args.port)
+    with signals.raising_stopped():
+        ctx, done = startup.open_installation(settings, create=True)
+        for line in done:
+            print(line)
+        in_process_worker = settings.in_process_worker and not args.no_worker
+        if in_process_worker:
+            print(f"mail goes to {destination(settings)}")
+        else:
+            print("no worker in this process: run 'breachflow worker' to send mail and reminders")
+            os.environ["BREACHFLOW_IN_PROCESS_WORKER"] = "false"  # the server builds its app from the environment
+        if not accounts.has_users(ctx):
+            accounts.add_user(ctx, username="admin", role="admin")
+            token = accounts.create_token(ctx, username="admin", label="first start")
+            print("No users yet: created user 'admin' (role admin). Its token, shown once:")
+            print(f"  {token.secret}")
+            print("Add handlers and schools with 'breachflow user add' and 'breachflow token create'.")
+        base = f"http://{args.host}:{args.port}"
+        print(f"breachflow listens on {base}  (API {base}/api/v1, docs {base}/docs)")
+        print("Log in with the header 'Authorization: Bearer <token>'.", flush=True)
+        signal_name = None
+        try:
+            uvicorn.run("breachflow.api.main:app_from_environment", factory=True, host=args.host, port=args.port,
+                        workers=args.workers, log_level="warning", server_header=False,
+                        proxy_headers=False)  # X-Forwarded-For from anyone would pick the address the auth limit counts
+        except SystemExit:  # uvicorn's start-up failure (it logged the reason), e.g. the port taken since the check
+            raise startup.CannotStart(f"the server could not start on {args.host} port {args.port} (the line above "
+                                      "says why)") from None
+        except signals.Stopped as stopped:  # uvicorn shut down gracefully, then raised the signal again
+            signal_name = stopped.name
+    worker = "; the worker's sends in flight finished or went back to the outbox" if in_process_worker else ""
+    print(f"breachflow serve: stopped{f' on {signal_name}' if signal_name else ''}; requests in progress were "
+          f"answered{worker}", flush=True)
     return 0
 
 
@@ -311,14 +324,15 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    ctx = _notifying(args)
-    mailer = mailer_for(ctx.settings)
-    print(f"breachflow worker: sending to {destination(ctx.settings)}; scanning deadlines every "
-          f"{ctx.settings.reminder_scan_seconds:g} s. Ctrl-C stops.", flush=True)
-    try:
-        asyncio.run(run_worker(ctx, mailer))
-    except KeyboardInterrupt:
-        pass
+    with signals.raising_stopped():  # a stop while starting up ends at once
+        ctx = notifications_context(startup.open_installation(args.settings, create=False)[0])
+        mailer = mailer_for(ctx.settings)
+        print(f"breachflow worker: sending to {destination(ctx.settings)}; scanning deadlines every "
+              f"{ctx.settings.reminder_scan_seconds:g} s. Ctrl-C stops.", flush=True)
+        signal_name, released = signals.run_until_stopped(lambda stop: run_worker(ctx, mailer, stop))
+    left = (f"{released} claimed message(s) not sent went back to the outbox for the next worker" if released
+            else "every send in flight finished")
+    print(f"breachflow worker: stopped on {signal_name}; {left}", flush=True)
     return 0
 
 
