@@ -288,15 +288,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         try:
             uvicorn.run("breachflow.api.main:app_from_environment", factory=True, host=args.host, port=args.port,
                         workers=args.workers, log_level="warning", server_header=False,
+                        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
                         proxy_headers=False)  # X-Forwarded-For from anyone would pick the address the auth limit counts
         except SystemExit:  # uvicorn's start-up failure (it logged the reason), e.g. the port taken since the check
             raise startup.CannotStart(f"the server could not start on {args.host} port {args.port} (the line above "
                                       "says why)") from None
         except signals.Stopped as stopped:  # uvicorn shut down gracefully, then raised the signal again
             signal_name = stopped.name
-    worker = "; the worker's sends in flight finished or went back to the outbox" if in_process_worker else ""
-    print(f"breachflow serve: stopped{f' on {signal_name}' if signal_name else ''}; requests in progress were "
-          f"answered{worker}", flush=True)
+    grace = f"{settings.shutdown_grace_seconds:g} s to finish"
+    print(f"breachflow serve: stopped{f' on {signal_name}' if signal_name else ''}; " + (
+        f"requests and sends in flight had {grace}, unsent mail is back in the outbox" if in_process_worker
+        else f"requests in flight had {grace}"), flush=True)
     return 0
 
 

@@ -119,8 +119,8 @@ def test_serve_stopped_mid_send_stops_its_worker_the_same_way(tmp_path, six_noti
     wait_until(lambda: smtp.handler.data_begun == CONNECTIONS, "two messages are in flight")
     code, out, err = stop(server)
     assert code == 0, err
-    assert out.splitlines()[-1] == ("breachflow serve: stopped on SIGTERM; requests in progress were answered; the "
-                                    "worker's sends in flight finished or went back to the outbox")
+    assert out.splitlines()[-1] == ("breachflow serve: stopped on SIGTERM; requests and sends in flight had 20 s "
+                                    "to finish, unsent mail is back in the outbox")
     assert len(smtp.received) == CONNECTIONS and statuses(mail) == Counter(sent=2, pending=4)
     a_second_worker_sends_the_rest(tmp_path, mail, smtp, reference)
 
