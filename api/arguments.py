@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -13,11 +14,59 @@ from breachflow.workflow.deadlines import AMSTERDAM
 from breachflow.workflow.disclosure import TIME_FIELDS, Disclosure
 from breachflow.workflow.errors import FieldProblem, InvalidInput
 
-LIST_FIELDS = {"nature_actions", "affected_systems", "data_kinds"}
-JSON_FIELDS = {"affected_groups"}
-BOOL_FIELDS = {name for name, spec in Disclosure.model_json_schema()["properties"].items()
-               if {"type": "boolean"} in spec.get("anyOf", [])}
+_SCHEMA = Disclosure.model_json_schema()
 BOOL_WORDS = {"true": True, "yes": True, "false": False, "no": False}
+
+
+def _resolved(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` without its ``null`` alternative and with a ``$ref`` looked up."""
+    spec = next((s for s in spec.get("anyOf", [spec]) if s.get("type") != "null"), spec)
+    if "$ref" in spec:
+        return _SCHEMA["$defs"][spec["$ref"].rsplit("/", 1)[1]]
+    return spec
+
+
+FIELD_SPECS = {name: _resolved(spec) for name, spec in _SCHEMA["properties"].items()}
+# how each field is written on the command line follows from its type in the model
+JSON_FIELDS = {n for n, s in FIELD_SPECS.items() if s.get("type") == "array" and _resolved(s["items"]).get("type") == "object"}
+LIST_FIELDS = {n for n, s in FIELD_SPECS.items() if s.get("type") == "array"} - JSON_FIELDS
+BOOL_FIELDS = {n for n, s in FIELD_SPECS.items() if s.get("type") == "boolean"}
+
+
+def shape(spec: dict[str, Any], allowed: Sequence[str] = ()) -> str:
+    """How to write a value of JSON schema ``spec`` after ``--set field=``, in words; ``allowed``
+    names the values a list of texts may hold (they come from the configuration)."""
+    spec = _resolved(spec)
+    kind = spec.get("type")
+    if "enum" in spec:
+        return "one of " + ", ".join(spec["enum"])
+    if kind == "boolean":
+        return "yes or no"
+    if kind == "integer":
+        return f"a whole number from {spec.get('minimum', 0)} to {spec['maximum']}"
+    if kind == "string" and spec.get("format") == "date-time":
+        return "a time like 2026-11-28T14:30 (Amsterdam time unless it has a zone, e.g. +01:00 or Z)"
+    if kind == "string":
+        return f"text of at most {spec['maxLength']} characters"
+    if kind == "object":
+        keys = spec["properties"]
+        return ("{" + ", ".join(f'"{k}": …' for k in keys) + "} where "
+                + "; ".join(f"{k} is {shape(v)}" for k, v in keys.items()))
+    items = _resolved(spec["items"])
+    if items.get("type") == "object":
+        return f"a JSON list (at most {spec['maxItems']}) of {shape(items)}"
+    values = items.get("enum") or allowed
+    return f"comma-separated, any of {', '.join(values)}" if values else f"comma-separated, each {shape(items)}"
+
+
+def fields_help(allowed: dict[str, Sequence[str]]) -> str:
+    """Every disclosure field with its shape, allowed values and meaning, for ``--help``."""
+    lines = ["fields for --set FIELD=VALUE ('FIELD=' clears a field, 'FIELD=@path' reads the value from a file):"]
+    for name, spec in FIELD_SPECS.items():
+        lines += textwrap.wrap(shape(spec, allowed.get(name, ())), 100, initial_indent=f"  {name:<30}",
+                               subsequent_indent=" " * 32)
+        lines.append(" " * 32 + Disclosure.model_fields[name].description)
+    return "\n".join(lines)
 
 
 def parse_time(text: str) -> datetime:

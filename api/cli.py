@@ -4,11 +4,14 @@ Exit codes: 0 done (and 'serve' or 'worker' stopped by SIGTERM or SIGINT, having
 handed back what was in flight); 1 the audit found a broken chain or the diagram is stale; 2 bad
 input, an unknown incident or school, or a setting production refuses (one line each on stderr,
 nothing written); 3 the incident's state does not allow it (guard, trigger, concurrent change);
-4 not initialised, or a key is missing, malformed, open to group or others or does not open the
-data (the message names the file or variable and what to do; a missing key is never replaced
-beside an existing database); 5 'serve' or 'worker' cannot start here: the port is in use, the
-host is not this machine's, a file cannot be written or the database cannot be reached (one line
-saying what to change).
+4 not initialised, the database's schema is not this breachflow's (behind: run 'breachflow db
+upgrade'; written by a newer breachflow), or a key is missing, malformed, open to group or others
+or does not open the data (the message names the file or variable and what to do; a missing key is
+never replaced beside data that depends on it); 5 'serve' or 'worker' cannot start here: the port
+is in use, the host is not this machine's, a file cannot be written or the database cannot be
+reached (one line saying what to change); 141 the reader of the output went away (``breachflow … |
+head``: nothing more is printed). With --json an error is one line of JSON on stderr in the API's
+shape, {"error": {"code", "message", "fields"}}, with the same exit code.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
@@ -25,28 +29,40 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 from breachflow.api import commands as c
-from breachflow.api.arguments import count_arg, date_arg, port_arg, time_arg
+from breachflow.api.arguments import count_arg, date_arg, fields_help, port_arg, time_arg
+from breachflow.api.errors import error_body
 from breachflow.api.signals import Stopped
 from breachflow.api.startup import CannotStart
 from breachflow.notifications.models import OutboxStatus
-from breachflow.workflow import accounts, lifecycle, schools
-from breachflow.workflow.config import Settings
-from breachflow.workflow.disclosure import Disclosure
-from breachflow.workflow.errors import BreachflowError, Conflict, InvalidInput, NotFound
+from breachflow.workflow import accounts, lifecycle, logs, schools
+from breachflow.workflow.config import DEFAULT_SYSTEMS, Settings
+from breachflow.workflow.disclosure import Source
+from breachflow.workflow.errors import BreachflowError, Conflict, FieldProblem, InvalidInput, NotFound
+from breachflow.workflow.incident import ApKind, ContactChannel
+
+
+class UsageError(Exception):
+    """A command line the parser could not read."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog, self.message = prog, message
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit code 2."""
+    """argparse, but a usage error is raised for ``main``: one line on stderr (or JSON), exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        raise UsageError(self.prog, f"{message} (see --help)")
 
 
 # --- parser ---------------------------------------------------------------------------------
 
 
-def _incident_parser(sub, name: str, handler: Callable[[argparse.Namespace], int], help_: str, parent):
-    parser = sub.add_parser(name, help=help_, description=help_, parents=[parent])
+def _incident_parser(sub, name: str, handler: Callable[[argparse.Namespace], int], help_: str, parent,
+                     epilog: str | None = None):
+    parser = sub.add_parser(name, help=help_, description=help_, parents=[parent], epilog=epilog,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reference", help="the incident's reference, e.g. DL-2026-00042")
     parser.set_defaults(handler=handler)
     return parser
@@ -59,10 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--actor", default=os.environ.get("BREACHFLOW_ACTOR") or getpass.getuser(),
         help="who acts (default: $BREACHFLOW_ACTOR or your login name)",
     )
-    fields_help = (
-        "set a field: --set summary='…' (repeatable; lists as a,b or JSON; times without a zone are "
-        "Amsterdam time; field=@file reads a file). Fields: " + ", ".join(Disclosure.model_fields)
-    )
+    set_help = "set a field, e.g. --set summary='…' (repeatable; every field, its values and meaning are listed below)"
+    fields = fields_help({"affected_systems": _configured_systems()})
     version_help = "refuse if the incident is no longer at this version (optimistic concurrency)"
     reason_help = "why: required to correct the discovery time or a known cause once confirmed (it moves the clocks)"
 
@@ -73,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("init", help="create the database and key files (keys only where there is no database)",
                    parents=[common]).set_defaults(handler=c.cmd_init)
+
+    database = sub.add_parser("db", help="the database schema").add_subparsers(
+        dest="db_command", required=True, parser_class=_Parser)
+    database.add_parser(
+        "upgrade", parents=[common], help="upgrade the database schema to this breachflow's revision",
+        description="Check the keys and upgrade the database schema to this breachflow's revision, as init does "
+                    "(serve and worker do it when they start). A database made before migrations is adopted; one "
+                    "at a revision only a newer breachflow knows is refused (exit 4) and left as it is.",
+    ).set_defaults(handler=c.cmd_db_upgrade)
+    database.add_parser(
+        "status", parents=[common], help="the database's schema revision and this breachflow's (exit 1 unless equal)",
+    ).set_defaults(handler=c.cmd_db_status)
 
     school = sub.add_parser("school", help="schools (the controllers)").add_subparsers(
         dest="school_command", required=True, parser_class=_Parser)
@@ -87,28 +113,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     inc = sub.add_parser("incident", help="incidents").add_subparsers(
         dest="incident_command", required=True, parser_class=_Parser)
-    rep = inc.add_parser("report", help="register a report in the breach register", parents=[common])
-    rep.add_argument("--source", required=True, help="school, third_party or monitoring")
+    rep = inc.add_parser("report", help="register a report in the breach register", parents=[common], epilog=fields,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    rep.add_argument("--source", required=True, help="who reported it: one of " + ", ".join(Source))
     rep.add_argument("--school", action="append", default=[], help="affected school BRIN[:COUNT] (repeatable)")
-    rep.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=fields_help)
+    rep.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=set_help)
     rep.set_defaults(handler=c.cmd_report)
 
     _incident_parser(inc, "show", c.cmd_show, "show an incident and what each trigger still needs", common)
     lst = inc.add_parser("list", help="list incidents, newest first", parents=[common])
-    lst.add_argument("--state", help="only incidents in this state")
+    lst.add_argument("--state", help="only incidents in this state: one of " + ", ".join(lifecycle.State))
     lst.add_argument("--school", help="only incidents affecting this school (BRIN)")
     lst.set_defaults(handler=c.cmd_list)
 
-    upd = _incident_parser(inc, "update", c.cmd_update, "change fields and affected schools", common)
-    upd.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=fields_help)
+    upd = _incident_parser(inc, "update", c.cmd_update, "change fields and affected schools", common, fields)
+    upd.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=set_help)
     upd.add_argument("--school", action="append", default=[], help="add or recount a school BRIN[:COUNT]")
     upd.add_argument("--remove-school", action="append", default=[], help="BRIN of a school not affected after all")
     upd.add_argument("--expect-version", type=int, help=version_help)
     upd.add_argument("--reason", help=reason_help)
 
-    fire = _incident_parser(inc, "fire", c.cmd_fire, "fire a trigger (fields given are saved with it)", common)
-    fire.add_argument("trigger", help="one of: " + ", ".join(lifecycle.Trigger))
-    fire.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=fields_help)
+    fire = _incident_parser(inc, "fire", c.cmd_fire, "fire a trigger (fields given are saved with it)", common, fields)
+    fire.add_argument("trigger", help="one of " + ", ".join(lifecycle.Trigger))
+    fire.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=set_help)
     fire.add_argument("--expect-version", type=int, help=version_help)
     fire.add_argument("--reason", help=reason_help)
 
@@ -118,14 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     contact = _incident_parser(inc, "contact", c.cmd_contact, "log a phone or email contact with a school", common)
     contact.add_argument("--school", required=True, help="BRIN of the affected school")
-    contact.add_argument("--channel", required=True, help="phone or email")
+    contact.add_argument("--channel", required=True, help="one of " + ", ".join(ContactChannel))
     contact.add_argument("--summary", required=True, help="what was said")
     contact.add_argument("--told-must-notify-ap", action="store_true",
                          help="the school was told it must notify the AP itself (user error or negligence)")
     contact.add_argument("--at", type=time_arg, help="when (default: now)")
 
     ap = _incident_parser(inc, "ap-notify", c.cmd_ap_notify, "record a notification to the AP", common)
-    ap.add_argument("--kind", required=True, help="preliminary, final, supplement or withdrawal")
+    ap.add_argument("--kind", required=True, help="one of " + ", ".join(ApKind))
     ap.add_argument("--ap-reference", required=True, help="the AP's reference number (meldnummer)")
     ap.add_argument("--at", type=time_arg, help="when it was submitted (default: now)")
     ap.add_argument("--school", action="append", default=[], help="BRIN it covers (default: all affected)")
@@ -139,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("deadlines", help="open deadlines, soonest first", parents=[common]).set_defaults(
         handler=c.cmd_deadlines)
+    register = sub.add_parser("register", help="the breach register (datalekkenregister)").add_subparsers(
+        dest="register_command", required=True, parser_class=_Parser)
+    export = register.add_parser(
+        "export", parents=[common], help="every incident's register entry, as CSV (or JSON)",
+        description="Export the breach register: the rows of GET /api/v1/register, as CSV (times in Amsterdam "
+                    "time) or JSON. Damaged records are left out and named on stderr.")
+    export.add_argument("--format", choices=["csv", "json"], help="default: csv, or json with --json")
+    export.add_argument("--out", type=Path, help="write to this file (owner-only, 0600) instead of standard output")
+    export.set_defaults(handler=c.cmd_register_export)
     audit = sub.add_parser("audit", help="audit commands").add_subparsers(
         dest="audit_command", required=True, parser_class=_Parser)
     verify = audit.add_parser(
@@ -151,6 +187,24 @@ def build_parser() -> argparse.ArgumentParser:
     point = audit.add_parser("checkpoint", parents=[common], help="write a signed checkpoint of every chain head")
     point.add_argument("--out", help="file or directory (default: BREACHFLOW_CHECKPOINT_DIR or data_dir/checkpoints)")
     point.set_defaults(handler=c.cmd_audit_checkpoint)
+    backups = sub.add_parser("backup", help="back up and restore the embedded SQLite database").add_subparsers(
+        dest="backup_command", required=True, parser_class=_Parser)
+    backup_create = backups.add_parser(
+        "create", parents=[common], help="copy the database, consistently while breachflow runs (no keys in it)",
+        description="Copy the embedded SQLite database to a new owner-only file, consistently while serve and "
+                    "worker keep writing. The copy holds no key: back up master.key, audit.key and checkpoint.key "
+                    "apart from it (README, 'Backups'). PostgreSQL: use pg_dump.")
+    backup_create.add_argument("--out", type=Path, help="a new file, or a directory (default: data_dir/backups)")
+    backup_create.set_defaults(handler=c.cmd_backup_create)
+    backup_restore = backups.add_parser(
+        "restore", parents=[common], help="replace the database with a backup, then audit it",
+        description="Check the backup (an intact breachflow database whose every chain verifies under the "
+                    "configured keys; an older revision is upgraded), then replace the database with it while no "
+                    "process has it open, keeping the replaced one beside it, and audit the result.")
+    backup_restore.add_argument("file", type=Path, help="a file written by 'breachflow backup create'")
+    backup_restore.add_argument("--force", action="store_true", help="replace a database that holds an installation")
+    backup_restore.set_defaults(handler=c.cmd_backup_restore)
+
     keys = sub.add_parser("keys", help="master keys").add_subparsers(
         dest="keys_command", required=True, parser_class=_Parser)
     keys.add_parser("rotate", help="add a new master key and rewrap every data key", parents=[common]).set_defaults(
@@ -189,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=c.cmd_serve)
 
     worker = sub.add_parser("worker", help="send queued mail and deadline reminders", parents=[common])
+    worker.add_argument("--metrics-port", type=int,
+                        help="serve this worker's delivery counters for Prometheus on this port (no token: bind it "
+                             "where only Prometheus reaches; the register's figures are on the API's /metrics)")
+    worker.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (default: 127.0.0.1)")
     worker.set_defaults(handler=c.cmd_worker)
     box = sub.add_parser("outbox", help="the outbox of mail").add_subparsers(
         dest="outbox_command", required=True, parser_class=_Parser)
@@ -207,30 +265,78 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configured_systems() -> list[str]:
+    """The systems ``affected_systems`` may name here (the defaults while the configuration is
+    invalid: ``main`` says why before any command runs)."""
+    try:
+        return Settings().affected_systems
+    except ValidationError:
+        return list(DEFAULT_SYSTEMS)
+
+
 EXIT_CODES: list[tuple[type[BreachflowError], int]] = [(InvalidInput, 2), (NotFound, 2), (Conflict, 3), (CannotStart, 5)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; return its exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; return its exit code. A reader that goes away (``breachflow … | head``)
+    ends it quietly, with the exit code of a process that SIGPIPE ended (141)."""
+    try:
+        try:
+            return _run(sys.argv[1:] if argv is None else list(argv))
+        finally:
+            sys.stdout.flush()  # here, not at exit, where a closed pipe could only print a traceback
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing is left to flush at exit
+        return 128 + signal.SIGPIPE
+
+
+def _run(argv: list[str]) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:  # JSON if asked for, though the parser never got to read --json
+        return _fail(exc.prog, InvalidInput(exc.message), as_json="--json" in argv)
+    as_json = getattr(args, "json", False)
     try:
         args.settings = Settings()
     except ValidationError as exc:
-        for err in exc.errors():  # a rule across settings (production) names its variables itself, a line each
-            problem = f"BREACHFLOW_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}" if err["loc"] else (
-                err["msg"].removeprefix("Value error, "))
-            for line in problem.splitlines():
-                print(f"breachflow: error: configuration: {line}", file=sys.stderr)
+        problems = _configuration_problems(exc)
+        if as_json:
+            return _fail("breachflow", InvalidInput("configuration", problems), as_json=True)
+        for problem in problems:  # a line each: production may refuse several settings at once
+            print(f"breachflow: error: configuration: {problem.problem}", file=sys.stderr)
         return 2
+    logs.configure(args.settings)
     try:
         return args.handler(args)
     except Stopped as exc:  # serve or worker, stopped while starting up: nothing was under way
         print(f"breachflow {args.command}: stopped on {exc.name} while starting", file=sys.stderr)
         return 0
     except BreachflowError as exc:
-        print(f"breachflow: error: {exc}", file=sys.stderr)
-        return next((code for cls, code in EXIT_CODES if isinstance(exc, cls)), 4)
+        return _fail("breachflow", exc, as_json=as_json)
+
+
+def _configuration_problems(exc: ValidationError) -> list[FieldProblem]:
+    """A problem per line: a setting's own (``BREACHFLOW_X: …``), or a rule across settings, which
+    names its variable first (production's rules)."""
+    problems = []
+    for err in exc.errors():
+        if err["loc"]:
+            variable = f"BREACHFLOW_{'_'.join(map(str, err['loc'])).upper()}"
+            problems.append(FieldProblem(variable, f"{variable}: {err['msg']}"))
+            continue
+        for line in err["msg"].removeprefix("Value error, ").splitlines():
+            first = line.split(" ", 1)[0]
+            problems.append(FieldProblem(first if first.startswith("BREACHFLOW_") else "settings", line))
+    return problems
+
+
+def _fail(prog: str, exc: BreachflowError, *, as_json: bool) -> int:
+    """Report ``exc`` on stderr, in one line or in the API's error shape; return its exit code."""
+    if as_json:
+        print(error_body(exc.code, exc.message, exc.fields).model_dump_json(), file=sys.stderr)
+    else:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+    return next((code for cls, code in EXIT_CODES if isinstance(exc, cls)), 4)
 
 
 if __name__ == "__main__":

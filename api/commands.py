@@ -10,8 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from breachflow.api import render, signals, startup, views
+import prometheus_client
+
+from breachflow.api import register_export, render, signals, startup, timeline_text, views
 from breachflow.api.arguments import parse_assignments, parse_schools
+from breachflow.api.metrics import delivery_registry
 from breachflow.notifications import outbox
 from breachflow.notifications.mailer import destination, mailer_for
 from breachflow.notifications.models import OutboxStatus
@@ -19,12 +22,17 @@ from breachflow.notifications.worker import notifications_context, run_worker
 from breachflow.workflow import (
     accounts,
     audit,
+    backup,
     checkpoints,
+    db,
     diagram,
+    files,
     keystore,
     lifecycle,
+    logs,
     queries,
     register,
+    schema,
     schools,
     service,
 )
@@ -45,6 +53,28 @@ def cmd_init(args: argparse.Namespace) -> int:
     done = initialise(args.settings)
     _print(args, {"done": done}, "\n".join(done))
     return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    return cmd_init(args)
+
+
+_SCHEMA_ADVICE = {
+    "current": "up to date",
+    "behind": "run 'breachflow db upgrade'",
+    "unversioned": "made before migrations: run 'breachflow db upgrade' to adopt it",
+    "newer": "upgraded by a newer breachflow: run that one",
+    "empty": "no breachflow database here: run 'breachflow init'",
+}
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    found = schema.status(db.engine_of(args.settings))
+    data = {"database": found.where, "revision": found.database, "breachflow_revision": found.code,
+            "state": found.state}
+    _print(args, data, f"{found.where}: schema revision {found.database or 'none'}; this breachflow's: {found.code} "
+                       f"({_SCHEMA_ADVICE[found.state]})")
+    return 0 if found.state == "current" else 1
 
 
 def cmd_school_add(args: argparse.Namespace) -> int:
@@ -183,7 +213,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 def cmd_timeline(args: argparse.Namespace) -> int:
     entries = queries.timeline_of(_ctx(args), args.reference)
-    _print(args, [render.entry_json(e) for e in entries], "\n".join(render.entry_text(e) for e in entries))
+    _print(args, [render.entry_json(e) for e in entries], "\n".join(timeline_text.entry_text(e) for e in entries))
     return 0
 
 
@@ -196,6 +226,28 @@ def cmd_deadlines(args: argparse.Namespace) -> int:
     data = [{"reference": i.reference, **render.deadline_json(d, now, ctx.periods, i)} for i, d in pairs]
     text = "\n".join(f"{i.reference}  {render.deadline_line(d, i, now, ctx.periods)}" for i, d in pairs)
     _print(args, data, text or "no open deadlines")
+    return 0
+
+
+def cmd_register_export(args: argparse.Namespace) -> int:
+    ctx = _ctx(args)
+    unreadable: list[str] = []
+    rows = register_export.entries(ctx, render.OPERATOR, unreadable)
+    _warn_unreadable(unreadable)
+    form = args.format or ("json" if args.json else "csv")
+    if form == "csv":
+        text = register_export.to_csv(rows)
+    else:
+        text = json.dumps([r.model_dump(mode="json") for r in rows], indent=2, ensure_ascii=False) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        files.write_private(args.out, text.encode(), replace=True)  # the register holds personal data
+    except OSError as exc:
+        raise InvalidInput("invalid input", [FieldProblem("--out", f"cannot write {args.out}: {exc.strerror}")]) from None
+    _print(args, {"out": str(args.out), "format": form, "incidents": len(rows)},
+           f"wrote {len(rows)} incident(s) to {args.out} ({form}, owner-only)")
     return 0
 
 
@@ -217,6 +269,32 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     _print(args, {"checkpoint": str(path)},
            f"wrote {path}; keep a copy where the database's administrators cannot change it")
     return 0
+
+
+def cmd_backup_create(args: argparse.Namespace) -> int:
+    written = backup.create(args.settings, args.out)
+    _print(args, {**written.__dict__, "path": str(written.path)},
+           f"wrote {written.path} ({written.size} bytes, owner-only): schema revision {written.revision}, "
+           f"{written.incidents} incidents, {written.events} timeline events.\n"
+           "It holds no key: without master.key (or BREACHFLOW_MASTER_KEYS), audit.key and checkpoint.key, "
+           "backed up apart from it, it cannot be read or verified.")
+    return 0
+
+
+def cmd_backup_restore(args: argparse.Namespace) -> int:
+    restored = backup.restore(args.settings, args.file, force=args.force)
+    report = restored.report
+    data = {"database": str(restored.database), "revision": restored.revision,
+            "kept": str(restored.kept) if restored.kept else None, "upgrade": restored.done,
+            "incidents_checked": report.incidents, "events_checked": report.events,
+            "findings": [f.__dict__ for f in report.findings]}
+    kept = f"; the database it replaced is kept as {restored.kept}" if restored.kept else ""
+    audited = "\n".join(f"BROKEN {f}" for f in report.findings) or (
+        f"audit: all timelines intact and matching the records ({report.incidents} incidents, "
+        f"{report.events} events checked)")
+    _print(args, data, f"restored {args.file} into {restored.database} at schema revision {restored.revision}"
+                       f"{kept}\n{audited}")
+    return 0 if report.intact else 1
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
@@ -275,9 +353,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         else:
             print("no worker in this process: run 'breachflow worker' to send mail and reminders")
             os.environ["BREACHFLOW_IN_PROCESS_WORKER"] = "false"  # the server builds its app from the environment
-        if not accounts.has_users(ctx):
-            accounts.add_user(ctx, username="admin", role="admin")
-            token = accounts.create_token(ctx, username="admin", label="first start")
+        if (token := accounts.create_first_admin(ctx)) is not None:
             print("No users yet: created user 'admin' (role admin). Its token, shown once:")
             print(f"  {token.secret}")
             print("Add handlers and schools with 'breachflow user add' and 'breachflow token create'.")
@@ -287,7 +363,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         signal_name = None
         try:
             uvicorn.run("breachflow.api.main:app_from_environment", factory=True, host=args.host, port=args.port,
-                        workers=args.workers, log_level="warning", server_header=False,
+                        workers=args.workers, log_config=logs.config(settings), access_log=False, server_header=False,
                         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
                         proxy_headers=False)  # X-Forwarded-For from anyone would pick the address the auth limit counts
         except SystemExit:  # uvicorn's start-up failure (it logged the reason), e.g. the port taken since the check
@@ -327,8 +403,19 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     with signals.raising_stopped():  # a stop while starting up ends at once
-        ctx = notifications_context(startup.open_installation(args.settings, create=False)[0])
+        ctx, done = startup.open_installation(args.settings, create=True)
+        for line in done:
+            print(line)
+        ctx = notifications_context(ctx)
         mailer = mailer_for(ctx.settings)
+        if args.metrics_port is not None:
+            try:
+                prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_host,
+                                                    registry=delivery_registry())
+            except OSError as exc:
+                raise InvalidInput("invalid input", [FieldProblem("--metrics-port", f"cannot listen there: {exc}")]) \
+                    from None
+            print(f"delivery counters for Prometheus on http://{args.metrics_host}:{args.metrics_port}/metrics")
         print(f"breachflow worker: sending to {destination(ctx.settings)}; scanning deadlines every "
               f"{ctx.settings.reminder_scan_seconds:g} s. Ctrl-C stops.", flush=True)
         signal_name, released = signals.run_until_stopped(lambda stop: run_worker(ctx, mailer, stop))

@@ -9,6 +9,7 @@ in worker threads, at most as many at once as the connection pool holds. Reads t
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any, TypeVar
@@ -18,6 +19,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from breachflow.api.errors import Forbidden, TooManyFailures, Unauthenticated
+from breachflow.api.throttle import AuthFailures
 from breachflow.workflow import accounts
 from breachflow.workflow.accounts import Account, Role
 from breachflow.workflow.context import Context
@@ -74,12 +76,10 @@ async def current_account(
     ctx: CtxDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Account:
-    """The account of the request's token; a client with too many failures is turned away first."""
-    failures = request.app.state.auth_failures
-    client = request.client.host if request.client else ""
-    wait = failures.retry_after(client)
-    if wait is not None:
-        raise TooManyFailures(wait)
+    """The account of the request's token; a client with too many failures is turned away first.
+
+    The account is kept on the request's state for the access log (``api.middleware``)."""
+    failures, client = _not_turned_away(request)
     if credentials is None:
         failures.failed(client)
         raise Unauthenticated("send 'Authorization: Bearer <token>'; create one with 'breachflow token create'")
@@ -87,7 +87,34 @@ async def current_account(
     if account is None:
         failures.failed(client)
         raise Unauthenticated("the token is unknown, revoked or expired")
+    request.state.account = account
     return account
+
+
+def _not_turned_away(request: Request) -> tuple[AuthFailures, str]:
+    """The failure count and the client's address; ``TooManyFailures`` if it failed too often."""
+    failures = request.app.state.auth_failures
+    client = request.client.host if request.client else ""
+    wait = failures.retry_after(client)
+    if wait is not None:
+        raise TooManyFailures(wait)
+    return failures, client
+
+
+async def metrics_reader(
+    request: Request,
+    ctx: CtxDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """Admit the configured metrics token (``BREACHFLOW_METRICS_TOKEN``), or a manager's or admin's token."""
+    _not_turned_away(request)
+    configured = ctx.settings.metrics_token
+    if credentials is not None and configured is not None and hmac.compare_digest(
+            credentials.credentials.encode(), configured.get_secret_value().encode()):
+        return
+    account = await current_account(request, ctx, credentials)
+    if account.role not in (Role.manager, Role.admin):
+        raise Forbidden(f"a {account.role.value} may not read the metrics; allowed: manager, admin, the metrics token")
 
 
 def allow(*roles: Role) -> Callable[..., Any]:
@@ -96,7 +123,7 @@ def allow(*roles: Role) -> Callable[..., Any]:
     async def check(account: Annotated[Account, Depends(current_account)]) -> Account:
         if account.role not in roles:
             allowed = ", ".join(r.value for r in roles)
-            raise Forbidden(f"a {account.role.value} may not do this; allowed: {allowed}")
+            raise Forbidden(f"the role {account.role.value} may not do this; allowed: {allowed}")
         return account
 
     return check

@@ -9,6 +9,7 @@ being listed here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +27,7 @@ from breachflow.workflow.errors import (
     KeyUnavailable,
     NotFound,
     NotInitialised,
+    SchemaMismatch,
 )
 
 log = logging.getLogger("breachflow.api")
@@ -49,6 +51,12 @@ class TooManyFailures(BreachflowError):
         self.retry_after = retry_after
 
 
+class NotReady(BreachflowError):
+    """A readiness check failed; ``fields`` names each failed check and what it found."""
+
+    code = "not_ready"
+
+
 STATUS: dict[type[BreachflowError], int] = {
     Unauthenticated: 401,
     Forbidden: 403,
@@ -60,6 +68,8 @@ STATUS: dict[type[BreachflowError], int] = {
     DataDamaged: 500,
     KeyUnavailable: 503,  # a key is missing from the configuration: fixed by restoring it
     NotInitialised: 503,
+    NotReady: 503,
+    SchemaMismatch: 503,  # the database needs 'breachflow db upgrade', or a newer breachflow
 }
 
 
@@ -87,11 +97,15 @@ def status_of(exc: BreachflowError) -> int:
     return 400
 
 
-def error_response(status: int, code: str, message: str, fields: list[FieldProblem] = (),
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    body = ErrorResponse(error=ErrorDetail(
+def error_body(code: str, message: str, fields: Sequence[FieldProblem] = ()) -> ErrorResponse:
+    """The one shape of an error: the API's error responses and the command line's ``--json`` errors."""
+    return ErrorResponse(error=ErrorDetail(
         code=code, message=message, fields=[FieldProblemOut(field=f.field, problem=f.problem) for f in fields]))
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def error_response(status: int, code: str, message: str, fields: Sequence[FieldProblem] = (),
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message, fields).model_dump(), status_code=status, headers=headers)
 
 
 def _headers(exc: BreachflowError) -> dict[str, str] | None:

@@ -16,12 +16,14 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Mount, Route
 from swagger_ui_bundle import swagger_ui_path
 
 from breachflow.api import errors
 from breachflow.api.deps import known_query
-from breachflow.api.middleware import BodyLimit, SecurityHeaders
-from breachflow.api.routes import incidents, overview, schools
+from breachflow.api.metrics import Metrics
+from breachflow.api.middleware import BodyLimit, RequestLog, SecurityHeaders
+from breachflow.api.routes import incidents, monitoring, overview, schools
 from breachflow.api.throttle import AuthFailures
 from breachflow.notifications.mailer import mailer_for
 from breachflow.notifications.worker import notifications_context, run_worker
@@ -43,7 +45,8 @@ class Breachflow(FastAPI):
     max_body_bytes: int
 
     def build_middleware_stack(self):
-        return SecurityHeaders(BodyLimit(super().build_middleware_stack(), self.max_body_bytes))
+        inner = SecurityHeaders(BodyLimit(super().build_middleware_stack(), self.max_body_bytes))
+        return RequestLog(inner, self.state.metrics, self.state.route_templates)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -72,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.max_body_bytes = settings.max_body_bytes
     app.state.ctx = ctx
+    app.state.metrics = Metrics(ctx)
     app.state.auth_failures = AuthFailures(settings.auth_failures_per_minute)
     app.state.wake = None
     # SQLite: commands run on the loop, one at a time (see api.deps); else threads, bounded by the pool
@@ -79,9 +83,11 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(known_query)])
-    for module in (incidents, overview, schools):
+    modules = (incidents, overview, schools, monitoring)
+    for module in modules:
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(monitoring.metrics_router)
 
     # Swagger UI from the installed package: the docs page loads nothing from third parties
     app.mount("/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="docs-static")
@@ -94,7 +100,22 @@ def create_app(settings: Settings) -> FastAPI:
             swagger_favicon_url="/docs/static/favicon-32x32.png",
         )
 
+    app.state.route_templates = _templates(app, modules)
     return app
+
+
+def _templates(app: FastAPI, modules: tuple) -> dict[int, str]:
+    """By ``id`` of each endpoint (the ``endpoint`` of a request's scope), the path template it is served
+    under, for the access log and the metrics. Asked of its route, an included route would give the
+    path it was declared with, without the prefix it is served under."""
+    served = {id(route.endpoint): API_PREFIX + route.path for m in modules for route in m.router.routes}
+    served |= {id(route.endpoint): route.path for route in monitoring.metrics_router.routes}
+    for route in app.router.routes:
+        if isinstance(route, Mount):
+            served[id(route.app)] = route.path + "/{path}"
+        elif isinstance(route, Route):
+            served[id(route.endpoint)] = route.path
+    return served
 
 
 def app_from_environment() -> FastAPI:

@@ -1,14 +1,22 @@
 """Pure-ASGI middleware around the whole application (outside FastAPI's own error handling, so
-500s get the same treatment): security headers on every response and a cap on request bodies.
+500s get the same treatment): a request id, the access log and request metrics; security headers
+on every response; and a cap on request bodies.
 
 Pure ASGI rather than ``BaseHTTPMiddleware``, which costs a task and a copy per request.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import time
+import uuid
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from breachflow.api.errors import error_response
+from breachflow.api.metrics import Metrics
+from breachflow.workflow import logs
 
 DOCS_STATIC = "/docs/static/"
 DOCS_PAGE = "/docs"
@@ -23,6 +31,57 @@ DATA_CSP = b"default-src 'none'; frame-ancestors 'none'"
 DOCS_CSP = (b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
             b"img-src 'self' data:; frame-ancestors 'none'")
 NO_STORE = (b"cache-control", b"no-store")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a client's X-Request-ID is taken only if it looks like one
+MAX_PATH = 200
+access = logging.getLogger("breachflow.access")
+
+
+class RequestLog:
+    """Gives every HTTP request an id: the client's ``X-Request-ID`` if it is a valid one, else a new
+    one. The id is returned in ``X-Request-ID`` and set (``logs.request_id``) for every line logged
+    while the request is handled. When it is answered: one access line (method, route template,
+    status, duration, the caller's user id and role, never the query, names or addresses) and the
+    request's metrics.
+
+    The id is not reset afterwards: uvicorn handles each request in a task of its own, and its
+    line about an exception that escaped the application belongs to the request too.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, templates: dict[int, str]) -> None:
+        """``templates``: by ``id`` of each endpoint, the path template it is served under."""
+        self.app, self.metrics, self.templates = app, metrics, templates
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        logs.request_id.set(rid)
+        started, status = time.perf_counter(), 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._answered(scope, status, time.perf_counter() - started)
+
+    def _answered(self, scope: Scope, status: int, seconds: float) -> None:
+        method, template = scope["method"], self.templates.get(id(scope.get("endpoint")))
+        self.metrics.observe(method, template, status, seconds)
+        shown = template or scope["path"][:MAX_PATH]
+        fields = {"method": method, "route": shown, "status": status, "duration_ms": round(seconds * 1000, 1)}
+        account = scope.get("state", {}).get("account")
+        if account is not None:
+            fields |= {"user_id": account.id, "role": account.role.value}
+        caller = f" user {account.id} ({account.role.value})" if account is not None else ""
+        access.info("%s %s %d %.1f ms%s", method, shown, status, seconds * 1000, caller, extra={"fields": fields})
 
 
 class SecurityHeaders:

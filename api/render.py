@@ -11,8 +11,8 @@ from typing import Any
 from breachflow.api import schemas, views
 from breachflow.workflow import lifecycle
 from breachflow.workflow.accounts import Account, Role
-from breachflow.workflow.deadlines import Deadline, Periods, deadlines, local
-from breachflow.workflow.disclosure import AffectedGroup, label
+from breachflow.workflow.deadlines import Deadline, Periods, Status, deadlines, local
+from breachflow.workflow.disclosure import AffectedGroup
 from breachflow.workflow.incident import Incident
 from breachflow.workflow.queries import Entry
 
@@ -40,13 +40,16 @@ def entry_json(entry: Entry) -> dict[str, Any]:
     return views.timeline_out(OPERATOR, [entry])[0].model_dump(mode="json")
 
 
-def _value(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A value in words: times in Amsterdam time, yes or no, lists joined, enums by their value."""
     if value is None:
         return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, datetime):
         return when(value)
     if isinstance(value, list):
-        return ", ".join(_value(v) for v in value) or "—"
+        return ", ".join(value_text(v) for v in value) or "—"
     if isinstance(value, AffectedGroup):
         return f"{value.group.value} ({value.severity.value}): {value.consequences}"
     return str(getattr(value, "value", value))
@@ -62,7 +65,7 @@ def incident_text(incident: Incident, periods: Periods, now: datetime | None = N
     ]
     for name, value in incident.disclosure:
         if value not in (None, []):
-            lines.append(f"  {name}: {_value(value)}")
+            lines.append(f"  {name}: {value_text(value)}")
     lines.append("  schools:")
     for s in incident.schools:
         informed = f"informed {when(s.informed_at)} via {s.informed_via}" if s.informed_at else "not informed"
@@ -82,26 +85,13 @@ def incident_text(incident: Incident, periods: Periods, now: datetime | None = N
 
 def deadline_line(d: Deadline, incident: Incident, now: datetime, periods: Periods) -> str:
     brin = next((f" {s.brin}" for s in incident.schools if s.school_id == d.school_id), "")
-    met = f", met {when(d.met_at)}" + (" (late)" if d.met_late else "") if d.met_at else ""
+    status = d.status(now, periods.due_soon)
+    met = ""
+    if d.met_at:
+        met = (" " if status is Status.met else ", met ") + when(d.met_at) + (" (late)" if d.met_late else "")
     moved = (f" (clock moved {when(incident.clock_moved_at)} by {incident.clock_moved_by})"
              if incident.clock_moved_at else "")
-    return f"{d.kind.value}{brin}: due {when(d.due_at)} [{d.status(now, periods.due_soon).value}{met}]{moved}"
-
-
-def entry_text(entry: Entry) -> str:
-    move = f" {entry.from_state or ''}→{entry.to_state}" if entry.to_state else ""
-    detail = "[personal data destroyed]" if entry.payload is None else _payload_text(entry.payload)
-    return f"{entry.seq:>3} {when(entry.at)} {entry.actor} {entry.kind}{move} {detail}".rstrip()
-
-
-def _payload_text(payload: dict[str, Any]) -> str:
-    parts = []
-    for key, value in payload.items():
-        if key == "changes":
-            parts += [f"{label(f)}: {old!r} → {new!r}" for f, (old, new) in value.items()]
-        elif value not in (None, {}, [], False):
-            parts.append(f"{key}={value}")
-    return "; ".join(parts)
+    return f"{d.kind.value}{brin}: due {when(d.due_at)} [{status.value}{met}]{moved}"
 
 
 def _with_reason(head: str, reason: str | None) -> str:

@@ -240,3 +240,14 @@ class SchoolOut(BaseModel):
 class Health(BaseModel):
     status: str
     database: str
+
+
+class CheckOut(BaseModel):
+    name: str = Field(description="database, worker or outbox")
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready")
+    checks: list[CheckOut]

@@ -6,4 +6,6 @@
 - ``mailer``: where messages go: an SMTP server (aiosmtplib) or a local maildir.
 - ``dispatcher``: sends what is due, with retries, backoff and dead letters.
 - ``reminders``: the deadline scanner.
+- ``worker``: dispatcher, scanner and checkpoints together; ``heartbeat``: its row in the database.
+- ``health``: readiness (database, a worker's heartbeat, an outbox that moves).
 """

@@ -19,12 +19,20 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 import anyio
+from prometheus_client import Counter
 
 from breachflow.notifications import outbox
 from breachflow.notifications.mailer import DeliveryError, Mailer
 from breachflow.workflow.context import Context
 
 log = logging.getLogger("breachflow.dispatcher")
+# this process's deliveries, for /metrics (api.metrics) or 'breachflow worker --metrics-port'
+SENT = Counter("breachflow_messages_sent", "Messages the mail server accepted, sent by this process", registry=None)
+FAILED = Counter("breachflow_message_failures", "Failed deliveries by this process, by what follows (retry, dead)",
+                 ["outcome"], registry=None)
+FAILURE_OUTCOMES = ("retry", "dead")
+for outcome in FAILURE_OUTCOMES:
+    FAILED.labels(outcome)  # at 0 from the start: a rate needs a series before the first failure
 
 
 class Acceptances:
@@ -112,6 +120,9 @@ class Dispatcher:
             self.released += len(unsent)
         outcomes = known + [outcome for group in sent for outcome in group if outcome is not None]
         counts = await anyio.to_thread.run_sync(outbox.record, self.ctx, outcomes, datetime.now(UTC))
+        SENT.inc(counts["sent"])
+        for outcome in FAILURE_OUTCOMES:
+            FAILED.labels(outcome).inc(counts[outcome])
         if counts["retry"] or counts["dead"]:
             log.warning("outbox: %(sent)d sent, %(retry)d to retry, %(dead)d dead", counts)
         return counts

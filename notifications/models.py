@@ -1,4 +1,5 @@
-"""Tables only notifications use: the outbox, reminders already queued, and what each school was told.
+"""Tables only notifications use: the outbox, reminders already queued, what each school was told, and
+the heartbeats of running workers.
 
 ``workflow`` never reads them; notifications writes them through the connection of the command
 that calls for a notice, so a notice commits with its change or not at all.
@@ -70,6 +71,17 @@ class NoticeSnapshot(SQLModel, table=True):
     updated_at: datetime = utc_column(nullable=False)
 
 
+class WorkerHeartbeat(SQLModel, table=True):
+    """A running worker process (``host:pid``): one row each, beaten at every deadline scan, removed
+    when it stops; rows silent longer than ``worker_stale_seconds`` are cleaned by the next beat."""
+
+    __tablename__ = "worker_heartbeat"
+    worker: str = Field(sa_column=Column(String(255), primary_key=True))
+    started_at: datetime = utc_column(nullable=False)
+    beat_at: datetime = utc_column(nullable=False)
+
+
 outbox_t = OutboxMessage.__table__
 reminder_t = Reminder.__table__
 snapshot_t = NoticeSnapshot.__table__
+heartbeat_t = WorkerHeartbeat.__table__

@@ -1,4 +1,5 @@
-"""The outbox: claiming due messages, recording what became of them, listing and requeueing.
+"""The outbox: claiming due messages, recording what became of them, listing, requeueing and
+measuring what waits (``backlog``, for readiness and metrics).
 
 A message is ``pending`` until a dispatcher claims it (``sending``, with a lease). The moment the
 server accepts it, it is marked ``accepted`` (``accept``), so a dispatcher that dies re-sends at
@@ -15,7 +16,6 @@ Recording locks each incident before its outbox and school rows, the order every
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,10 +29,9 @@ from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
 from breachflow.workflow.errors import DataDamaged, DataDestroyed, NotFound
 from breachflow.workflow.models import data_key_t, incident_t, school_t
+from breachflow.workflow.redaction import without_addresses
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.unit import Unit
-
-_ADDRESS = re.compile(r"<?[^\s<>@,;]+@[^\s<>@,;]+>?")
 
 ACTOR = "dispatcher"
 
@@ -61,11 +60,6 @@ class Outcome:
     error: str | None = None  # None: accepted (no addresses in it: it is stored plain)
     permanent: bool = False
     refused: dict[str, str] = field(default_factory=dict)  # address → answer; only on the sealed timeline
-
-
-def without_addresses(text: str) -> str:
-    """``text`` with every email address replaced: what may be stored in a plain column."""
-    return _ADDRESS.sub("<address>", text)
 
 
 _DUE = sa.or_(
@@ -191,6 +185,33 @@ def _refusals(refused: dict[str, str]) -> str | None:
         return None
     reasons = "; ".join(sorted({without_addresses(reason) for reason in refused.values()}))
     return f"{len(refused)} recipient(s) refused ({reasons}); see the incident's timeline"
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What waits in the outbox: messages per status (``sent`` is not counted: it only grows), how
+    long the longest-due pending message has waited, and claims held past their lease."""
+
+    by_status: dict[str, int]
+    oldest_due_seconds: float
+    expired_claims: int
+
+
+WAITING = [s.value for s in OutboxStatus if s is not OutboxStatus.sent]
+_OLDEST_DUE = sa.select(sa.func.min(outbox_t.c.next_attempt_at)).where(
+    outbox_t.c.status == OutboxStatus.pending, outbox_t.c.next_attempt_at <= sa.bindparam("now"))
+_EXPIRED = sa.select(sa.func.count()).where(
+    outbox_t.c.status.in_([OutboxStatus.sending, OutboxStatus.accepted]), outbox_t.c.claimed_until < sa.bindparam("now"))
+
+
+def backlog(conn: sa.Connection, now: datetime) -> Backlog:
+    """The outbox's ``Backlog`` at ``now`` (three indexed queries)."""
+    found = dict(conn.execute(sa.select(outbox_t.c.status, sa.func.count()).where(outbox_t.c.status.in_(WAITING))
+                              .group_by(outbox_t.c.status)).all())
+    oldest = conn.execute(_OLDEST_DUE, {"now": now}).scalar()
+    return Backlog({status: found.get(status, 0) for status in WAITING},
+                   (now - oldest).total_seconds() if oldest is not None else 0.0,
+                   conn.execute(_EXPIRED, {"now": now}).scalar_one())
 
 
 @dataclass(frozen=True)

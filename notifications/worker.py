@@ -1,5 +1,5 @@
-"""The worker: the dispatcher, the deadline scanner and the daily audit checkpoint, in
-``breachflow worker`` or inside ``serve``."""
+"""The worker: the dispatcher, the deadline scanner (which beats the worker's heartbeat) and the
+daily audit checkpoint, in ``breachflow worker`` or inside ``serve``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 
-from breachflow.notifications import reminders
+from breachflow.notifications import heartbeat, reminders
 from breachflow.notifications.dispatcher import Dispatcher
 from breachflow.notifications.mailer import Mailer
 from breachflow.notifications.notices import NoticeWriter
@@ -24,9 +24,11 @@ def notifications_context(ctx: Context) -> Context:
     return ctx.with_notifier(NoticeWriter(ctx.settings, ctx.keys, ctx.periods))
 
 
-async def scan_forever(ctx: Context, stop: asyncio.Event, wake: asyncio.Event) -> None:
+async def scan_forever(ctx: Context, stop: asyncio.Event, wake: asyncio.Event, worker: heartbeat.Worker) -> None:
+    """Beat and scan the deadlines every ``reminder_scan_seconds``: a scan that hangs stops the heartbeat."""
     while not stop.is_set():
         try:
+            await anyio.to_thread.run_sync(heartbeat.beat, ctx, worker, datetime.now(UTC))
             if await anyio.to_thread.run_sync(reminders.scan, ctx, datetime.now(UTC)):
                 wake.set()
         except Exception:  # a failed scan is retried at the next interval
@@ -58,9 +60,18 @@ async def checkpoint_forever(ctx: Context, stop: asyncio.Event) -> None:
 async def run_worker(ctx: Context, mailer: Mailer, stop: asyncio.Event | None = None,
                      wake: asyncio.Event | None = None) -> int:
     """Dispatch and scan until ``stop`` is set, then finish or give back what is in flight (see
-    ``Dispatcher``); return how many claimed messages went back to the outbox unsent."""
+    ``Dispatcher``) and remove this worker's heartbeat; return how many claimed messages went back
+    to the outbox unsent."""
     stop = stop or asyncio.Event()
     wake = wake or asyncio.Event()
+    worker = heartbeat.Worker.here(datetime.now(UTC))
     dispatcher = Dispatcher(ctx, mailer)
-    await asyncio.gather(dispatcher.run(stop, wake), scan_forever(ctx, stop, wake), checkpoint_forever(ctx, stop))
+    try:
+        await asyncio.gather(dispatcher.run(stop, wake), scan_forever(ctx, stop, wake, worker),
+                             checkpoint_forever(ctx, stop))
+    finally:
+        try:
+            await anyio.to_thread.run_sync(heartbeat.forget, ctx, worker)
+        except Exception:  # its row goes stale and the next beat of another worker removes it
+            log.exception("could not remove this worker's heartbeat")
     return dispatcher.released

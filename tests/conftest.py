@@ -2,7 +2,9 @@
 
 ``BREACHFLOW_TEST_DATABASE_URL`` selects PostgreSQL (``.ci/run`` sets it to the local server and
 fails when that server is absent); without it, every test gets its own SQLite file and tests
-marked ``postgres`` are skipped with a reason that ``-ra`` prints.
+marked ``postgres`` are skipped with a reason that ``-ra`` prints. The run drops and recreates
+breachflow's tables in that database, so it refuses, before anything is dropped, a database whose
+name does not contain "test" or that holds tables that are not breachflow's.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 from smtp_server import SmtpServer
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from breachflow.notifications import models as _notification_tables  # noqa: F401  (registers the tables)
-from breachflow.workflow import audit, db, keystore, schools, service
+from breachflow.workflow import audit, db, keystore, schema, schools, service
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
 
@@ -27,6 +30,36 @@ PG_URL = os.environ.get("BREACHFLOW_TEST_DATABASE_URL")
 MASTER_KEY = Fernet.generate_key().decode()
 CONFIGURED_KEYS = {"master_keys": MASTER_KEY, "audit_key": keystore.AUDIT.generate().decode(),
                    "checkpoint_key": keystore.CHECKPOINT.generate().decode()}
+
+
+# breachflow's tables, and Alembic's record of the schema's revision
+OWN_TABLES = frozenset(t.name for t in SQLModel.metadata.sorted_tables) | {"alembic_version"}
+FOREIGN_TABLES = text(
+    "SELECT table_schema, table_name, current_schema() FROM information_schema.tables "
+    "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+)
+
+
+def refuse_unsafe_database(url: str) -> None:
+    """Raise ``pytest.UsageError`` unless ``url`` names a database made for tests: its name contains
+    "test" and it holds no table but breachflow's (the run drops those)."""
+    name = make_url(url).database or ""
+    if "test" not in name.lower():
+        raise pytest.UsageError(
+            f"BREACHFLOW_TEST_DATABASE_URL names the database '{name}'; the test run drops its tables, "
+            "so it runs only on a database whose name contains 'test'")
+    with db.engine_for(url).connect() as conn:
+        foreign = [f"{schema}.{table}" for schema, table, ours in conn.execute(FOREIGN_TABLES)
+                   if schema != ours or table not in OWN_TABLES]
+    if foreign:
+        raise pytest.UsageError(
+            f"BREACHFLOW_TEST_DATABASE_URL: the database '{name}' holds tables that are not breachflow's "
+            f"({', '.join(foreign)}); the test run drops tables, so give it a database of its own")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if PG_URL:
+        refuse_unsafe_database(PG_URL)
 
 
 @pytest.fixture(autouse=True)
@@ -38,9 +71,12 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def _pg_schema() -> None:
+    """Every table dropped (a revision left by another run too), then the schema migrated afresh."""
     engine = db.engine_for(PG_URL)
-    SQLModel.metadata.drop_all(engine)
-    SQLModel.metadata.create_all(engine)
+    found = MetaData()
+    found.reflect(engine)
+    found.drop_all(engine)
+    schema.upgrade(engine)
 
 
 def _truncate_all() -> None:
@@ -66,7 +102,7 @@ def ctx(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Context]
     initialise(settings)
     context = Context.open(settings)
     yield context
-    if request.node.get_closest_marker("tampers") is None and request.node.rep_call.passed:
+    if request.node.get_closest_marker("tampers") is None and getattr(request.node, "rep_call", None) and request.node.rep_call.passed:
         report = audit.verify(context)
         assert report.intact, "the audit after the test found: " + "; ".join(map(str, report.findings))
 

@@ -234,3 +234,28 @@ def test_the_worker_writes_a_checkpoint_when_the_last_is_older_than_the_interval
     written = list(directory.glob("checkpoint-*.json"))
     assert len(written) == 1
     assert audit.verify(ctx, checkpoints.load(written[0])).intact
+
+
+def test_workers_writing_one_checkpoint_at_once_each_leave_it_whole(ctx, walked, tmp_path):
+    """Workers on several machines may share a checkpoint directory and write in the same second."""
+    import threading
+
+    directory, now, writers = tmp_path / "checkpoints", datetime.now(UTC), 4
+    for _ in range(10):
+        released, failures = threading.Barrier(writers), []
+
+        def write() -> None:
+            released.wait(timeout=10)
+            try:
+                checkpoints.write(ctx, directory, now)
+            except OSError as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=write) for _ in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+    (written,) = directory.iterdir()  # one file for the one second, nothing left half-written beside it
+    assert audit.verify(ctx, checkpoints.load(written)).intact

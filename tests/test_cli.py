@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import CONFIRM, add_school, reported
-from notify_support import settings_env
+from api_support import build
+from cli_process import COMMAND, breachflow, environment
+from conftest import CONFIRM, EVALUATE, add_school, hours_ago, reported
+from notify_support import drain, due_now, settings_env, smtp_context
 
+from breachflow.api import render, timeline_text
 from breachflow.api.cli import main
-from breachflow.workflow import diagram, queries, service
+from breachflow.notifications import outbox, reminders
+from breachflow.workflow import accounts, diagram, queries, service
+from breachflow.workflow.disclosure import Disclosure
+from breachflow.workflow.timeline import EventKind
 
 
 @pytest.fixture
@@ -145,7 +156,7 @@ def test_timeline_deadlines_and_audit(cli, incident_ref):
     cli("incident", "note", incident_ref, "Called the director")
     code, out, _ = cli("incident", "timeline", incident_ref)
     assert code == 0
-    assert "transition reported→triage" in out and "text=Called the director" in out
+    assert "begin_triage: reported → triage" in out and 'note: "Called the director"' in out
     code, out, _ = cli("deadlines", "--json")
     assert {d["kind"] for d in json.loads(out)} == {"school_notice", "ap_notice"}
     code, out, _ = cli("audit", "verify")
@@ -186,6 +197,8 @@ def test_contact_and_ap_notification(cli, incident_ref):
     code, out, _ = cli("incident", "contact", incident_ref, "--school", "12ab", "--channel", "phone",
                        "--summary", "Director informed", "--json")
     assert code == 0 and json.loads(out)["schools"][0]["informed_via"] == "phone"
+    (met,) = [line for line in cli("incident", "show", incident_ref)[1].splitlines() if "school_notice" in line]
+    assert re.search(r"\[met \d{4}-\d\d-\d\d \d\d:\d\d \w+\]$", met), met  # said once, with its time
     code, _, err = cli("incident", "ap-notify", incident_ref, "--kind", "preliminary", "--ap-reference", "AP-1")
     assert code == 3 and "confirmed breaches" in err
 
@@ -201,3 +214,213 @@ def test_diagram_check_fails_on_a_stale_file_and_write_fixes_it(cli, tmp_path):
 def test_the_committed_diagram_is_current():
     committed = Path(__file__).resolve().parent.parent / "diagrams"
     assert diagram.is_current(committed), "diagrams/ is stale: run 'breachflow diagram'"
+
+
+def test_register_export_writes_what_the_api_serves_as_csv_or_json(cli, ctx, settings, tmp_path):
+    api = build(ctx, settings)
+    first = api.report(summary="=HYPERLINK(\"http://evil\")")
+    api.report()
+    api.call("handler", "POST", f"/incidents/{first}/triggers/begin_triage", json={})
+    csv_served = api.call("handler", "GET", "/register?format=csv").text
+    json_served = api.call("handler", "GET", "/register").json()
+
+    code, out, _ = cli("register", "export")
+    assert (code, out) == (0, csv_served)
+    assert "'=HYPERLINK" in out
+    code, out, _ = cli("register", "export", "--json")
+    assert (code, json.loads(out)) == (0, json_served)
+    assert [e["reference"] for e in json_served] == [f"DL-{first[3:7]}-00002", first]
+
+    target = tmp_path / "datalekkenregister.csv"
+    code, out, _ = cli("register", "export", "--out", str(target))
+    assert code == 0 and str(target) in out and "2 incident(s)" in out
+    assert target.read_bytes().decode() == csv_served
+    assert target.stat().st_mode & 0o777 == 0o600  # the register holds personal data
+    code, out, _ = cli("register", "export", "--format", "json", "--out", str(target))
+    assert json.loads(target.read_text()) == json_served
+
+
+@pytest.mark.parametrize(
+    ("argv", "exit_code", "code", "fields"),
+    [
+        (["incident", "fire", "{ref}", "contained"], 3, "trigger_not_allowed", []),
+        (["incident", "update", "{ref}", "--set", "group_size_min=ten", "--set", "colour=red"], 2, "invalid_input",
+         ["group_size_min", "colour"]),
+        (["incident", "show", "DL-1999-00001"], 2, "not_found", []),
+        (["incident", "report", "--school", "12AB"], 2, "invalid_input", []),  # the parser's own error
+        (["incident", "ap-notify", "{ref}", "--kind", "preliminary", "--ap-reference", "AP-1", "--at", "tomorrow"],
+         2, "invalid_input", []),
+    ],
+    ids=["state", "fields", "unknown-incident", "usage", "bad-time"],
+)
+def test_json_errors_have_the_apis_shape_and_the_same_exit_code(cli, incident_ref, argv, exit_code, code, fields):
+    argv = [a.replace("{ref}", incident_ref) for a in argv]
+    text_exit, _, text_err = cli(*argv)
+    assert text_exit == exit_code
+    assert_one_line_error(text_err)
+
+    json_exit, out, err = cli(*argv, "--json")
+    assert (json_exit, out) == (exit_code, "")
+    (line,) = err.splitlines()
+    error = json.loads(line)["error"]
+    assert set(error) == {"code", "message", "fields"} and error["code"] == code and error["message"]
+    assert [f["field"] for f in error["fields"]] == fields
+    assert all(set(f) == {"field", "problem"} and f["problem"] for f in error["fields"])
+
+
+def test_a_guard_failure_as_json_names_every_missing_field(cli, incident_ref):
+    cli("incident", "fire", incident_ref, "begin_triage")
+    code, _, err = cli("incident", "fire", incident_ref, "confirm", "--json")
+    error = json.loads(err)["error"]
+    assert (code, error["code"]) == (3, "guard_failed")
+    assert {f["field"] for f in error["fields"]} >= {"nature_how", "nature_actions", "affected_systems", "cause_category"}
+
+
+def test_configuration_and_installation_errors_as_json(tmp_path):
+    code, out, err = run_cli(tmp_path, "deadlines", "--json", BREACHFLOW_SMTP_PORT="none")
+    assert (code, out) == (2, "")
+    assert json.loads(err)["error"]["fields"][0]["field"] == "BREACHFLOW_SMTP_PORT"
+    code, out, err = run_cli(tmp_path, "deadlines", "--json")
+    assert (code, out, json.loads(err)["error"]["code"]) == (4, "", "not_initialised")
+
+
+def run_cli(directory: Path, *argv: str, **variables: str) -> tuple[int, str, str]:
+    done = breachflow(directory, *argv, **variables)
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.mark.parametrize(("argv", "exit_code"), [
+    (["incident", "list"], 128 + signal.SIGPIPE), (["register", "export"], 128 + signal.SIGPIPE),
+    (["incident", "fire", "--help"], 0),  # argparse stops writing help by itself
+], ids=["list", "export", "help"])
+def test_output_into_a_closed_pipe_ends_quietly(ctx, settings, tmp_path, argv, exit_code):
+    """``breachflow … | head``: the reader is gone before the command writes; no traceback follows."""
+    add_school(ctx)
+    for _ in range(3):
+        reported(ctx)
+    reader, writer = os.pipe()
+    os.close(reader)  # as head does once it has its lines
+    try:
+        done = subprocess.run([*COMMAND, *argv], cwd=tmp_path, env=environment(**settings_env(settings)),
+                              stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (exit_code, "")
+
+
+def field_blocks(help_text: str) -> dict[str, str]:
+    """The field table at the end of a --help: each field's name and the lines that describe it."""
+    table = help_text.split("fields for --set FIELD=VALUE", 1)[1].splitlines()[1:]
+    blocks: dict[str, str] = {}
+    for line in table:
+        if line.startswith("  ") and not line.startswith("   "):
+            name, _, rest = line.strip().partition(" ")
+            blocks[name] = rest.strip()
+        else:
+            blocks[name] += " " + line.strip()
+    return blocks
+
+
+@pytest.mark.parametrize("command", [["incident", "report"], ["incident", "update"], ["incident", "fire"]])
+def test_help_shows_every_field_with_its_shape_allowed_values_and_meaning(monkeypatch, capsys, command):
+    monkeypatch.setenv("BREACHFLOW_AFFECTED_SYSTEMS", "parent_portal,erp")
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--help"])
+    assert done.value.code == 0
+    blocks = field_blocks(capsys.readouterr().out)
+    assert list(blocks) == list(Disclosure.model_fields)
+    for name, spec in Disclosure.model_json_schema()["properties"].items():
+        block = blocks[name]
+        assert Disclosure.model_fields[name].description in block
+        for value in _enum_values(spec):
+            assert value in block, (name, value)
+        kinds = {s.get("type") for s in spec["anyOf"]}
+        if "boolean" in kinds:
+            assert "yes or no" in block
+        if "integer" in kinds:
+            assert "whole number from 0 to 100000000" in block
+        if any(s.get("format") == "date-time" for s in spec["anyOf"]):
+            assert "2026-11-28T14:30" in block and "Amsterdam" in block
+        if any("maxLength" in s for s in spec["anyOf"]):
+            assert f"at most {next(s['maxLength'] for s in spec['anyOf'] if 'maxLength' in s)} characters" in block
+    assert "any of parent_portal, erp" in blocks["affected_systems"]  # what this installation accepts
+    assert blocks["affected_groups"].startswith('a JSON list (at most 50) of {"group": …')
+
+
+def _enum_values(spec: dict) -> list[str]:
+    """Every enum value ``spec`` refers to, at any depth (the model's own schema)."""
+    defs = Disclosure.model_json_schema()["$defs"]
+    found, todo = [], [spec]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            if "$ref" in node:
+                todo.append(defs[node["$ref"].rsplit("/", 1)[1]])
+            found += node.get("enum", [])
+            todo += list(node.values())
+        elif isinstance(node, list):
+            todo += node
+    return found
+
+
+REPR = re.compile(r"\{'|\['|\bNone\b|\bTrue\b|\bFalse\b|\d{4}-\d\d-\d\dT\d|[+-]\d\d:\d\d\b|\d\dZ\b")
+SHOWN_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d( \w+)?")
+
+
+def test_the_timeline_is_told_in_words_and_amsterdam_time(cli, ctx, smtp):
+    """Every kind of event, written to the timeline by the real commands, the dispatcher and the
+    deadline scanner, reads as words: no Python repr, no UTC ISO time."""
+    mail = smtp_context(ctx, smtp.port)
+    for brin, name in [("12AB", "De Regenboog"), ("34CD", "Het Anker"), ("56EF", "De Linde")]:
+        add_school(ctx, brin, name)
+    accounts.add_user(ctx, username="hanna", role="handler", email="hanna@basisonline.example")
+    ref = reported(ctx, discovered_hours_ago=80)  # the AP deadline has passed: reminder and late notification
+    service.update(mail, reference=ref, actor="hanna", schools={"34CD": None, "56EF": 3, "12AB": 30},
+                   fields={"fix_tested": True, "affected_groups": EVALUATE["affected_groups"]})
+    service.update(mail, reference=ref, actor="hanna", remove_schools=["56EF"])
+    service.fire(mail, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(mail, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    smtp.handler.data_replies.append("550 mailbox unavailable")  # the first notice is refused for good
+    drain(mail)
+    outbox.requeue(mail, ids=None, actor="hanna", now=datetime.now(UTC))
+    smtp.handler.data_replies.append("451 try again later")
+    drain(mail)
+    due_now(mail)
+    drain(mail)
+    service.add_note(mail, reference=ref, actor="hanna", text="Called the director")
+    service.log_contact(mail, reference=ref, actor="hanna", brin="12AB", channel="phone",
+                        summary="Director informed", told_must_notify_ap=True)
+    service.acknowledge(mail, reference=ref, actor="school", brin="12AB", comment="Received, thank you")
+    service.send_update(mail, reference=ref, actor="hanna", message="The portal is closed")
+    earlier = hours_ago(81)
+    service.update(mail, reference=ref, actor="hanna", fields={"discovered_at": earlier}, reason="The log starts earlier")
+    assert reminders.scan(mail, datetime.now(UTC)) == 1
+    service.record_ap_notification(mail, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-7",
+                                   delay_reason="Waited for the hosting party's logs")
+
+    code, out, _ = cli("incident", "timeline", ref)
+    assert code == 0
+    assert not REPR.search(out), REPR.search(out)
+    assert SHOWN_TIME.findall(out) and set(SHOWN_TIME.findall(out)) <= {" CET", " CEST"}
+    for line in [
+        f"reported as {ref} (source: monitoring)", "school 12AB added, 28 affected",
+        "school 34CD added, number affected unknown", "school 12AB: 28 affected → 30 affected", "school 56EF removed",
+        "the fix was tested thoroughly: — → yes", "groups affected and consequences: — → pupils (limited): "
+        + EVALUATE["affected_groups"][0]["consequences"],
+        "begin_triage: reported → triage", "confirm: triage → containment",
+        f'how it happened: — → "{CONFIRM["nature_how"]}"', "category of the cause: — → unknown",
+        "notices queued (2)", "first notice to 12AB", "notices given up (dead letters) (1)",
+        "1 dead letter(s) queued again", "notices failed, to be tried again (1)", "451 try again later; next try ",
+        "notices sent (", 'note: "Called the director"', 'contact with 12AB by phone at ',
+        "told that the school must notify the AP itself", '12AB acknowledged the notice: "Received, thank you"',
+        'update notice requested: "The portal is closed"', "updated (reason: The log starts earlier)",
+        f"date and time the breach was discovered: {render.when(hours_ago(80))[:10]}",
+        f"→ {render.when(earlier)}", "reminder, overdue: deadline ap_notice due ", "to 1 handler(s) and manager(s)",
+        "AP notification (preliminary) AP-7 at ", "covering 12AB, 34CD",
+        "late, because: \"Waited for the hosting party's logs\"",
+    ]:
+        assert line in out, line
+
+
+def test_every_kind_of_event_has_its_words():
+    assert set(timeline_text.SAYS) == set(EventKind)

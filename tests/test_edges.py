@@ -13,7 +13,7 @@ from api_support import SCHOOL_A, SCHOOL_B, assert_error, build
 from fastapi.testclient import TestClient
 
 from breachflow.api.main import create_app
-from breachflow.api.routes.overview import csv_cell
+from breachflow.api.register_export import csv_cell
 from breachflow.workflow import queries
 
 SECURITY_HEADERS = {

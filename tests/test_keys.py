@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from test_api import assert_error
 
 from breachflow.api.main import create_app
-from breachflow.workflow import queries, schools
+from breachflow.workflow import checkpoints, queries, schools
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
 from breachflow.workflow.models import data_key_t, incident_t
@@ -91,14 +91,37 @@ def test_a_missing_master_key_beside_the_database_stops_every_command(installed,
     assert not key_file.exists()
 
 
+@pytest.fixture
+def in_use(installed) -> Path:
+    """An installation whose timeline depends on its audit key and whose checkpoint on its checkpoint key."""
+    ctx = Context.open(Settings(data_dir=installed / "var"))
+    add_school(ctx)
+    reported(ctx)
+    checkpoints.write(ctx, ctx.settings.resolved_checkpoint_dir)
+    return installed
+
+
 @pytest.mark.parametrize("name", ["audit.key", "checkpoint.key"])
-def test_a_missing_audit_or_checkpoint_key_beside_the_database_is_not_created_either(installed, name):
-    key_file = installed / "var" / name
+def test_a_missing_audit_or_checkpoint_key_that_data_depends_on_is_not_created_either(in_use, name):
+    key_file = in_use / "var" / name
     key_file.unlink()
-    for command in (["init"], ["incident", "list"]):
-        assert_refused(breachflow(installed, *command), f"file var/{name} is missing", "restore it from your backup",
+    for command in (["init"], ["db", "upgrade"], ["incident", "list"]):
+        assert_refused(breachflow(in_use, *command), f"file var/{name} is missing", "restore it from your backup",
                        KEY_FILES[name])
     assert not key_file.exists()
+
+
+@pytest.mark.parametrize("name", ["audit.key", "checkpoint.key"])
+def test_a_missing_audit_or_checkpoint_key_nothing_depends_on_yet_is_created_and_said(installed, name):
+    """An installation from before these keys existed: no event chained, no checkpoint signed yet."""
+    key_file = installed / "var" / name
+    key_file.unlink()
+    result = breachflow(installed, "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert f"created {'audit key' if name == 'audit.key' else 'checkpoint signing key'} file var/{name} " \
+           "(nothing depended on one yet)" in result.stdout
+    assert mode(key_file) == 0o600
+    assert breachflow(installed, "incident", "list").returncode == 0
 
 
 def test_keys_created_before_a_crash_are_kept_and_the_database_completed(tmp_path, usual_umask):

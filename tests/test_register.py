@@ -14,6 +14,7 @@ from api_support import SCHOOL_A, SCHOOL_B, build
 from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, reported
 
 from breachflow.workflow import queries, register, service
+from breachflow.workflow.errors import InvalidInput
 from breachflow.workflow.models import ap_t, data_key_t, event_t
 
 DISMISSED_BECAUSE = "Test account of the school; no real pupils"
@@ -90,6 +91,20 @@ def test_a_late_ap_notification_shows_why_it_was_late(story, ctx):
     }]
     assert datetime.fromisoformat(entry["ap_delays"][0]["notified_at"]) == ap.notified_at
     assert row["ap_delays"] == f"{local(ap.notified_at)} final AP-2026-1234 ({LATE_BECAUSE})"
+
+
+def test_an_ap_notification_within_its_deadline_cannot_carry_a_delay_reason(ctx, settings):
+    build(ctx, settings)
+    ref = reported(ctx, brins=(SCHOOL_A,))
+    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(ctx, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    with pytest.raises(InvalidInput) as refused:
+        service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary",
+                                       ap_reference="AP-ON-TIME", delay_reason=LATE_BECAUSE)
+    assert [f.field for f in refused.value.fields] == ["delay_reason"]
+    assert queries.get(ctx, ref).ap_notifications == []
+    incident_id = queries.get(ctx, ref).id
+    assert register.histories(ctx, [incident_id])[incident_id].ap_delays == []
 
 
 def test_an_incident_never_dismissed_reopened_or_late_has_empty_history(ctx, settings):

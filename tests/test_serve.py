@@ -8,6 +8,8 @@ import stat
 import subprocess
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -20,7 +22,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from breachflow.workflow import accounts
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context
-from breachflow.workflow.models import data_key_t
+from breachflow.workflow.db import write_transaction
+from breachflow.workflow.models import data_key_t, user_t
 
 
 def free_port() -> int:
@@ -94,6 +97,18 @@ def a_school_and_a_handler(port: int, output: str, directory: Path) -> tuple[Con
 def report(port: int, handler: str) -> str:
     return post(port, "/api/v1/incidents", handler, {"schools": {"12AB": 3}, "fields": {
         "summary": "Lists visible", "discovered_at": "2026-11-28T09:00:00+01:00"}})["reference"]
+
+
+def test_processes_starting_at_once_on_a_fresh_installation_make_one_admin(ctx):
+    """Another process is midway through creating 'admin' when this one looks: it makes no second
+    and starts all the same, without a token to print (the other prints it)."""
+    with write_transaction(ctx.engine) as conn:
+        conn.execute(sa.insert(user_t).values(username="admin", role="admin", created_at=datetime.now(UTC)))
+        starting = ThreadPoolExecutor(1).submit(accounts.create_first_admin, ctx)
+        time.sleep(0.5)  # it finds no users yet and waits to add 'admin' until this transaction ends
+    assert starting.result(timeout=30) is None
+    assert [a.username for a in accounts.list_users(ctx)] == ["admin"]
+    assert accounts.create_first_admin(ctx) is None
 
 
 def test_serve_delivers_notices_to_the_local_maildir(served):

@@ -86,10 +86,13 @@ def add_user(ctx: Context, *, username: str, role: str, school: str | None = Non
         if conn.execute(sa.select(user_t.c.id).where(user_t.c.username == username)).first():
             raise InvalidInput("invalid user", [FieldProblem("username", f"user {username} already exists")])
         school_id = ids_by_brin(conn, [school], "school")[school.strip().upper()] if school else None
-        user_id = conn.execute(
-            sa.insert(user_t).values(username=username, role=role.value, school_id=school_id,
-                                     email=email.strip() if email else None, created_at=datetime.now(UTC))
-        ).inserted_primary_key[0]
+        try:
+            user_id = conn.execute(
+                sa.insert(user_t).values(username=username, role=role.value, school_id=school_id,
+                                         email=email.strip() if email else None, created_at=datetime.now(UTC))
+            ).inserted_primary_key[0]
+        except sa.exc.IntegrityError:  # another process added the same name since the check above
+            raise InvalidInput("invalid user", [FieldProblem("username", f"user {username} already exists")]) from None
     return Account(user_id, username, role, school_id, school.strip().upper() if school else None)
 
 
@@ -110,6 +113,18 @@ def list_users(ctx: Context) -> list[Account]:
 def has_users(ctx: Context) -> bool:
     with read_transaction(ctx.engine) as conn:
         return conn.execute(sa.select(user_t.c.id).limit(1)).first() is not None
+
+
+def create_first_admin(ctx: Context) -> IssuedToken | None:
+    """On an installation without users, the user ``admin`` and its token (to show once); ``None``
+    once there are users, also when another process starting at the same time made ``admin`` first."""
+    if has_users(ctx):
+        return None
+    try:
+        add_user(ctx, username="admin", role="admin")
+    except InvalidInput:
+        return None
+    return create_token(ctx, username="admin", label="first start")
 
 
 def create_token(ctx: Context, *, username: str, expires_in: timedelta | None = None,

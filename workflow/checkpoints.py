@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from breachflow.workflow import files
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction
 from breachflow.workflow.errors import FieldProblem, InvalidInput
@@ -57,17 +57,13 @@ def create(ctx: Context, now: datetime | None = None) -> dict[str, Any]:
 
 
 def write(ctx: Context, target: Path, now: datetime | None = None) -> Path:
-    """Write a signed checkpoint to ``target`` (a file, or a directory for a dated file)."""
+    """Write a signed checkpoint to ``target`` (a file, or a directory for a dated file), owner-only
+    and whole: workers writing into one directory at once each leave a complete file."""
     document = create(ctx, now)
     if target.is_dir() or not target.suffix:
-        target.mkdir(mode=0o700, parents=True, exist_ok=True)
         stamp = datetime.fromisoformat(document["created_at"]).strftime("%Y%m%dT%H%M%SZ")
         target = target / f"checkpoint-{stamp}.json"
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
-    with tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)
+    files.write_private(target, (json.dumps(document, indent=1) + "\n").encode(), replace=True)
     return target
 
 

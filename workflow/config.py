@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     )
     checkpoint_key_file: Path | None = Field(default=None, description="default: data_dir/checkpoint.key")
 
+    database_pool_size: int = Field(
+        default=5, ge=1, le=100, description="PostgreSQL: connections each process keeps open (and commands at once)")
+    database_max_overflow: int = Field(
+        default=10, ge=0, le=100, description="PostgreSQL: more connections each process opens while busy")
+
     school_notice_hours: float = Field(default=24, gt=0, description="processor → school")
     ap_notice_hours: float = Field(default=72, gt=0, description="discovery → AP (GDPR 33(1))")
     school_ap_notice_hours: float = Field(
@@ -101,11 +106,34 @@ class Settings(BaseSettings):
         "server, writable by breachflow only (default: data_dir/checkpoints)")
     checkpoint_interval_hours: float = Field(default=24, gt=0, description="how often the worker writes one")
 
+    # observability
+    log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object per line")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_token: SecretStr | None = Field(
+        default=None, description="opens /metrics and nothing else (a manager's or admin's token does too)")
+    worker_stale_seconds: float = Field(
+        default=0, ge=0, description="readyz: a worker beats at each deadline scan; silent this long, it counts as "
+                                     "gone (0: three scans, at least 180 s)")
+    outbox_stuck_seconds: float = Field(
+        default=300, gt=0, description="readyz: a message due this long and still not sent means the outbox is stuck")
+
     @field_validator("reminder_offsets_hours", mode="before")
     @classmethod
     def _split_offsets(cls, value: object) -> object:
         if isinstance(value, str):
             return [float(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("at least 32 characters (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe())')")
         return value
 
     @field_validator("affected_systems", mode="before")
@@ -121,6 +149,15 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one system must be configured")
         return value
+
+    @model_validator(mode="after")
+    def _heartbeat_outlives_a_scan(self) -> Settings:
+        if not self.worker_stale_seconds:
+            self.worker_stale_seconds = max(180.0, 3 * self.reminder_scan_seconds)
+        elif self.worker_stale_seconds <= self.reminder_scan_seconds:
+            raise ValueError("BREACHFLOW_WORKER_STALE_SECONDS must be longer than BREACHFLOW_REMINDER_SCAN_SECONDS: "
+                             "the worker beats once per scan")
+        return self
 
     @model_validator(mode="after")
     def _safe_outside_development(self) -> Settings:

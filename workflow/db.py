@@ -3,8 +3,10 @@
 SQLite runs in WAL mode with ``synchronous=FULL`` (a confirmed command survives a power cut).
 A write command takes SQLite's write lock up front (``BEGIN IMMEDIATE``) under a per-process lock,
 so writers queue in the process instead of sleeping in SQLite's busy handler; on PostgreSQL the
-service locks the incident row (``SELECT … FOR UPDATE``). The SQLite file is created 0600 in an
-owner-only directory before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
+service locks the incident row (``SELECT … FOR UPDATE``), and each process holds at most
+``BREACHFLOW_DATABASE_POOL_SIZE`` + ``_MAX_OVERFLOW`` connections. The SQLite file is created 0600
+in an owner-only directory before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
+A schema upgrade runs in ``migration_transaction``, one process at a time (``workflow.schema``).
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlmodel import SQLModel
 
 from breachflow.workflow import files, models  # noqa: F401  (models registers the tables)
+from breachflow.workflow.config import Settings
 
 _locks: dict[int, threading.Lock] = {}
 
@@ -36,19 +38,37 @@ def _sqlite_setup(engine: Engine) -> None:
         cursor.close()
 
 
+def engine_of(settings: Settings) -> Engine:
+    """The process's engine for the configured database, with the configured pool."""
+    return engine_for(settings.resolved_database_url, settings.database_pool_size, settings.database_max_overflow)
+
+
+def engine_for(url: str, pool_size: int = 5, max_overflow: int = 10) -> Engine:
+    """The process's engine for ``url`` (one pool per URL and size). On PostgreSQL it keeps up to
+    ``pool_size`` connections open and opens up to ``max_overflow`` more while busy."""
+    return _engine(url, pool_size, max_overflow)
+
+
 @cache
-def engine_for(url: str) -> Engine:
-    """The process's engine for ``url`` (one pool per URL)."""
+def _engine(url: str, pool_size: int, max_overflow: int) -> Engine:
+    return new_engine(url, pool_size, max_overflow)
+
+
+def new_engine(url: str, pool_size: int = 5, max_overflow: int = 10) -> Engine:
+    """An engine of its own for ``url``, set up as breachflow's are (a file restore stages, say). Its
+    errors do not repeat the values of a statement (they may be personal data, and errors are logged)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             files.create_private(Path(parsed.database))
         # every transaction ends in its own commit or rollback (``write_transaction``, ``read_transaction``,
         # a closed connection's autobegin): the pool's extra rollback on return only costs time
-        engine = create_engine(url, connect_args={"check_same_thread": False}, pool_reset_on_return=None)
+        engine = create_engine(url, connect_args={"check_same_thread": False}, pool_reset_on_return=None,
+                               hide_parameters=True)
         _sqlite_setup(engine)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow,
+                               hide_parameters=True)
     _locks[id(engine)] = threading.Lock()
     return engine
 
@@ -67,11 +87,6 @@ def where(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
-def create_schema(engine: Engine) -> None:
-    """Create every table and index that does not exist yet."""
-    SQLModel.metadata.create_all(engine)
-
-
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """One command's transaction: commits on success, rolls back on any exception."""
@@ -85,6 +100,40 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     finally:
         if lock is not None:
             lock.release()
+
+
+# any fixed number: processes that upgrade one PostgreSQL database take turns on it
+_MIGRATION_LOCK = 0x62666D6967  # "bfmig"
+
+
+@contextmanager
+def migration_transaction(engine: Engine) -> Iterator[Connection]:
+    """The transaction a schema upgrade runs in, one process at a time: commits on success.
+
+    PostgreSQL: a transaction-scoped advisory lock, so processes starting at once wait for the
+    first upgrade and then find nothing left to do (DDL is transactional there). SQLite: the write
+    lock (``BEGIN IMMEDIATE``), with foreign keys enforced only at the end: a migration that
+    rebuilds a table (SQLite's way to alter one) drops the old table while rows still refer to it.
+    Every reference is checked before the commit (``PRAGMA foreign_key_check``); a dangling one
+    rolls the whole upgrade back.
+    """
+    if not is_sqlite(engine):
+        with engine.connect() as conn, conn.begin():
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            yield conn
+        return
+    with _locks[id(engine)], engine.connect() as conn:
+        driver = conn.connection.dbapi_connection
+        driver.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: before it begins
+        try:
+            with conn.begin():
+                driver.execute("BEGIN IMMEDIATE")
+                yield conn
+                dangling = conn.execute(text("PRAGMA foreign_key_check")).all()
+                if dangling:
+                    raise RuntimeError(f"the upgrade would leave rows referring to nothing: {dangling[:5]}")
+        finally:
+            driver.execute("PRAGMA foreign_keys=ON")
 
 
 @contextmanager

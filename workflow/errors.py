@@ -12,7 +12,9 @@ BreachflowError                 base of every error the engine raises on purpose
 │   ├── SecretUnavailable       a key is missing, malformed or readable by others, or no configured master
 │   │                           key opens a data key: a configuration problem, fixed by restoring the key
 │   └── DataDamaged             a sealed value does not match its data key (altered or corrupt)
-└── NotInitialised              nothing is installed here yet: run ``breachflow init``
+├── NotInitialised              nothing is installed here yet: run ``breachflow init``
+└── SchemaMismatch              the database's schema is not this breachflow's: behind (run ``breachflow db
+                                upgrade``), at a revision only a newer breachflow knows, or not adoptable
 
 The API maps these classes to HTTP statuses in one place; the CLI maps them to exit codes.
 """
@@ -116,3 +118,7 @@ class DataDamaged(KeyUnavailable):
 
 class NotInitialised(BreachflowError):
     code = "not_initialised"
+
+
+class SchemaMismatch(BreachflowError):
+    code = "schema_mismatch"

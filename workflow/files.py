@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PRIVATE_DIR = 0o700
@@ -24,6 +26,19 @@ def create_private(path: Path) -> None:
     """Create ``path`` empty and owner-only (0600) if it is missing, in an owner-only directory."""
     private_dir(path.parent)
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+
+
+def tighten(path: Path) -> int | None:
+    """Take group's and others' access away from ``path`` if it has any; its old mode, or ``None``
+    when there was nothing to take (or no such file)."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return None
+    if not mode & 0o077:
+        return None
+    path.chmod(mode & ~0o077)
+    return mode
 
 
 def write_private(path: Path, data: bytes, *, replace: bool) -> bool:
@@ -47,6 +62,27 @@ def write_private(path: Path, data: bytes, *, replace: bool) -> bool:
                 return False
         _fsync_dir(path.parent)
         return True
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+@contextmanager
+def new_private(path: Path) -> Iterator[Path]:
+    """Make the new file ``path`` whole or not at all: the block fills an owner-only temporary file
+    beside it (yielded), which then goes to disk and into place; ``FileExistsError`` if ``path``
+    exists by then (never overwritten)."""
+    private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)
+        _fsync_dir(path.parent)
     finally:
         Path(tmp).unlink(missing_ok=True)
 

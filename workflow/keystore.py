@@ -5,15 +5,16 @@ Each comes from its ``BREACHFLOW_*`` variable or, on the embedded default, from 
 to get one; a secret that is missing, malformed or open to group or others is refused with
 ``SecretUnavailable`` and a message that names the file or variable and what to do.
 
-Key files are created only by ``prepare(create=True)``, which ``initialise`` calls when there is
-no database yet: a key is never created beside data that may be sealed under a lost one.
+Key files are created by ``prepare(create=True)``, which ``initialise`` calls when there is no
+database yet, and beside a database only when nothing in it depends on that key yet: a key is
+never created beside data that may be sealed, chained or signed under a lost one.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,14 +135,16 @@ def _parse(secret: Secret, data: bytes, where: str, remedy: str) -> Any:
         raise SecretUnavailable(f"{where} does not hold {secret.form} ({exc}): {remedy}") from None
 
 
-def prepare(settings: Settings, *, create: bool) -> list[str]:
-    """Check every secret, creating missing key files when ``create``; say what was found or done."""
+def prepare(settings: Settings, *, create: bool, unused: Collection[Secret] = ()) -> list[str]:
+    """Check every secret, creating missing key files when ``create`` (and those in ``unused``,
+    which nothing depends on yet); say what was found or done."""
     done = []
     for secret in SECRETS:
         path = settings.secret_file(secret.setting)
         configured = getattr(settings, secret.setting) is not None
-        if create and not configured and files.write_private(path, secret.generate(), replace=False):
-            done.append(f"created {secret.what} file {path}")
+        creatable = create or secret in unused
+        if creatable and not configured and files.write_private(path, secret.generate(), replace=False):
+            done.append(f"created {secret.what} file {path}" + ("" if create else " (nothing depended on one yet)"))
             continue
         read(settings, secret)
         done.append(f"{secret.what} from {secret.variable}" if configured else f"kept {secret.what} file {path}")

@@ -289,7 +289,8 @@ def record_ap_notification(ctx: Context, *, reference: str, actor: str, kind: st
     """Record a notification to the AP (an action, not a state change).
 
     ``schools`` are the controllers it covers (default: every affected school). A preliminary or
-    final notification after its deadline needs ``delay_reason`` (GDPR art. 33(1)).
+    final notification after its deadline needs ``delay_reason`` (GDPR art. 33(1)); one within its
+    deadline may not carry one, so the register lists only real delays.
     """
     kind = choice(ApKind, kind, "kind")
     ap_reference = required_text(ap_reference, "ap_reference", "the AP's reference number (meldnummer)")
@@ -306,14 +307,19 @@ def record_ap_notification(ctx: Context, *, reference: str, actor: str, kind: st
                 n.ap_reference for n in incident.ap_notifications}:
             raise InvalidInput("invalid AP notification", [
                 FieldProblem("ap_reference", f"a {kind.value} needs the reference of an earlier notification")])
-        late = [d for d in deadlines(incident, ctx.periods)
-                if kind in (ApKind.preliminary, ApKind.final)
-                and d.kind in (DeadlineKind.ap_notice, DeadlineKind.school_ap_notice)
-                and (d.school_id is None or d.school_id in school_ids) and d.met_at is None and at > d.due_at]
+        after_deadline = [d for d in deadlines(incident, ctx.periods)
+                          if kind in (ApKind.preliminary, ApKind.final)
+                          and d.kind in (DeadlineKind.ap_notice, DeadlineKind.school_ap_notice)
+                          and (d.school_id is None or d.school_id in school_ids) and at > d.due_at]
+        late = [d for d in after_deadline if d.met_at is None]
         if late and delay_reason is None:
             due = min(d.due_at for d in late).astimezone(AMSTERDAM)
             raise InvalidInput("late AP notification", [FieldProblem(
                 "delay_reason", f"the deadline passed at {due:%Y-%m-%d %H:%M %Z}; give the reason for the delay")])
+        if delay_reason is not None and not after_deadline:
+            raise InvalidInput("invalid AP notification", [FieldProblem(
+                "delay_reason", "this notification is within its deadline; a delay reason is recorded only for "
+                                "one made after it (the register lists it as a delay)")])
         unit.conn.execute(sa.insert(ap_t).values(
             incident_id=incident.id, kind=kind.value, ap_reference=ap_reference, notified_at=at,
             school_ids=school_ids, recorded_at=unit.now, recorded_by=actor,

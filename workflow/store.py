@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Connection, bindparam, select
 
-from breachflow.workflow import crypto
+from breachflow.workflow import crypto, lifecycle
 from breachflow.workflow.disclosure import FACT_FIELDS, PERSONAL_FIELDS, Disclosure
 from breachflow.workflow.errors import DataDamaged, NotFound
 from breachflow.workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
@@ -107,11 +108,39 @@ def load_schools(conn: Connection, incident_id: int) -> list[AffectedSchool]:
 
 
 def load_ap_notifications(conn: Connection, incident_id: int) -> list[ApNotification]:
-    rows = conn.execute(_AP_NOTIFICATIONS, {"incident_id": incident_id})
-    return [ApNotification(ApKind(r.kind), r.ap_reference, r.notified_at, list(r.school_ids)) for r in rows]
+    return [_ap_notification(r) for r in conn.execute(_AP_NOTIFICATIONS, {"incident_id": incident_id})]
+
+
+def _ap_notification(row: Any) -> ApNotification:
+    return ApNotification(ApKind(row.kind), row.ap_reference, row.notified_at, list(row.school_ids))
 
 
 def changed_fields(old: Disclosure, new: Disclosure) -> dict[str, list[Any]]:
     """``{field: [old, new]}`` for every field that differs (JSON-ready)."""
     before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
     return {name: [before[name], after[name]] for name in after if before[name] != after[name]}
+
+
+def clocks_in_progress(conn: Connection) -> list[Incident]:
+    """Incidents neither dismissed nor closed, with only what their deadlines read (state, discovery
+    time, cause, when each school was informed, AP notifications): plain columns, nothing decrypted,
+    three queries in all. Not for anything but clocks: names and sealed fields are left empty."""
+    in_progress = select(incident_t.c.id).where(incident_t.c.state.not_in(lifecycle.FINAL_STATES))
+    schools: dict[int, list[AffectedSchool]] = defaultdict(list)
+    for r in conn.execute(select(affected_t.c.incident_id, affected_t.c.school_id, affected_t.c.informed_at)
+                          .where(affected_t.c.incident_id.in_(in_progress))):
+        schools[r.incident_id].append(AffectedSchool(r.school_id, "", "", informed_at=r.informed_at))
+    notified: dict[int, list[ApNotification]] = defaultdict(list)
+    for r in conn.execute(select(ap_t).where(ap_t.c.incident_id.in_(in_progress)).order_by(ap_t.c.id)):
+        notified[r.incident_id].append(_ap_notification(r))
+    incidents = []
+    for r in conn.execute(select(incident_t.c.id, incident_t.c.reference, incident_t.c.state, incident_t.c.version,
+                                 incident_t.c.source, incident_t.c.reported_at, incident_t.c.discovered_at,
+                                 incident_t.c.cause_category).where(incident_t.c.id.in_(in_progress))):
+        try:
+            facts = Disclosure(discovered_at=r.discovered_at, cause_category=r.cause_category)
+        except ValidationError:  # written past breachflow: the audit names it
+            continue
+        incidents.append(Incident(r.id, r.reference, r.state, r.version, r.source, r.reported_at, facts,
+                                  schools[r.id], notified[r.id]))
+    return incidents

@@ -16,6 +16,7 @@ without bumping the version a handler edits against.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -34,6 +35,8 @@ from breachflow.workflow.errors import Conflict, FieldProblem, InvalidInput, Sta
 from breachflow.workflow.incident import Incident
 from breachflow.workflow.models import data_key_t, incident_t
 from breachflow.workflow.timeline import Event, EventKind
+
+log = logging.getLogger("breachflow.unit")
 
 _UPDATE = sa.update(incident_t).where(
     incident_t.c.id == sa.bindparam("b_id"),
@@ -223,6 +226,9 @@ class Unit:
         if self.conn.execute(_UPDATE, values).rowcount != 1:
             raise StaleVersion(f"incident {loaded.reference} was changed by another command; try again")
         self._version = version
+        if log.isEnabledFor(logging.DEBUG):  # what happened, never who or what was written
+            log.debug("incident %s: %s%s", loaded.reference, ", ".join(ev.kind for ev in self.events + notes),
+                      f", now {values['state']}" if "state" in values else "")
 
     @property
     def result(self) -> Incident:

@@ -1,36 +1,22 @@
-"""The register, deadlines, the workflow definition and health."""
+"""The register, deadlines and the workflow definition."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from breachflow.api import render, schemas, views
+from breachflow.api import register_export, schemas, views
 from breachflow.api.deps import Anyone, CtxDep, Reader, read
 from breachflow.api.errors import FieldProblemOut, responses
-from breachflow.workflow import lifecycle, queries, register
+from breachflow.workflow import lifecycle, queries
 from breachflow.workflow.disclosure import Disclosure
 from breachflow.workflow.incident import Incident
 
 router = APIRouter(tags=["overview"])
 UNREADABLE_HEADER = "Breachflow-Unreadable"  # references of damaged records a list had to leave out
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: object) -> object:
-    """A cell a spreadsheet shows as text: one that could start a formula gets a leading apostrophe
-    (OWASP, CSV injection)."""
-    if isinstance(value, list):
-        value = "; ".join(value)
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 @router.get("/register", operation_id="get_register", response_model=list[schemas.RegisterEntry],
@@ -45,24 +31,14 @@ async def get_register(
     format: Annotated[Literal["json", "csv"] | None, Query(description="csv, or send Accept: text/csv")] = None,
 ):
     """The breach register: every incident, dismissed ones included (a school: its own)."""
-    refs = await read(request, queries.find, ctx, brin=account.school_brin if views.is_school(account) else None)
     unreadable: list[str] = []
-    incidents = await read(request, queries.get_many, ctx, refs, unreadable)
-    found = await read(request, register.histories, ctx, [i.id for i in incidents])
+    entries = await read(request, register_export.entries, ctx, account, unreadable)
     named = {UNREADABLE_HEADER: ", ".join(unreadable)} if unreadable else {}
-    entries = [views.register_entry(account, i, found[i.id]) for i in incidents]
     wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
     if not wants_csv:
         response.headers.update(named)
         return entries
-    out = io.StringIO()
-    columns = list(schemas.RegisterEntry.model_fields)
-    writer = csv.DictWriter(out, fieldnames=columns)
-    writer.writeheader()
-    for entry in entries:
-        row = render.register_csv_row(entry)
-        writer.writerow({k: csv_cell(v) for k, v in row.items()})
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+    return Response(register_export.to_csv(entries), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="datalekkenregister.csv"', **named})
 
 
@@ -104,15 +80,3 @@ WORKFLOW = schemas.WorkflowOut(
 async def get_workflow(_account: Anyone) -> schemas.WorkflowOut:
     """The lifecycle definition: states, steps, branch conditions and what each guard asks."""
     return WORKFLOW
-
-
-@router.get("/healthz", operation_id="health", response_model=schemas.Health, responses=responses(422))
-async def health(request: Request, ctx: CtxDep) -> schemas.Health:
-    """Liveness and database reachability (no token needed)."""
-
-    def ping() -> None:
-        with ctx.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-
-    await read(request, ping)
-    return schemas.Health(status="ok", database=ctx.engine.dialect.name)
