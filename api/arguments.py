@@ -82,6 +82,18 @@ def time_arg(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"'{text}' is not a time like 2026-11-28T14:30") from None
 
 
+def port_arg(text: str) -> int:
+    if not text.strip().isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number (1 to 65535, or 0 for any free one)")
+    return int(text)
+
+
+def count_arg(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of at least 1")
+    return int(text)
+
+
 def date_arg(text: str) -> date:
     try:
         return date.fromisoformat(text)

@@ -1,14 +1,17 @@
 """The ``breachflow`` command line. Thin: it parses, calls the service, prints.
 
-Exit codes: 0 done; 1 the audit found a broken chain or the diagram is stale; 2 bad input or an
-unknown incident or school (one line on stderr, nothing written); 3 the incident's state does not
-allow it (guard, trigger, concurrent change); 4 not initialised, the database's schema is not this
-breachflow's (behind: run 'breachflow db upgrade'; written by a newer breachflow), or a key is
-missing, malformed, open to group or others or does not open the data (the message names the file
-or variable and what to do; a missing key is never replaced beside data that depends on it); 141
-the reader of the output went away (``breachflow … | head``: nothing more is printed). With --json
-an error is one line of JSON on stderr in the API's shape, {"error": {"code", "message", "fields"}},
-with the same exit code.
+Exit codes: 0 done (and 'serve' or 'worker' stopped by SIGTERM or SIGINT, having finished or
+handed back what was in flight); 1 the audit found a broken chain or the diagram is stale; 2 bad
+input, an unknown incident or school, or a setting production refuses (one line each on stderr,
+nothing written); 3 the incident's state does not allow it (guard, trigger, concurrent change);
+4 not initialised, the database's schema is not this breachflow's (behind: run 'breachflow db
+upgrade'; written by a newer breachflow), or a key is missing, malformed, open to group or others
+or does not open the data (the message names the file or variable and what to do; a missing key is
+never replaced beside data that depends on it); 5 'serve' or 'worker' cannot start here: the port
+is in use, the host is not this machine's, a file cannot be written or the database cannot be
+reached (one line saying what to change); 141 the reader of the output went away (``breachflow … |
+head``: nothing more is printed). With --json an error is one line of JSON on stderr in the API's
+shape, {"error": {"code", "message", "fields"}}, with the same exit code.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 from breachflow.api import commands as c
-from breachflow.api.arguments import date_arg, fields_help, time_arg
+from breachflow.api.arguments import count_arg, date_arg, fields_help, port_arg, time_arg
 from breachflow.api.errors import error_body
+from breachflow.api.signals import Stopped
+from breachflow.api.startup import CannotStart
 from breachflow.notifications.models import OutboxStatus
 from breachflow.workflow import accounts, lifecycle, logs, schools
 from breachflow.workflow.config import DEFAULT_SYSTEMS, Settings
@@ -227,9 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(handler=c.cmd_token_revoke)
 
     serve = sub.add_parser("serve", help="run the HTTP API (creates ./var on first start)")
-    serve.add_argument("--host", default=os.environ.get("BREACHFLOW_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("BREACHFLOW_PORT", "8000")))
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (PostgreSQL for more than 1)")
+    serve.add_argument("--host", default=os.environ.get("BREACHFLOW_HOST", "127.0.0.1"),
+                       help="address to listen on (default: $BREACHFLOW_HOST or 127.0.0.1; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=port_arg, default=os.environ.get("BREACHFLOW_PORT", "8000"),
+                       help="port to listen on (default: $BREACHFLOW_PORT or 8000)")
+    serve.add_argument("--workers", type=count_arg, default=1,
+                       help="server processes (more than 1 needs PostgreSQL)")
     serve.add_argument("--no-worker", action="store_true",
                        help="do not send mail or scan deadlines in this process (run 'breachflow worker')")
     serve.set_defaults(handler=c.cmd_serve)
@@ -266,7 +274,7 @@ def _configured_systems() -> list[str]:
         return list(DEFAULT_SYSTEMS)
 
 
-EXIT_CODES: list[tuple[type[BreachflowError], int]] = [(InvalidInput, 2), (NotFound, 2), (Conflict, 3)]
+EXIT_CODES: list[tuple[type[BreachflowError], int]] = [(InvalidInput, 2), (NotFound, 2), (Conflict, 3), (CannotStart, 5)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -291,14 +299,35 @@ def _run(argv: list[str]) -> int:
     try:
         args.settings = Settings()
     except ValidationError as exc:
-        problems = [FieldProblem(f"BREACHFLOW_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}",
-                                 err["msg"]) for err in exc.errors()]
-        return _fail("breachflow", InvalidInput("configuration", problems), as_json=as_json)
+        problems = _configuration_problems(exc)
+        if as_json:
+            return _fail("breachflow", InvalidInput("configuration", problems), as_json=True)
+        for problem in problems:  # a line each: production may refuse several settings at once
+            print(f"breachflow: error: configuration: {problem.problem}", file=sys.stderr)
+        return 2
     logs.configure(args.settings)
     try:
         return args.handler(args)
+    except Stopped as exc:  # serve or worker, stopped while starting up: nothing was under way
+        print(f"breachflow {args.command}: stopped on {exc.name} while starting", file=sys.stderr)
+        return 0
     except BreachflowError as exc:
         return _fail("breachflow", exc, as_json=as_json)
+
+
+def _configuration_problems(exc: ValidationError) -> list[FieldProblem]:
+    """A problem per line: a setting's own (``BREACHFLOW_X: …``), or a rule across settings, which
+    names its variable first (production's rules)."""
+    problems = []
+    for err in exc.errors():
+        if err["loc"]:
+            variable = f"BREACHFLOW_{'_'.join(map(str, err['loc'])).upper()}"
+            problems.append(FieldProblem(variable, f"{variable}: {err['msg']}"))
+            continue
+        for line in err["msg"].removeprefix("Value error, ").splitlines():
+            first = line.split(" ", 1)[0]
+            problems.append(FieldProblem(first if first.startswith("BREACHFLOW_") else "settings", line))
+    return problems
 
 
 def _fail(prog: str, exc: BreachflowError, *, as_json: bool) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -13,7 +12,7 @@ from typing import Any
 
 import prometheus_client
 
-from breachflow.api import register_export, render, timeline_text, views
+from breachflow.api import register_export, render, signals, startup, timeline_text, views
 from breachflow.api.arguments import parse_assignments, parse_schools
 from breachflow.api.metrics import delivery_registry
 from breachflow.notifications import outbox
@@ -343,24 +342,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings: Settings = args.settings
-    for line in initialise(settings):
-        print(line)
-    ctx = Context.open(settings)
-    if args.no_worker or not settings.in_process_worker:
-        print("no worker in this process: run 'breachflow worker' to send mail and reminders")
-    else:
-        print(f"mail goes to {destination(settings)}")
-    if (token := accounts.create_first_admin(ctx)) is not None:
-        print("No users yet: created user 'admin' (role admin). Its token, shown once:")
-        print(f"  {token.secret}")
-        print("Add handlers and schools with 'breachflow user add' and 'breachflow token create'.")
-    base = f"http://{args.host}:{args.port}"
-    print(f"breachflow listens on {base}  (API {base}/api/v1, docs {base}/docs)")
-    print("Log in with the header 'Authorization: Bearer <token>'.", flush=True)
-    os.environ["BREACHFLOW_IN_PROCESS_WORKER"] = "false" if args.no_worker else "true"
-    uvicorn.run("breachflow.api.main:app_from_environment", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_config=logs.config(settings), access_log=False, server_header=False,
-                proxy_headers=False)  # X-Forwarded-For from anyone would pick the address the auth limit counts
+    startup.check_workers(settings, args.workers)
+    startup.check_listen(args.host, args.port)
+    with signals.raising_stopped():
+        ctx, done = startup.open_installation(settings, create=True)
+        for line in done:
+            print(line)
+        in_process_worker = settings.in_process_worker and not args.no_worker
+        if in_process_worker:
+            print(f"mail goes to {destination(settings)}")
+        else:
+            print("no worker in this process: run 'breachflow worker' to send mail and reminders")
+            os.environ["BREACHFLOW_IN_PROCESS_WORKER"] = "false"  # the server builds its app from the environment
+        if (token := accounts.create_first_admin(ctx)) is not None:
+            print("No users yet: created user 'admin' (role admin). Its token, shown once:")
+            print(f"  {token.secret}")
+            print("Add handlers and schools with 'breachflow user add' and 'breachflow token create'.")
+        base = f"http://{args.host}:{args.port}"
+        print(f"breachflow listens on {base}  (API {base}/api/v1, docs {base}/docs)")
+        print("Log in with the header 'Authorization: Bearer <token>'.", flush=True)
+        signal_name = None
+        try:
+            uvicorn.run("breachflow.api.main:app_from_environment", factory=True, host=args.host, port=args.port,
+                        workers=args.workers, log_config=logs.config(settings), access_log=False, server_header=False,
+                        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+                        proxy_headers=False)  # X-Forwarded-For from anyone would pick the address the auth limit counts
+        except SystemExit:  # uvicorn's start-up failure (it logged the reason), e.g. the port taken since the check
+            raise startup.CannotStart(f"the server could not start on {args.host} port {args.port} (the line above "
+                                      "says why)") from None
+        except signals.Stopped as stopped:  # uvicorn shut down gracefully, then raised the signal again
+            signal_name = stopped.name
+    grace = f"{settings.shutdown_grace_seconds:g} s to finish"
+    print(f"breachflow serve: stopped{f' on {signal_name}' if signal_name else ''}; " + (
+        f"requests and sends in flight had {grace}, unsent mail is back in the outbox" if in_process_worker
+        else f"requests in flight had {grace}"), flush=True)
     return 0
 
 
@@ -388,22 +403,26 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    for line in initialise(args.settings):
-        print(line)
-    ctx = _notifying(args)
-    mailer = mailer_for(ctx.settings)
-    if args.metrics_port is not None:
-        try:
-            prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_host, registry=delivery_registry())
-        except OSError as exc:
-            raise InvalidInput("invalid input", [FieldProblem("--metrics-port", f"cannot listen there: {exc}")]) from None
-        print(f"delivery counters for Prometheus on http://{args.metrics_host}:{args.metrics_port}/metrics")
-    print(f"breachflow worker: sending to {destination(ctx.settings)}; scanning deadlines every "
-          f"{ctx.settings.reminder_scan_seconds:g} s. Ctrl-C stops.", flush=True)
-    try:
-        asyncio.run(run_worker(ctx, mailer))
-    except KeyboardInterrupt:
-        pass
+    with signals.raising_stopped():  # a stop while starting up ends at once
+        ctx, done = startup.open_installation(args.settings, create=True)
+        for line in done:
+            print(line)
+        ctx = notifications_context(ctx)
+        mailer = mailer_for(ctx.settings)
+        if args.metrics_port is not None:
+            try:
+                prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_host,
+                                                    registry=delivery_registry())
+            except OSError as exc:
+                raise InvalidInput("invalid input", [FieldProblem("--metrics-port", f"cannot listen there: {exc}")]) \
+                    from None
+            print(f"delivery counters for Prometheus on http://{args.metrics_host}:{args.metrics_port}/metrics")
+        print(f"breachflow worker: sending to {destination(ctx.settings)}; scanning deadlines every "
+              f"{ctx.settings.reminder_scan_seconds:g} s. Ctrl-C stops.", flush=True)
+        signal_name, released = signals.run_until_stopped(lambda stop: run_worker(ctx, mailer, stop))
+    left = (f"{released} claimed message(s) not sent went back to the outbox for the next worker" if released
+            else "every send in flight finished")
+    print(f"breachflow worker: stopped on {signal_name}; {left}", flush=True)
     return 0
 
 

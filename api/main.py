@@ -52,7 +52,8 @@ class Breachflow(FastAPI):
 def create_app(settings: Settings) -> FastAPI:
     """The application for an initialised installation.
 
-    Run by a server (lifespan), it also runs the worker unless ``in_process_worker`` is off.
+    Run by a server (lifespan), it also runs the worker unless ``in_process_worker`` is off; the
+    server's shutdown stops it as SIGTERM stops ``breachflow worker``.
     """
     ctx = notifications_context(Context.open(settings))
 

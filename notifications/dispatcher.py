@@ -5,6 +5,10 @@ killed dispatcher re-sends at most one message per connection. Those marks are g
 what is accepted while a commit runs goes into the next one, since a commit per message would cap
 sending near 1,000 messages a second. The rest of each outcome (timeline, schools informed) is
 recorded per batch, in one transaction.
+
+Stopping (``run``'s ``stop``): no further claim and no further send starts; sends in flight get
+``shutdown_grace_seconds`` to finish, then they are cut off. Whatever was claimed and not sent is
+given back to the outbox at once (``outbox.release``), what was sent is recorded as usual.
 """
 
 from __future__ import annotations
@@ -67,17 +71,31 @@ class Dispatcher:
         self.acceptances = Acceptances(ctx)
         # a message holds its place until its acceptance is committed: never more in flight than connections
         self._in_flight = asyncio.Semaphore(ctx.settings.smtp_connections)
+        self._stopping = asyncio.Event()  # set: nothing more is claimed or starts sending
+        self._sending: set[asyncio.Task] = set()  # sends in flight, cut off when the grace period ends
+        self.released = 0  # claims given back unsent while stopping
 
-    async def _send(self, item: outbox.Claimed) -> outbox.Outcome:
+    async def _send(self, item: outbox.Claimed) -> outbox.Outcome | None:
+        """Send one message; ``None`` when it was not sent because the dispatcher is stopping."""
         async with self._in_flight:
+            if self._stopping.is_set():
+                return None
+            send = asyncio.create_task(self.mailer.send(self.ctx.settings.mail_from, item.recipients, item.message))
+            self._sending.add(send)
             try:
-                refused = await self.mailer.send(self.ctx.settings.mail_from, item.recipients, item.message)
+                refused = await send
             except DeliveryError as exc:
                 return outbox.Outcome(item, error=str(exc), permanent=exc.permanent, refused=exc.refused)
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():  # this task is cancelled, not just its send
+                    raise
+                return None  # cut off after the grace period: the connection is closed, nothing accepted
+            finally:
+                self._sending.discard(send)
             await self.acceptances.accepted(item.id)
         return outbox.Outcome(item, refused=refused)
 
-    async def _send_in_order(self, items: list[outbox.Claimed]) -> list[outbox.Outcome]:
+    async def _send_in_order(self, items: list[outbox.Claimed]) -> list[outbox.Outcome | None]:
         return [await self._send(item) for item in items]
 
     async def run_once(self) -> dict[str, int]:
@@ -86,14 +104,21 @@ class Dispatcher:
         Messages to one school about one incident go one after another, oldest first, so a
         school does not read the update before the first notice; the rest go concurrently.
         """
+        if self._stopping.is_set():
+            return {"sent": 0, "retry": 0, "dead": 0}
         now = datetime.now(UTC)
         claimed, known = await anyio.to_thread.run_sync(
             outbox.claim, self.ctx, self.ctx.settings.dispatch_batch, now)
         queues: dict[tuple, list[outbox.Claimed]] = defaultdict(list)
         for item in claimed:  # claimed oldest first
             queues[(item.incident_id, item.school_id, item.id if item.school_id is None else 0)].append(item)
-        sent = await asyncio.gather(*(self._send_in_order(items) for items in queues.values()))
-        outcomes = known + [outcome for group in sent for outcome in group]
+        groups = list(queues.values())
+        sent = await asyncio.gather(*(self._send_in_order(items) for items in groups))
+        unsent = [item.id for items, outcomes in zip(groups, sent) for item, o in zip(items, outcomes) if o is None]
+        if unsent:
+            await anyio.to_thread.run_sync(outbox.release, self.ctx, unsent)
+            self.released += len(unsent)
+        outcomes = known + [outcome for group in sent for outcome in group if outcome is not None]
         counts = await anyio.to_thread.run_sync(outbox.record, self.ctx, outcomes, datetime.now(UTC))
         SENT.inc(counts["sent"])
         for outcome in FAILURE_OUTCOMES:
@@ -103,27 +128,44 @@ class Dispatcher:
         return counts
 
     async def drain(self) -> dict[str, int]:
-        """Send until nothing is due right now."""
+        """Send until nothing is due right now (or the dispatcher is stopping)."""
         total = {"sent": 0, "retry": 0, "dead": 0}
         while True:
             counts = await self.run_once()
             for key, value in counts.items():
                 total[key] += value
-            if not any(counts.values()):
+            if not any(counts.values()) or self._stopping.is_set():
                 return total
 
     async def run(self, stop: asyncio.Event, wake: asyncio.Event | None = None) -> None:
-        """Dispatch until ``stop`` is set; ``wake`` (set after a command queued mail) skips the wait."""
+        """Dispatch until ``stop`` is set, then stop as the module says; ``wake`` (set after a command
+        queued mail) skips the wait."""
         wake = wake or asyncio.Event()
-        while not stop.is_set():
-            try:
-                await self.drain()
-            except Exception:  # a database or key hiccup must not end the worker; it is retried
-                log.exception("dispatch round failed; trying again")
-            wake.clear()
-            waits = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
-            await asyncio.wait(waits, timeout=self.ctx.settings.dispatch_poll_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
-            for task in waits:
-                task.cancel()
-        await self.mailer.close()
+        stopping = asyncio.create_task(self._stop_when_set(stop))
+        try:
+            while not stop.is_set():
+                try:
+                    await self.drain()
+                except Exception:  # a database or key hiccup must not end the worker; it is retried
+                    log.exception("dispatch round failed; trying again")
+                wake.clear()
+                waits = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
+                await asyncio.wait(waits, timeout=self.ctx.settings.dispatch_poll_seconds,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                for task in waits:
+                    task.cancel()
+        finally:
+            stopping.cancel()
+            await self.mailer.close()
+
+    async def _stop_when_set(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._stopping.set()
+        grace = self.ctx.settings.shutdown_grace_seconds
+        if self._sending:
+            log.info("stopping: %d send(s) in flight get %g s to finish", len(self._sending), grace)
+        await asyncio.sleep(grace)
+        if self._sending:
+            log.warning("stopping: cut off %d send(s) after %g s; they go back to the outbox", len(self._sending), grace)
+        for send in list(self._sending):
+            send.cancel()

@@ -7,7 +7,9 @@ most what was in flight; its outcome reaches the timeline with the batch (``reco
 makes it ``sent``, or back to ``pending`` with a later ``next_attempt_at`` (temporary failure,
 exponential backoff), or ``dead`` (permanent failure, too many tries, or its incident's key
 destroyed). A dispatcher that dies leaves its claims to expire: ``sending`` ones are sent again
-(same Message-ID), ``accepted`` ones are recorded by the next round without being sent again.
+(same Message-ID), ``accepted`` ones are recorded by the next round without being sent again. A
+dispatcher that stops (SIGTERM) gives back what it did not send (``release``): due at once for the
+next dispatcher, without waiting for the lease.
 On PostgreSQL several dispatchers claim with ``FOR UPDATE SKIP LOCKED`` and never share a row.
 Recording locks each incident before its outbox and school rows, the order every command keeps.
 """
@@ -111,6 +113,13 @@ def accept(ctx: Context, ids: list[int], now: datetime) -> None:
     with write_transaction(ctx.engine) as conn:
         conn.execute(sa.update(outbox_t).where(outbox_t.c.id.in_(ids), outbox_t.c.status == OutboxStatus.sending)
                      .values(status=OutboxStatus.accepted, sent_at=now))
+
+
+def release(ctx: Context, ids: list[int]) -> None:
+    """Give back claims a stopping dispatcher did not send: pending and due again, the try not counted."""
+    with write_transaction(ctx.engine) as conn:
+        conn.execute(sa.update(outbox_t).where(outbox_t.c.id.in_(ids), outbox_t.c.status == OutboxStatus.sending)
+                     .values(status=OutboxStatus.pending, attempts=outbox_t.c.attempts - 1, claimed_until=None))
 
 
 def backoff(attempts: int, ctx: Context) -> timedelta:

@@ -58,16 +58,20 @@ async def checkpoint_forever(ctx: Context, stop: asyncio.Event) -> None:
 
 
 async def run_worker(ctx: Context, mailer: Mailer, stop: asyncio.Event | None = None,
-                     wake: asyncio.Event | None = None) -> None:
-    """Dispatch and scan until ``stop`` is set; then remove this worker's heartbeat."""
+                     wake: asyncio.Event | None = None) -> int:
+    """Dispatch and scan until ``stop`` is set, then finish or give back what is in flight (see
+    ``Dispatcher``) and remove this worker's heartbeat; return how many claimed messages went back
+    to the outbox unsent."""
     stop = stop or asyncio.Event()
     wake = wake or asyncio.Event()
     worker = heartbeat.Worker.here(datetime.now(UTC))
+    dispatcher = Dispatcher(ctx, mailer)
     try:
-        await asyncio.gather(Dispatcher(ctx, mailer).run(stop, wake), scan_forever(ctx, stop, wake, worker),
+        await asyncio.gather(dispatcher.run(stop, wake), scan_forever(ctx, stop, wake, worker),
                              checkpoint_forever(ctx, stop))
     finally:
         try:
             await anyio.to_thread.run_sync(heartbeat.forget, ctx, worker)
         except Exception:  # its row goes stale and the next beat of another worker removes it
             log.exception("could not remove this worker's heartbeat")
+    return dispatcher.released

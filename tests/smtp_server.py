@@ -45,10 +45,12 @@ class Received:
 @dataclass
 class Handler:
     """Accepts mail; ``data_replies`` are answered to DATA first (e.g. '451 …'), ``refuse`` RCPTs,
-    ``delay`` seconds pass before each DATA is answered (a slow server)."""
+    ``delay`` seconds pass before each DATA is answered (a slow server); ``data_begun`` counts the
+    messages whose DATA arrived, answered or not."""
 
     received: list[Received] = field(default_factory=list)
     delay: float = 0
+    data_begun: int = 0
     data_replies: list[str] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -60,6 +62,8 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.data_begun += 1
         if self.delay:
             await asyncio.sleep(self.delay)
         with self.lock:

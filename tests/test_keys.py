@@ -214,7 +214,9 @@ def test_production_needs_every_key_from_the_environment():
         Settings(environment="production", master_keys=Fernet.generate_key().decode())
     Settings(environment="production", master_keys=Fernet.generate_key().decode(),
              audit_key=base64.b64encode(os.urandom(32)).decode(),
-             checkpoint_key=base64.b64encode(os.urandom(32)).decode())
+             checkpoint_key=base64.b64encode(os.urandom(32)).decode(),
+             smtp_host="mail.example.nl", smtp_security="tls", public_url="https://breachflow.example.nl",
+             mail_from="privacy@example.nl")  # what else production refuses: test_production.py
 
 
 # --- a running process follows the key file ------------------------------------------------------

@@ -6,8 +6,12 @@ code carries a literal of its own. Tests build their own ``Settings`` and pass i
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterator
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -94,6 +98,9 @@ class Settings(BaseSettings):
     )
     reminder_scan_seconds: float = Field(default=60, gt=0)
     in_process_worker: bool = Field(default=True, description="serve also sends mail and scans deadlines")
+    shutdown_grace_seconds: float = Field(
+        default=20, ge=0, description="on SIGTERM, how long sends in flight may finish before their claims are "
+        "given back to the outbox for another worker")
     checkpoint_dir: Path | None = Field(
         default=None, description="where the worker writes signed audit checkpoints; keep it off the database "
         "server, writable by breachflow only (default: data_dir/checkpoints)")
@@ -154,11 +161,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _safe_outside_development(self) -> Settings:
-        if self.environment == "production" and self.smtp_host and self.smtp_security == "none":
-            raise ValueError("BREACHFLOW_SMTP_SECURITY must be starttls or tls in production")
-        missing = [f"BREACHFLOW_{name.upper()}" for name in SECRET_FILES if getattr(self, name) is None]
-        if self.environment == "production" and missing:
-            raise ValueError(f"{', '.join(missing)} required in production: keep keys out of the data directory")
+        if self.environment == "production":
+            problems = list(_unsafe_in_production(self))
+            if problems:
+                raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -185,3 +191,35 @@ class Settings(BaseSettings):
     def resolved_key_file(self) -> Path:
         """Where the embedded default keeps its master keys."""
         return self.secret_file("master_keys")
+
+
+def _is_local_host(host: str) -> bool:
+    """Whether ``host`` names this machine only (loopback, unspecified, ``localhost`` or a ``.localhost`` name)."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def _unsafe_in_production(s: Settings) -> Iterator[str]:
+    """What production refuses, each naming the variable and what to set."""
+    missing = [f"BREACHFLOW_{name.upper()}" for name in SECRET_FILES if getattr(s, name) is None]
+    if missing:
+        yield f"{', '.join(missing)} required in production: keep keys out of the data directory"
+    if not s.smtp_host:
+        yield (f"BREACHFLOW_SMTP_HOST is unset, so mail would go to the local maildir {s.resolved_maildir} that no "
+               "school reads: set BREACHFLOW_SMTP_HOST to your mail server (with BREACHFLOW_SMTP_SECURITY)")
+    elif s.smtp_security == "none":
+        yield "BREACHFLOW_SMTP_SECURITY must be starttls or tls in production: notices carry personal data"
+    host = urlsplit(s.public_url).hostname
+    if host is None or _is_local_host(host):
+        yield (f"BREACHFLOW_PUBLIC_URL is {s.public_url}, which schools cannot open: set it to the address they "
+               "reach breachflow at, e.g. https://breachflow.example.nl")
+    _, at, domain = parseaddr(s.mail_from)[1].rpartition("@")
+    if not (at and domain) or _is_local_host(domain):
+        yield (f"BREACHFLOW_MAIL_FROM is {s.mail_from}, a sender no mail server accepts or answers to: set it "
+               "to the processor's address, e.g. privacy@example.nl")
