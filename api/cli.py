@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import signal
 import sys
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from breachflow.api import commands as c
 from breachflow.api.arguments import count_arg, date_arg, fields_help, port_arg, time_arg
@@ -37,7 +39,7 @@ from breachflow.notifications.models import OutboxStatus
 from breachflow.workflow import accounts, lifecycle, logs, schools
 from breachflow.workflow.config import DEFAULT_SYSTEMS, Settings
 from breachflow.workflow.disclosure import Source
-from breachflow.workflow.errors import BreachflowError, Conflict, FieldProblem, InvalidInput, NotFound
+from breachflow.workflow.errors import BreachflowError, Conflict, DatabaseFailure, FieldProblem, InvalidInput, NotFound
 from breachflow.workflow.incident import ApKind, ContactChannel
 
 
@@ -313,6 +315,12 @@ def _run(argv: list[str]) -> int:
         return 0
     except BreachflowError as exc:
         return _fail("breachflow", exc, as_json=as_json)
+    except SQLAlchemyError as exc:  # one line for the user; the traceback in the log at DEBUG (redacted)
+        logging.getLogger("breachflow.cli").debug("the database failed", exc_info=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return _fail("breachflow", DatabaseFailure(
+            f"the database failed ({reason}); check it with 'breachflow db status' and 'breachflow audit verify'"),
+            as_json=as_json)
 
 
 def _configuration_problems(exc: ValidationError) -> list[FieldProblem]:

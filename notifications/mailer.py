@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
+import os
 from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
 
+from breachflow.workflow import files
 from breachflow.workflow.config import Settings
 
 
@@ -118,9 +120,10 @@ class MaildirMailer:
 
     async def send(self, sender: str, recipients: list[str], message: bytes) -> dict[str, str]:
         if self._box is None:  # made on first use, not by merely configuring it
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            files.private_dir(self.path.parent)  # mailbox makes the maildir itself, 0700
             self._box = mailbox.Maildir(self.path, create=True)
-        self._box.add(message)
+        key = self._box.add(message)
+        os.chmod(self.path / "new" / key, files.PRIVATE_FILE)  # a notice holds personal data; created 0666 & umask
         return {}
 
     async def close(self) -> None:

@@ -215,6 +215,21 @@ def test_a_database_that_lost_its_revision_record_is_not_adopted_as_the_baseline
     assert sql_dump(path) == before
 
 
+@pytest.mark.tampers
+def test_a_column_dropped_behind_a_current_revision_is_one_line_not_a_traceback(tmp_path):
+    assert breachflow(tmp_path, "init").returncode == 0
+    assert breachflow(tmp_path, "school", "add", "--brin", "12AB", "--name", "De Regenboog",
+                      "--contact", "directie@regenboog.example.nl").returncode == 0
+    with sqlite3.connect(tmp_path / "var" / "breachflow.db") as conn:
+        conn.execute("ALTER TABLE school DROP COLUMN contract_ends_on")  # the revision record still says current
+    listed = breachflow(tmp_path, "school", "list")
+    assert listed.returncode == 4 and "Traceback" not in listed.stderr, listed.stderr
+    assert listed.stderr.startswith("breachflow: error: the database failed (") and "db status" in listed.stderr
+    as_json = breachflow(tmp_path, "school", "list", "--json")
+    assert as_json.returncode == 4
+    assert json.loads(as_json.stderr)["error"]["code"] == "database_failure"
+
+
 @pytest.mark.parametrize("command_line", [["db", "upgrade"], ["init"], ["serve", "--port", "0"], ["worker"],
                                           ["incident", "list"]], ids=" ".join)
 def test_a_database_newer_than_this_breachflow_is_refused_naming_both_revisions(tmp_path, command_line):

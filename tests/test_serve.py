@@ -125,6 +125,8 @@ def test_serve_delivers_notices_to_the_local_maildir(served):
     (delivered,) = inbox.iterdir()
     message = message_from_bytes(delivered.read_bytes(), policy=policy.default)
     assert message["Subject"] == f"Datalek {ref}: melding aan De Regenboog"
+    assert stat.S_IMODE(delivered.stat().st_mode) == 0o600  # a notice holds personal data
+    assert stat.S_IMODE((directory / "var" / "maildir").stat().st_mode) == 0o700
 
 
 def test_a_rotation_while_serving_needs_no_restart(served):

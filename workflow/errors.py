@@ -122,3 +122,10 @@ class NotInitialised(BreachflowError):
 
 class SchemaMismatch(BreachflowError):
     code = "schema_mismatch"
+
+
+class DatabaseFailure(BreachflowError):
+    """The database refused or failed a statement this breachflow expects to work (a schema changed
+    by hand, a disk full, a server gone): the command line names it instead of a traceback."""
+
+    code = "database_failure"
