@@ -65,6 +65,7 @@ _SCHEMA_ADVICE = {
     "unversioned": "made before migrations: run 'breachflow db upgrade' to adopt it",
     "newer": "upgraded by a newer breachflow: run that one",
     "empty": "no breachflow database here: run 'breachflow init'",
+    "orphaned": "a revision is recorded but breachflow's tables are gone: run 'breachflow init' to create them",
 }
 
 
@@ -403,6 +404,8 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if args.metrics_port is not None:
+        startup.check_listen(args.metrics_host, args.metrics_port, ("--metrics-host", "--metrics-port"))
     with signals.raising_stopped():  # a stop while starting up ends at once
         ctx, done = startup.open_installation(args.settings, create=True)
         for line in done:
@@ -414,7 +417,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_host,
                                                     registry=delivery_registry())
             except OSError as exc:
-                raise InvalidInput("invalid input", [FieldProblem("--metrics-port", f"cannot listen there: {exc}")]) \
+                raise startup.CannotStart(f"the worker's metrics cannot listen on {args.metrics_host} port "
+                                          f"{args.metrics_port} ({exc.strerror}): choose another --metrics-port") \
                     from None
             print(f"delivery counters for Prometheus on http://{args.metrics_host}:{args.metrics_port}/metrics")
         print(f"breachflow worker: sending to {destination(ctx.settings)}; scanning deadlines every "

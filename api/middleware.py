@@ -15,7 +15,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from breachflow.api.errors import error_response
-from breachflow.api.metrics import Metrics
+from breachflow.api.metrics import METHODS, UNMATCHED, Metrics
 from breachflow.workflow import logs
 
 DOCS_STATIC = "/docs/static/"
@@ -32,7 +32,6 @@ DOCS_CSP = (b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src '
             b"img-src 'self' data:; frame-ancestors 'none'")
 NO_STORE = (b"cache-control", b"no-store")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a client's X-Request-ID is taken only if it looks like one
-MAX_PATH = 200
 access = logging.getLogger("breachflow.access")
 
 
@@ -73,9 +72,10 @@ class RequestLog:
             self._answered(scope, status, time.perf_counter() - started)
 
     def _answered(self, scope: Scope, status: int, seconds: float) -> None:
-        method, template = scope["method"], self.templates.get(id(scope.get("endpoint")))
+        template = self.templates.get(id(scope.get("endpoint")))
+        # a path no route serves is the client's text (a name in it, a forged log line): never logged
+        method, shown = scope["method"] if scope["method"] in METHODS else "OTHER", template or UNMATCHED
         self.metrics.observe(method, template, status, seconds)
-        shown = template or scope["path"][:MAX_PATH]
         fields = {"method": method, "route": shown, "status": status, "duration_ms": round(seconds * 1000, 1)}
         account = scope.get("state", {}).get("account")
         if account is not None:

@@ -28,13 +28,14 @@ def check_workers(settings: Settings, workers: int) -> None:
             "on SQLite run one 'breachflow serve', or 'breachflow serve --no-worker' and one 'breachflow worker'")
 
 
-def check_listen(host: str, port: int) -> None:
+def check_listen(host: str, port: int, options: tuple[str, str] = ("--host", "--port")) -> None:
     """Bind ``host:port`` as the server will (every address the host resolves to, with address reuse)
-    and let go again: a port in use or a host that is not this machine's is said before starting."""
+    and let go again: a port in use or a host that is not this machine's is said before starting,
+    naming the command line's ``options`` for the host and the port."""
     try:
         addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise CannotStart(f"--host {host} is not a name or address this machine knows ({exc.strerror}): "
+        raise CannotStart(f"{options[0]} {host} is not a name or address this machine knows ({exc.strerror}): "
                           "use an address of this machine, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (all)"
                           ) from None
     for family, kind, protocol, _, address in addresses:
@@ -45,18 +46,19 @@ def check_listen(host: str, port: int) -> None:
             try:
                 probe.bind(address)
             except OSError as exc:
-                raise CannotStart(_why_not(exc, host, port)) from None
+                raise CannotStart(_why_not(exc, host, port, options)) from None
 
 
-def _why_not(exc: OSError, host: str, port: int) -> str:
+def _why_not(exc: OSError, host: str, port: int, options: tuple[str, str]) -> str:
+    host_option, port_option = options
     if exc.errno == errno.EADDRINUSE:
         return (f"port {port} on {host} is in use (another breachflow or another program listens there): "
-                "stop that one, or choose another port with --port")
+                f"stop that one, or choose another port with {port_option}")
     if exc.errno == errno.EACCES:
-        return (f"port {port} on {host} needs privileges this user lacks: choose a port above 1023 with --port "
+        return (f"port {port} on {host} needs privileges this user lacks: choose a port above 1023 with {port_option} "
                 "(and put a reverse proxy on 80 or 443)")
     if exc.errno == errno.EADDRNOTAVAIL:
-        return (f"--host {host} is not an address of this machine: use one of its addresses, e.g. 127.0.0.1 "
+        return (f"{host_option} {host} is not an address of this machine: use one of its addresses, e.g. 127.0.0.1 "
                 "(this machine only) or 0.0.0.0 (all)")
     return f"cannot listen on {host} port {port}: {exc.strerror}"
 

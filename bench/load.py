@@ -47,7 +47,7 @@ from notify_support import settings_env  # noqa: E402
 from support import free_port, wait_for_port  # noqa: E402
 
 from breachflow.notifications.models import outbox_t  # noqa: E402
-from breachflow.workflow import accounts, audit, db, keystore, queries, schools  # noqa: E402
+from breachflow.workflow import accounts, audit, db, keystore, queries, schema, schools  # noqa: E402
 from breachflow.workflow.config import Settings  # noqa: E402
 from breachflow.workflow.context import Context, initialise  # noqa: E402
 from breachflow.workflow.timeline import EventKind  # noqa: E402
@@ -324,8 +324,9 @@ def main() -> int:
     args = parser.parse_args()
 
     url = args.database_url
-    if url and db.has_schema(db.engine_for(url)):
-        parser.error(f"{db.where(db.engine_for(url))} holds breachflow tables: give an empty database")
+    if url and schema.status(db.engine_for(url)).state != "empty":
+        parser.error(f"{db.where(db.engine_for(url))} holds breachflow tables or a schema revision: give an empty "
+                     "database")
     url = url or scratch_database(args.server)
     try:
         result = bench(url, args.seconds, args.clients, args.schools)
@@ -333,6 +334,8 @@ def main() -> int:
         if args.database_url:
             engine = db.engine_for(url)
             SQLModel.metadata.drop_all(engine)
+            with engine.begin() as conn:  # and Alembic's record, or the next run takes the database for current
+                conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
             engine.dispose()
         else:
             drop_database(args.server, url)

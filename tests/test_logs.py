@@ -130,6 +130,32 @@ def test_text_lines_carry_the_request_id_too(ctx, settings, capsys):
         root.setLevel(kept[1])
 
 
+def test_a_path_no_route_serves_is_never_logged(ctx, settings, json_lines):
+    api = build(ctx, settings)
+    reference = api.report()
+    json_lines()
+    api.client.get("/api/v1/PLANTED-Hiltje-de-Boer/x")
+    api.call("manager", "GET", f"/incidents/{reference}/PLANTED-Jildou")
+    api.client.request("BREW", "/api/v1/healthz")
+    lines = [line for line in json_lines() if not line["logger"].startswith("httpx")]  # the test's own client
+    assert not [line for line in lines if "PLANTED" in json.dumps(line)]
+    access = [(line["method"], line["route"]) for line in lines if line["logger"] == "breachflow.access"]
+    assert access == [("GET", "unmatched"), ("GET", "unmatched"), ("OTHER", "/api/v1/healthz")]
+
+
+def test_a_text_line_cannot_be_split_into_a_forged_one(capsys):
+    root = logging.getLogger()
+    kept = root.handlers[:], root.level
+    try:
+        logs.configure(Settings(log_format="text"))
+        logging.getLogger("breachflow.test").warning("got %s", "x\n2026-11-29T00:00:00.000+00:00 CRITICAL forged")
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.endswith("got x\\n2026-11-29T00:00:00.000+00:00 CRITICAL forged")
+    finally:
+        root.handlers[:], _ = kept
+        root.setLevel(kept[1])
+
+
 def test_redaction_takes_out_addresses_and_the_values_a_database_error_repeats():
     assert for_log("550 <Jan.Jansen@school.example>: no such user") == "550 <address>: no such user"
     assert for_log('DETAIL:  Key (username)=(jan.jansen) already exists.') == (

@@ -230,6 +230,22 @@ def test_a_column_dropped_behind_a_current_revision_is_one_line_not_a_traceback(
     assert json.loads(as_json.stderr)["error"]["code"] == "database_failure"
 
 
+def test_a_revision_record_without_tables_is_not_taken_for_a_database(tmp_path):
+    """What a tool that drops only the tables it knows leaves behind: Alembic's record alone."""
+    assert breachflow(tmp_path, "init").returncode == 0
+    with sqlite3.connect(tmp_path / "var" / "breachflow.db") as conn:
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                     "AND name NOT IN ('alembic_version', 'sqlite_sequence')").fetchall():
+            conn.execute(f'DROP TABLE "{table}"')
+    status = breachflow(tmp_path, "db", "status")
+    assert status.returncode == 1 and "tables are gone" in status.stdout
+    listed = breachflow(tmp_path, "school", "list")
+    assert listed.returncode == 4 and "run 'breachflow init'" in listed.stderr
+    again = breachflow(tmp_path, "init")
+    assert again.returncode == 0 and "created the database schema" in again.stdout, again.stderr
+    assert breachflow(tmp_path, "school", "list").returncode == 0
+
+
 @pytest.mark.parametrize("command_line", [["db", "upgrade"], ["init"], ["serve", "--port", "0"], ["worker"],
                                           ["incident", "list"]], ids=" ".join)
 def test_a_database_newer_than_this_breachflow_is_refused_naming_both_revisions(tmp_path, command_line):

@@ -47,10 +47,17 @@ def test_smtp_without_tls_is_refused():
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://localhost:8000", "https://LOCALHOST./",
                                  "http://127.1.2.3", "http://[::1]:8000", "http://0.0.0.0:8000",
-                                 "https://breachflow.localhost", "breachflow.example.nl"])
+                                 "https://breachflow.localhost", "breachflow.example.nl",
+                                 "https://127.1", "https://0x7f000001", "https://2130706433",
+                                 "https://[::ffff:127.0.0.1]", "https://0"])
 def test_a_public_url_schools_cannot_open_is_refused(url):
     message = refusal(public_url=url)
     assert f"BREACHFLOW_PUBLIC_URL is {url}" in message and "set it to the address" in message
+
+
+def test_a_public_url_without_https_is_refused():
+    message = refusal(public_url="http://breachflow.example.nl")
+    assert "BREACHFLOW_PUBLIC_URL is http://breachflow.example.nl" in message and "must use https" in message
 
 
 @pytest.mark.parametrize("sender", ["privacy@breachflow.localhost", "privacy@localhost",

@@ -69,6 +69,15 @@ def test_no_worker_is_not_ready_and_says_so(ctx):
     assert "180 s" in response.json()["error"]["fields"][0]["problem"]
 
 
+def test_probes_that_ask_with_head_get_the_same_answer_without_a_body(ctx):
+    client = app_for(ctx)
+    assert client.head("/api/v1/healthz").status_code == 200
+    not_ready = client.head("/api/v1/readyz")
+    assert (not_ready.status_code, not_ready.content) == (503, b"")
+    beat(ctx)
+    assert client.head("/api/v1/readyz").status_code == 200
+
+
 def test_a_worker_silent_too_long_counts_as_gone(ctx):
     client = app_for(ctx, worker_stale_seconds=120)
     beat(ctx, seconds_ago=125)

@@ -41,6 +41,14 @@ def test_a_port_in_use_is_said_before_anything_is_written(tmp_path, taken_port):
     assert not (tmp_path / "var").exists() and done.stdout == ""
 
 
+def test_a_workers_metrics_port_in_use_is_said_the_same_way(tmp_path, taken_port):
+    done = breachflow(tmp_path, "worker", "--metrics-port", str(taken_port))
+    assert done.returncode == 5
+    line = one_line(done.stderr)
+    assert f"port {taken_port} on 127.0.0.1 is in use" in line and "--metrics-port" in line
+    assert not (tmp_path / "var").exists() and done.stdout == ""
+
+
 def test_the_servers_own_start_up_failure_is_exit_5_too(tmp_path):
     """The port is free at the check and taken before the server binds it: the server's failure
     (uvicorn exits 3, the lifecycle's code) becomes breachflow's exit 5 with what happened."""

@@ -7,6 +7,7 @@ code carries a literal of its own. Tests build their own ``Settings`` and pass i
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterator
 from email.utils import parseaddr
 from pathlib import Path
@@ -194,14 +195,21 @@ class Settings(BaseSettings):
 
 
 def _is_local_host(host: str) -> bool:
-    """Whether ``host`` names this machine only (loopback, unspecified, ``localhost`` or a ``.localhost`` name)."""
+    """Whether ``host`` names this machine only: loopback, unspecified, ``localhost`` or a
+    ``.localhost`` name, in any spelling an address may take (``127.1``, ``0x7f000001``,
+    ``::ffff:127.0.0.1``)."""
     host = host.lower().rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return False
+        try:  # the shorthand and numeric forms the C resolver accepts for IPv4
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     return address.is_loopback or address.is_unspecified
 
 
@@ -215,10 +223,13 @@ def _unsafe_in_production(s: Settings) -> Iterator[str]:
                "school reads: set BREACHFLOW_SMTP_HOST to your mail server (with BREACHFLOW_SMTP_SECURITY)")
     elif s.smtp_security == "none":
         yield "BREACHFLOW_SMTP_SECURITY must be starttls or tls in production: notices carry personal data"
-    host = urlsplit(s.public_url).hostname
-    if host is None or _is_local_host(host):
+    public = urlsplit(s.public_url)
+    if public.hostname is None or _is_local_host(public.hostname):
         yield (f"BREACHFLOW_PUBLIC_URL is {s.public_url}, which schools cannot open: set it to the address they "
                "reach breachflow at, e.g. https://breachflow.example.nl")
+    elif public.scheme != "https":
+        yield (f"BREACHFLOW_PUBLIC_URL is {s.public_url}: the links in notices lead schools to their "
+               "incidents, so they must use https, e.g. https://breachflow.example.nl")
     _, at, domain = parseaddr(s.mail_from)[1].rpartition("@")
     if not (at and domain) or _is_local_host(domain):
         yield (f"BREACHFLOW_MAIL_FROM is {s.mail_from}, a sender no mail server accepts or answers to: set it "

@@ -55,7 +55,8 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         time = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
         rid = getattr(record, "request_id", None)
-        line = f"{time} {record.levelname} {record.name}{f' [{rid}]' if rid else ''} {record.getMessage()}"
+        message = record.getMessage().replace("\r", "\\r").replace("\n", "\\n")  # one record, one line
+        line = f"{time} {record.levelname} {record.name}{f' [{rid}]' if rid else ''} {message}"
         if record.exc_info:
             line += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
         return for_log(line)

@@ -64,9 +64,12 @@ class Status:
     @property
     def state(self) -> str:
         """``current``, ``behind``, ``newer`` (unknown to this breachflow), ``unversioned``
-        (made before migrations existed) or ``empty``."""
+        (made before migrations existed), ``orphaned`` (a revision recorded, breachflow's tables
+        gone: dropped by hand, or by a tool that left Alembic's table) or ``empty``."""
         if self.database is None:
             return "unversioned" if self.tables else "empty"
+        if not self.tables:
+            return "orphaned"
         if self.database == self.code:
             return "current"
         try:
@@ -99,7 +102,7 @@ def require_current(engine: Engine) -> None:
     state = found.state
     if state == "current":
         return
-    if state == "empty":
+    if state in ("empty", "orphaned"):
         raise NotInitialised(f"no breachflow database at {found.where}; run 'breachflow init'")
     if state == "newer":
         raise found.newer_error()
@@ -119,6 +122,10 @@ def upgrade(engine: Engine) -> list[str]:
         if state == "current":
             return [f"database schema at revision {found.code}, the newest"]
         done = []
+        if state == "orphaned":  # nothing to keep: the record alone would make the upgrade skip every table
+            command.stamp(config(conn), "base", purge=True)
+            done.append(f"found a schema revision ({found.database}) recorded without breachflow's tables; "
+                        "forgot it")
         if state == "unversioned":
             _require_baseline(conn, found.where)
             command.stamp(config(conn), BASELINE)
@@ -129,8 +136,8 @@ def upgrade(engine: Engine) -> list[str]:
             raise SchemaMismatch(
                 f"upgrading the database at {found.where} to revision {found.code} failed "
                 f"({type(exc.orig or exc).__name__}: {exc.orig or exc}); nothing was changed") from exc
-        if state == "empty":
-            return [f"created the database schema at revision {found.code}"]
+        if state in ("empty", "orphaned"):
+            return [*done, f"created the database schema at revision {found.code}"]
         start = found.database or BASELINE
         if start != found.code:
             done.append(f"upgraded the database schema from {start} to revision {found.code}")

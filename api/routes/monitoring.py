@@ -24,6 +24,12 @@ async def alive(ctx: CtxDep) -> schemas.Health:
     return schemas.Health(status="ok", database=ctx.engine.dialect.name)
 
 
+@router.head("/healthz", include_in_schema=False)
+async def alive_head() -> Response:
+    """Liveness for probes that ask with HEAD (load balancers): the status alone."""
+    return Response()
+
+
 @router.get("/readyz", operation_id="ready", response_model=schemas.Readiness, responses={
     **responses(422), 503: {"model": ErrorResponse, "description": "not ready: each failed check is named"}})
 async def ready(request: Request, ctx: CtxDep) -> schemas.Readiness:
@@ -34,6 +40,13 @@ async def ready(request: Request, ctx: CtxDep) -> schemas.Readiness:
     if failed:
         raise NotReady("not ready: " + ", ".join(c.name for c in failed), [FieldProblem(c.name, c.detail) for c in failed])
     return schemas.Readiness(status="ready", checks=[schemas.CheckOut(**c.__dict__) for c in checks])
+
+
+@router.head("/readyz", include_in_schema=False)
+async def ready_head(request: Request, ctx: CtxDep) -> Response:
+    """Readiness for probes that ask with HEAD: 200 or 503, no body (GET says which check failed)."""
+    checks = await read(request, health.readiness, ctx, datetime.now(UTC))
+    return Response(status_code=200 if all(c.ok for c in checks) else 503)
 
 
 @metrics_router.get("/metrics", include_in_schema=False, dependencies=[Depends(metrics_reader)])
