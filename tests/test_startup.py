@@ -33,19 +33,12 @@ def taken_port():
         yield other.getsockname()[1]
 
 
-def test_a_port_in_use_is_said_before_anything_is_written(tmp_path, taken_port):
-    done = breachflow(tmp_path, "serve", "--port", str(taken_port))
+@pytest.mark.parametrize(("command", "option"), [("serve", "--port"), ("worker", "--metrics-port")])
+def test_a_port_in_use_is_said_before_anything_is_written(tmp_path, taken_port, command, option):
+    done = breachflow(tmp_path, command, option, str(taken_port))
     assert done.returncode == 5
     line = one_line(done.stderr)
-    assert f"port {taken_port} on 127.0.0.1 is in use" in line and "--port" in line
-    assert not (tmp_path / "var").exists() and done.stdout == ""
-
-
-def test_a_workers_metrics_port_in_use_is_said_the_same_way(tmp_path, taken_port):
-    done = breachflow(tmp_path, "worker", "--metrics-port", str(taken_port))
-    assert done.returncode == 5
-    line = one_line(done.stderr)
-    assert f"port {taken_port} on 127.0.0.1 is in use" in line and "--metrics-port" in line
+    assert f"port {taken_port} on 127.0.0.1 is in use" in line and f"with {option}" in line
     assert not (tmp_path / "var").exists() and done.stdout == ""
 
 
