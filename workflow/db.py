@@ -11,7 +11,9 @@ A schema upgrade runs in ``migration_transaction``, one process at a time (``wor
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -24,6 +26,8 @@ from breachflow.workflow import files, models  # noqa: F401  (models registers t
 from breachflow.workflow.config import Settings
 
 _locks: dict[int, threading.Lock] = {}
+BUSY_TIMEOUT_MS = 10_000  # how long a statement waits for another process's lock on SQLite
+MIGRATION_WAIT_MS = 120_000  # a process starting while another upgrades waits for that upgrade
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -31,11 +35,26 @@ def _sqlite_setup(engine: Engine) -> None:
     def _connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None  # breachflow emits BEGIN itself
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # first: turning on WAL may wait for a lock
+        _wal(cursor)
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+
+
+def _wal(cursor: sqlite3.Cursor) -> None:
+    """Turn on WAL, once per database file. Several processes opening a new file at once each try
+    to: the switch needs the file to themselves, and SQLite may answer 'locked' at once instead of
+    waiting, so it is tried again for as long as a lock is waited for."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")  # in WAL already (the usual case): nothing to wait for
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def engine_of(settings: Settings) -> Engine:
@@ -125,6 +144,7 @@ def migration_transaction(engine: Engine) -> Iterator[Connection]:
     with _locks[id(engine)], engine.connect() as conn:
         driver = conn.connection.dbapi_connection
         driver.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: before it begins
+        driver.execute(f"PRAGMA busy_timeout={MIGRATION_WAIT_MS}")
         try:
             with conn.begin():
                 driver.execute("BEGIN IMMEDIATE")
@@ -134,6 +154,7 @@ def migration_transaction(engine: Engine) -> Iterator[Connection]:
                     raise RuntimeError(f"the upgrade would leave rows referring to nothing: {dangling[:5]}")
         finally:
             driver.execute("PRAGMA foreign_keys=ON")
+            driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 @contextmanager
