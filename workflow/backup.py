@@ -32,7 +32,6 @@ from breachflow.workflow.context import Context
 from breachflow.workflow.errors import Conflict, FieldProblem, InvalidInput, NotInitialised
 
 _STAMP = "%Y%m%dT%H%M%SZ"
-_OBJECTS = "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
 
 
 @dataclass(frozen=True)
@@ -199,7 +198,7 @@ def _require_only_breachflows_objects(staged: Path, backup: Path) -> None:
     """Refuse a backup holding a table, index, view or trigger the schema does not make, or lacking
     one it does: a trigger planted in a backup would keep acting in every later transaction."""
     with closing(sqlite3.connect(staged)) as conn:
-        found = set(conn.execute(_OBJECTS).fetchall())
+        found = set(conn.execute(schema.SQLITE_OBJECTS).fetchall())
     expected = schema.objects_at_head()
     if strange := sorted(found - expected) + [("missing " + kind, name) for kind, name in sorted(expected - found)]:
         raise InvalidInput("not restored", [FieldProblem(

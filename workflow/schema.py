@@ -27,6 +27,7 @@ from breachflow.workflow import db
 from breachflow.workflow.errors import NotInitialised, SchemaMismatch
 
 BASELINE = "0001"  # the schema as it was when migrations began
+SQLITE_OBJECTS = "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"  # what a schema made
 
 
 def config(connection: Connection | None = None) -> Config:
@@ -174,8 +175,7 @@ def objects_at_head() -> frozenset[tuple[str, str]]:
     """The (type, name) of every table, index, view and trigger the newest revision makes on SQLite."""
     with create_engine("sqlite://").connect() as conn:
         command.upgrade(config(conn), "head")
-        return frozenset(conn.exec_driver_sql(
-            "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall())
+        return frozenset(conn.exec_driver_sql(SQLITE_OBJECTS).fetchall())
 
 
 @cache
