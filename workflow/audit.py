@@ -7,6 +7,7 @@
   each was informed, told to notify the AP and acknowledged, the AP notifications) against the
   rows as stored, naming every difference;
 - the register: no reference number missing (a deleted incident leaves a gap);
+- its stored deadlines (``workflow.clocks``): what its facts give, none planted, none missing;
 - with a checkpoint: its signature, and that every incident it lists is still there with the
   same chain up to the checkpointed head (nothing before the checkpoint changed or removed).
 
@@ -26,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from breachflow.workflow import checkpoints, crypto, store, timeline
+from breachflow.workflow import checkpoints, clocks, crypto, store, timeline
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction
 from breachflow.workflow.disclosure import Disclosure
@@ -372,6 +373,8 @@ def verify(ctx: Context, checkpoint: dict[str, Any] | None = None) -> Report:
                 differences = [f"its events cannot be replayed ({type(exc).__name__}: {exc})"]
             report.findings += [Finding(head.reference, d) for d in differences]
         report.findings += _register_gaps(conn, [h.reference for h in heads.values()])
+        report.findings += [Finding(reference, problem) for reference, problems
+                            in clocks.differences(conn, ctx.periods).items() for problem in problems]
         if checkpoint is not None:
             chains = {head.reference: [getattr(ev, "hash", None) for ev in seen.get(incident_id, [])]
                       for incident_id, head in heads.items()}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
-from breachflow.workflow import crypto, db, files, keystore, schema
+from breachflow.workflow import clocks, crypto, db, files, keystore, schema
 from breachflow.workflow.config import Settings
 from breachflow.workflow.deadlines import Periods
 from breachflow.workflow.hooks import Notifier
@@ -29,11 +30,14 @@ class Context:
     @classmethod
     def open(cls, settings: Settings, engine: Engine | None = None) -> Context:
         """Connect to an initialised installation at this breachflow's schema revision (through
-        ``engine``, default the process's engine for its URL); refuse if any of its keys is unusable."""
+        ``engine``, default the process's engine for its URL); refuse if any of its keys is unusable.
+        Stored clocks computed with other periods are recomputed first (``clocks.ensure_current``)."""
         engine = engine or db.engine_of(settings)
         schema.require_current(engine)
+        periods = Periods.from_settings(settings)
+        clocks.ensure_current(engine, periods, datetime.now(UTC))
         return cls(
-            settings, engine, crypto.load_key_ring(settings), Periods.from_settings(settings),
+            settings, engine, crypto.load_key_ring(settings), periods,
             audit_key=keystore.read(settings, keystore.AUDIT).value,
             checkpoint_key=keystore.read(settings, keystore.CHECKPOINT).value,
         )

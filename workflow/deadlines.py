@@ -7,12 +7,16 @@
 * ``school_ap_notice``: a school notifies the AP itself (default 72 h from the processor's first
   notice to it); watched while the school is responsible or responsibility is not yet known.
 
+A closed incident's clocks are settled (``Outcome``): met, met late, left to the school that was
+told to notify the AP, or unmet. They leave the open views and stay on the incident and in the
+register. A dismissed incident (not a breach) has no clocks.
+
 Periods are elapsed time: 72 hours are 72 real hours, also across a daylight-saving change.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -37,6 +41,16 @@ class Status(StrEnum):
     due_soon = "due_soon"
     overdue = "overdue"
     met = "met"
+    settled = "settled"  # the incident was closed without this clock being met (see ``Outcome``)
+
+
+class Outcome(StrEnum):
+    """How a clock of a closed incident ended."""
+
+    met = "met"
+    met_late = "met_late"
+    school_told = "school_told"  # the school's own AP clock; the processor told it to notify
+    unmet = "unmet"
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,7 @@ class Periods:
     ap_notice: timedelta = timedelta(hours=72)
     school_ap_notice: timedelta = timedelta(hours=72)
     due_soon: timedelta = timedelta(hours=12)
+    reminder_lead: timedelta = timedelta(hours=12)  # the earliest reminder before a deadline
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Periods:
@@ -55,6 +70,7 @@ class Periods:
             ap_notice=timedelta(hours=settings.ap_notice_hours),
             school_ap_notice=timedelta(hours=settings.school_ap_notice_hours),
             due_soon=timedelta(hours=settings.due_soon_hours),
+            reminder_lead=timedelta(hours=max(settings.reminder_offsets_hours, default=0)),
         )
 
 
@@ -66,9 +82,17 @@ class Deadline:
     due_at: datetime
     met_at: datetime | None = None
     school_id: int | None = None
+    outcome: Outcome | None = None  # set once the incident is closed
 
     def status(self, now: datetime, due_soon: timedelta) -> Status:
+        if self.outcome is not None and self.met_at is None:
+            return Status.settled
         return status_at(self.due_at, self.met_at, now, due_soon)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the clock still runs: neither met nor settled."""
+        return self.met_at is None and self.outcome is None
 
     @property
     def met_late(self) -> bool:
@@ -105,7 +129,7 @@ def ap_deadline(incident: Incident, periods: Periods) -> Deadline | None:
 
 
 def deadlines(incident: Incident, periods: Periods) -> list[Deadline]:
-    """Every clock that runs for ``incident``, soonest first."""
+    """Every clock of ``incident``, soonest first; settled ones once it is closed."""
     discovered = incident.disclosure.discovered_at
     if incident.state in WATCHED_STATES_EXCLUDED or discovered is None:
         return []
@@ -130,7 +154,18 @@ def deadlines(incident: Incident, periods: Periods) -> list[Deadline]:
                     school.school_id,
                 )
             )
+    if incident.state == State.closed:
+        result = [replace(d, outcome=_outcome(incident, d)) for d in result]
     return sorted(result, key=lambda d: (d.due_at, d.kind, d.school_id or 0))
+
+
+def _outcome(incident: Incident, deadline: Deadline) -> Outcome:
+    if deadline.met_at is not None:
+        return Outcome.met if deadline.met_at <= deadline.due_at else Outcome.met_late
+    if deadline.kind is DeadlineKind.school_ap_notice and any(
+            s.school_id == deadline.school_id and s.told_to_notify_ap_at is not None for s in incident.schools):
+        return Outcome.school_told
+    return Outcome.unmet
 
 
 def local(moment: datetime) -> datetime:

@@ -158,6 +158,39 @@ class TimelineEvent(SQLModel, table=True):
     hash: str = Field(sa_column=Column(String(64), nullable=False))
 
 
+class DeadlineRow(SQLModel, table=True):
+    """One clock of an incident as ``workflow.deadlines`` computes it, kept by the command that
+    changes what drives it (``workflow.clocks``), so lists and the scanner query it by index.
+
+    ``school_id`` is NULL for the processor's AP clock. ``is_open``: neither met nor settled.
+    ``next_look_at``: when the reminder scanner should next look at it (NULL once it is not open).
+    """
+
+    __tablename__ = "deadline"
+    __table_args__ = (
+        Index("ix_deadline_open_due", "is_open", "due_at", "id"),
+        Index("ix_deadline_incident", "incident_id", "kind", "school_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id")
+    kind: str = Field(sa_column=Column(String(20), nullable=False))
+    school_id: int | None = Field(default=None, foreign_key="school.id", index=True)
+    due_at: datetime = utc_column(nullable=False)
+    met_at: datetime | None = utc_column()
+    outcome: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
+    is_open: bool
+    next_look_at: datetime | None = utc_column(index=True)
+
+
+class ClockBasis(SQLModel, table=True):
+    """The periods the ``deadline`` rows were computed with; other periods recompute them all."""
+
+    __tablename__ = "clock_basis"
+    id: int = Field(default=1, primary_key=True)
+    periods: str = Field(sa_column=Column(String(200), nullable=False))
+    computed_at: datetime = utc_column(nullable=False)
+
+
 class UserAccount(SQLModel, table=True):
     """A person or system that uses the API; a ``school`` user is bound to one school."""
 
@@ -211,6 +244,8 @@ ap_t = ApNotificationRow.__table__
 event_t = TimelineEvent.__table__
 data_key_t = DataKey.__table__
 counter_t = ReferenceCounter.__table__
+deadline_t = DeadlineRow.__table__
+clock_basis_t = ClockBasis.__table__
 user_t = UserAccount.__table__
 token_t = ApiToken.__table__
 idempotency_t = IdempotencyKey.__table__

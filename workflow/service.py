@@ -346,6 +346,7 @@ def mark_informed(unit: Unit, received: list[tuple[int, bool]]) -> None:
     if told:
         unit.conn.execute(sa.update(affected_t).where(_AFFECTED & affected_t.c.told_to_notify_ap_at.is_(None))
                           .values(told_to_notify_ap_at=unit.now), told)
+    unit.schools_changed()
 
 
 def rotate_keys(ctx: Context) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Connection, bindparam, select
 
-from breachflow.workflow import crypto, lifecycle
+from breachflow.workflow import crypto
 from breachflow.workflow.disclosure import FACT_FIELDS, PERSONAL_FIELDS, Disclosure
 from breachflow.workflow.errors import DataDamaged, NotFound
 from breachflow.workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
@@ -121,22 +121,23 @@ def changed_fields(old: Disclosure, new: Disclosure) -> dict[str, list[Any]]:
     return {name: [before[name], after[name]] for name in after if before[name] != after[name]}
 
 
-def clocks_in_progress(conn: Connection) -> list[Incident]:
-    """Incidents neither dismissed nor closed, with only what their deadlines read (state, discovery
-    time, cause, when each school was informed, AP notifications): plain columns, nothing decrypted,
-    three queries in all. Not for anything but clocks: names and sealed fields are left empty."""
-    in_progress = select(incident_t.c.id).where(incident_t.c.state.not_in(lifecycle.FINAL_STATES))
+def clock_inputs(conn: Connection, ids: Any) -> list[Incident]:
+    """The incidents whose ids ``ids`` (a list or a subquery) selects, with only what their deadlines
+    read (state, discovery time, cause, when each school was informed and told to notify, AP
+    notifications): plain columns, nothing decrypted, three queries in all. Not for anything but
+    clocks: names and sealed fields are left empty; a row no handler could have written is left out."""
     schools: dict[int, list[AffectedSchool]] = defaultdict(list)
-    for r in conn.execute(select(affected_t.c.incident_id, affected_t.c.school_id, affected_t.c.informed_at)
-                          .where(affected_t.c.incident_id.in_(in_progress))):
-        schools[r.incident_id].append(AffectedSchool(r.school_id, "", "", informed_at=r.informed_at))
+    for r in conn.execute(select(affected_t.c.incident_id, affected_t.c.school_id, affected_t.c.informed_at,
+                                 affected_t.c.told_to_notify_ap_at).where(affected_t.c.incident_id.in_(ids))):
+        schools[r.incident_id].append(AffectedSchool(r.school_id, "", "", informed_at=r.informed_at,
+                                                     told_to_notify_ap_at=r.told_to_notify_ap_at))
     notified: dict[int, list[ApNotification]] = defaultdict(list)
-    for r in conn.execute(select(ap_t).where(ap_t.c.incident_id.in_(in_progress)).order_by(ap_t.c.id)):
+    for r in conn.execute(select(ap_t).where(ap_t.c.incident_id.in_(ids)).order_by(ap_t.c.id)):
         notified[r.incident_id].append(_ap_notification(r))
     incidents = []
     for r in conn.execute(select(incident_t.c.id, incident_t.c.reference, incident_t.c.state, incident_t.c.version,
                                  incident_t.c.source, incident_t.c.reported_at, incident_t.c.discovered_at,
-                                 incident_t.c.cause_category).where(incident_t.c.id.in_(in_progress))):
+                                 incident_t.c.cause_category).where(incident_t.c.id.in_(ids))):
         try:
             facts = Disclosure(discovered_at=r.discovered_at, cause_category=r.cause_category)
         except ValidationError:  # written past breachflow: the audit names it

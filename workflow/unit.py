@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
-from breachflow.workflow import crypto, keycheck, lifecycle, store, timeline
+from breachflow.workflow import clocks, crypto, keycheck, lifecycle, store, timeline
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import write_transaction
 from breachflow.workflow.disclosure import Disclosure
@@ -37,6 +37,7 @@ from breachflow.workflow.models import data_key_t, incident_t
 from breachflow.workflow.timeline import Event, EventKind
 
 log = logging.getLogger("breachflow.unit")
+CLOCK_FIELDS = frozenset({"discovered_at", "cause_category"})  # the disclosure fields deadlines read
 
 _UPDATE = sa.update(incident_t).where(
     incident_t.c.id == sa.bindparam("b_id"),
@@ -103,6 +104,7 @@ class Unit:
         self._disclosure_changed = False
         self._state_changed = False
         self._clock_moved = False
+        self._clocks_changed = False  # something the deadline rows derive from changed
         self._first_confirmed = False
         self._require_notices: str | None = None
         self._version = loaded.version
@@ -163,15 +165,18 @@ class Unit:
             if problems:
                 raise InvalidInput("invalid change", problems)
             self._clock_moved = self._clock_moved or moves_a_clock(changes)
+        self._clocks_changed = self._clocks_changed or bool(CLOCK_FIELDS & changes.keys())
         self._current = replace(self.incident, disclosure=new)
         self._disclosure_changed = True
         return changes
 
     def fire(self, trigger: str) -> lifecycle.State:
         """Move the incident by ``trigger``, as the machine decides; return the new state."""
+        before = self.incident.state
         state = lifecycle.advance(self.incident, trigger)
         self._current = replace(self.incident, state=state)
         self._state_changed = True
+        self._clocks_changed = self._clocks_changed or bool({before, state} & lifecycle.FINAL_STATES)
         if trigger == lifecycle.Trigger.confirm and self.incident.confirmed_at is None:
             self._current = replace(self.incident, confirmed_at=self.now)
             self._first_confirmed = True
@@ -180,10 +185,12 @@ class Unit:
     def schools_changed(self) -> None:
         """Reload the affected schools after their rows changed."""
         self._current = replace(self.incident, schools=store.load_schools(self.conn, self.loaded.id))
+        self._clocks_changed = True
 
     def ap_notifications_changed(self) -> None:
         """Reload the AP notifications after one was recorded."""
         self._current = replace(self.incident, ap_notifications=store.load_ap_notifications(self.conn, self.loaded.id))
+        self._clocks_changed = True
 
     def record(self, kind: EventKind, payload: dict[str, Any] | None = None, *,
                from_state: str | None = None, to_state: str | None = None) -> None:
@@ -225,6 +232,8 @@ class Unit:
             values["confirmed_at"] = self.now
         if self.conn.execute(_UPDATE, values).rowcount != 1:
             raise StaleVersion(f"incident {loaded.reference} was changed by another command; try again")
+        if self._clocks_changed:
+            clocks.sync(self.conn, self.incident, self.ctx.periods)
         self._version = version
         if log.isEnabledFor(logging.DEBUG):  # what happened, never who or what was written
             log.debug("incident %s: %s%s", loaded.reference, ", ".join(ev.kind for ev in self.events + notes),
