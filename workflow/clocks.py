@@ -76,9 +76,12 @@ def ensure_current(engine: Engine, periods: Periods, now: datetime) -> bool:
         if conn.execute(sa.select(clock_basis_t.c.periods)).scalar() == wanted:
             return False
     with migration_transaction(engine) as conn:
-        if conn.execute(sa.select(clock_basis_t.c.periods)).scalar() == wanted:  # another process did it
+        stored = conn.execute(sa.select(clock_basis_t.c.periods)).scalar()
+        if stored == wanted:  # another process did it
             return False
-        log.warning("deadline periods differ from those the stored clocks were computed with: recomputing them")
+        if stored is not None:
+            log.warning("the deadline periods differ from those the stored deadlines were computed with: "
+                        "recomputing them")
         recompute_all(conn, periods)
         conn.execute(sa.delete(clock_basis_t))
         conn.execute(sa.insert(clock_basis_t).values(id=1, periods=wanted, computed_at=now))
