@@ -36,7 +36,7 @@ from breachflow.api.errors import error_body
 from breachflow.api.signals import Stopped
 from breachflow.api.startup import CannotStart
 from breachflow.notifications.models import OutboxStatus
-from breachflow.workflow import accounts, lifecycle, logs, schools
+from breachflow.workflow import accounts, lifecycle, logs, pages, schools
 from breachflow.workflow.config import DEFAULT_SYSTEMS, Settings
 from breachflow.workflow.disclosure import Source
 from breachflow.workflow.errors import BreachflowError, Conflict, DatabaseFailure, FieldProblem, InvalidInput, NotFound
@@ -61,18 +61,33 @@ class _Parser(argparse.ArgumentParser):
 # --- parser ---------------------------------------------------------------------------------
 
 
-def _incident_parser(sub, name: str, handler: Callable[[argparse.Namespace], int], help_: str, parent,
+def _incident_parser(sub, name: str, handler: Callable[[argparse.Namespace], int], help_: str, *parents,
                      epilog: str | None = None):
-    parser = sub.add_parser(name, help=help_, description=help_, parents=[parent], epilog=epilog,
+    parser = sub.add_parser(name, help=help_, description=help_, parents=list(parents), epilog=epilog,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reference", help="the incident's reference, e.g. DL-2026-00042")
     parser.set_defaults(handler=handler)
     return parser
 
 
+def _page_size(text: str) -> int:
+    """``--limit``: an integer within the page bounds of every list."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= pages.MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {pages.MAX_LIMIT}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    paged = _Parser(add_help=False)
+    paged.add_argument("--limit", type=_page_size, default=pages.DEFAULT_LIMIT,
+                       help=f"items per page (1–{pages.MAX_LIMIT}, default {pages.DEFAULT_LIMIT})")
+    paged.add_argument("--cursor", help="where the next page starts (printed under the previous one)")
     common.add_argument(
         "--actor", default=os.environ.get("BREACHFLOW_ACTOR") or getpass.getuser(),
         help="who acts (default: $BREACHFLOW_ACTOR or your login name)",
@@ -111,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--language", default="nl", choices=schools.LANGUAGES)
     add.add_argument("--contract-ends", type=date_arg, help="contract end date (starts the retention clock)")
     add.set_defaults(handler=c.cmd_school_add)
-    school.add_parser("list", help="list schools", parents=[common]).set_defaults(handler=c.cmd_school_list)
+    school.add_parser("list", help="list schools, a page at a time", parents=[common, paged]).set_defaults(
+        handler=c.cmd_school_list)
 
     inc = sub.add_parser("incident", help="incidents").add_subparsers(
         dest="incident_command", required=True, parser_class=_Parser)
@@ -123,19 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(handler=c.cmd_report)
 
     _incident_parser(inc, "show", c.cmd_show, "show an incident and what each trigger still needs", common)
-    lst = inc.add_parser("list", help="list incidents, newest first", parents=[common])
+    lst = inc.add_parser("list", help="list incidents, newest first, a page at a time", parents=[common, paged])
     lst.add_argument("--state", help="only incidents in this state: one of " + ", ".join(lifecycle.State))
     lst.add_argument("--school", help="only incidents affecting this school (BRIN)")
     lst.set_defaults(handler=c.cmd_list)
 
-    upd = _incident_parser(inc, "update", c.cmd_update, "change fields and affected schools", common, fields)
+    upd = _incident_parser(inc, "update", c.cmd_update, "change fields and affected schools", common, epilog=fields)
     upd.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=set_help)
     upd.add_argument("--school", action="append", default=[], help="add or recount a school BRIN[:COUNT]")
     upd.add_argument("--remove-school", action="append", default=[], help="BRIN of a school not affected after all")
     upd.add_argument("--expect-version", type=int, help=version_help)
     upd.add_argument("--reason", help=reason_help)
 
-    fire = _incident_parser(inc, "fire", c.cmd_fire, "fire a trigger (fields given are saved with it)", common, fields)
+    fire = _incident_parser(inc, "fire", c.cmd_fire, "fire a trigger (fields given are saved with it)", common, epilog=fields)
     fire.add_argument("trigger", help="one of " + ", ".join(lifecycle.Trigger))
     fire.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=set_help)
     fire.add_argument("--expect-version", type=int, help=version_help)
@@ -162,18 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     reopen = _incident_parser(inc, "reopen", c.cmd_reopen, "reopen a dismissed or closed incident", common)
     reopen.add_argument("--reason", required=True)
-    _incident_parser(inc, "timeline", c.cmd_timeline, "the incident's timeline", common)
+    _incident_parser(inc, "timeline", c.cmd_timeline, "the incident's timeline, a page at a time", common, paged)
     notify = _incident_parser(inc, "notify", c.cmd_notify, "send an update notice to the affected schools", common)
     notify.add_argument("--message", help="your own words, above what changed")
 
-    sub.add_parser("deadlines", help="open deadlines, soonest first", parents=[common]).set_defaults(
-        handler=c.cmd_deadlines)
+    sub.add_parser("deadlines", help="open deadlines, soonest first, a page at a time",
+                   parents=[common, paged]).set_defaults(handler=c.cmd_deadlines)
     register = sub.add_parser("register", help="the breach register (datalekkenregister)").add_subparsers(
         dest="register_command", required=True, parser_class=_Parser)
     export = register.add_parser(
         "export", parents=[common], help="every incident's register entry, as CSV (or JSON)",
-        description="Export the breach register: the rows of GET /api/v1/register, as CSV (times in Amsterdam "
-                    "time) or JSON. Damaged records are left out and named on stderr.")
+        description="Export the breach register: the rows of GET /api/v1/register/export, as CSV (times in "
+                    "Amsterdam time) or JSON, written as it is read. A damaged record keeps its row (CSV) or "
+                    "is named under \"unreadable\" (JSON).")
     export.add_argument("--format", choices=["csv", "json"], help="default: csv, or json with --json")
     export.add_argument("--out", type=Path, help="write to this file (owner-only, 0600) instead of standard output")
     export.set_defaults(handler=c.cmd_register_export)
@@ -252,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(handler=c.cmd_worker)
     box = sub.add_parser("outbox", help="the outbox of mail").add_subparsers(
         dest="outbox_command", required=True, parser_class=_Parser)
-    box_list = box.add_parser("list", help="messages by status (default: dead letters)", parents=[common])
+    box_list = box.add_parser("list", help="messages by status (default: dead letters), a page at a time",
+                              parents=[common, paged])
     box_list.add_argument("--status", default=OutboxStatus.dead.value, choices=[*OutboxStatus, "all"])
     box_list.set_defaults(handler=c.cmd_outbox_list)
     retry = box.add_parser("retry", help="requeue dead letters", parents=[common])

@@ -17,7 +17,6 @@ from breachflow.api.arguments import parse_assignments, parse_schools
 from breachflow.api.metrics import delivery_registry
 from breachflow.notifications import outbox
 from breachflow.notifications.mailer import destination, mailer_for
-from breachflow.notifications.models import OutboxStatus
 from breachflow.notifications.worker import notifications_context, run_worker
 from breachflow.workflow import (
     accounts,
@@ -30,6 +29,7 @@ from breachflow.workflow import (
     keystore,
     lifecycle,
     logs,
+    pages,
     queries,
     register,
     schema,
@@ -43,6 +43,15 @@ from breachflow.workflow.errors import FieldProblem, InvalidInput
 
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str) if args.json else text)
+
+
+def _print_page(args: argparse.Namespace, page: pages.Page, data: list[Any], lines: list[str], empty: str) -> None:
+    """One page of a list: JSON ``{"items": [...], "next_cursor": ...}``, or lines of text and, when
+    more follow, how to ask for them (on standard error, so the lines stay clean for a pipe)."""
+    _warn_unreadable(page.unreadable)
+    _print(args, {"items": data, "next_cursor": page.next_cursor}, "\n".join(lines) or empty)
+    if page.next_cursor is not None and not args.json:
+        print(f"more: add --cursor {page.next_cursor}", file=sys.stderr)
 
 
 def _ctx(args: argparse.Namespace) -> Context:
@@ -88,16 +97,16 @@ def cmd_school_add(args: argparse.Namespace) -> int:
 
 
 def cmd_school_list(args: argparse.Namespace) -> int:
-    rows = schools.list_all(_ctx(args))
-    text = "\n".join(f"{s.brin:<7} {s.name} ({s.language}) {', '.join(s.contacts)}" for s in rows)
-    _print(args, [s.__dict__ for s in rows], text or "no schools yet")
+    page = schools.page(_ctx(args), limit=args.limit, cursor=args.cursor)
+    _print_page(args, page, [s.__dict__ for s in page.items],
+                [f"{s.brin:<7} {s.name} ({s.language}) {', '.join(s.contacts)}" for s in page.items], "no schools yet")
     return 0
 
 
 def _show(args: argparse.Namespace, ctx: Context, incident) -> int:
     _print(args, render.incident_json(incident, ctx.periods), render.incident_text(incident, ctx.periods))
     if ctx.notifier is not None:  # a command ran: say if its mail is waiting for a worker
-        waiting = len(outbox.list_messages(ctx, status=OutboxStatus.pending, reference=incident.reference))
+        waiting = outbox.count_waiting(ctx, incident.reference)
         if waiting:
             print(f"{waiting} message(s) wait in the outbox; 'breachflow serve' or 'breachflow worker' "
                   f"sends them to {destination(ctx.settings)}", file=sys.stderr)
@@ -126,20 +135,20 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
-    unreadable: list[str] = []
-    rows = queries.list_incidents(ctx, unreadable, state=args.state, brin=args.school)
-    _warn_unreadable(unreadable)
+    page = queries.incident_page(ctx, state=args.state, brin=args.school, limit=args.limit, cursor=args.cursor)
+    rows = page.items
     found = register.histories(ctx, [i.id for i in rows])
-    entries = {i.id: views.register_entry(render.OPERATOR, i, found[i.id]) for i in rows}
-    text = "\n".join(
+    now = datetime.now(UTC)
+    entries = {i.id: views.register_entry(render.OPERATOR, i, found[i.id], now, ctx.periods) for i in rows}
+    lines = [
         f"{i.reference}  {i.state:<15} {i.responsibility.value:<9} {render.when(i.disclosure.discovered_at)}  "
         f"{', '.join(s.brin for s in i.schools)}"
         + "".join(f"\n    {line}" for line in render.history_lines(entries[i.id]))
         for i in rows
-    )
+    ]
     data = [render.incident_json(i, ctx.periods) | entries[i.id].model_dump(mode="json", include=render.HISTORY_FIELDS)
             for i in rows]
-    _print(args, data, text or "no incidents")
+    _print_page(args, page, data, lines, "no incidents")
     return 0
 
 
@@ -213,42 +222,38 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
-    entries = queries.timeline_of(_ctx(args), args.reference)
-    _print(args, [render.entry_json(e) for e in entries], "\n".join(timeline_text.entry_text(e) for e in entries))
+    page = queries.timeline_page(_ctx(args), args.reference, limit=args.limit, cursor=args.cursor)
+    _print_page(args, page, [render.entry_json(e) for e in page.items],
+                [timeline_text.entry_text(e) for e in page.items], "no events")
     return 0
 
 
 def cmd_deadlines(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
     now = datetime.now(UTC)
-    unreadable: list[str] = []
-    pairs = queries.open_deadlines(ctx, unreadable)
-    _warn_unreadable(unreadable)
-    data = [{"reference": i.reference, **render.deadline_json(d, now, ctx.periods, i)} for i, d in pairs]
-    text = "\n".join(f"{i.reference}  {render.deadline_line(d, i, now, ctx.periods)}" for i, d in pairs)
-    _print(args, data, text or "no open deadlines")
+    page = queries.open_deadline_page(ctx, limit=args.limit, cursor=args.cursor)
+    shown = [views.open_deadline_out(o, now, ctx.periods) for o in page.items]
+    _print_page(args, page, [d.model_dump(mode="json") for d in shown],
+                [f"{d.reference}  {render.deadline_line(d)}" for d in shown], "no open deadlines")
     return 0
 
 
 def cmd_register_export(args: argparse.Namespace) -> int:
     ctx = _ctx(args)
-    unreadable: list[str] = []
-    rows = register_export.entries(ctx, render.OPERATOR, unreadable)
-    _warn_unreadable(unreadable)
     form = args.format or ("json" if args.json else "csv")
-    if form == "csv":
-        text = register_export.to_csv(rows)
-    else:
-        text = json.dumps([r.model_dump(mode="json") for r in rows], indent=2, ensure_ascii=False) + "\n"
+    chunks = (register_export.stream_csv if form == "csv" else register_export.stream_json)(ctx, render.OPERATOR)
     if args.out is None:
-        sys.stdout.write(text)
+        for chunk in chunks:
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.flush()
         return 0
     try:
-        files.write_private(args.out, text.encode(), replace=True)  # the register holds personal data
+        files.write_private(args.out, chunks, replace=True)  # the register holds personal data
     except OSError as exc:
         raise InvalidInput("invalid input", [FieldProblem("--out", f"cannot write {args.out}: {exc.strerror}")]) from None
-    _print(args, {"out": str(args.out), "format": form, "incidents": len(rows)},
-           f"wrote {len(rows)} incident(s) to {args.out} ({form}, owner-only)")
+    size = args.out.stat().st_size
+    _print(args, {"out": str(args.out), "format": form, "bytes": size},
+           f"wrote the register to {args.out} ({form}, {size} bytes, owner-only)")
     return 0
 
 
@@ -386,12 +391,11 @@ def _notifying(args: argparse.Namespace) -> Context:
 
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
-    rows = outbox.list_messages(_ctx(args), status=None if args.status == "all" else args.status)
-    text = "\n".join(
+    page = outbox.list_messages(_ctx(args), status=None if args.status == "all" else args.status,
+                                limit=args.limit, cursor=args.cursor)
+    _print_page(args, page, [r.__dict__ for r in page.items], [
         f"{r.id:>6} {r.reference} {r.school or '-':<7} {r.kind:<18} {r.status:<8} tries {r.attempts}"
-        f"  {r.last_error or ''}" for r in rows
-    )
-    _print(args, [r.__dict__ for r in rows], text or f"no {args.status} messages")
+        f"  {r.last_error or ''}" for r in page.items], f"no {args.status} messages")
     return 0
 
 

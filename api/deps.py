@@ -15,12 +15,12 @@ from functools import partial
 from typing import Annotated, Any, TypeVar
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from breachflow.api.errors import Forbidden, TooManyFailures, Unauthenticated
 from breachflow.api.throttle import AuthFailures
-from breachflow.workflow import accounts
+from breachflow.workflow import accounts, pages
 from breachflow.workflow.accounts import Account, Role
 from breachflow.workflow.context import Context
 from breachflow.workflow.errors import FieldProblem, InvalidInput
@@ -35,6 +35,9 @@ async def get_ctx(request: Request) -> Context:
 
 
 CtxDep = Annotated[Context, Depends(get_ctx)]
+Limit = Annotated[int, Query(ge=1, le=pages.MAX_LIMIT, description="items per page")]
+Cursor = Annotated[str | None, Query(max_length=pages.MAX_CURSOR, pattern=r"^[A-Za-z0-9_-]+$",
+                                     description="the next_cursor of the previous page")]
 
 
 def _query_names(dependant: Any) -> set[str]:

@@ -11,7 +11,7 @@ from typing import Any
 from breachflow.api import schemas, views
 from breachflow.workflow import lifecycle
 from breachflow.workflow.accounts import Account, Role
-from breachflow.workflow.deadlines import Deadline, Periods, Status, deadlines, local
+from breachflow.workflow.deadlines import Periods, Status, local
 from breachflow.workflow.disclosure import AffectedGroup
 from breachflow.workflow.incident import Incident
 from breachflow.workflow.queries import Entry
@@ -23,10 +23,6 @@ def when(moment: datetime | None) -> str:
 
 # The command line is an operator's tool: it sees what a handler sees.
 OPERATOR = Account(0, "cli", Role.handler)
-
-
-def deadline_json(d: Deadline, now: datetime, periods: Periods, incident: Incident) -> dict[str, Any]:
-    return views.deadline_out(incident, d, now, periods).model_dump(mode="json")
 
 
 def incident_json(incident: Incident, periods: Periods, now: datetime | None = None) -> dict[str, Any]:
@@ -73,8 +69,8 @@ def incident_text(incident: Incident, periods: Periods, now: datetime | None = N
         lines.append(f"    {s.brin} {s.name} ({count}); {informed}")
     for n in incident.ap_notifications:
         lines.append(f"  AP {n.kind.value}: {n.ap_reference} at {when(n.notified_at)}")
-    for d in deadlines(incident, periods):
-        lines.append("  deadline " + deadline_line(d, incident, now, periods))
+    for d in views.incident_deadlines_out(OPERATOR, incident, now, periods):
+        lines.append("  deadline " + deadline_line(d))
     for trigger, missing in lifecycle.available(incident).items():
         if missing:
             lines.append(f"  {trigger}: needs " + "; ".join(m.problem for m in missing))
@@ -83,15 +79,15 @@ def incident_text(incident: Incident, periods: Periods, now: datetime | None = N
     return "\n".join(lines)
 
 
-def deadline_line(d: Deadline, incident: Incident, now: datetime, periods: Periods) -> str:
-    brin = next((f" {s.brin}" for s in incident.schools if s.school_id == d.school_id), "")
-    status = d.status(now, periods.due_soon)
+def deadline_line(d: schemas.DeadlineOut) -> str:
+    """A deadline on one line: kind, school, due time, status, when met, how it was settled."""
+    school = f" {d.school}" if d.school else ""
     met = ""
     if d.met_at:
-        met = (" " if status is Status.met else ", met ") + when(d.met_at) + (" (late)" if d.met_late else "")
-    moved = (f" (clock moved {when(incident.clock_moved_at)} by {incident.clock_moved_by})"
-             if incident.clock_moved_at else "")
-    return f"{d.kind.value}{brin}: due {when(d.due_at)} [{status.value}{met}]{moved}"
+        met = (" " if d.status == Status.met else ", met ") + when(d.met_at) + (" (late)" if d.met_late else "")
+    settled = f": {d.outcome}" if d.status == Status.settled else ""
+    moved = f" (clock moved {when(d.clock_moved_at)} by {d.clock_moved_by})" if d.clock_moved_at else ""
+    return f"{d.kind}{school}: due {when(d.due_at)} [{d.status}{settled}{met}]{moved}"
 
 
 def _with_reason(head: str, reason: str | None) -> str:
@@ -100,11 +96,12 @@ def _with_reason(head: str, reason: str | None) -> str:
 
 def register_csv_row(entry: schemas.RegisterEntry) -> dict[str, Any]:
     """A register entry for the CSV export: reopenings and late AP notifications as text lists,
-    each ``<Amsterdam time> (<reason>)``."""
+    each ``<Amsterdam time> (<reason>)``; deadlines as ``deadline_line`` writes them."""
     row = entry.model_dump(mode="json")
     row["reopenings"] = [_with_reason(when(r.at), r.reason) for r in entry.reopenings]
     row["ap_delays"] = [_with_reason(f"{when(a.notified_at)} {a.kind.value} {a.ap_reference}", a.delay_reason)
                         for a in entry.ap_delays]
+    row["deadlines"] = [deadline_line(d) for d in entry.deadlines]
     return row
 
 

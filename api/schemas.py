@@ -113,9 +113,11 @@ class DeadlineOut(BaseModel):
     school: str | None
     due_at: datetime
     due_at_local: str = Field(description="due time in Europe/Amsterdam")
-    status: str = Field(description="ok, due_soon, overdue or met")
+    status: str = Field(description="ok, due_soon, overdue, met, or settled (closed without being met)")
     met_at: datetime | None
     met_late: bool
+    outcome: str | None = Field(None, description="once the incident is closed: met, met_late, school_told "
+                                                  "(the school was told to notify the AP itself) or unmet")
     clock_moved_at: datetime | None = Field(
         None, description="when a handler last corrected the discovery time or a known cause, moving the clocks")
     clock_moved_by: str | None = Field(None, description="who made that correction")
@@ -147,13 +149,19 @@ class IncidentSummary(BaseModel):
     deadline_status: str | None = Field(description="the most urgent open deadline's status, or met/None")
 
 
-class IncidentPage(BaseModel):
+class _Page(BaseModel):
+    limit: int = Field(description="the most items a page holds (a page may hold fewer and still have a next)")
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+
+
+class IncidentPage(_Page):
     items: list[IncidentSummary]
-    total: int
-    limit: int
-    offset: int
     unreadable: list[str] = Field(default_factory=list,
                                   description="references of records that could not be read (damaged); left out")
+
+
+class DeadlinePage(_Page):
+    items: list[DeadlineOut]
 
 
 class TriggerOut(BaseModel):
@@ -210,6 +218,17 @@ class RegisterEntry(BaseModel):
     dismissed_at: datetime | None = Field(description="the latest dismissal")
     dismissal_reason: str | None = Field(description="the reason given at the latest dismissal")
     ap_delays: list[ApDelayOut] = Field(description="AP notifications recorded late, with the reason for the delay")
+    deadlines: list[DeadlineOut] = Field(description="its clocks: open, met, or settled when it was closed")
+
+
+class RegisterPage(_Page):
+    items: list[RegisterEntry]
+    unreadable: list[str] = Field(default_factory=list,
+                                  description="references of records that could not be read (damaged); left out")
+
+
+class TimelinePage(_Page):
+    items: list[TimelineEntryOut]
 
 
 class StepOut(BaseModel):
@@ -235,6 +254,10 @@ class SchoolOut(BaseModel):
     language: str
     contacts: list[str]
     contract_ends_on: date | None
+
+
+class SchoolPage(_Page):
+    items: list[SchoolOut]
 
 
 class Health(BaseModel):

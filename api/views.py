@@ -14,14 +14,14 @@ from breachflow.workflow.accounts import Account, Role
 from breachflow.workflow.deadlines import Deadline, Periods, Status, deadlines, local
 from breachflow.workflow.disclosure import cia
 from breachflow.workflow.incident import AffectedSchool, ApKind, Incident
-from breachflow.workflow.queries import Entry
+from breachflow.workflow.queries import Entry, OpenDeadline
 from breachflow.workflow.register import History
 from breachflow.workflow.timeline import EventKind
 
 HIDDEN_FROM_SCHOOLS = frozenset({"reporter_name", "reporter_contact"})
 SCHOOL_EVENT_KINDS = frozenset({EventKind.reported, EventKind.transition, EventKind.contact, EventKind.ap_notification,
                                 EventKind.acknowledged})
-URGENCY = [Status.overdue, Status.due_soon, Status.ok]
+URGENCY = [Status.overdue, Status.due_soon, Status.ok, Status.settled]
 
 
 def is_school(account: Account) -> bool:
@@ -44,21 +44,35 @@ def visible_deadlines(account: Account, incident: Incident, periods: Periods) ->
     return [d for d in deadlines(incident, periods) if d.school_id is None or d.school_id in own]
 
 
-def deadline_out(incident: Incident, d: Deadline, now: datetime, periods: Periods,
-                 brins: dict[int, str] | None = None) -> schemas.DeadlineOut:
-    """One deadline for the API; pass ``brins`` (school id → BRIN) when converting many."""
-    if brins is None:
-        brins = {s.school_id: s.brin for s in incident.schools}
+def deadline_out(d: Deadline, now: datetime, periods: Periods, *, reference: str, school: str | None,
+                 moved_at: datetime | None, moved_by: str | None) -> schemas.DeadlineOut:
+    """One deadline for the API."""
     return schemas.DeadlineOut(
-        reference=incident.reference, kind=d.kind.value, school=brins.get(d.school_id), due_at=d.due_at,
+        reference=reference, kind=d.kind.value, school=school, due_at=d.due_at,
         due_at_local=f"{local(d.due_at):%Y-%m-%d %H:%M %Z}", status=d.status(now, periods.due_soon).value,
-        met_at=d.met_at, met_late=d.met_late,
-        clock_moved_at=incident.clock_moved_at, clock_moved_by=incident.clock_moved_by,
+        met_at=d.met_at, met_late=d.met_late, outcome=d.outcome.value if d.outcome else None,
+        clock_moved_at=moved_at, clock_moved_by=moved_by,
     )
 
 
+def incident_deadlines_out(account: Account, incident: Incident, now: datetime,
+                           periods: Periods) -> list[schemas.DeadlineOut]:
+    """The incident's clocks that ``account`` sees, settled ones included."""
+    brins = {s.school_id: s.brin for s in incident.schools}
+    return [deadline_out(d, now, periods, reference=incident.reference, school=brins.get(d.school_id),
+                         moved_at=incident.clock_moved_at, moved_by=incident.clock_moved_by)
+            for d in visible_deadlines(account, incident, periods)]
+
+
+def open_deadline_out(o: OpenDeadline, now: datetime, periods: Periods) -> schemas.DeadlineOut:
+    """A deadline of the deadlines view."""
+    return deadline_out(o.deadline, now, periods, reference=o.reference, school=o.brin,
+                        moved_at=o.clock_moved_at, moved_by=o.clock_moved_by)
+
+
 def deadline_status(account: Account, incident: Incident, now: datetime, periods: Periods) -> str | None:
-    """The most urgent status among the incident's clocks (``met`` when all are met)."""
+    """The most urgent status among the incident's clocks (``met`` when all are met; ``settled``
+    when it was closed with one unmet). ``queries.incident_page`` filters by the same rule."""
     statuses = {d.status(now, periods.due_soon) for d in visible_deadlines(account, incident, periods)}
     if not statuses:
         return None
@@ -86,8 +100,7 @@ def incident_out(account: Account, incident: Incident, now: datetime, periods: P
             for n in incident.ap_notifications
             if not is_school(account) or visible_ids & set(n.school_ids)
         ],
-        deadlines=[deadline_out(incident, d, now, periods, brins)
-                   for d in visible_deadlines(account, incident, periods)],
+        deadlines=incident_deadlines_out(account, incident, now, periods),
     )
 
 
@@ -141,7 +154,8 @@ def triggers_out(incident: Incident) -> list[schemas.TriggerOut]:
     return result
 
 
-def register_entry(account: Account, incident: Incident, history: History) -> schemas.RegisterEntry:
+def register_entry(account: Account, incident: Incident, history: History, now: datetime,
+                   periods: Periods) -> schemas.RegisterEntry:
     """One row of the breach register.
 
     A school reads the reopenings and the dismissal of its own incidents with their reasons (the
@@ -172,4 +186,5 @@ def register_entry(account: Account, incident: Incident, history: History) -> sc
             for a in history.ap_delays
             if not is_school(account) or visible_ids & set(a.school_ids)
         ],
+        deadlines=incident_deadlines_out(account, incident, now, periods),
     )

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from breachflow.notifications.models import OutboxStatus, outbox_t
 from breachflow.notifications.render import MessageKind
-from breachflow.workflow import crypto, service
+from breachflow.workflow import crypto, pages, service
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
 from breachflow.workflow.errors import DataDamaged, DataDestroyed, NotFound
@@ -229,22 +229,36 @@ class Row:
     message_id: str
 
 
-def list_messages(ctx: Context, *, status: str | None = OutboxStatus.dead,
-                  reference: str | None = None) -> list[Row]:
-    """Outbox rows (default: the dead letters), oldest first; optionally of one incident."""
+def list_messages(ctx: Context, *, status: str | None = OutboxStatus.dead, reference: str | None = None,
+                  limit: int = pages.DEFAULT_LIMIT, cursor: str | None = None) -> pages.Page[Row]:
+    """A page of outbox rows (default: the dead letters), oldest first; optionally of one incident."""
     query = (
         sa.select(outbox_t, incident_t.c.reference, school_t.c.brin)
         .join(incident_t, incident_t.c.id == outbox_t.c.incident_id)
         .outerjoin(school_t, school_t.c.id == outbox_t.c.school_id)
         .order_by(outbox_t.c.id)
+        .limit(limit + 1)
     )
+    after = pages.decode(cursor, pages.strict_int)
+    if after is not None:
+        query = query.where(outbox_t.c.id > after[0])
     if status is not None:
         query = query.where(outbox_t.c.status == status)
     if reference is not None:
         query = query.where(incident_t.c.reference == reference)
     with read_transaction(ctx.engine) as conn:
-        return [Row(r.id, r.reference, r.brin, r.kind, r.status, r.attempts, r.next_attempt_at, r.last_error,
-                    r.message_id) for r in conn.execute(query)]
+        rows, next_cursor = pages.cut(conn.execute(query).all(), limit, lambda r: (r.id,))
+    return pages.Page([Row(r.id, r.reference, r.brin, r.kind, r.status, r.attempts, r.next_attempt_at,
+                           r.last_error, r.message_id) for r in rows], next_cursor)
+
+
+def count_waiting(ctx: Context, reference: str) -> int:
+    """How many messages about incident ``reference`` wait to be sent."""
+    with read_transaction(ctx.engine) as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(outbox_t)
+                            .join(incident_t, incident_t.c.id == outbox_t.c.incident_id)
+                            .where(incident_t.c.reference == reference,
+                                   outbox_t.c.status == OutboxStatus.pending)).scalar_one()
 
 
 def requeue(ctx: Context, *, ids: list[int] | None, actor: str, now: datetime) -> int:

@@ -4,13 +4,16 @@ For every unmet deadline of an incident in progress, a reminder is due at each c
 before it (``BREACHFLOW_REMINDER_OFFSETS_HOURS``, default 12 and 2 hours) and once it has passed.
 A reminder is queued once per deadline and offset, ever: the ``reminder`` table's unique key
 holds even when scanners run at once. When several are due at one scan (the scanner was down),
-only the most urgent is sent and the rest are marked done.
+only the most urgent is sent and the rest are marked done. Each open ``deadline`` row says when
+the scanner should next look at it (``next_look_at``: set by the command that creates or moves
+the clock, moved on by the scanner), so a scan reads only what is due.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -19,19 +22,19 @@ from breachflow.notifications.models import outbox_t, reminder_t
 from breachflow.notifications.notices import queue_row
 from breachflow.notifications.render import MessageKind, render
 from breachflow.notifications.texts import VALUES
-from breachflow.workflow import queries
 from breachflow.workflow.accounts import Role
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
 from breachflow.workflow.deadlines import Deadline, DeadlineKind
-from breachflow.workflow.incident import Incident
-from breachflow.workflow.models import user_t
+from breachflow.workflow.models import deadline_t, user_t
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.unit import Unit
 
 log = logging.getLogger("breachflow.reminders")
 ACTOR = "deadline-scanner"
 OVERDUE = "overdue"
+OVERDUE_AFTER = timedelta(microseconds=1)  # overdue is strictly after the due time
+BATCH = 1000  # incidents per query for the reminders already sent
 DEADLINE_NAMES = {
     "nl": {DeadlineKind.school_notice: "school informeren", DeadlineKind.ap_notice: "melding bij de AP",
            DeadlineKind.school_ap_notice: "melding bij de AP door de school"},
@@ -63,46 +66,102 @@ def _remaining(due: datetime, now: datetime, language: str) -> str:
     return f"{hours:.0f} uur" if language == "nl" else f"{hours:.0f} hours"
 
 
+def next_look(due_at: datetime, done: set[str], offsets: list[float]) -> datetime | None:
+    """When the reminder after the latest one in ``done`` falls due (``None``: the overdue one was
+    sent). Earlier reminders than one already sent are never sent any more."""
+    moments = [(due_at - timedelta(hours=hours), f"{hours:g}h") for hours in sorted(offsets, reverse=True)]
+    moments.append((due_at + OVERDUE_AFTER, OVERDUE))
+    after = max((n + 1 for n, (_, label) in enumerate(moments) if label in done), default=0)
+    return moments[after][0] if after < len(moments) else None
+
+
+_DUE = (
+    sa.select(deadline_t.c.id, deadline_t.c.incident_id, deadline_t.c.kind, deadline_t.c.school_id,
+              deadline_t.c.due_at)
+    .where(deadline_t.c.next_look_at <= sa.bindparam("now"))
+    .order_by(deadline_t.c.next_look_at, deadline_t.c.id)
+)
+_SENT = sa.select(reminder_t.c.incident_id, reminder_t.c.deadline, reminder_t.c.school_id,
+                  reminder_t.c.offset_label).where(reminder_t.c.incident_id.in_(sa.bindparam("ids", expanding=True)))
+_STILL_DUE = sa.select(deadline_t.c.id).where(
+    deadline_t.c.id == sa.bindparam("b_id"), deadline_t.c.due_at == sa.bindparam("b_due"), deadline_t.c.is_open == sa.true())
+_LOOK_AGAIN = sa.update(deadline_t).where(
+    deadline_t.c.id == sa.bindparam("b_id"), deadline_t.c.due_at == sa.bindparam("b_due"),
+    deadline_t.c.is_open == sa.true()).values(next_look_at=sa.bindparam("b_next"))
+
+
+def _key(incident_id: int, kind: str, school_id: int | None) -> tuple[int, str, int]:
+    return incident_id, kind, school_id or 0
+
+
 def scan(ctx: Context, now: datetime) -> int:
-    """Queue every reminder due at ``now``; return how many were queued."""
-    staff = _staff_addresses(ctx)
-    queued = 0
-    for incident in queries.get_many(ctx, queries.find_in_progress(ctx)):  # unreadable ones are logged there
-        for deadline in queries.deadlines_of(ctx, incident):
-            labels = due_labels(deadline, now, ctx.settings.reminder_offsets_hours)
-            try:
-                if labels and _queue(ctx, incident, deadline, labels, staff, now):
-                    queued += 1
-            except sa.exc.IntegrityError:  # another scanner queued this reminder first
-                continue
-            except Exception:  # one incident's failure must not stop the reminders of the others
-                log.exception("reminder for %s (%s) failed; the scan goes on", incident.reference, deadline.kind)
+    """Queue every reminder due at ``now``; return how many were queued.
+
+    One indexed query finds the deadlines whose next reminder is due (``deadline.next_look_at``);
+    when there are none, the scan writes nothing. Each reminder is queued in its own transaction
+    with its incident locked; a deadline whose reminders were all sent already only moves its
+    ``next_look_at`` on, all of them in one transaction.
+    """
+    with read_transaction(ctx.engine) as conn:
+        due = conn.execute(_DUE, {"now": now}).all()
+        if not due:
+            return 0
+        sent: dict[tuple[int, str, int], set[str]] = {}
+        for batch in range(0, len(due), BATCH):
+            ids = sorted({r.incident_id for r in due[batch:batch + BATCH]})
+            for r in conn.execute(_SENT, {"ids": ids}):
+                sent.setdefault((r.incident_id, r.deadline, r.school_id), set()).add(r.offset_label)
+    offsets = ctx.settings.reminder_offsets_hours
+    staff, queued, moved = None, 0, []
+    for row in due:
+        done = sent.get(_key(row.incident_id, row.kind, row.school_id), set())
+        labels = due_labels(Deadline(DeadlineKind(row.kind), row.due_at, school_id=row.school_id), now, offsets)
+        if not labels or labels[0] in done:  # nothing new: look again when the next one falls due
+            moved.append({"b_id": row.id, "b_due": row.due_at, "b_next": next_look(row.due_at, done | set(labels),
+                                                                                     offsets)})
+            continue
+        staff = _staff_addresses(ctx) if staff is None else staff
+        try:
+            if _queue(ctx, row, labels, staff, now):
+                queued += 1
+        except sa.exc.IntegrityError:  # another scanner queued this reminder first
+            continue
+        except Exception:  # one incident's failure must not stop the reminders of the others
+            log.exception("reminder for incident #%s (%s) failed; the scan goes on", row.incident_id, row.kind)
+    if moved:
+        with write_transaction(ctx.engine) as conn:
+            conn.execute(_LOOK_AGAIN, moved)
     return queued
 
 
-def _queue(ctx: Context, incident: Incident, deadline: Deadline, labels: list[str], staff: list[str],
-           now: datetime) -> bool:
+def _queue(ctx: Context, row: Any, labels: list[str], staff: list[str], now: datetime) -> bool:
     language = ctx.settings.staff_language
-    school = next((s for s in incident.schools if s.school_id == deadline.school_id), None)
     with write_transaction(ctx.engine) as conn:
-        unit = Unit.open(conn, ctx, incident.id, ACTOR, system=True, now=now)  # the incident first
+        unit = Unit.open(conn, ctx, row.incident_id, ACTOR, system=True, now=now)  # the incident first
+        if conn.execute(_STILL_DUE, {"b_id": row.id, "b_due": row.due_at}).first() is None:
+            return False  # a command moved or met it since the scan looked
+        incident = unit.incident
+        key = _key(row.incident_id, row.kind, row.school_id)
         done = set(conn.execute(
             sa.select(reminder_t.c.offset_label).where(
-                reminder_t.c.incident_id == incident.id, reminder_t.c.deadline == deadline.kind.value,
-                reminder_t.c.school_id == (deadline.school_id or 0))
+                reminder_t.c.incident_id == key[0], reminder_t.c.deadline == key[1], reminder_t.c.school_id == key[2])
         ).scalars())
+        conn.execute(_LOOK_AGAIN, {"b_id": row.id, "b_due": row.due_at,
+                                   "b_next": next_look(row.due_at, done | set(labels), ctx.settings.reminder_offsets_hours)})
         if labels[0] in done:
             return False
         conn.execute(sa.insert(reminder_t), [
-            {"incident_id": incident.id, "deadline": deadline.kind.value, "school_id": deadline.school_id or 0,
-             "offset_label": label, "created_at": now} for label in labels if label not in done])
-        payload = {"deadline": deadline.kind.value, "school": school.brin if school else None,
-                   "offset": labels[0], "due_at": deadline.due_at.isoformat(), "recipients": len(staff)}
+            {"incident_id": key[0], "deadline": key[1], "school_id": key[2], "offset_label": label, "created_at": now}
+            for label in labels if label not in done])
+        kind = DeadlineKind(row.kind)
+        school = next((s for s in incident.schools if s.school_id == row.school_id), None)
+        payload = {"deadline": kind.value, "school": school.brin if school else None,
+                   "offset": labels[0], "due_at": row.due_at.isoformat(), "recipients": len(staff)}
         if staff:
             subject, text, html = render(MessageKind.reminder, language, {
-                "reference": incident.reference, "deadline": DEADLINE_NAMES[language][deadline.kind],
-                "school_name": school.name if school else None, "due": facts.when(deadline.due_at, language),
-                "overdue": labels[0] == OVERDUE, "remaining": _remaining(deadline.due_at, now, language),
+                "reference": incident.reference, "deadline": DEADLINE_NAMES[language][kind],
+                "school_name": school.name if school else None, "due": facts.when(row.due_at, language),
+                "overdue": labels[0] == OVERDUE, "remaining": _remaining(row.due_at, now, language),
                 "state": VALUES[language].get(incident.state, incident.state),
                 "url": f"{ctx.settings.public_url}/api/v1/incidents/{incident.reference}",
             })

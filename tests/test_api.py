@@ -94,7 +94,7 @@ def test_a_handler_walks_an_incident_through_the_api(api):
     ack = api.call("school_a", "POST", f"/incidents/{ref}/acknowledgements", json={"comment": "Received"})
     assert ack.status_code == 201 and ack.json()["schools"][0]["acknowledged_at"]
 
-    kinds = [e["kind"] for e in api.call("handler", "GET", f"/incidents/{ref}/timeline").json()]
+    kinds = [e["kind"] for e in api.call("handler", "GET", f"/incidents/{ref}/timeline").json()["items"]]
     assert kinds == ["reported", "transition", "transition", "notices_queued", "updated", "note", "contact",
                      "ap_notification", "acknowledged"]
 
@@ -130,7 +130,7 @@ def test_idempotency_key_makes_a_retried_report_one_incident(api):
     again = api.call("handler", "POST", "/incidents", json=body, headers=headers)
     assert first.status_code == again.status_code == 201
     assert first.json()["reference"] == again.json()["reference"]
-    assert api.call("handler", "GET", "/incidents").json()["total"] == 1
+    assert len(api.call("handler", "GET", "/incidents").json()["items"]) == 1
     other = api.call("handler", "POST", "/incidents", json=body | {"source": "school"}, headers=headers)
     assert_error(other, 409, "conflict")
 
@@ -142,23 +142,27 @@ def test_list_filters_and_pages(api):
     refs = [api.report(discovered_at=hours_ago(h).isoformat()) for h in (1, 30, 2)]
     api.call("handler", "POST", f"/incidents/{refs[0]}/triggers/begin_triage")
     page = api.call("handler", "GET", "/incidents?limit=2").json()
-    assert (page["total"], [i["reference"] for i in page["items"]]) == (3, refs[::-1][:2])
+    assert [i["reference"] for i in page["items"]] == refs[::-1][:2] and page["next_cursor"]
+    rest = api.call("handler", "GET", f"/incidents?limit=2&cursor={page['next_cursor']}").json()
+    assert ([i["reference"] for i in rest["items"]], rest["next_cursor"]) == ([refs[0]], None)
     assert [i["reference"] for i in api.call("handler", "GET", "/incidents?state=triage").json()["items"]] == [refs[0]]
     overdue = api.call("handler", "GET", "/incidents?deadline=overdue").json()
     assert [i["reference"] for i in overdue["items"]] == [refs[1]]
     unknown = api.call("handler", "GET", "/incidents?responsibility=unknown").json()
-    assert unknown["total"] == 3
-    assert api.call("handler", "GET", "/incidents?responsibility=school").json()["total"] == 0
+    assert len(unknown["items"]) == 3
+    assert api.call("handler", "GET", "/incidents?responsibility=school").json()["items"] == []
 
 
 def test_register_as_json_and_csv_includes_dismissed_reports(api):
     ref = api.report()
     api.call("handler", "POST", f"/incidents/{ref}/triggers/begin_triage")
     api.call("handler", "POST", f"/incidents/{ref}/triggers/dismiss", json={"fields": {"dismissal_reason": "test data"}})
-    entries = api.call("manager", "GET", "/register").json()
+    entries = api.call("manager", "GET", "/register").json()["items"]
     assert [(e["reference"], e["state"]) for e in entries] == [(ref, "dismissed")]
-    for response in (api.call("manager", "GET", "/register?format=csv"),
-                     api.call("manager", "GET", "/register", headers={"Accept": "text/csv"})):
+    exported = api.call("manager", "GET", "/register/export").json()
+    assert exported == {"items": entries, "unreadable": []}
+    for response in (api.call("manager", "GET", "/register/export?format=csv"),
+                     api.call("manager", "GET", "/register/export", headers={"Accept": "text/csv"})):
         assert response.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(response.text)))
         assert [(r["reference"], r["state"], r["schools"]) for r in rows] == [(ref, "dismissed", SCHOOL_A)]
@@ -167,7 +171,7 @@ def test_register_as_json_and_csv_includes_dismissed_reports(api):
 def test_deadlines_soonest_first(api):
     late = api.report(discovered_at=hours_ago(70).isoformat())
     early = api.report(discovered_at=hours_ago(1).isoformat())
-    deadlines = api.call("manager", "GET", "/deadlines").json()
+    deadlines = api.call("manager", "GET", "/deadlines").json()["items"]
     assert [(d["reference"], d["kind"]) for d in deadlines][:2] == [(late, "school_notice"), (late, "ap_notice")]
     assert deadlines[0]["status"] == "overdue" and deadlines[1]["status"] == "due_soon"
     assert deadlines[0]["due_at_local"].endswith(("CET", "CEST"))
@@ -188,7 +192,7 @@ def test_schools_are_managed_by_admins(api):
     created = api.call("admin", "POST", "/schools", json=body)
     assert created.status_code == 201 and created.json()["language"] == "nl"
     assert_error(api.call("admin", "POST", "/schools", json=body), 422, "invalid_input", "brin")
-    assert [s["brin"] for s in api.call("handler", "GET", "/schools").json()] == [SCHOOL_A, SCHOOL_B, "56EF"]
+    assert [s["brin"] for s in api.call("handler", "GET", "/schools").json()["items"]] == [SCHOOL_A, SCHOOL_B, "56EF"]
     assert_error(api.call("school_a", "GET", "/schools"), 403, "forbidden")
 
 

@@ -16,6 +16,7 @@ from api_support import build
 from cli_process import COMMAND, breachflow, environment
 from conftest import CONFIRM, EVALUATE, add_school, hours_ago, reported
 from notify_support import drain, due_now, settings_env, smtp_context
+from reading import whole_timeline
 
 from breachflow.api import render, timeline_text
 from breachflow.api.cli import main
@@ -123,7 +124,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli, incident_ref, ctx,
     assert_one_line_error(err, *words)
     after = queries.get(ctx, incident_ref)
     assert (after.version, after.disclosure, after.schools) == (before.version, before.disclosure, before.schools)
-    assert len(queries.timeline_of(ctx, incident_ref)) == 1
+    assert len(whole_timeline(ctx, incident_ref)) == 1
 
 
 @pytest.mark.parametrize(("word", "value"), [("yes", True), ("true", True), ("no", False), ("False", False)])
@@ -162,7 +163,7 @@ def test_timeline_deadlines_and_audit(cli, incident_ref):
     assert code == 0
     assert "begin_triage: reported → triage" in out and 'note: "Called the director"' in out
     code, out, _ = cli("deadlines", "--json")
-    assert {d["kind"] for d in json.loads(out)} == {"school_notice", "ap_notice"}
+    assert {d["kind"] for d in json.loads(out)["items"]} == {"school_notice", "ap_notice"}
     code, out, _ = cli("audit", "verify")
     assert (code, out.strip()) == (0, "all timelines intact and matching the records (1 incidents, 3 events checked)")
 
@@ -177,7 +178,7 @@ def test_the_list_tells_each_dismissal_and_reopening_with_its_reason(cli, incide
     assert head.startswith(incident_ref) and "triage" in head
     assert dismissed.strip().startswith("dismissed ") and dismissed.endswith("(A test account)")
     assert reopened.strip().startswith("reopened ") and reopened.endswith("from dismissed (Real grades after all)")
-    (listed,) = json.loads(cli("incident", "list", "--json")[1])
+    (listed,) = json.loads(cli("incident", "list", "--json")[1])["items"]
     assert (listed["reopen_count"], listed["dismissal_reason"]) == (1, "A test account")
     assert [r["reason"] for r in listed["reopenings"]] == ["Real grades after all"]
 
@@ -225,19 +226,19 @@ def test_register_export_writes_what_the_api_serves_as_csv_or_json(cli, ctx, set
     first = api.report(summary="=HYPERLINK(\"http://evil\")")
     api.report()
     api.call("handler", "POST", f"/incidents/{first}/triggers/begin_triage", json={})
-    csv_served = api.call("handler", "GET", "/register?format=csv").text
-    json_served = api.call("handler", "GET", "/register").json()
+    csv_served = api.call("handler", "GET", "/register/export?format=csv").text
+    json_served = api.call("handler", "GET", "/register/export").json()
 
     code, out, _ = cli("register", "export")
     assert (code, out) == (0, csv_served)
     assert "'=HYPERLINK" in out
     code, out, _ = cli("register", "export", "--json")
     assert (code, json.loads(out)) == (0, json_served)
-    assert [e["reference"] for e in json_served] == [f"DL-{first[3:7]}-00002", first]
+    assert [e["reference"] for e in json_served["items"]] == [f"DL-{first[3:7]}-00002", first]
 
     target = tmp_path / "datalekkenregister.csv"
     code, out, _ = cli("register", "export", "--out", str(target))
-    assert code == 0 and str(target) in out and "2 incident(s)" in out
+    assert code == 0 and str(target) in out and f"{len(csv_served.encode())} bytes" in out
     assert target.read_bytes().decode() == csv_served
     assert target.stat().st_mode & 0o777 == 0o600  # the register holds personal data
     code, out, _ = cli("register", "export", "--format", "json", "--out", str(target))

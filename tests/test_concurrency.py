@@ -8,6 +8,7 @@ import pytest
 from concurrent_fire import fire_when_released
 from conftest import add_school, reported
 from notify_support import settings_env
+from reading import whole_timeline
 
 from breachflow.workflow import audit, queries, service
 
@@ -38,7 +39,7 @@ def test_the_same_trigger_fired_at_once_succeeds_exactly_once(ctx, settings):
     outcomes = race(settings, ref, "begin_triage", [{}] * RACERS)
     assert outcomes.count("ok") == 1
     assert all(o == "TriggerNotAllowed" for o in outcomes if o != "ok")
-    events = queries.timeline_of(ctx, ref)
+    events = whole_timeline(ctx, ref)
     assert [e.kind for e in events] == ["reported", "transition"]
     assert audit.verify(ctx).findings == []
 
@@ -53,7 +54,7 @@ def test_concurrent_updates_of_one_version_lose_nothing(ctx, settings):
     assert outcomes.count("StaleVersion") == RACERS - 1
     incident = queries.get(ctx, ref)
     assert (incident.state, incident.version) == ("dismissed", 3)
-    winner = queries.timeline_of(ctx, ref)[-1].payload["changes"]["dismissal_reason"][1]
+    winner = whole_timeline(ctx, ref)[-1].payload["changes"]["dismissal_reason"][1]
     assert incident.disclosure.dismissal_reason == winner
 
 

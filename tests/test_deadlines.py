@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import CONFIRM, add_school, reported
 from freezegun import freeze_time
+from reading import whole_timeline
 
 from breachflow.workflow import queries, service
 from breachflow.workflow.config import Settings
@@ -137,14 +138,14 @@ def test_recording_an_ap_notification_after_the_deadline_needs_the_reason(ctx):
         delay_reason="The report reached us on a public holiday",
     )
     assert [n.ap_reference for n in done.ap_notifications] == ["AP-9"]
-    event = queries.timeline_of(ctx, ref)[-1]
+    event = whole_timeline(ctx, ref)[-1]
     assert event.payload["late"] is True and event.payload["delay_reason"].startswith("The report")
 
 
 def test_an_ap_notification_in_time_needs_no_reason_and_stops_the_clock(ctx):
     ref = confirmed(ctx, discovered_hours_ago=10)
     service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-10")
-    assert [d.kind for _, d in queries.open_deadlines(ctx)] == [DeadlineKind.school_notice]
+    assert [d.deadline.kind for d in queries.open_deadline_page(ctx).items] == [DeadlineKind.school_notice]
 
 
 def test_a_supplement_needs_an_earlier_reference(ctx):

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import add_school, confirmed
 from notify_support import drain, due_now, settings_env, smtp_context
+from reading import all_incidents, whole_timeline
 from smtp_server import SmtpServer
 
 from breachflow.api.cli import main
@@ -32,7 +33,7 @@ def smtp():
 
 
 def timeline_kinds(ctx, ref):
-    return [e.kind for e in queries.timeline_of(ctx, ref)]
+    return [e.kind for e in whole_timeline(ctx, ref)]
 
 
 def test_server_down_then_up_delivers_once_after_retries(ctx, smtp):
@@ -47,7 +48,7 @@ def test_server_down_then_up_delivers_once_after_retries(ctx, smtp):
     assert drain(mail) == {"sent": 1, "retry": 0, "dead": 0}
     assert len(smtp.received) == 1
     assert timeline_kinds(mail, ref)[-3:] == ["notices_failed", "notices_failed", "notices_sent"]
-    failed = queries.timeline_of(mail, ref)[-3].payload["messages"][0]
+    failed = whole_timeline(mail, ref)[-3].payload["messages"][0]
     assert failed["attempt"] == 1 and "SMTPConnect" in failed["error"]
 
 
@@ -59,7 +60,7 @@ def test_a_4xx_answer_is_retried_with_backoff_then_succeeds(ctx, smtp):
     confirmed(mail)
     before = datetime.now(UTC)
     assert drain(mail) == {"sent": 0, "retry": 1, "dead": 0}
-    (row,) = outbox.list_messages(mail, status="pending")
+    (row,) = outbox.list_messages(mail, status="pending").items
     assert row.attempts == 1 and "451" in row.last_error
     assert timedelta(seconds=29) < row.next_attempt_at - before < timedelta(seconds=31)
     assert drain(mail) == {"sent": 0, "retry": 0, "dead": 0}  # not due yet: backoff holds it
@@ -75,13 +76,13 @@ def test_a_5xx_answer_is_a_dead_letter_on_the_timeline_and_in_outbox_list(ctx, s
     mail = smtp_context(ctx, smtp.port)
     ref = confirmed(mail)
     assert drain(mail) == {"sent": 0, "retry": 0, "dead": 1}
-    dead = queries.timeline_of(mail, ref)[-1]
+    dead = whole_timeline(mail, ref)[-1]
     assert dead.kind == "notices_dead" and "554" in dead.payload["messages"][0]["error"]
 
     for name, value in settings_env(mail.settings).items():
         monkeypatch.setenv(name, value)
     assert main(["outbox", "list", "--json"]) == 0
-    (listed,) = json.loads(capsys.readouterr().out)
+    (listed,) = json.loads(capsys.readouterr().out)["items"]
     assert (listed["reference"], listed["status"], listed["school"]) == (ref, "dead", "12AB")
     assert main(["outbox", "retry", str(listed["id"])]) == 0
     capsys.readouterr()
@@ -115,7 +116,7 @@ def test_several_dispatchers_at_once_send_each_message_once(ctx, smtp):
     assert [d.wait(timeout=60) for d in dispatchers] == [0, 0, 0]
     message_ids = [r.message["Message-ID"] for r in smtp.received]
     assert len(message_ids) == 80 and len(set(message_ids)) == 80
-    assert {r.status for r in outbox.list_messages(mail, status=None)} == {"sent"}
+    assert {r.status for r in outbox.list_messages(mail, status=None).items} == {"sent"}
 
 
 def test_refused_recipients_are_reported_not_swallowed(ctx, smtp):
@@ -126,9 +127,9 @@ def test_refused_recipients_are_reported_not_swallowed(ctx, smtp):
     ref = confirmed(mail)
     assert drain(mail)["sent"] == 1
     assert smtp.received[0].recipients == ["directie@regenboog.nl"]
-    sent = queries.timeline_of(mail, ref)[-1].payload["messages"][0]
+    sent = whole_timeline(mail, ref)[-1].payload["messages"][0]
     assert sent["refused"] == {"oud@regenboog.nl": "550 5.1.1 No such user"}
-    (row,) = outbox.list_messages(mail, status="sent")
+    (row,) = outbox.list_messages(mail, status="sent").items
     assert row.last_error == "1 recipient(s) refused (550 5.1.1 No such user); see the incident's timeline"
 
 
@@ -139,7 +140,7 @@ def test_a_school_whose_every_address_is_refused_is_a_dead_letter_naming_them(ct
     mail = smtp_context(ctx, smtp.port)
     ref = confirmed(mail)
     assert drain(mail)["dead"] == 1
-    dead = queries.timeline_of(mail, ref)[-1].payload["messages"][0]
+    dead = whole_timeline(mail, ref)[-1].payload["messages"][0]
     assert dead["refused"] == {"weg@regenboog.nl": "550 5.1.1 No such user"}
     assert queries.get(mail, ref).schools[0].informed_at is None  # not informed: the guard still asks
 
@@ -154,7 +155,7 @@ def test_a_dispatcher_killed_mid_batch_loses_nothing(ctx, smtp):
     smtp.handler.delay = 0.3
     delivered_before = kill_after(dispatcher_process(mail, "once"), smtp, 2)
     assert 2 <= delivered_before < 6, "the kill must land in the middle of the batch"
-    statuses = [r.status for r in outbox.list_messages(mail, status=None)]
+    statuses = [r.status for r in outbox.list_messages(mail, status=None).items]
     # every message the server accepted was marked at once, but for the one in flight
     assert delivered_before - 1 <= statuses.count("accepted") <= delivered_before
     assert set(statuses) == {"accepted", "sending"}
@@ -168,7 +169,7 @@ def test_a_dispatcher_killed_mid_batch_loses_nothing(ctx, smtp):
     assert len(ids_by_address) == 6  # every school got its notice
     assert all(len(ids) == 1 for ids in ids_by_address.values())  # a resend keeps its Message-ID
     assert len(smtp.received) <= 6 + 1  # at most the one in flight on its one connection came twice
-    sent_events = [e for e in queries.timeline_of(mail, ref) if e.kind == "notices_sent"]
+    sent_events = [e for e in whole_timeline(mail, ref) if e.kind == "notices_sent"]
     assert sum(len(e.payload["messages"]) for e in sent_events) == 6  # each on the timeline once
 
 
@@ -190,7 +191,7 @@ def test_a_worker_killed_mid_send_with_500_pending_resends_at_most_what_was_in_f
     assert len(set(received_ids)) == 500  # every school got its notice
     resent = len(received_ids) - 500
     assert resent <= connections, f"{resent} messages were sent twice; at most {connections} were in flight"
-    assert sum(len(e.payload["messages"]) for e in queries.timeline_of(mail, ref) if e.kind == "notices_sent") == 500
+    assert sum(len(e.payload["messages"]) for e in whole_timeline(mail, ref) if e.kind == "notices_sent") == 500
 
 
 @pytest.mark.parametrize("answer", ["550 5.1.1 <weg@regenboog.nl>: Recipient address rejected",
@@ -203,7 +204,7 @@ def test_a_refusal_naming_the_address_keeps_it_out_of_the_plain_columns(ctx, smt
     confirmed(mail)
     assert drain(mail)["sent"] == 1  # one refused, one accepted
     smtp.handler.refuse = {"ok@regenboog.nl": answer.replace("weg@", "ok@")}
-    service.send_update(mail, reference=queries.find(mail)[0], actor="hanna")
+    service.send_update(mail, reference=all_incidents(mail)[0].reference, actor="hanna")
     smtp.handler.refuse |= {"weg@regenboog.nl": answer}
     assert drain(mail)["dead"] == 1  # every recipient refused: a dead letter
     with ctx.engine.connect() as conn:

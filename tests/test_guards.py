@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from conftest import CONFIRM, CONTAIN, EVALUATE, REMEDIATE, add_school, reported
+from reading import whole_timeline
 
 from breachflow.workflow import lifecycle, queries, service
 from breachflow.workflow.disclosure import Disclosure
@@ -161,4 +162,4 @@ def test_a_failed_guard_through_the_service_changes_nothing(ctx):
     assert "summary" not in fields_of(failure.value.fields)
     after = queries.get(ctx, ref)
     assert (after.state, after.version, after.disclosure.summary) == ("triage", 2, None)
-    assert len(queries.timeline_of(ctx, ref)) == 2
+    assert len(whole_timeline(ctx, ref)) == 2

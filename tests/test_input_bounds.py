@@ -157,7 +157,7 @@ def test_school_counts_are_bounded(api):
     for count in (MAX_COUNT + 1, -1, True):
         response = api.call("handler", "POST", "/incidents", json={"schools": {SCHOOL_A: count}})
         assert_error(response, 422, "invalid_input", f"schools.{SCHOOL_A}")
-    assert api.call("handler", "GET", "/incidents").json()["total"] == 0
+    assert api.call("handler", "GET", "/incidents").json()["items"] == []
     assert api.call("handler", "POST", "/incidents", json={"schools": {SCHOOL_A: MAX_COUNT}}).status_code == 201
 
 
@@ -194,7 +194,7 @@ def test_nul_characters_are_refused_everywhere(api, ref):
     assert_error(api.call("handler", "GET", "/incidents/DL-2026%00"), 422, "invalid_input", "reference")
     error = assert_error(api.call("handler", "GET", "/incidents?school=12A%00"), 422, "invalid_input", "school")
     assert "NUL" in error["fields"][0]["problem"]  # refused before any lookup
-    assert len(api.call("handler", "GET", f"/incidents/{ref}/timeline").json()) == 2
+    assert len(api.call("handler", "GET", f"/incidents/{ref}/timeline").json()["items"]) == 2
 
 
 # --- times ------------------------------------------------------------------------------------
@@ -207,7 +207,7 @@ def test_a_year_9999_discovery_is_422_and_nothing_is_saved(api, ref):
     response = api.call("handler", "POST", "/incidents",
                         json={"schools": {SCHOOL_A: 1}, "fields": {"discovered_at": "9999-01-01T00:00:00Z"}})
     assert_error(response, 422, "invalid_input", "fields.discovered_at")
-    assert api.call("handler", "GET", "/incidents").json()["total"] == 1
+    assert len(api.call("handler", "GET", "/incidents").json()["items"]) == 1
 
 
 @pytest.mark.parametrize("field", ["discovered_at", "breach_started_at", "breach_ended_at"])
@@ -252,7 +252,7 @@ def test_contact_and_ap_times_are_plausible(api, ref):
         ap = {"kind": "preliminary", "ap_reference": "2026-1", "notified_at": at}
         assert_error(api.call("handler", "POST", f"/incidents/{ref}/ap-notifications", json=ap),
                      422, "invalid_input", "notified_at")
-    assert len(api.call("handler", "GET", f"/incidents/{ref}/timeline").json()) == 2
+    assert len(api.call("handler", "GET", f"/incidents/{ref}/timeline").json()["items"]) == 2
 
 
 def test_times_are_in_order_on_the_whole_record(api, ref):
@@ -284,7 +284,8 @@ def test_an_unknown_query_parameter_is_422_not_ignored(api):
     assert_error(api.call("handler", "GET", "/incidents?stat=triage"), 422, "invalid_input", "stat")
     assert_error(api.client.get("/api/v1/healthz?verbose=1"), 422, "invalid_input", "verbose")
     assert api.call("handler", "GET", "/incidents?state=triage&limit=5").status_code == 200
-    assert api.call("manager", "GET", "/register?format=csv").status_code == 200
+    assert api.call("manager", "GET", "/register/export?format=csv").status_code == 200
+    assert_error(api.call("manager", "GET", "/register?format=csv"), 422, "invalid_input", "format")
 
 
 def test_a_body_that_is_not_utf8_is_422_like_any_bad_body(api):

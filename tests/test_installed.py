@@ -139,6 +139,6 @@ def test_an_installed_wheel_runs_from_an_empty_directory_to_a_notice_accepted_by
         assert expected in text, expected
     assert "{{" not in text and "{%" not in text
     assert "De Regenboog" in notice.part("html")
-    (entry,) = json.loads(breachflow("register", "export", "--json"))
+    (entry,) = json.loads(breachflow("register", "export", "--json"))["items"]
     assert (entry["reference"], entry["state"], entry["schools"]) == (reference, "containment", ["12AB"])
     assert "notices sent (1)" in breachflow("incident", "timeline", reference)

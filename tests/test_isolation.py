@@ -27,7 +27,7 @@ def test_the_list_holds_only_the_schools_own_incidents(world):
     b_list = api.call("school_b", "GET", "/incidents").json()
     assert [i["reference"] for i in b_list["items"]] == [shared]
     assert b_list["items"][0]["schools"] == [SCHOOL_B]
-    assert api.call("school_b", "GET", f"/incidents?school={SCHOOL_A}").json()["total"] == 0
+    assert api.call("school_b", "GET", f"/incidents?school={SCHOOL_A}").json()["items"] == []
     assert {i["reference"] for i in api.call("school_a", "GET", "/incidents").json()["items"]} == {a_only, shared}
 
 
@@ -52,7 +52,7 @@ def test_a_shared_incident_shows_a_school_only_itself(world):
     incident = api.call("school_b", "GET", f"/incidents/{shared}").json()
     assert [s["brin"] for s in incident["schools"]] == [SCHOOL_B]
     assert {d["school"] for d in incident["deadlines"]} <= {SCHOOL_B, None}
-    timeline = api.call("school_b", "GET", f"/incidents/{shared}/timeline").json()
+    timeline = api.call("school_b", "GET", f"/incidents/{shared}/timeline").json()["items"]
     assert [e["kind"] for e in timeline] == ["reported", "transition"]
     assert "Spoke with the director of A" not in str(timeline) and "careless" not in str(timeline)
 
@@ -66,11 +66,13 @@ def test_a_school_does_not_see_the_reporters_details(world):
 
 def test_the_register_and_deadlines_hold_only_the_schools_own(world):
     api, a_only, shared = world
-    register = api.call("school_b", "GET", "/register").json()
+    register = api.call("school_b", "GET", "/register").json()["items"]
     assert [(e["reference"], e["schools"]) for e in register] == [(shared, [SCHOOL_B])]
-    csv_text = api.call("school_b", "GET", "/register?format=csv").text
+    csv_text = api.call("school_b", "GET", "/register/export?format=csv").text
+    exported = api.call("school_b", "GET", "/register/export").json()
+    assert [e["reference"] for e in exported["items"]] == [shared] and a_only not in str(exported)
     assert a_only not in csv_text and SCHOOL_A not in csv_text
-    deadlines = api.call("school_b", "GET", "/deadlines").json()
+    deadlines = api.call("school_b", "GET", "/deadlines").json()["items"]
     assert {d["reference"] for d in deadlines} == {shared}
     assert {d["school"] for d in deadlines} <= {SCHOOL_B, None}
 

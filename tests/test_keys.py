@@ -245,7 +245,7 @@ def test_a_running_context_follows_a_rotation_by_another_process(tmp_path):
             Fernet(newest).decrypt(wrapped)  # the rotation rewrapped every data key under the new key
     # first thing after the rotation: a read (test_serve.py checks a report first)
     assert queries.get(ctx, before).schools[0].brin == "12AB"
-    assert schools.list_all(ctx)[0].contacts == ["directie@12ab.example.nl"]
+    assert schools.page(ctx).items[0].contacts == ["directie@12ab.example.nl"]
     after = reported(ctx)
     Fernet(newest).decrypt(wrapped_key(ctx, after))
     with pytest.raises(InvalidToken):

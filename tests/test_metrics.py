@@ -15,12 +15,14 @@ from cryptography.fernet import Fernet
 from notify_support import drain, smtp_context, with_notices
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
+from reading import all_incidents
 
 from breachflow.api.metrics import Metrics
 from breachflow.notifications import dispatcher
-from breachflow.workflow import counts, queries, service
+from breachflow.workflow import counts, service
 from breachflow.workflow.crypto import KeyRing
 from breachflow.workflow.db import read_transaction
+from breachflow.workflow.deadlines import deadlines
 
 METRICS_TOKEN = "metrics-" + "x" * 40
 
@@ -115,7 +117,8 @@ def deadline_world(ctx) -> None:
 def test_deadline_figures_from_plain_columns_agree_with_the_decrypted_clocks(api, ctx):
     deadline_world(ctx)
     now = datetime.now(UTC)
-    decrypted = Counter((d.kind.value, d.status(now, ctx.periods.due_soon).value) for _, d in queries.open_deadlines(ctx))
+    decrypted = Counter((d.kind.value, d.status(now, ctx.periods.due_soon).value)
+                        for i in all_incidents(ctx) for d in deadlines(i, ctx.periods) if d.is_open)
     with read_transaction(ctx.engine) as conn:
         plain = counts.open_deadlines(conn, ctx.periods, now)
     assert {pair: n for pair, n in plain.items() if n} == dict(decrypted)

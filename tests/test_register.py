@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from api_support import SCHOOL_A, SCHOOL_B, build
 from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, reported
+from reading import whole_timeline
 
 from breachflow.workflow import queries, register, service
 from breachflow.workflow.errors import InvalidInput
@@ -52,14 +53,14 @@ def story(ctx, settings):
     service.reopen(ctx, reference=ref, actor="manon", reason=REOPENED_BECAUSE)
     walk_to_closed(ctx, ref, delay_reason=LATE_BECAUSE)
     service.reopen(ctx, reference=ref, actor="manon", reason=REOPENED_AGAIN_BECAUSE)
-    transitions = [e for e in queries.timeline_of(ctx, ref) if e.kind == "transition"]
+    transitions = [e for e in whole_timeline(ctx, ref) if e.kind == "transition"]
     times = {(e.from_state, e.to_state): e.at for e in transitions}
     return api, ref, times
 
 
 def register_of(api, user: str) -> tuple[list[dict], list[dict]]:
-    entries = api.call(user, "GET", "/register").json()
-    rows = list(csv.DictReader(io.StringIO(api.call(user, "GET", "/register?format=csv").text)))
+    entries = api.call(user, "GET", "/register").json()["items"]
+    rows = list(csv.DictReader(io.StringIO(api.call(user, "GET", "/register/export?format=csv").text)))
     return entries, rows
 
 
@@ -166,7 +167,7 @@ def test_a_damaged_reason_loses_only_itself(story, ctx, caplog):
     damage(ctx, ap_t, ap_id, "delay_reason")
     response = api.call("manager", "GET", "/register")
     assert response.status_code == 200
-    (entry,) = response.json()
+    (entry,) = response.json()["items"]
     # not the earlier reason carried over: what this reopening said is unknown
     assert [r["reason"] for r in entry["reopenings"]] == [REOPENED_BECAUSE, None]
     assert entry["dismissal_reason"] == DISMISSED_BECAUSE
@@ -233,9 +234,9 @@ def test_a_school_reads_only_the_delay_reasons_of_ap_notifications_covering_it(t
     assert entry["reference"] == shared
     assert [(d["ap_reference"], d["schools"], d["delay_reason"]) for d in entry["ap_delays"]] == [
         (f"AP-{SCHOOL_B}", [SCHOOL_B], "B's reason: B was closed")]
-    csv_text = api.call("school_b", "GET", "/register?format=csv").text
+    csv_text = api.call("school_b", "GET", "/register/export?format=csv").text
     for foreign in ("A's reason", f"AP-{SCHOOL_A}", DISMISSED_BECAUSE, REOPENED_BECAUSE, a_only):
         assert foreign not in str(entries) and foreign not in csv_text, foreign
     assert "B's reason: B was closed" in rows[0]["ap_delays"]
-    handler_view = next(e for e in api.call("handler", "GET", "/register").json() if e["reference"] == shared)
+    handler_view = next(e for e in api.call("handler", "GET", "/register").json()["items"] if e["reference"] == shared)
     assert {d["ap_reference"] for d in handler_view["ap_delays"]} == {f"AP-{SCHOOL_A}", f"AP-{SCHOOL_B}"}

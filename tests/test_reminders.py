@@ -11,11 +11,12 @@ import pytest
 from conftest import CONFIRM, add_school
 from freezegun import freeze_time
 from notify_support import drain, smtp_context
+from reading import whole_timeline
 from smtp_server import SmtpServer
 
 from breachflow.notifications import outbox, reminders
 from breachflow.notifications.worker import notifications_context
-from breachflow.workflow import accounts, queries, service
+from breachflow.workflow import accounts, service
 from breachflow.workflow.deadlines import Deadline, DeadlineKind
 
 DISCOVERED = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -60,7 +61,7 @@ def watched(ctx):
 
 
 def reminders_on(ctx, ref):
-    return [e.payload for e in queries.timeline_of(ctx, ref) if e.kind == "reminder_queued"]
+    return [e.payload for e in whole_timeline(ctx, ref) if e.kind == "reminder_queued"]
 
 
 def scan_at(ctx, moment) -> int:
@@ -79,7 +80,7 @@ def test_reminders_at_each_offset_and_overdue_never_twice(ctx, watched):
     sent = [(r["deadline"], r["offset"]) for r in reminders_on(ctx, watched)]
     assert sent == [("school_notice", "12h"), ("school_notice", "2h"), ("school_notice", "overdue")]
 
-    rows = outbox.list_messages(ctx, status="pending")
+    rows = outbox.list_messages(ctx, status="pending").items
     assert [r.kind for r in rows] == ["reminder"] * 3  # no notifier in this context: only reminders
 
 
@@ -121,7 +122,7 @@ def test_no_staff_address_is_on_the_timeline_not_silent(ctx):
         ref = service.report(ctx, actor="hanna", source="monitoring", schools={"12AB": 5},
                              fields={"discovered_at": DISCOVERED}).reference
     scan_at(ctx, SCHOOL_DUE + timedelta(minutes=1))
-    unsent = [e for e in queries.timeline_of(ctx, ref) if e.kind == "reminder_unsent"]
+    unsent = [e for e in whole_timeline(ctx, ref) if e.kind == "reminder_unsent"]
     assert [e.payload["offset"] for e in unsent] == ["overdue"]
 
 
@@ -147,3 +148,24 @@ def test_a_reminder_arrives_at_the_smtp_server(ctx, watched):
         assert "verloopt op 03-11-2026 10:00 (CET) (nog 12 uur)" in reminder.part("plain")
     finally:
         server.stop()
+
+
+def test_a_scan_over_many_incidents_not_yet_due_is_one_query_and_writes_nothing(ctx, monkeypatch):
+    """The scan reads what is due from an index and opens no write transaction when nothing is."""
+    from conftest import reported
+    from reading import statements
+
+    add_school(ctx)
+    writes: list[object] = []
+    real = reminders.write_transaction
+    monkeypatch.setattr(reminders, "write_transaction", lambda engine: writes.append(engine) or real(engine))
+    cost = {}
+    for more, total in ((5, 5), (35, 40)):
+        for _ in range(more):
+            reported(ctx, discovered_hours_ago=0.5)  # the first reminder falls due 11.5 hours from now
+        with statements(ctx) as seen:
+            assert reminders.scan(ctx, datetime.now(UTC)) == 0
+        cost[total] = len(seen)
+    assert writes == []
+    assert cost == {5: 1, 40: 1}
+    assert reminders.scan(ctx, datetime.now(UTC) + timedelta(hours=12)) == 40  # each school notice falls due

@@ -23,11 +23,13 @@ import sqlalchemy as sa
 from cli_process import Running, breachflow
 from conftest import CONFIRM, add_school, reported
 from notify_support import settings_env
+from reading import whole_timeline
 from smtp_server import free_port
 
 from breachflow.notifications import reminders
 from breachflow.notifications.models import outbox_t
 from breachflow.workflow import accounts, queries
+from breachflow.workflow.deadlines import deadlines
 from breachflow.workflow.models import incident_t
 from breachflow.workflow.timeline import EventKind
 
@@ -155,7 +157,7 @@ def settled(ctx, smtp, seconds: float = 30) -> list[sa.Row]:
 def due_reminders(ctx, reference: str) -> int:
     """How many reminders are due for ``reference`` now: one per deadline with a label due."""
     incident, now = queries.get(ctx, reference), datetime.now(UTC)
-    return sum(1 for d in queries.deadlines_of(ctx, incident)
+    return sum(1 for d in deadlines(incident, ctx.periods)
                if reminders.due_labels(d, now, ctx.settings.reminder_offsets_hours))
 
 
@@ -179,7 +181,7 @@ def test_two_apis_and_two_workers_apply_each_command_once_and_send_each_message_
         outcomes = [sorted((r.status_code, r.json().get("error", {}).get("code")) for r in pair) for pair in pairs]
         assert outcomes == [[(200, None), (409, "trigger_not_allowed")]] * len(references), trigger
     for ref in references:
-        transitions = [e.payload["trigger"] for e in queries.timeline_of(ctx, ref) if e.kind == EventKind.transition]
+        transitions = [e.payload["trigger"] for e in whole_timeline(ctx, ref) if e.kind == EventKind.transition]
         assert transitions == [trigger for trigger, _ in TRIGGERS], ref
 
     # every message accepted by the server exactly once, none missing, none dead

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, RESTORE, VERIFY, add_school, reported
+from reading import all_incidents, whole_timeline
 
 from breachflow.workflow import audit, queries, service
 from breachflow.workflow.errors import InvalidInput
@@ -13,7 +14,7 @@ from breachflow.workflow.responsibility import Responsibility
 def transitions_of(ctx, reference):
     return [
         (e.payload["trigger"], e.from_state, e.to_state)
-        for e in queries.timeline_of(ctx, reference)
+        for e in whole_timeline(ctx, reference)
         if e.kind == "transition"
     ]
 
@@ -48,7 +49,7 @@ def test_processor_caused_breach_with_data_lost_runs_the_whole_way(ctx):
         ("evaluated", "evaluation", "ap_notification"),
         ("ap_notified", "ap_notification", "closed"),
     ]
-    events = queries.timeline_of(ctx, ref)
+    events = whole_timeline(ctx, ref)
     assert [e.kind for e in events] == [
         "reported", "transition", "transition", "transition", "transition", "transition",
         "transition", "contact", "transition", "ap_notification", "transition",
@@ -88,7 +89,7 @@ def test_school_caused_breach_skips_ap_notification_and_restore(ctx):
         ("verified", "verification", "evaluation"),
         ("evaluated", "evaluation", "closed"),
     ]
-    contact = next(e for e in queries.timeline_of(ctx, ref) if e.kind == "contact")
+    contact = next(e for e in whole_timeline(ctx, ref) if e.kind == "contact")
     assert contact.payload["told_must_notify_ap"] is True
 
 
@@ -100,8 +101,8 @@ def test_dismissed_report_stays_in_the_register_and_can_be_reopened(ctx):
                              fields={"dismissal_reason": "Test account of the school; no real pupils"})
 
     assert dismissed.state == "dismissed"
-    assert [i.reference for i in queries.list_incidents(ctx, state="dismissed")] == [ref]
-    events = queries.timeline_of(ctx, ref)
+    assert [i.reference for i in all_incidents(ctx, state="dismissed")] == [ref]
+    events = whole_timeline(ctx, ref)
     assert [(e.kind, e.from_state, e.to_state) for e in events] == [
         ("reported", None, "reported"),
         ("transition", "reported", "triage"),
@@ -111,7 +112,7 @@ def test_dismissed_report_stays_in_the_register_and_can_be_reopened(ctx):
 
     reopened = service.reopen(ctx, reference=ref, actor="manon", reason="The school found real pupil data")
     assert reopened.state == "triage"
-    assert queries.timeline_of(ctx, ref)[-1].actor == "manon"
+    assert whole_timeline(ctx, ref)[-1].actor == "manon"
 
 
 def test_every_reopening_needs_its_own_reason(ctx):

@@ -75,7 +75,7 @@ def test_serve_starts_on_the_embedded_default_and_prints_how_to_log_in(served):
         assert f"file var/{name}" in output and stat.S_IMODE((directory / "var" / name).stat().st_mode) == 0o600
     token = next(line.strip() for line in output.splitlines() if line.strip().startswith("bf_"))
     assert get(port, "/api/v1/healthz") == {"status": "ok", "database": "sqlite"}
-    assert get(port, "/api/v1/schools", token) == []
+    assert get(port, "/api/v1/schools", token)["items"] == []
 
 
 def post(port: int, path: str, token: str, body: dict) -> dict:

@@ -17,10 +17,11 @@ import pytest
 from cli_process import COMMAND, environment
 from conftest import confirmed
 from notify_support import settings_env, smtp_context
+from reading import whole_timeline
 from smtp_server import free_port
 
 from breachflow.notifications import outbox
-from breachflow.workflow import queries, schools
+from breachflow.workflow import schools
 
 SCHOOLS = tuple(f"1{n}AB" for n in range(6))
 CONNECTIONS = 2  # two sends in flight, the other four claimed and waiting for a connection
@@ -60,11 +61,11 @@ def stop(process: subprocess.Popen) -> tuple[int, str, str]:
 
 
 def statuses(mail) -> Counter:
-    return Counter(r.status for r in outbox.list_messages(mail, status=None))
+    return Counter(r.status for r in outbox.list_messages(mail, status=None).items)
 
 
 def sent_on_timeline(mail, reference: str) -> list[str]:
-    return [m["school"] for e in queries.timeline_of(mail, reference) if e.kind == "notices_sent"
+    return [m["school"] for e in whole_timeline(mail, reference) if e.kind == "notices_sent"
             for m in e.payload["messages"]]
 
 
@@ -92,7 +93,7 @@ def test_a_worker_stopped_mid_send_finishes_what_is_in_flight_and_gives_back_the
                                     "back to the outbox for the next worker")
     assert smtp.handler.data_begun == CONNECTIONS and len(smtp.received) == CONNECTIONS  # in flight: finished
     assert statuses(mail) == Counter(sent=2, pending=4)  # recorded, or given back: nothing sending or accepted
-    rows = outbox.list_messages(mail, status="pending")
+    rows = outbox.list_messages(mail, status="pending").items
     assert {r.attempts for r in rows} == {0}  # a try that never started is not counted
     assert len(sent_on_timeline(mail, reference)) == 2
     a_second_worker_sends_the_rest(tmp_path, mail, smtp, reference)

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import CONFIRM, add_school, confirmed, reported
 from cryptography.fernet import Fernet
+from reading import whole_timeline
 
 from breachflow.api.errors import status_of
 from breachflow.notifications import outbox
@@ -47,7 +48,7 @@ def test_a_planted_name_is_nowhere_in_the_database(ctx, backend):
     service.fire(mailing, reference=ref, trigger="confirm", actor="hanna",
                  fields={k: v for k, v in CONFIRM.items() if k != "summary"})
     assert queries.get(ctx, ref).disclosure.reporter_name == PLANTED
-    assert len(outbox.list_messages(ctx, status="pending")) == 1  # the notice, which names them too
+    assert len(outbox.list_messages(ctx, status="pending").items) == 1  # the notice, which names them too
     stored = _all_stored_text(ctx, backend)
     assert PLANTED.encode() not in stored
     assert b"directie@12ab.example.nl" not in stored  # the school's contact address
@@ -71,7 +72,7 @@ def test_destroying_a_data_key_keeps_the_chain_intact(ctx, walked):
         conn.execute(sa.update(data_key_t).values(wrapped=None))
     report = audit.verify(ctx)
     assert (report.events, report.findings) == (4, [])
-    assert all(entry.payload is None for entry in queries.timeline_of(ctx, walked))
+    assert all(entry.payload is None for entry in whole_timeline(ctx, walked))
     with pytest.raises(DataDestroyed):
         queries.get(ctx, walked)
 

@@ -6,6 +6,7 @@ import pytest
 from api_support import SCHOOL_A, build
 from conftest import CONFIRM, add_school, hours_ago, reported
 from notify_support import drain, smtp_context
+from reading import whole_timeline
 
 from breachflow.notifications import outbox
 from breachflow.notifications.models import OutboxStatus
@@ -20,7 +21,7 @@ def test_a_notice_sent_after_confirm_does_not_make_the_handlers_next_edit_stale(
     api.call("handler", "POST", f"/incidents/{ref}/triggers/begin_triage")
     confirmed = api.call("handler", "POST", f"/incidents/{ref}/triggers/confirm", json={"fields": CONFIRM}).json()
     assert drain(smtp_context(ctx, smtp.port))["sent"] == 1  # the notice goes out; the timeline records it
-    assert queries.timeline_of(ctx, ref)[-1].kind == EventKind.notices_sent
+    assert whole_timeline(ctx, ref)[-1].kind == EventKind.notices_sent
     edited = api.call("handler", "PATCH", f"/incidents/{ref}",
                       json={"version": confirmed["version"], "fields": {"measures": "Sessions revoked"}})
     assert edited.status_code == 200, edited.text
@@ -46,11 +47,11 @@ def test_every_kind_and_status_written_is_one_of_the_named_ones(ctx, smtp):
     service.send_update(mail, reference=ref, actor="hanna", message="More later")
     service.log_contact(mail, reference=ref, actor="hanna", brin=SCHOOL_A, channel="phone", summary="called")
     service.add_note(mail, reference=ref, actor="hanna", text="note")
-    entries = queries.timeline_of(mail, ref)
+    entries = whole_timeline(mail, ref)
     assert {e.kind for e in entries} <= set(EventKind)
     assert {e.from_state for e in entries if e.from_state} | {e.to_state for e in entries if e.to_state} <= set(State)
     assert {e.payload["trigger"] for e in entries if e.kind == EventKind.transition} <= set(Trigger)
-    assert {r.status for r in outbox.list_messages(mail, status=None)} <= set(OutboxStatus)
+    assert {r.status for r in outbox.list_messages(mail, status=None).items} <= set(OutboxStatus)
     requested = [e for e in entries if e.kind == EventKind.notice_requested]
     assert requested and requested[0].payload == {"message": "More later"}
     assert entries[entries.index(requested[0]) + 1].kind == EventKind.notices_queued  # the notifier answered it
@@ -66,7 +67,7 @@ def test_an_update_notice_nobody_can_receive_is_refused_and_leaves_nothing(ctx, 
     with pytest.raises(Exception, match="first notice"):
         service.send_update(mail, reference=ref, actor="hanna")
     assert queries.get(mail, ref).version == before.version
-    assert queries.timeline_of(mail, ref)[-1].kind == EventKind.transition
+    assert whole_timeline(mail, ref)[-1].kind == EventKind.transition
 
 
 def test_a_key_reused_for_another_report_names_no_incident(ctx, settings):

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from breachflow.workflow import lifecycle, store
-from breachflow.workflow.deadlines import DeadlineKind, Periods, Status, deadlines
-from breachflow.workflow.models import incident_t
+from breachflow.workflow import lifecycle
+from breachflow.workflow.deadlines import DeadlineKind, Periods, Status
+from breachflow.workflow.models import deadline_t, incident_t
 
 OPEN = (Status.ok, Status.due_soon, Status.overdue)
 
@@ -23,9 +22,10 @@ def incidents_by_state(conn: Connection) -> dict[str, int]:
 
 def open_deadlines(conn: Connection, periods: Periods, now: datetime) -> dict[tuple[str, str], int]:
     """Unmet deadlines of incidents in progress by kind and status at ``now`` (``ok``, ``due_soon``,
-    ``overdue``; every pair named). The clocks are computed from plain columns (``store.clocks_in_progress``)."""
-    found = Counter(
-        (d.kind.value, d.status(now, periods.due_soon).value)
-        for incident in store.clocks_in_progress(conn) for d in deadlines(incident, periods)
-    )
-    return {(kind.value, status.value): found[(kind.value, status.value)] for kind in DeadlineKind for status in OPEN}
+    ``overdue``; every pair named), counted by the database from the indexed ``deadline`` rows."""
+    status = sa.case((deadline_t.c.due_at < now, Status.overdue.value),
+                     (deadline_t.c.due_at <= now + periods.due_soon, Status.due_soon.value), else_=Status.ok.value)
+    found = dict(((kind, state), n) for kind, state, n in conn.execute(
+        sa.select(deadline_t.c.kind, status, sa.func.count()).where(deadline_t.c.is_open == sa.true())
+        .group_by(deadline_t.c.kind, status)))
+    return {(kind.value, s.value): found.get((kind.value, s.value), 0) for kind in DeadlineKind for s in OPEN}

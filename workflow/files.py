@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,8 +41,8 @@ def tighten(path: Path) -> int | None:
     return mode
 
 
-def write_private(path: Path, data: bytes, *, replace: bool) -> bool:
-    """Write ``data`` to ``path`` (0600) atomically and durably.
+def write_private(path: Path, data: bytes | Iterable[bytes], *, replace: bool) -> bool:
+    """Write ``data`` (bytes, or chunks of them) to ``path`` (0600) atomically and durably.
 
     With ``replace`` false an existing file is kept and the answer is ``False``.
     """
@@ -50,7 +50,8 @@ def write_private(path: Path, data: bytes, *, replace: bool) -> bool:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mkstemp creates 0600
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for chunk in [data] if isinstance(data, bytes) else data:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         if replace:

@@ -1,25 +1,27 @@
-"""Reading incidents: one, many, by filter; their timelines, deadlines and chains.
+"""Reading incidents: one, a page by filter; their timelines and open deadlines.
 
-Reads never change anything; each runs in one consistent read transaction.
+Reads never change anything; each runs in one consistent read transaction. Lists select the ids
+of one page from plain indexed columns (``deadline`` rows for the clocks) and decrypt only those.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 
-from breachflow.workflow import crypto, lifecycle, store
+from breachflow.workflow import crypto, lifecycle, pages, store
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction
-from breachflow.workflow.deadlines import Deadline, deadlines
+from breachflow.workflow.deadlines import Deadline, DeadlineKind, Status, deadlines
 from breachflow.workflow.disclosure import CauseCategory
 from breachflow.workflow.errors import DataDestroyed, NotFound, SecretUnavailable
 from breachflow.workflow.incident import Incident
-from breachflow.workflow.models import affected_t, data_key_t, event_t, incident_t
+from breachflow.workflow.models import affected_t, data_key_t, deadline_t, event_t, incident_t, school_t
 from breachflow.workflow.responsibility import Responsibility, responsibility_for
 from breachflow.workflow.schools import ids_by_brin
 from breachflow.workflow.validation import choice
@@ -33,18 +35,48 @@ def get(ctx: Context, reference: str) -> Incident:
         return store.load(conn, ctx.keys, reference).incident
 
 
-def find(
+def _deadline_status_is(status: Status, school_id: int | None, now: datetime, due_soon: timedelta) -> Any:
+    """Incidents whose most urgent clock (of those ``school_id`` sees; all when ``None``) has ``status``,
+    as ``views.deadline_status`` decides it, from the indexed ``deadline`` rows."""
+    def having(*conditions: Any) -> Any:
+        seen = deadline_t.c.incident_id == incident_t.c.id
+        if school_id is not None:
+            seen &= deadline_t.c.school_id.is_(None) | (deadline_t.c.school_id == school_id)
+        return sa.exists().where(seen, *conditions)
+
+    running = deadline_t.c.is_open == sa.true()
+    overdue, soon = having(running, deadline_t.c.due_at < now), having(running, deadline_t.c.due_at <= now + due_soon)
+    unmet = having(deadline_t.c.is_open == sa.false(), deadline_t.c.met_at.is_(None))  # settled without being met
+    return {
+        Status.overdue: overdue,
+        Status.due_soon: ~overdue & soon,
+        Status.ok: ~soon & having(running),
+        Status.settled: ~having(running) & unmet,
+        Status.met: having() & ~having(running) & ~unmet,
+    }[status]
+
+
+def incident_page(
     ctx: Context,
     *,
     state: str | None = None,
     brin: str | None = None,
     responsibility: str | None = None,
-) -> list[str]:
-    """References of the register's incidents, newest first, by state, school or responsibility."""
-    query = sa.select(incident_t.c.reference).order_by(incident_t.c.id.desc())
+    deadline: str | None = None,
+    school_id: int | None = None,
+    now: datetime | None = None,
+    limit: int = pages.DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> pages.Page[Incident]:
+    """A page of the register's incidents, newest first, by state, school (``brin``), responsibility
+    and the most urgent deadline's status; ``school_id`` limits it to one school's incidents, whose
+    deadline status counts only the clocks that school sees. Only the page's rows are decrypted."""
+    query = sa.select(incident_t.c.id).order_by(incident_t.c.id.desc()).limit(limit + 1)
+    after = pages.decode(cursor, pages.strict_int)
+    if after is not None:
+        query = query.where(incident_t.c.id < after[0])
     if state is not None:
-        state = choice(lifecycle.State, state, "state")
-        query = query.where(incident_t.c.state == state)
+        query = query.where(incident_t.c.state == choice(lifecycle.State, state, "state"))
     if responsibility is not None:
         wanted = choice(Responsibility, responsibility, "responsibility")
         causes = [c.value for c in CauseCategory if responsibility_for(c) is wanted]
@@ -52,49 +84,55 @@ def find(
         if wanted is Responsibility.unknown:
             matches = matches | incident_t.c.cause_category.is_(None)
         query = query.where(matches)
+    if deadline is not None:
+        status = choice(Status, deadline, "deadline")
+        query = query.where(_deadline_status_is(status, school_id, now or datetime.now(UTC), ctx.periods.due_soon))
     with read_transaction(ctx.engine) as conn:
+        schools = [school_id] if school_id is not None else []
         if brin is not None:
-            school_id = ids_by_brin(conn, [brin], "school")[brin.strip().upper()]
-            query = query.where(
-                incident_t.c.id.in_(sa.select(affected_t.c.incident_id).where(affected_t.c.school_id == school_id))
-            )
-        return list(conn.execute(query).scalars())
+            schools.append(ids_by_brin(conn, [brin], "school")[brin.strip().upper()])
+        for one in schools:
+            query = query.where(incident_t.c.id.in_(sa.select(affected_t.c.incident_id)
+                                                    .where(affected_t.c.school_id == one)))
+        ids = list(conn.execute(query).scalars())
+        ids, next_cursor = pages.cut(ids, limit, lambda i: (i,))
+        page = pages.Page([], next_cursor)
+        page.items = readable(ctx, conn, ids, page.unreadable)
+    return page
 
 
-def get_many(ctx: Context, references: list[str], unreadable: list[str] | None = None) -> list[Incident]:
-    """Incidents by reference, in the order given, from one consistent read.
+def readable(ctx: Context, conn: Connection, ids: list[int], unreadable: list[str]) -> list[Incident]:
+    """The incidents ``ids`` in that order, decrypted in a few queries for them all.
 
     One record that cannot be read or whose clocks cannot be computed (a forged or damaged row, a
     data key no master key opens) never breaks the read for the rest: it is left out, logged with
-    its reference, and named in ``unreadable`` when given. When no record opens at all, the master
-    keys are missing from the configuration: that is raised (503), not hidden.
+    its reference, and named in ``unreadable``. When no record opens at all, the master keys are
+    missing from the configuration: that is raised (503), not hidden.
     """
+    found = store.load_many(conn, ctx.keys, ids) if ids else {}
     incidents, unopened = [], []
-    with read_transaction(ctx.engine) as conn:
-        for ref in references:
-            try:
-                incident = store.load(conn, ctx.keys, ref).incident
-                deadlines(incident, ctx.periods)  # a clock that cannot be computed breaks every view of it
-            except SecretUnavailable as exc:  # this record's key, or (when none opens) the configuration
-                unopened.append(exc)
-                log.warning("incident %s: no master key opens its data key; left out", ref)
-                if unreadable is not None:
-                    unreadable.append(ref)
-                continue
-            except Exception as exc:  # noqa: BLE001  (whatever is wrong with it, the others are read)
-                log.warning("incident %s cannot be read and is left out: %s: %s", ref, type(exc).__name__, exc)
-                if unreadable is not None:
-                    unreadable.append(ref)
-                continue
-            incidents.append(incident)
+    for incident_id in ids:
+        incident = found.get(incident_id)
+        if incident is None:  # deleted since its id was read: gone, not damaged
+            continue
+        try:
+            if isinstance(incident, store.Unreadable):
+                raise incident.error
+            deadlines(incident, ctx.periods)  # a clock that cannot be computed breaks every view of it
+        except SecretUnavailable as exc:  # this record's key, or (when none opens) the configuration
+            unopened.append(exc)
+            log.warning("incident %s: no master key opens its data key; left out", incident.reference)
+            unreadable.append(incident.reference)
+            continue
+        except Exception as exc:  # noqa: BLE001  (whatever is wrong with it, the others are read)
+            log.warning("incident %s cannot be read and is left out: %s: %s", incident.reference,
+                        type(exc).__name__, exc)
+            unreadable.append(incident.reference)
+            continue
+        incidents.append(incident)
     if unopened and not incidents:  # not one record opens: the master keys are missing, not the records
         raise unopened[0]
     return incidents
-
-
-def list_incidents(ctx: Context, unreadable: list[str] | None = None, **filters: str | None) -> list[Incident]:
-    """Incidents of the register, newest first (filters as for ``find``); see ``get_many``."""
-    return get_many(ctx, find(ctx, **filters), unreadable)
 
 
 @dataclass(frozen=True)
@@ -111,8 +149,10 @@ class Entry:
     hash: str
 
 
-def timeline_of(ctx: Context, reference: str) -> list[Entry]:
-    """The incident's timeline, oldest first."""
+def timeline_page(ctx: Context, reference: str, *, limit: int = pages.DEFAULT_LIMIT,
+                  cursor: str | None = None) -> pages.Page[Entry]:
+    """A page of the incident's timeline, oldest first."""
+    after = pages.decode(cursor, pages.strict_int)
     with read_transaction(ctx.engine) as conn:
         row = conn.execute(
             sa.select(incident_t.c.id, data_key_t.c.wrapped)
@@ -125,30 +165,57 @@ def timeline_of(ctx: Context, reference: str) -> list[Entry]:
             key = ctx.keys.unwrap(row.wrapped)
         except DataDestroyed:  # retention; a missing master key is the configuration's fault: 503
             key = None
-        events = conn.execute(sa.select(event_t).where(event_t.c.incident_id == row.id).order_by(event_t.c.seq)).all()
-    return [
+        events = conn.execute(sa.select(event_t).where(event_t.c.incident_id == row.id,
+                                                       event_t.c.seq > (after[0] if after else 0))
+                              .order_by(event_t.c.seq).limit(limit + 1)).all()
+    events, next_cursor = pages.cut(events, limit, lambda e: (e.seq,))
+    return pages.Page([
         Entry(e.seq, e.at, e.actor, e.kind, e.from_state, e.to_state,
               crypto.open_sealed(key, e.payload) if key and e.payload is not None else ({} if key else None),
               e.hash)
         for e in events
-    ]
+    ], next_cursor)
 
 
-def find_in_progress(ctx: Context) -> list[str]:
-    """References of incidents that are neither dismissed nor closed."""
+@dataclass(frozen=True)
+class OpenDeadline:
+    """An open deadline as the deadlines view shows it: plain columns only, nothing decrypted."""
+
+    reference: str
+    deadline: Deadline
+    brin: str | None
+    clock_moved_at: datetime | None
+    clock_moved_by: str | None
+
+
+_OPEN_DEADLINES = (
+    sa.select(deadline_t, incident_t.c.reference, incident_t.c.clock_moved_at, incident_t.c.clock_moved_by,
+              school_t.c.brin)
+    .join(incident_t, incident_t.c.id == deadline_t.c.incident_id)
+    .outerjoin(school_t, school_t.c.id == deadline_t.c.school_id)
+    .where(deadline_t.c.is_open == sa.true())
+    .order_by(deadline_t.c.due_at, deadline_t.c.id)
+)
+
+
+def open_deadline_page(ctx: Context, *, school_id: int | None = None, limit: int = pages.DEFAULT_LIMIT,
+                       cursor: str | None = None) -> pages.Page[OpenDeadline]:
+    """A page of the unmet deadlines of incidents in progress, soonest first; with ``school_id``,
+    those that school sees (its own clocks, and the processor's of its incidents)."""
+    query = _OPEN_DEADLINES.limit(limit + 1)
+    after = pages.decode(cursor, pages.strict_time, pages.strict_int)
+    if after is not None:
+        due, last = after
+        query = query.where((deadline_t.c.due_at > due) | ((deadline_t.c.due_at == due) & (deadline_t.c.id > last)))
+    if school_id is not None:
+        its_incidents = sa.select(affected_t.c.incident_id).where(affected_t.c.school_id == school_id)
+        query = query.where((deadline_t.c.school_id == school_id)
+                            | (deadline_t.c.school_id.is_(None) & deadline_t.c.incident_id.in_(its_incidents)))
     with read_transaction(ctx.engine) as conn:
-        return list(conn.execute(
-            sa.select(incident_t.c.reference).where(incident_t.c.state.not_in(lifecycle.FINAL_STATES))
-        ).scalars())
-
-
-def deadlines_of(ctx: Context, incident: Incident) -> list[Deadline]:
-    """The incident's clocks under this installation's periods."""
-    return deadlines(incident, ctx.periods)
-
-
-def open_deadlines(ctx: Context, unreadable: list[str] | None = None) -> list[tuple[Incident, Deadline]]:
-    """Every unmet deadline of incidents still in progress, soonest first; see ``get_many``."""
-    incidents = get_many(ctx, find_in_progress(ctx), unreadable)
-    pairs = [(i, d) for i in incidents for d in deadlines(i, ctx.periods) if d.met_at is None]
-    return sorted(pairs, key=lambda pair: pair[1].due_at)
+        rows = conn.execute(query).all()
+    rows, next_cursor = pages.cut(rows, limit, lambda r: (r.due_at, r.id))
+    return pages.Page([
+        OpenDeadline(r.reference, Deadline(DeadlineKind(r.kind), r.due_at, r.met_at, r.school_id),
+                     r.brin, r.clock_moved_at, r.clock_moved_by)
+        for r in rows
+    ], next_cursor)

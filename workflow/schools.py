@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, insert, select
 
-from breachflow.workflow import crypto, keycheck
+from breachflow.workflow import crypto, keycheck, pages
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
 from breachflow.workflow.errors import DataDestroyed, FieldProblem, InvalidInput, NotFound
@@ -90,10 +90,15 @@ def _query():
     return select(school_t, data_key_t.c.wrapped).join(data_key_t, data_key_t.c.id == school_t.c.data_key_id)
 
 
-def list_all(ctx: Context) -> list[SchoolView]:
-    """Every school, by BRIN code."""
+def page(ctx: Context, *, limit: int = pages.DEFAULT_LIMIT, cursor: str | None = None) -> pages.Page[SchoolView]:
+    """A page of the schools, by BRIN code."""
+    query = _query().order_by(school_t.c.brin).limit(limit + 1)
+    after = pages.decode(cursor, pages.strict_str)
+    if after is not None:
+        query = query.where(school_t.c.brin > after[0])
     with read_transaction(ctx.engine) as conn:
-        return [_view(ctx, row) for row in conn.execute(_query().order_by(school_t.c.brin))]
+        rows, next_cursor = pages.cut(conn.execute(query).all(), limit, lambda r: (r.brin,))
+        return pages.Page([_view(ctx, row) for row in rows], next_cursor)
 
 
 def ids_by_brin(conn: Connection, brins: list[str], field: str) -> dict[str, int]:

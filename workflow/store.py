@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -95,16 +96,56 @@ def load(conn: Connection, keys: crypto.KeyRing, reference: str | int, *, for_up
                   lambda: _incident(conn, row, key))
 
 
+_MANY_SCHOOLS = (
+    select(affected_t, school_t.c.brin, school_t.c.name)
+    .join(school_t, school_t.c.id == affected_t.c.school_id)
+    .where(affected_t.c.incident_id.in_(bindparam("ids", expanding=True)))
+    .order_by(school_t.c.brin)
+)
+_MANY = _SELECT.where(incident_t.c.id.in_(bindparam("ids", expanding=True)))
+_MANY_AP = select(ap_t).where(ap_t.c.incident_id.in_(bindparam("ids", expanding=True))).order_by(ap_t.c.id)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A record ``load_many`` could not read, and why."""
+
+    reference: str
+    error: Exception
+
+
+def load_many(conn: Connection, keys: crypto.KeyRing, ids: list[int]) -> dict[int, Incident | Unreadable]:
+    """The incidents ``ids``, decrypted, in three queries: each id maps to its incident, or to why
+    it cannot be read (a destroyed or unopenable data key, a damaged row); absent ids are left out."""
+    schools: dict[int, list[AffectedSchool]] = defaultdict(list)
+    for r in conn.execute(_MANY_SCHOOLS, {"ids": ids}):
+        schools[r.incident_id].append(_school(r))
+    notified: dict[int, list[ApNotification]] = defaultdict(list)
+    for r in conn.execute(_MANY_AP, {"ids": ids}):
+        notified[r.incident_id].append(_ap_notification(r))
+    found: dict[int, Incident | Unreadable] = {}
+    for row in conn.execute(_MANY, {"ids": ids}):
+        try:
+            found[row.id] = Incident(
+                id=row.id, reference=row.reference, state=row.state, version=row.version, source=row.source,
+                reported_at=row.reported_at, disclosure=disclosure_of(row, keys.unwrap(row.wrapped)),
+                schools=schools[row.id], ap_notifications=notified[row.id], confirmed_at=row.confirmed_at,
+                clock_moved_at=row.clock_moved_at, clock_moved_by=row.clock_moved_by)
+        except Exception as exc:  # noqa: BLE001  (the caller decides what an unreadable record means)
+            found[row.id] = Unreadable(row.reference, exc)
+    return found
+
+
+def _school(r: Any) -> AffectedSchool:
+    return AffectedSchool(
+        school_id=r.school_id, brin=r.brin, name=r.name, affected_count=r.affected_count,
+        informed_at=r.informed_at, informed_via=r.informed_via,
+        told_to_notify_ap_at=r.told_to_notify_ap_at, acknowledged_at=r.acknowledged_at,
+    )
+
+
 def load_schools(conn: Connection, incident_id: int) -> list[AffectedSchool]:
-    rows = conn.execute(_SCHOOLS, {"incident_id": incident_id})
-    return [
-        AffectedSchool(
-            school_id=r.school_id, brin=r.brin, name=r.name, affected_count=r.affected_count,
-            informed_at=r.informed_at, informed_via=r.informed_via,
-            told_to_notify_ap_at=r.told_to_notify_ap_at, acknowledged_at=r.acknowledged_at,
-        )
-        for r in rows
-    ]
+    return [_school(r) for r in conn.execute(_SCHOOLS, {"incident_id": incident_id})]
 
 
 def load_ap_notifications(conn: Connection, incident_id: int) -> list[ApNotification]:

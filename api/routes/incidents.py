@@ -10,9 +10,20 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request
 from pydantic import AfterValidator
 
 from breachflow.api import schemas, views
-from breachflow.api.deps import CtxDep, Handler, Reader, Reporter, SchoolUser, Staff, command, read
+from breachflow.api.deps import (
+    CtxDep,
+    Cursor,
+    Handler,
+    Limit,
+    Reader,
+    Reporter,
+    SchoolUser,
+    Staff,
+    command,
+    read,
+)
 from breachflow.api.errors import Forbidden, responses
-from breachflow.workflow import queries, service
+from breachflow.workflow import pages, queries, service
 from breachflow.workflow.accounts import Account
 from breachflow.workflow.context import Context
 from breachflow.workflow.deadlines import Status
@@ -20,7 +31,7 @@ from breachflow.workflow.errors import NotFound
 from breachflow.workflow.incident import Incident
 from breachflow.workflow.lifecycle import State, Trigger
 from breachflow.workflow.responsibility import Responsibility
-from breachflow.workflow.validation import MAX_COUNT, no_nul
+from breachflow.workflow.validation import no_nul
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 Reference = Annotated[str, Path(max_length=30, examples=["DL-2026-00042"]), AfterValidator(no_nul)]
@@ -84,27 +95,22 @@ async def list_incidents(
     school: SchoolQuery = None,
     responsibility: Responsibility | None = None,
     deadline: Annotated[Status | None, Query(description="the most urgent deadline's status")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=MAX_COUNT)] = 0,
+    limit: Limit = pages.DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> schemas.IncidentPage:
-    """Incidents, newest first, filtered and paged. A school sees only its own."""
+    """Incidents, newest first, filtered, a page at a time. A school sees only its own."""
+    school_id = None
     if views.is_school(account):
         if school is not None and school.strip().upper() != account.school_brin:
-            return schemas.IncidentPage(items=[], total=0, limit=limit, offset=offset)
-        school = account.school_brin
-    refs = await read(request, queries.find, ctx, state=state.value if state else None, brin=school,
-                      responsibility=responsibility.value if responsibility else None)
+            return schemas.IncidentPage(items=[], limit=limit, next_cursor=None)
+        school, school_id = None, account.school_id
     now = datetime.now(UTC)
-    unreadable: list[str] = []
-    if deadline is None:
-        total, page = len(refs), await read(request, queries.get_many, ctx, refs[offset:offset + limit], unreadable)
-    else:
-        everything = await read(request, queries.get_many, ctx, refs, unreadable)
-        matching = [i for i in everything
-                    if views.deadline_status(account, i, now, ctx.periods) == deadline.value]
-        total, page = len(matching), matching[offset:offset + limit]
-    items = [views.summary_out(account, i, now, ctx.periods) for i in page]
-    return schemas.IncidentPage(items=items, total=total, limit=limit, offset=offset, unreadable=unreadable)
+    found = await read(request, queries.incident_page, ctx, state=state.value if state else None, brin=school,
+                       responsibility=responsibility.value if responsibility else None,
+                       deadline=deadline.value if deadline else None, school_id=school_id, now=now,
+                       limit=limit, cursor=cursor)
+    items = [views.summary_out(account, i, now, ctx.periods) for i in found.items]
+    return schemas.IncidentPage(items=items, limit=limit, next_cursor=found.next_cursor, unreadable=found.unreadable)
 
 
 @router.get("/{reference}", operation_id="get_incident", response_model=schemas.IncidentOut,
@@ -151,15 +157,19 @@ async def fire_trigger(
     return _out(ctx, account, incident)
 
 
-@router.get("/{reference}/timeline", operation_id="get_timeline", response_model=list[schemas.TimelineEntryOut],
+@router.get("/{reference}/timeline", operation_id="get_timeline", response_model=schemas.TimelinePage,
             responses=responses(401, 403, 404, 422, 503))
 async def get_timeline(
-    request: Request, ctx: CtxDep, account: Reader, reference: Reference,
-) -> list[schemas.TimelineEntryOut]:
-    """The incident's timeline, oldest first (a school sees what concerns it)."""
+    request: Request, ctx: CtxDep, account: Reader, reference: Reference, limit: Limit = pages.DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> schemas.TimelinePage:
+    """The incident's timeline, oldest first, a page at a time (a school sees what concerns it, so
+    its pages may hold fewer events than ``limit``)."""
     if views.is_school(account):
         await visible(request, ctx, account, reference)
-    return views.timeline_out(account, await read(request, queries.timeline_of, ctx, reference))
+    found = await read(request, queries.timeline_page, ctx, reference, limit=limit, cursor=cursor)
+    return schemas.TimelinePage(items=views.timeline_out(account, found.items), limit=limit,
+                                next_cursor=found.next_cursor)
 
 
 @router.post("/{reference}/notes", status_code=201, operation_id="add_note", response_model=schemas.IncidentOut,

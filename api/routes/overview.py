@@ -6,57 +6,60 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 
 from breachflow.api import register_export, schemas, views
-from breachflow.api.deps import Anyone, CtxDep, Reader, read
+from breachflow.api.deps import Anyone, CtxDep, Cursor, Limit, Reader, read
 from breachflow.api.errors import FieldProblemOut, responses
-from breachflow.workflow import lifecycle, queries
+from breachflow.workflow import lifecycle, pages, queries
 from breachflow.workflow.disclosure import Disclosure
 from breachflow.workflow.incident import Incident
 
 router = APIRouter(tags=["overview"])
-UNREADABLE_HEADER = "Breachflow-Unreadable"  # references of damaged records a list had to leave out
 
 
-@router.get("/register", operation_id="get_register", response_model=list[schemas.RegisterEntry],
-            responses={**responses(401, 403, 422, 503),
-                       200: {"content": {"text/csv": {"schema": {"type": "string"}}},
-                             "description": "the register as JSON, or CSV when asked for"}})
-async def get_register(
+@router.get("/register", operation_id="get_register", response_model=schemas.RegisterPage,
+            responses=responses(401, 403, 422, 503))
+async def get_register(request: Request, ctx: CtxDep, account: Reader, limit: Limit = pages.DEFAULT_LIMIT,
+                       cursor: Cursor = None) -> schemas.RegisterPage:
+    """The breach register, newest first, a page at a time: every incident, dismissed ones
+    included (a school: its own). ``/register/export`` gives all of it at once."""
+    found = await read(request, register_export.page, ctx, account, limit=limit, cursor=cursor)
+    return schemas.RegisterPage(items=found.items, limit=limit, next_cursor=found.next_cursor,
+                                unreadable=found.unreadable)
+
+
+@router.get("/register/export", operation_id="export_register",
+            responses={**responses(401, 403, 422, 503), 200: {
+                "content": {"application/json": {"schema": {"type": "object"}},
+                            "text/csv": {"schema": {"type": "string"}}},
+                "description": 'the whole register as JSON ({"items": [...], "unreadable": [...]}) or CSV, '
+                               "streamed"}})
+async def export_register(
     request: Request,
-    response: Response,
     ctx: CtxDep,
     account: Reader,
     format: Annotated[Literal["json", "csv"] | None, Query(description="csv, or send Accept: text/csv")] = None,
-):
-    """The breach register: every incident, dismissed ones included (a school: its own)."""
-    unreadable: list[str] = []
-    entries = await read(request, register_export.entries, ctx, account, unreadable)
-    named = {UNREADABLE_HEADER: ", ".join(unreadable)} if unreadable else {}
+) -> StreamingResponse:
+    """The whole breach register (a school: its own), streamed as it is read: a register of any
+    size is exported in the memory of one page. Unreadable records are named, never dropped."""
     wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
-    if not wants_csv:
-        response.headers.update(named)
-        return entries
-    return Response(register_export.to_csv(entries), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="datalekkenregister.csv"', **named})
+    if wants_csv:
+        return StreamingResponse(register_export.stream_csv(ctx, account), media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": 'attachment; filename="datalekkenregister.csv"'})
+    return StreamingResponse(register_export.stream_json(ctx, account), media_type="application/json")
 
 
-@router.get("/deadlines", operation_id="list_deadlines", response_model=list[schemas.DeadlineOut],
+@router.get("/deadlines", operation_id="list_deadlines", response_model=schemas.DeadlinePage,
             responses=responses(401, 403, 422, 503))
-async def list_deadlines(request: Request, response: Response, ctx: CtxDep,
-                         account: Reader) -> list[schemas.DeadlineOut]:
-    """Open deadlines of incidents in progress, soonest first (a school: its own)."""
-    unreadable: list[str] = []
-    pairs: list[tuple[Incident, object]] = await read(request, queries.open_deadlines, ctx, unreadable)
-    if unreadable and not views.is_school(account):  # a school never learns another's references
-        response.headers[UNREADABLE_HEADER] = ", ".join(unreadable)
+async def list_deadlines(request: Request, ctx: CtxDep, account: Reader, limit: Limit = pages.DEFAULT_LIMIT,
+                         cursor: Cursor = None) -> schemas.DeadlinePage:
+    """Open deadlines of incidents in progress, soonest first, a page at a time (a school: its own)."""
+    found = await read(request, queries.open_deadline_page, ctx,
+                       school_id=account.school_id if views.is_school(account) else None, limit=limit, cursor=cursor)
     now = datetime.now(UTC)
-    return [
-        views.deadline_out(incident, d, now, ctx.periods)
-        for incident, d in pairs
-        if views.can_see(account, incident) and d in views.visible_deadlines(account, incident, ctx.periods)
-    ]
+    return schemas.DeadlinePage(items=[views.open_deadline_out(o, now, ctx.periods) for o in found.items],
+                                limit=limit, next_cursor=found.next_cursor)
 
 
 def _requirements(step: lifecycle.Step) -> list[FieldProblemOut]:

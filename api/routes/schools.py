@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from breachflow.api import schemas
-from breachflow.api.deps import Admin, CtxDep, SchoolReader, command, read
+from breachflow.api.deps import Admin, CtxDep, Cursor, Limit, SchoolReader, command, read
 from breachflow.api.errors import responses
-from breachflow.workflow import schools
+from breachflow.workflow import pages, schools
 
 router = APIRouter(prefix="/schools", tags=["schools"])
 
@@ -26,8 +26,10 @@ async def add_school(request: Request, ctx: CtxDep, _account: Admin, body: schem
     return _out(school)
 
 
-@router.get("", operation_id="list_schools", response_model=list[schemas.SchoolOut],
+@router.get("", operation_id="list_schools", response_model=schemas.SchoolPage,
             responses=responses(401, 403, 422, 503))
-async def list_schools(request: Request, ctx: CtxDep, _account: SchoolReader) -> list[schemas.SchoolOut]:
-    """Every school, by BRIN code."""
-    return [_out(s) for s in await read(request, schools.list_all, ctx)]
+async def list_schools(request: Request, ctx: CtxDep, _account: SchoolReader, limit: Limit = pages.DEFAULT_LIMIT,
+                       cursor: Cursor = None) -> schemas.SchoolPage:
+    """The schools, by BRIN code, a page at a time."""
+    found = await read(request, schools.page, ctx, limit=limit, cursor=cursor)
+    return schemas.SchoolPage(items=[_out(s) for s in found.items], limit=limit, next_cursor=found.next_cursor)
