@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -24,3 +25,10 @@ def wait_for_port(port: int, process: subprocess.Popen, what: str, seconds: floa
             time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"{what} did not start on port {port}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of the process ``pid`` so far (Linux, from /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
