@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench bench-load diagram clean
+.PHONY: run test bench bench-load bench-scale diagram clean
 
 $(BIN)/breachflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ bench: $(BIN)/breachflow
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/notify.py
+
+# reads and the reminder scanner at 1,000 and at 50,000 incidents (several minutes)
+bench-scale: $(BIN)/breachflow
+	$(BIN)/python bench/scale.py
 
 # two API processes and a worker on the local PostgreSQL (a scratch database, dropped afterwards)
 bench-load: $(BIN)/breachflow
