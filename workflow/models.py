@@ -169,12 +169,12 @@ class DeadlineRow(SQLModel, table=True):
     __tablename__ = "deadline"
     __table_args__ = (
         Index("ix_deadline_open_due", "is_open", "due_at", "id"),
-        Index("ix_deadline_incident", "incident_id", "kind", "school_id"),
+        Index("ix_deadline_incident", "incident_id", "is_open", "due_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incident.id")
     kind: str = Field(sa_column=Column(String(20), nullable=False))
-    school_id: int | None = Field(default=None, foreign_key="school.id", index=True)
+    school_id: int | None = Field(default=None, foreign_key="school.id")
     due_at: datetime = utc_column(nullable=False)
     met_at: datetime | None = utc_column()
     outcome: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))

@@ -39,10 +39,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["school_id"], ["school.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index("ix_deadline_incident", "deadline", ["incident_id", "kind", "school_id"])
+    op.create_index("ix_deadline_incident", "deadline", ["incident_id", "is_open", "due_at"])
     op.create_index("ix_deadline_next_look_at", "deadline", ["next_look_at"])
     op.create_index("ix_deadline_open_due", "deadline", ["is_open", "due_at", "id"])
-    op.create_index("ix_deadline_school_id", "deadline", ["school_id"])
 
 
 def downgrade() -> None:
