@@ -14,9 +14,9 @@ pass that caught up on every reminder due). Each figure is reported as ``t50000 
 field ending in ``_ratio``; the target is ≤ 1.5 for each.
 
 The incidents are loaded through breachflow's own service layer (the code that seals and chains),
-in two processes, with SQLite's ``synchronous=OFF`` on the loading connections only: a power cut
-during a benchmark costs nothing, and the load takes minutes instead of an hour. The measured
-server runs with breachflow's settings (``synchronous=FULL``).
+with SQLite's ``synchronous=OFF`` on the loading connection only: a power cut during a benchmark
+costs nothing, and the load takes minutes instead of an hour. The measured server runs with
+breachflow's settings (``synchronous=FULL``).
 
     python bench/scale.py [--sizes 1000 50000] [--seconds 1.0] [--json]
 """
@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -50,7 +48,6 @@ from breachflow.workflow.config import Settings  # noqa: E402
 from breachflow.workflow.context import Context, initialise  # noqa: E402
 
 SCHOOLS = 300
-LOADERS = 2
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET = 1.5
 ROUNDS = 3
@@ -85,18 +82,9 @@ def loading_context(settings: Settings) -> Context:
     return Context.open(settings, engine)
 
 
-def load(settings: Settings, start: int, stop: int, now: datetime) -> None:
-    """Incidents ``start``..``stop`` in two processes (the work is mostly Python, the machine has two
-    cores; SQLite takes their writes in turn)."""
-    with ProcessPoolExecutor(LOADERS, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for done in [pool.submit(load_part, settings, start + part, stop, now) for part in range(LOADERS)]:
-            done.result()
-
-
-def load_part(settings: Settings, start: int, stop: int, now: datetime) -> None:
-    """Every ``LOADERS``-th incident from ``start``: of every six, two in progress, three dismissed, one closed."""
-    ctx = loading_context(settings)
-    for n in range(start, stop, LOADERS):
+def load(ctx: Context, start: int, stop: int, now: datetime) -> None:
+    """Incidents ``start``..``stop``: of every six, two in progress, three dismissed, one closed."""
+    for n in range(start, stop):
         school = brin(n % SCHOOLS)
         discovered = now - timedelta(hours=(n * 7919) % (24 * 20) + 1)
         ref = service.report(ctx, actor="loader", source="monitoring", schools={school: 25},
@@ -121,9 +109,8 @@ def load_part(settings: Settings, start: int, stop: int, now: datetime) -> None:
         service.record_ap_notification(ctx, reference=ref, actor="loader", kind="final", ap_reference=f"AP-{n}",
                                        delay_reason="Found late" if late else None)
         fire("ap_notified", AP_FORM)
-        if n % 5000 < LOADERS:
-            print(f"  loading: at incident {n}", file=sys.stderr)
-    ctx.engine.dispose()
+        if (n + 1) % 2000 == 0:
+            print(f"  loaded {n + 1} incidents", file=sys.stderr)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -196,7 +183,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="breachflow-bench-scale-") as tmp:
         settings = Settings(data_dir=Path(tmp) / "var")
         initialise(settings)
-        ctx = Context.open(settings)
+        ctx = loading_context(settings)
         for n in range(SCHOOLS):
             schools.add(ctx, brin=brin(n), name=f"School {n}", contacts=[f"office@school{n}.example.nl"])
         accounts.add_user(ctx, username="handler", role="handler")
@@ -206,7 +193,7 @@ def main() -> int:
         timings: dict[int, dict[str, float]] = {}
         for size in args.sizes:
             started = time.perf_counter()
-            load(settings, loaded, size, now)
+            load(ctx, loaded, size, now)
             loaded = size
             loaded_in = time.perf_counter() - started
             started = time.perf_counter()
