@@ -68,7 +68,7 @@ def open_installation(settings: Settings, *, create: bool) -> tuple[Context, lis
     (``serve``). A file that cannot be written or a database that cannot be reached is ``CannotStart``."""
     try:
         done = initialise(settings) if create else []
-        return Context.open(settings), done
+        return Context.open(settings, adopt_periods=True), done
     except OSError as exc:
         raise CannotStart(f"cannot write {exc.filename or settings.data_dir}: {exc.strerror}; make it writable "
                           "for this user, or set BREACHFLOW_DATA_DIR to a directory that is") from None

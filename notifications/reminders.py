@@ -2,8 +2,8 @@
 
 For every unmet deadline of an incident in progress, a reminder is due at each configured offset
 before it (``BREACHFLOW_REMINDER_OFFSETS_HOURS``, default 12 and 2 hours) and once it has passed.
-A reminder is queued once per deadline and offset, ever: the ``reminder`` table's unique key
-holds even when scanners run at once. When several are due at one scan (the scanner was down),
+A reminder is queued once per deadline, due time and offset: the ``reminder`` table's unique key
+holds even when scanners run at once, and a deadline moved by a correction is reminded of anew. When several are due at one scan (the scanner was down),
 only the most urgent is sent and the rest are marked done. Each open ``deadline`` row says when
 the scanner should next look at it (``next_look_at``: set by the command that creates or moves
 the clock, moved on by the scanner), so a scan reads only what is due.
@@ -12,7 +12,7 @@ the clock, moved on by the scanner), so a scan reads only what is due.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -66,6 +66,18 @@ def _remaining(due: datetime, now: datetime, language: str) -> str:
     return f"{hours:.0f} uur" if language == "nl" else f"{hours:.0f} hours"
 
 
+def labelled(label: str, due_at: datetime) -> str:
+    """A reminder's key in the ``reminder`` table: its offset and the due time it was for."""
+    return f"{label}@{due_at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%fZ}"
+
+
+def _done(stored: set[str], due_at: datetime) -> set[str]:
+    """The labels already sent for ``due_at`` among a deadline's stored reminders (a bare label, from
+    before reminders named their due time, counts for any)."""
+    suffix = labelled("", due_at)
+    return {label.removesuffix(suffix) for label in stored if label.endswith(suffix) or "@" not in label}
+
+
 def next_look(due_at: datetime, done: set[str], offsets: list[float]) -> datetime | None:
     """When the reminder after the latest one in ``done`` falls due (``None``: the overdue one was
     sent). Earlier reminders than one already sent are never sent any more."""
@@ -78,7 +90,7 @@ def next_look(due_at: datetime, done: set[str], offsets: list[float]) -> datetim
 _DUE = (
     sa.select(deadline_t.c.id, deadline_t.c.incident_id, deadline_t.c.kind, deadline_t.c.school_id,
               deadline_t.c.due_at)
-    .where(deadline_t.c.next_look_at <= sa.bindparam("now"))
+    .where(deadline_t.c.next_look_at <= sa.bindparam("now"), deadline_t.c.kind.in_([k.value for k in DeadlineKind]))
     .order_by(deadline_t.c.next_look_at, deadline_t.c.id)
 )
 _SENT = sa.select(reminder_t.c.incident_id, reminder_t.c.deadline, reminder_t.c.school_id,
@@ -114,7 +126,7 @@ def scan(ctx: Context, now: datetime) -> int:
     offsets = ctx.settings.reminder_offsets_hours
     staff, queued, moved = None, 0, []
     for row in due:
-        done = sent.get(_key(row.incident_id, row.kind, row.school_id), set())
+        done = _done(sent.get(_key(row.incident_id, row.kind, row.school_id), set()), row.due_at)
         labels = due_labels(Deadline(DeadlineKind(row.kind), row.due_at, school_id=row.school_id), now, offsets)
         if not labels or labels[0] in done:  # nothing new: look again when the next one falls due
             moved.append({"b_id": row.id, "b_due": row.due_at, "b_next": next_look(row.due_at, done | set(labels),
@@ -142,16 +154,17 @@ def _queue(ctx: Context, row: Any, labels: list[str], staff: list[str], now: dat
             return False  # a command moved or met it since the scan looked
         incident = unit.incident
         key = _key(row.incident_id, row.kind, row.school_id)
-        done = set(conn.execute(
+        done = _done(set(conn.execute(
             sa.select(reminder_t.c.offset_label).where(
                 reminder_t.c.incident_id == key[0], reminder_t.c.deadline == key[1], reminder_t.c.school_id == key[2])
-        ).scalars())
+        ).scalars()), row.due_at)
         conn.execute(_LOOK_AGAIN, {"b_id": row.id, "b_due": row.due_at,
                                    "b_next": next_look(row.due_at, done | set(labels), ctx.settings.reminder_offsets_hours)})
         if labels[0] in done:
             return False
         conn.execute(sa.insert(reminder_t), [
-            {"incident_id": key[0], "deadline": key[1], "school_id": key[2], "offset_label": label, "created_at": now}
+            {"incident_id": key[0], "deadline": key[1], "school_id": key[2],
+             "offset_label": labelled(label, row.due_at), "created_at": now}
             for label in labels if label not in done])
         kind = DeadlineKind(row.kind)
         school = next((s for s in incident.schools if s.school_id == row.school_id), None)

@@ -14,8 +14,9 @@ from api_support import SCHOOL_A, SCHOOL_B, assert_error, build
 from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, hours_ago
 from reading import statements
 
-from breachflow.workflow import audit, clocks, service
+from breachflow.workflow import audit, clocks, queries, service
 from breachflow.workflow.context import Context
+from breachflow.workflow.errors import PeriodsMismatch
 from breachflow.workflow.models import deadline_t, incident_t
 
 SCHOOL_CAUSED = {"cause_category": "user_error_admin", "cause_description": "A teacher shared the class list",
@@ -127,6 +128,21 @@ def test_a_cursor_that_is_not_ours_is_refused_naming_the_cursor(ctx, settings, p
         cursor = forged(1)
     assert_error(api.call("admin" if path == "/schools" else "handler", "GET", f"{path}?cursor={cursor}"),
                  422, "invalid_input", "cursor")
+
+
+@pytest.mark.parametrize(("path", "cursor"), [
+    ("/incidents", forged(2**63)), ("/incidents", forged(-1)), ("/register", forged(2**64)),
+    ("/incidents/{ref}/timeline", forged(2**63)),
+    ("/deadlines", forged("0001-01-01T00:00:00+05:00", 1)), ("/deadlines", forged("9999-12-31T23:59:59-05:00", 1)),
+    ("/deadlines", forged("2026-01-01T00:00:00+00:00", 2**63)),
+    ("/schools", forged("\ud800")), ("/schools", forged("12\x00AB")), ("/schools", forged("A" * 50)),
+], ids=["huge-id", "negative-id", "huger-id", "timeline-huge-seq", "year-1", "year-9999", "deadline-huge-id",
+        "surrogate", "nul", "long"])
+def test_a_cursor_beyond_what_a_column_holds_is_refused_not_a_500(ctx, settings, path, cursor):
+    api = build(ctx, settings)
+    ref = report(ctx, 1)[0]
+    user = "admin" if path == "/schools" else "handler"
+    assert_error(api.call(user, "GET", f"{path.format(ref=ref)}?cursor={cursor}"), 422, "invalid_input", "cursor")
 
 
 @pytest.mark.parametrize("limit", [0, 201, -1])
@@ -251,18 +267,29 @@ def test_a_deadline_row_changed_past_breachflow_is_found_by_the_audit(ctx, setti
     assert all("deadline" in f.problem for f in findings)
 
 
-def test_other_periods_recompute_every_stored_deadline_once(ctx, settings):
+def test_other_periods_are_adopted_by_serve_and_worker_and_refused_to_anyone_else(ctx, settings):
     api = build(ctx, settings)
     ref = report(ctx, 1, hours=30)[0]
     assert [d["status"] for d in walk(api, "handler", "/deadlines", 50)] == ["overdue", "ok"]
     longer = settings.model_copy(update={"school_notice_hours": 48})
-    other = Context.open(longer)
+    with pytest.raises(PeriodsMismatch, match="school_notice: stored 24.0, here 48.0"):
+        Context.open(longer)  # a command line with other periods would show and write other deadlines
+    assert Context.open(settings.model_copy(update={"due_soon_hours": 3}))  # only colours a status: no recompute
+
+    other = Context.open(longer, adopt_periods=True)  # as serve and worker open it
     assert audit.verify(other).intact
-    assert not clocks.ensure_current(other.engine, other.periods, hours_ago(0))  # done once, not again
+    assert not clocks.ensure_current(other.engine, other.periods, hours_ago(0), adopt=True)  # once, not again
     with ctx.engine.connect() as conn:
         due = conn.execute(sa.select(deadline_t.c.due_at).where(deadline_t.c.kind == "school_notice")).scalar()
     assert abs((due - hours_ago(30)).total_seconds() - 48 * 3600) < 5
-    assert Context.open(settings)  # back to 24 hours: recomputed again, for the audit after the test
+    # a process still running with the old periods writes no deadline of its own
+    with pytest.raises(PeriodsMismatch):
+        service.update(ctx, reference=ref, actor="hanna", schools={SCHOOL_B: 2})
+    assert [s.brin for s in queries.get(ctx, ref).schools] == [SCHOOL_A]
+    assert api.call("handler", "PATCH", f"/incidents/{ref}", json={"version": 1, "schools": {SCHOOL_B: 2}}
+                    ).status_code == 503
+
+    assert Context.open(settings, adopt_periods=True)  # back to 24 hours, for the audit after the test
     assert [d["reference"] for d in walk(api, "handler", "/deadlines", 50)] == [ref, ref]
 
 
@@ -298,3 +325,54 @@ def test_an_unreadable_record_keeps_its_row_in_the_export(ctx, settings):
     rows = {r["reference"]: r for r in csv.DictReader(io.StringIO(export(api, "handler", "csv")))}
     assert set(rows) == {good, bad} and "cannot be read" in rows[bad]["summary"]
     assert api.call("handler", "GET", "/register").json()["unreadable"] == [bad]
+
+
+@pytest.mark.tampers
+def test_a_page_of_records_no_master_key_opens_names_them_and_the_export_goes_on(ctx, settings, monkeypatch):
+    from cryptography.fernet import Fernet
+
+    from breachflow.api import register_export
+    from breachflow.workflow.models import data_key_t
+
+    monkeypatch.setattr(register_export, "EXPORT_PAGE", 1)  # the foreign record fills a page on its own
+    api = build(ctx, settings)
+    older, foreign, newer = report(ctx, 3)
+    with ctx.engine.begin() as conn:
+        key_id = conn.execute(sa.select(incident_t.c.data_key_id).where(incident_t.c.reference == foreign)).scalar()
+        conn.execute(sa.update(data_key_t).where(data_key_t.c.id == key_id)
+                     .values(wrapped=Fernet(Fernet.generate_key()).encrypt(b"k" * 32)))
+    exported = json.loads(export(api, "handler", "json"))
+    assert [e["reference"] for e in exported["items"]] == [newer, older] and exported["unreadable"] == [foreign]
+    rows = list(csv.DictReader(io.StringIO(export(api, "handler", "csv"))))
+    assert [r["reference"] for r in rows] == [newer, foreign, older]
+    middle = api.call("handler", "GET", "/register?limit=1&cursor=" + forged(queries.get(ctx, newer).id))
+    assert middle.status_code == 200 and middle.json()["unreadable"] == [foreign]
+
+
+@pytest.mark.tampers
+@pytest.mark.parametrize("plant", ["bogus-kind", "double", "garbage-time"])
+def test_a_planted_deadline_row_breaks_no_view_and_the_audit_names_it(ctx, settings, plant):
+    """A row of a kind breachflow never writes, or one doubled, is left out of the views and the
+    scan; a time column holding text that is no time (SQLite) is named by the audit, not a crash."""
+    api = build(ctx, settings)
+    ref, other = report(ctx, 2, hours=30)
+    with ctx.engine.begin() as conn:
+        incident_id = conn.execute(sa.select(incident_t.c.id).where(incident_t.c.reference == ref)).scalar()
+        if plant == "bogus-kind":
+            conn.execute(sa.insert(deadline_t).values(incident_id=incident_id, kind="bogus", due_at=hours_ago(5),
+                                                      is_open=True, next_look_at=hours_ago(6)))
+        elif plant == "double":
+            row = conn.execute(sa.select(deadline_t).where(deadline_t.c.incident_id == incident_id)).first()
+            conn.execute(sa.insert(deadline_t).values({k: v for k, v in row._mapping.items() if k != "id"}))
+        elif conn.dialect.name == "sqlite":
+            conn.execute(sa.text("UPDATE deadline SET met_at = 'not a time' WHERE incident_id = :i"), {"i": incident_id})
+        else:
+            pytest.skip("PostgreSQL's timestamp column holds only times")
+    if plant != "garbage-time":  # a time column holding text: only the audit reads it row by row (see the note)
+        assert {d["reference"] for d in walk(api, "manager", "/deadlines", 50)} >= {other}
+        from breachflow.notifications import reminders
+
+        reminders.scan(ctx, hours_ago(0))  # runs through
+    assert api.call("manager", "GET", f"/incidents/{other}").status_code == 200
+    findings = audit.verify(ctx).findings
+    assert findings and {f.reference for f in findings} == {ref}

@@ -169,3 +169,24 @@ def test_a_scan_over_many_incidents_not_yet_due_is_one_query_and_writes_nothing(
     assert writes == []
     assert cost == {5: 1, 40: 1}
     assert reminders.scan(ctx, datetime.now(UTC) + timedelta(hours=12)) == 40  # each school notice falls due
+
+
+def test_a_deadline_moved_by_a_correction_is_reminded_of_again(ctx):
+    """Reminders are kept per due time: after the overdue reminder, a later discovery time gives the
+    deadline a new due time, and its reminders come again at 12 h, 2 h and when it is overdue."""
+    from conftest import hours_ago, reported
+
+    add_school(ctx)
+    ref = reported(ctx, discovered_hours_ago=30)  # the school notice was due 6 hours ago
+    now = datetime.now(UTC)
+    assert reminders.scan(ctx, now) == 1
+    service.update(ctx, reference=ref, actor="hanna", fields={"discovered_at": hours_ago(1)})  # due in 23 hours
+    offsets = [e.payload["offset"] for e in whole_timeline(ctx, ref) if e.kind in ("reminder_queued",
+                                                                                  "reminder_unsent")]
+    assert offsets == ["overdue"]
+    for later, label in ((11.5, "12h"), (21.5, "2h"), (23.5, "overdue")):
+        assert reminders.scan(ctx, now + timedelta(hours=later)) == 1, label
+        assert reminders.scan(ctx, now + timedelta(hours=later)) == 0  # once each
+    offsets = [e.payload["offset"] for e in whole_timeline(ctx, ref) if e.kind in ("reminder_queued",
+                                                                                  "reminder_unsent")]
+    assert offsets == ["overdue", "12h", "2h", "overdue"]

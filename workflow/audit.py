@@ -212,7 +212,8 @@ def _read(conn: Connection, query: sa.Select, table: sa.Table) -> tuple[list[Any
         pass
     rows, bad = [], []
     keys = [table.c.id] + ([table.c.incident_id] if "incident_id" in table.c else [])
-    for row_key in conn.execute(sa.select(*keys).order_by(table.c.id)).all():
+    where = [query.whereclause] if query.whereclause is not None else []
+    for row_key in conn.execute(sa.select(*keys).where(*where).order_by(table.c.id)).all():
         try:
             rows.append(conn.execute(query.where(table.c.id == row_key[0])).one())
         except _READ_ERRORS as exc:
@@ -374,7 +375,7 @@ def verify(ctx: Context, checkpoint: dict[str, Any] | None = None) -> Report:
             report.findings += [Finding(head.reference, d) for d in differences]
         report.findings += _register_gaps(conn, [h.reference for h in heads.values()])
         report.findings += [Finding(reference, problem) for reference, problems
-                            in clocks.differences(conn, ctx.periods).items() for problem in problems]
+                            in clocks.differences(conn, ctx.periods, _read).items() for problem in problems]
         if checkpoint is not None:
             chains = {head.reference: [getattr(ev, "hash", None) for ev in seen.get(incident_id, [])]
                       for incident_id, head in heads.items()}

@@ -5,16 +5,21 @@ computes, so the lists, the deadlines view, the register and the reminder scanne
 need with indexed queries instead of computing every incident's clocks. A command that changes
 what drives the clocks (``Unit.finish``) writes the difference in its own transaction.
 
-The rows depend on the configured periods. The periods they were computed with are kept in
-``clock_basis``; a process that starts with other periods (or finds none: a database just
-upgraded) recomputes every row first, once, under the migration lock (``ensure_current``).
+The rows depend on the configured periods and reminder offsets. Those they were computed with are
+kept in ``clock_basis``. A database just created or upgraded has none: the first process to open
+it computes every row. ``serve`` and ``worker`` adopt other periods when they start (every row is
+recomputed, once); any other process with other periods is refused, and a command of a process
+still running with the old ones is refused before it writes a row (``PeriodsMismatch``), so the
+stored deadlines always follow one set of periods.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +28,7 @@ from sqlalchemy import Connection, Engine
 from breachflow.workflow import store
 from breachflow.workflow.db import migration_transaction, read_transaction
 from breachflow.workflow.deadlines import Deadline, Periods, deadlines
+from breachflow.workflow.errors import PeriodsMismatch
 from breachflow.workflow.incident import Incident
 from breachflow.workflow.models import clock_basis_t, deadline_t, incident_t
 
@@ -44,8 +50,18 @@ def sync(conn: Connection, incident: Incident, periods: Periods) -> None:
     """Make the incident's ``deadline`` rows what its clocks are now: update, add and remove rows.
 
     A row whose due time and openness did not change keeps its ``next_look_at`` (the scanner's
-    place among the reminders already sent)."""
-    stored = {(r.kind, r.school_id): r for r in conn.execute(_OF_INCIDENT, {"incident_id": incident.id})}
+    place among the reminders already sent). Refused (``PeriodsMismatch``) when the stored rows
+    follow other periods than this process's; on PostgreSQL the check holds the basis row until
+    the command ends, so a recompute cannot pass between the check and the writes."""
+    stored_basis = conn.execute(_BASIS_SHARED).scalar()
+    if stored_basis != basis(periods):
+        raise _mismatch(stored_basis, periods)
+    try:
+        stored = {(r.kind, r.school_id): r for r in conn.execute(_OF_INCIDENT, {"incident_id": incident.id})}
+    except ValueError:  # a row written past breachflow that does not even read: the command's rows replace it
+        log.warning("incident %s: a stored deadline cannot be read; its deadlines are written anew", incident.reference)
+        conn.execute(sa.delete(deadline_t).where(deadline_t.c.incident_id == incident.id))
+        stored = {}
     new, changed = [], []
     for d in deadlines(incident, periods):
         values = row_values(d, periods)
@@ -64,27 +80,67 @@ def sync(conn: Connection, incident: Incident, periods: Periods) -> None:
         conn.execute(sa.delete(deadline_t).where(deadline_t.c.id.in_([r.id for r in stored.values()])))
 
 
+_BASIS = sa.select(clock_basis_t.c.periods)
+_BASIS_SHARED = _BASIS.with_for_update(read=True)
+
+
 def basis(periods: Periods) -> str:
-    """The periods as stored in ``clock_basis``."""
-    return json.dumps({name: value.total_seconds() for name, value in vars(periods).items()}, sort_keys=True)
+    """What the stored rows depend on, as stored in ``clock_basis``: the periods in hours and the
+    reminder offsets (not ``due_soon``, which only colours a status when it is shown)."""
+    return json.dumps({"school_notice": _hours(periods.school_notice), "ap_notice": _hours(periods.ap_notice),
+                       "school_ap_notice": _hours(periods.school_ap_notice),
+                       "reminder_offsets": sorted(periods.reminder_offsets, reverse=True)}, sort_keys=True)
 
 
-def ensure_current(engine: Engine, periods: Periods, now: datetime) -> bool:
-    """Recompute every ``deadline`` row if they were computed with other periods; ``True`` if it did."""
+def _hours(period: timedelta) -> float:
+    return period / timedelta(hours=1)
+
+
+def _mismatch(stored: str | None, periods: Periods) -> PeriodsMismatch:
+    return PeriodsMismatch(
+        f"the deadlines stored in this database follow other periods ({_differences(stored, periods)}): run "
+        "every process with the same BREACHFLOW_*_NOTICE_HOURS and BREACHFLOW_REMINDER_OFFSETS_HOURS; "
+        "'serve' and 'worker' adopt new ones when they start, recomputing every deadline")
+
+
+def _differences(stored: str | None, periods: Periods) -> str:
+    if stored is None:
+        return "none recorded"
+    try:
+        were = json.loads(stored)
+    except ValueError:
+        return "unreadable"
+    now = json.loads(basis(periods))
+    return "; ".join(f"{name}: stored {were.get(name)}, here {value}" for name, value in now.items()
+                     if were.get(name) != value) or "unreadable"
+
+
+def ensure_current(engine: Engine, periods: Periods, now: datetime, *, adopt: bool = False) -> bool:
+    """Compute every ``deadline`` row if none were (a new or just upgraded database), or, with
+    ``adopt``, if they follow other periods; ``True`` if it did. Other periods without ``adopt`` are
+    ``PeriodsMismatch``."""
     wanted = basis(periods)
     with read_transaction(engine) as conn:
-        if conn.execute(sa.select(clock_basis_t.c.periods)).scalar() == wanted:
-            return False
+        stored = conn.execute(_BASIS).scalar()
+    if stored == wanted:
+        return False
+    if stored is not None and not adopt:
+        raise _mismatch(stored, periods)
     with migration_transaction(engine) as conn:
-        stored = conn.execute(sa.select(clock_basis_t.c.periods)).scalar()
+        # the basis row first: a command that checked it holds it (PostgreSQL), so every command that
+        # wrote with the old periods has committed before the rows are read, and none writes after
+        stored = conn.execute(_BASIS.with_for_update()).scalar()
         if stored == wanted:  # another process did it
             return False
         if stored is not None:
-            log.warning("the deadline periods differ from those the stored deadlines were computed with: "
-                        "recomputing them")
-        recompute_all(conn, periods)
+            if not adopt:
+                raise _mismatch(stored, periods)
+            log.warning("the deadline periods changed (%s): recomputing every stored deadline",
+                        _differences(stored, periods))
+        rows = recompute_all(conn, periods)
         conn.execute(sa.delete(clock_basis_t))
         conn.execute(sa.insert(clock_basis_t).values(id=1, periods=wanted, computed_at=now))
+    log.debug("computed %d stored deadline(s)", rows)
     return True
 
 
@@ -107,9 +163,13 @@ def recompute_all(conn: Connection, periods: Periods) -> int:
 
 
 
-def differences(conn: Connection, periods: Periods) -> dict[str, list[str]]:
+Reader = Callable[[Connection, sa.Select, sa.Table], tuple[list[Any], list[tuple[Any, str]]]]
+
+
+def differences(conn: Connection, periods: Periods, read: Reader) -> dict[str, list[str]]:
     """For the audit: per incident reference, how its stored ``deadline`` rows differ from the clocks
-    its facts give (a row deleted, planted or altered past breachflow hides or invents a deadline)."""
+    its facts give (a row deleted, planted, doubled or altered past breachflow hides or invents a
+    deadline). ``read`` reads rows that may hold values their column cannot (the audit's reader)."""
     found: dict[str, list[str]] = {}
     last = 0
     while True:
@@ -118,15 +178,21 @@ def differences(conn: Connection, periods: Periods) -> dict[str, list[str]]:
         if not ids:
             break
         last = ids[-1]
-        stored: dict[int, set[tuple[Any, ...]]] = {}
-        for r in conn.execute(sa.select(deadline_t).where(deadline_t.c.incident_id.in_(ids))):
-            stored.setdefault(r.incident_id, set()).add(_compared(r._mapping))
+        stored: dict[int, Counter[tuple[Any, ...]]] = defaultdict(Counter)
+        rows, unreadable = read(conn, sa.select(deadline_t).where(deadline_t.c.incident_id.in_(ids)), deadline_t)
+        for r in rows:
+            stored[r.incident_id][_compared(r._mapping)] += 1
+        broken = defaultdict(list)
+        for (_row_id, incident_id), error in unreadable:
+            broken[incident_id].append(f"a stored deadline cannot be read ({error})")
         for incident in store.clock_inputs(conn, ids):
-            wanted = {_compared(row_values(d, periods)) for d in deadlines(incident, periods)}
-            have = stored.get(incident.id, set())
-            problems = [f"stored deadline {_named(row)} is not what its facts give" for row in sorted(have - wanted, key=str)]
+            wanted = Counter(_compared(row_values(d, periods)) for d in deadlines(incident, periods))
+            have = stored[incident.id]
+            problems = broken[incident.id]
+            problems += [f"stored deadline {_named(row)} is not what its facts give"
+                         for row in sorted((have - wanted).elements(), key=str)]
             problems += [f"deadline {_named(row)} is missing from the stored deadlines"
-                         for row in sorted(wanted - have, key=str)]
+                         for row in sorted((wanted - have).elements(), key=str)]
             if problems:
                 found[incident.reference] = problems
     orphans = conn.execute(sa.select(sa.func.count()).select_from(deadline_t).where(

@@ -28,19 +28,21 @@ class Context:
     notifier: Notifier | None = None
 
     @classmethod
-    def open(cls, settings: Settings, engine: Engine | None = None) -> Context:
+    def open(cls, settings: Settings, engine: Engine | None = None, *, adopt_periods: bool = False) -> Context:
         """Connect to an initialised installation at this breachflow's schema revision (through
         ``engine``, default the process's engine for its URL); refuse if any of its keys is unusable.
-        Stored clocks computed with other periods are recomputed first (``clocks.ensure_current``)."""
+        The stored deadlines are computed first if there are none; with ``adopt_periods`` (``serve``,
+        ``worker``) they are recomputed if they follow other periods, else that is refused
+        (``clocks.ensure_current``)."""
         engine = engine or db.engine_of(settings)
         schema.require_current(engine)
-        periods = Periods.from_settings(settings)
-        clocks.ensure_current(engine, periods, datetime.now(UTC))
-        return cls(
-            settings, engine, crypto.load_key_ring(settings), periods,
+        ctx = cls(
+            settings, engine, crypto.load_key_ring(settings), Periods.from_settings(settings),
             audit_key=keystore.read(settings, keystore.AUDIT).value,
             checkpoint_key=keystore.read(settings, keystore.CHECKPOINT).value,
         )
+        clocks.ensure_current(engine, ctx.periods, datetime.now(UTC), adopt=adopt_periods)  # keys first: refused, it writes nothing
+        return ctx
 
     def with_notifier(self, notifier: Notifier) -> Context:
         """This context, with notices written by ``notifier`` inside each command."""

@@ -61,7 +61,12 @@ class Periods:
     ap_notice: timedelta = timedelta(hours=72)
     school_ap_notice: timedelta = timedelta(hours=72)
     due_soon: timedelta = timedelta(hours=12)
-    reminder_lead: timedelta = timedelta(hours=12)  # the earliest reminder before a deadline
+    reminder_offsets: tuple[float, ...] = (12.0, 2.0)  # hours before a deadline that a reminder goes out
+
+    @property
+    def reminder_lead(self) -> timedelta:
+        """How long before a deadline its first reminder goes out."""
+        return timedelta(hours=max(self.reminder_offsets, default=0))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Periods:
@@ -70,7 +75,7 @@ class Periods:
             ap_notice=timedelta(hours=settings.ap_notice_hours),
             school_ap_notice=timedelta(hours=settings.school_ap_notice_hours),
             due_soon=timedelta(hours=settings.due_soon_hours),
-            reminder_lead=timedelta(hours=max(settings.reminder_offsets_hours, default=0)),
+            reminder_offsets=tuple(sorted(settings.reminder_offsets_hours, reverse=True)),
         )
 
 

@@ -124,6 +124,12 @@ class SchemaMismatch(BreachflowError):
     code = "schema_mismatch"
 
 
+class PeriodsMismatch(SchemaMismatch):
+    """This process's deadline periods are not those the installation's stored deadlines follow."""
+
+    code = "periods_mismatch"
+
+
 class DatabaseFailure(BreachflowError):
     """The database refused or failed a statement this breachflow expects to work (a schema changed
     by hand, a disk full, a server gone): the command line names it instead of a traceback."""

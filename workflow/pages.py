@@ -14,7 +14,7 @@ import binascii
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from breachflow.workflow.errors import FieldProblem, InvalidInput
@@ -23,6 +23,8 @@ T = TypeVar("T")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_CURSOR = 200  # characters; every cursor breachflow hands out is far shorter
+MAX_ID = 2**62  # within every integer column of SQLite and PostgreSQL
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -52,11 +54,8 @@ def decode(cursor: str | None, *kinds: Callable[[Any], Any]) -> tuple[Any, ...] 
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(values, list) or len(values) != len(kinds):
             raise ValueError("wrong shape")
-        position = tuple(kind(value) for kind, value in zip(kinds, values, strict=True))
-        if any(isinstance(v, datetime) and v.tzinfo is None for v in position):
-            raise ValueError("naive time")
-        return position
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        return tuple(kind(value) for kind, value in zip(kinds, values, strict=True))
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("invalid input", [FieldProblem(
             "cursor", "not a cursor of this list: pass the next_cursor of the previous page unchanged")]) from None
 
@@ -70,19 +69,27 @@ def cut(rows: list[T], limit: int, position: Callable[[T], tuple[Any, ...]]) -> 
 
 
 def strict_int(value: Any) -> int:
-    """An int from a cursor, never a float or a string."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError("not an integer")
+    """An id from a cursor: an int a database column holds, never a float, a string or a bool."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID:
+        raise TypeError("not an id")
     return value
 
 
 def strict_str(value: Any) -> str:
-    """A string from a cursor."""
-    if not isinstance(value, str):
-        raise TypeError("not a string")
+    """A short printable string from a cursor (a BRIN code)."""
+    if not isinstance(value, str) or len(value) > 20 or not value.isprintable():
+        raise TypeError("not a key")
     return value
 
 
 def strict_time(value: Any) -> datetime:
-    """An aware time from a cursor."""
-    return datetime.fromisoformat(strict_str(value))
+    """An aware time from a cursor, in UTC, within the years any stored time lies in."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise TypeError("not a time")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError("naive time")
+    moment = moment.astimezone(UTC)
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError("out of range")
+    return moment

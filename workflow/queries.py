@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from breachflow.workflow import crypto, lifecycle, pages, store
+from breachflow.workflow import crypto, keycheck, lifecycle, pages, store
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction
 from breachflow.workflow.deadlines import Deadline, DeadlineKind, Status, deadlines
@@ -106,8 +106,9 @@ def readable(ctx: Context, conn: Connection, ids: list[int], unreadable: list[st
 
     One record that cannot be read or whose clocks cannot be computed (a forged or damaged row, a
     data key no master key opens) never breaks the read for the rest: it is left out, logged with
-    its reference, and named in ``unreadable``. When no record opens at all, the master keys are
-    missing from the configuration: that is raised (503), not hidden.
+    its reference, and named in ``unreadable``. When no record of the page opens, the master keys
+    are tried on the newest data keys: if they open none, the configuration lacks them and that is
+    raised (503), not hidden; if they do, these records alone are unreadable.
     """
     found = store.load_many(conn, ctx.keys, ids) if ids else {}
     incidents, unopened = [], []
@@ -130,8 +131,11 @@ def readable(ctx: Context, conn: Connection, ids: list[int], unreadable: list[st
             unreadable.append(incident.reference)
             continue
         incidents.append(incident)
-    if unopened and not incidents:  # not one record opens: the master keys are missing, not the records
-        raise unopened[0]
+    if unopened and not incidents:
+        try:
+            keycheck.master_keys_match(conn, ctx.keys)
+        except SecretUnavailable:  # the keys, not these records, are missing: the first refusal says which
+            raise unopened[0] from None
     return incidents
 
 
@@ -193,6 +197,7 @@ _OPEN_DEADLINES = (
               school_t.c.brin)
     .join(incident_t, incident_t.c.id == deadline_t.c.incident_id)
     .outerjoin(school_t, school_t.c.id == deadline_t.c.school_id)
+    .where(deadline_t.c.kind.in_([kind.value for kind in DeadlineKind]))  # a row planted past breachflow is the audit's
     .order_by(deadline_t.c.due_at, deadline_t.c.id)
 )
 
