@@ -1,14 +1,16 @@
-"""Rows ↔ the engine's ``Incident``: sealing personal fields, loading with the row lock."""
+"""Rows ↔ the engine's ``Incident``: sealing personal fields, loading with the row lock, destroying
+a data key."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, select, update
 
 from breachflow.workflow import crypto, lifecycle
 from breachflow.workflow.disclosure import FACT_FIELDS, PERSONAL_FIELDS, Disclosure
@@ -93,6 +95,20 @@ def load(conn: Connection, keys: crypto.KeyRing, reference: str | int, *, for_up
     key = keys.unwrap(row.wrapped)
     return Loaded(row.id, row.reference, row.version, row.event_count, row.head_hash, key,
                   lambda: _incident(conn, row, key))
+
+
+_WRAPPED = select(data_key_t.c.wrapped).where(data_key_t.c.id == bindparam("key_id"))
+_DESTROY = update(data_key_t).where(data_key_t.c.id == bindparam("key_id")).values(
+    wrapped=None, destroyed_at=bindparam("at"))
+
+
+def destroy_data_key(conn: Connection, keys: crypto.KeyRing, key_id: int, at: datetime) -> None:
+    """Destroy a data key for good: what was sealed under it can no longer be opened (retention,
+    crypto-shredding), while the rows and the timeline's chain stay. This process forgets it too."""
+    wrapped = conn.execute(_WRAPPED, {"key_id": key_id}).scalar()
+    conn.execute(_DESTROY, {"key_id": key_id, "at": at})
+    if wrapped is not None:
+        keys.forget(wrapped)
 
 
 def load_schools(conn: Connection, incident_id: int) -> list[AffectedSchool]:
