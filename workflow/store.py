@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,11 +26,15 @@ class Loaded:
                  data_key: bytes, build: Callable[[], Incident]) -> None:
         self.id, self.reference, self.version = id, reference, version
         self.event_count, self.head_hash, self.data_key = event_count, head_hash, data_key
-        self._build = build
+        self._build, self._incident = build, None
 
-    @cached_property
+    @property
     def incident(self) -> Incident:
-        return self._build()
+        # not functools.cached_property: before Python 3.12 it holds one lock for every instance
+        # while it builds, so concurrent reads would wait for each other's queries
+        if self._incident is None:
+            self._incident = self._build()
+        return self._incident
 
 
 def _incident(conn: Connection, row: Any, key: bytes) -> Incident:
