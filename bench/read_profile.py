@@ -214,7 +214,8 @@ def run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     asyncio.run(drive(app, warm, args.clients, token))  # every statement compiled, every key seen once
     paths = paths_for(refs, args.requests)
     result: dict[str, Any] = {"backend": ctx.engine.dialect.name, "incidents": len(refs), "clients": args.clients,
-                              **counted(ctx, app, warm, args.clients, token), **timed(app, paths, args.clients, token)}
+                              **counted(ctx, app, warm, args.clients, token), **timed(app, paths, args.clients, token),
+                              "one_client": timed(app, paths, 1, token)}
     with ThreadProfiles() as profiles:
         asyncio.run(drive(app, paths, args.profile_clients, token))
     result |= breakdown(profiles.stats(), len(paths), args.top)
@@ -227,7 +228,8 @@ def show(result: dict[str, Any]) -> None:
           f"{result['requests']} requests: {result['requests_per_s']} requests/s, "
           f"{result['cpu_us_per_request']} µs CPU per request (unprofiled); "
           f"{result['checkouts_per_request']} pool checkouts per request, "
-          f"{result['connections_opened']} connections opened in {result['incidents']} requests")
+          f"{result['connections_opened']} connections opened in {result['incidents']} requests; one client: "
+          f"{result['one_client']['requests_per_s']} requests/s, {result['one_client']['cpu_us_per_request']} µs CPU")
     print(f"\nprofiled: {result['profiled_us_per_request']} µs per request; own time by package (µs per request):")
     for group, us in result["own_time_by_package_us"].items():
         print(f"  {us:8.1f}  {group}")
