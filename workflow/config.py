@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     checkpoint_key_file: Path | None = Field(default=None, description="default: data_dir/checkpoint.key")
 
     database_pool_size: int = Field(
-        default=5, ge=1, le=100, description="PostgreSQL: connections each process keeps open (and commands at once)")
+        default=5, ge=1, le=100, description="PostgreSQL: connections each process keeps open (and requests at once)")
     database_max_overflow: int = Field(
         default=10, ge=0, le=100, description="PostgreSQL: more connections each process opens while busy")
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 
 from breachflow.workflow import crypto, lifecycle, store
 from breachflow.workflow.context import Context
@@ -30,7 +31,12 @@ log = logging.getLogger("breachflow.queries")
 def get(ctx: Context, reference: str) -> Incident:
     """One incident, decrypted."""
     with read_transaction(ctx.engine) as conn:
-        return store.load(conn, ctx.keys, reference).incident
+        return get_in(conn, ctx, reference)
+
+
+def get_in(conn: Connection, ctx: Context, reference: str) -> Incident:
+    """One incident, decrypted, in the read transaction ``conn``."""
+    return store.load(conn, ctx.keys, reference).incident
 
 
 def find(

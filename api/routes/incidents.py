@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request
 from pydantic import AfterValidator
 
 from breachflow.api import schemas, views
-from breachflow.api.deps import CtxDep, Handler, Reader, Reporter, SchoolUser, Staff, command, read
+from breachflow.api.deps import CtxDep, Handler, Reader, ReaderCaller, Reporter, SchoolUser, Staff, command, read
 from breachflow.api.errors import Forbidden, responses
 from breachflow.workflow import queries, service
 from breachflow.workflow.accounts import Account
@@ -109,9 +109,10 @@ async def list_incidents(
 
 @router.get("/{reference}", operation_id="get_incident", response_model=schemas.IncidentOut,
             responses=responses(401, 403, 404, 410, 422, 503))
-async def get_incident(request: Request, ctx: CtxDep, account: Reader, reference: Reference) -> schemas.IncidentOut:
+async def get_incident(caller: ReaderCaller, reference: Reference) -> schemas.IncidentOut:
     """One incident with its schools, AP notifications and deadlines."""
-    return _out(ctx, account, await visible(request, ctx, account, reference))
+    account, incident = await caller.read(queries.get_in, caller.ctx, reference)  # one transaction with the token
+    return _out(caller.ctx, account, seen_by(account, incident))
 
 
 @router.patch("/{reference}", operation_id="update_incident", response_model=schemas.IncidentOut,
