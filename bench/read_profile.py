@@ -11,7 +11,7 @@ GIL. The loop's wait for work (``epoll``) is left out of the profile's total. Al
 and new database connections opened during the passes.
 
     python bench/read_profile.py [--incidents N] [--requests N] [--clients N] [--database-url URL]
-                                 [--top N] [--json]
+                                 [--top N] [--save FILE] [--json]
 
 With ``--database-url`` (an empty PostgreSQL database) it runs there, else on SQLite in a temporary
 directory.
@@ -218,7 +218,10 @@ def run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
                               "one_client": timed(app, paths, 1, token)}
     with ThreadProfiles() as profiles:
         asyncio.run(drive(app, paths, args.profile_clients, token))
-    result |= breakdown(profiles.stats(), len(paths), args.top)
+    stats = profiles.stats()
+    if args.save:
+        stats.dump_stats(args.save)
+    result |= breakdown(stats, len(paths), args.top)
     ctx.engine.dispose()
     return result
 
@@ -247,6 +250,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="an empty PostgreSQL database (default: SQLite in a temporary directory)")
     parser.add_argument("--profile-clients", type=int, default=1)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--save", help="write the merged profile here (pstats; snakeviz and pstats read it)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="breachflow-read-profile-") as tmp:
