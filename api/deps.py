@@ -1,31 +1,44 @@
 """Dependencies of the routes: the context, the calling account, role checks, and where work runs.
 
-On SQLite, which has one writer, commands and the token lookup run on the event loop itself, one
-at a time: writers queue in the process instead of sleeping in SQLite's busy handler, and no
-thread hand-off (about 0.15 ms here) is paid per request (bench/api.py). On PostgreSQL they run
-in worker threads, at most as many at once as the connection pool holds. Reads that may be long
-(lists, the register) always run in worker threads.
+On SQLite, which has one writer, commands, the token lookup and the read of one incident run on
+the event loop itself, one at a time: writers queue in the process instead of sleeping in
+SQLite's busy handler, and no thread hand-off (about 0.15 ms here) is paid per request
+(bench/api.py). On PostgreSQL they run in worker threads. Reads that may be long (lists, the
+register) always run in worker threads.
+
+Worker threads that use the database take turns through one limiter (``connection_slots``): at
+most as many at once as the connection pool keeps open (on SQLite one fewer: the loop holds the
+other), so requests queue in the process for a connection and never make the pool open and close
+connections beyond it.
+
+A read of one incident checks the caller's token in its own transaction (``Caller``): one
+connection checkout, and on PostgreSQL one trip to a worker thread, per request.
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
 
 from breachflow.api.errors import Forbidden, TooManyFailures, Unauthenticated
 from breachflow.api.throttle import AuthFailures
 from breachflow.workflow import accounts, pages
 from breachflow.workflow.accounts import Account, Role
 from breachflow.workflow.context import Context
+from breachflow.workflow.db import is_sqlite, read_transaction
 from breachflow.workflow.errors import FieldProblem, InvalidInput
 
 T = TypeVar("T")
+NO_TOKEN = "send 'Authorization: Bearer <token>'; create one with 'breachflow token create'"
+UNKNOWN_TOKEN = "the token is unknown, revoked or expired"
 bearer = HTTPBearer(auto_error=False, description="an API token from 'breachflow token create'")
 
 
@@ -57,18 +70,28 @@ async def known_query(request: Request) -> None:
         raise InvalidInput("invalid input", [FieldProblem(name, "unknown query parameter") for name in unknown])
 
 
+def connection_slots(engine: Engine) -> anyio.CapacityLimiter:
+    """The limiter of worker threads that use ``engine``: as many as its pool keeps open, less the
+    one the loop holds on SQLite."""
+    size = engine.pool.size()
+    return anyio.CapacityLimiter(max(1, size - 1) if is_sqlite(engine) else size)
+
+
 async def read(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking read in the thread pool."""
-    return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
+    """Run a blocking read in a worker thread, when a connection is free."""
+    return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=request.app.state.connections)
+
+
+async def brief(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run short database work where commands run: on the loop on SQLite, else in a worker thread."""
+    if request.app.state.on_loop:
+        return fn(*args, **kwargs)
+    return await read(request, fn, *args, **kwargs)
 
 
 async def command(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a command (or the token lookup) where commands run: on the loop on SQLite, else in a thread."""
-    writers = request.app.state.writers
-    if writers is None:
-        result = fn(*args, **kwargs)
-    else:
-        result = await anyio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=writers)
+    """Run a command where commands run (``brief``); the worker is woken for the mail it may queue."""
+    result = await brief(request, fn, *args, **kwargs)
     if request.app.state.wake is not None:  # mail may be queued: don't wait for the next poll
         request.app.state.wake.set()
     return result
@@ -85,23 +108,26 @@ async def current_account(
     failures, client = _not_turned_away(request)
     if credentials is None:
         failures.failed(client)
-        raise Unauthenticated("send 'Authorization: Bearer <token>'; create one with 'breachflow token create'")
-    account = await command(request, accounts.authenticate, ctx, credentials.credentials)
+        raise Unauthenticated(NO_TOKEN)
+    account = await brief(request, accounts.authenticate, ctx, credentials.credentials)
     if account is None:
         failures.failed(client)
-        raise Unauthenticated("the token is unknown, revoked or expired")
+        raise Unauthenticated(UNKNOWN_TOKEN)
     request.state.account = account
     return account
 
 
 def _not_turned_away(request: Request) -> tuple[AuthFailures, str]:
     """The failure count and the client's address; ``TooManyFailures`` if it failed too often."""
-    failures = request.app.state.auth_failures
-    client = request.client.host if request.client else ""
+    failures, client = request.app.state.auth_failures, _client(request)
     wait = failures.retry_after(client)
     if wait is not None:
         raise TooManyFailures(wait)
     return failures, client
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 async def metrics_reader(
@@ -120,16 +146,65 @@ async def metrics_reader(
         raise Forbidden(f"a {account.role.value} may not read the metrics; allowed: manager, admin, the metrics token")
 
 
+def admitted(account: Account, roles: tuple[Role, ...]) -> Account:
+    """``account``, if its role is one of ``roles``; else ``Forbidden``."""
+    if account.role not in roles:
+        allowed = ", ".join(r.value for r in roles)
+        raise Forbidden(f"the role {account.role.value} may not do this; allowed: {allowed}")
+    return account
+
+
 def allow(*roles: Role) -> Callable[..., Any]:
     """A dependency that admits only ``roles``."""
 
     async def check(account: Annotated[Account, Depends(current_account)]) -> Account:
-        if account.role not in roles:
-            allowed = ", ".join(r.value for r in roles)
-            raise Forbidden(f"the role {account.role.value} may not do this; allowed: {allowed}")
-        return account
+        return admitted(account, roles)
 
     return check
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A caller whose token is checked in the transaction of the read it asks for (``read``)."""
+
+    request: Request
+    ctx: Context
+    secret: str
+    roles: tuple[Role, ...]
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> tuple[Account, T]:
+        """The caller's account and ``fn(conn, *args)``, read in one transaction after the token
+        lookup and the role check in it; on PostgreSQL in one trip to a worker thread."""
+        account, result = await brief(self.request, self._read, fn, args)
+        if account is None:
+            self.request.app.state.auth_failures.failed(_client(self.request))
+            raise Unauthenticated(UNKNOWN_TOKEN)
+        return account, result
+
+    def _read(self, fn: Callable[..., T], args: tuple) -> tuple[Account | None, T | None]:
+        with read_transaction(self.ctx.engine) as conn:
+            account = accounts.account_of(conn, self.secret)
+            if account is None:
+                return None, None
+            self.request.state.account = account  # for the access log, whatever happens next
+            admitted(account, self.roles)
+            return account, fn(conn, *args)
+
+
+def caller(*roles: Role) -> Callable[..., Any]:
+    """A dependency that gives a ``Caller`` with one of ``roles``, checked when it reads."""
+
+    async def credentials(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Caller:
+        failures, client = _not_turned_away(request)
+        if credentials is None:
+            failures.failed(client)
+            raise Unauthenticated(NO_TOKEN)
+        return Caller(request, request.app.state.ctx, credentials.credentials, roles)
+
+    return credentials
 
 
 Handler = Annotated[Account, Depends(allow(Role.handler))]
@@ -139,4 +214,5 @@ Reporter = Annotated[Account, Depends(allow(Role.handler, Role.school))]
 SchoolUser = Annotated[Account, Depends(allow(Role.school))]
 Admin = Annotated[Account, Depends(allow(Role.admin))]
 SchoolReader = Annotated[Account, Depends(allow(Role.admin, Role.handler, Role.manager))]
+ReaderCaller = Annotated[Caller, Depends(caller(Role.handler, Role.manager, Role.school))]
 Anyone = Annotated[Account, Depends(current_account)]

@@ -11,7 +11,6 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -20,7 +19,7 @@ from starlette.routing import Mount, Route
 from swagger_ui_bundle import swagger_ui_path
 
 from breachflow.api import errors
-from breachflow.api.deps import known_query
+from breachflow.api.deps import connection_slots, known_query
 from breachflow.api.metrics import Metrics
 from breachflow.api.middleware import BodyLimit, RequestLog, SecurityHeaders
 from breachflow.api.routes import incidents, monitoring, overview, schools
@@ -78,8 +77,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = Metrics(ctx)
     app.state.auth_failures = AuthFailures(settings.auth_failures_per_minute)
     app.state.wake = None
-    # SQLite: commands run on the loop, one at a time (see api.deps); else threads, bounded by the pool
-    app.state.writers = None if is_sqlite(ctx.engine) else anyio.CapacityLimiter(ctx.engine.pool.size())
+    # SQLite: commands run on the loop, one at a time; threads take turns for the pool's connections (api.deps)
+    app.state.on_loop = is_sqlite(ctx.engine)
+    app.state.connections = connection_slots(ctx.engine)
     errors.install(app)
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(known_query)])

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from conftest import CONFIRM, add_school, confirmed, reported
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 from reading import whole_timeline
 
 from breachflow.api.errors import status_of
 from breachflow.notifications import outbox
 from breachflow.notifications.worker import notifications_context
-from breachflow.workflow import audit, crypto, queries, service
+from breachflow.workflow import audit, crypto, keystore, queries, service, store
 from breachflow.workflow.config import Settings
-from breachflow.workflow.context import Context
+from breachflow.workflow.context import Context, initialise
 from breachflow.workflow.errors import DataDamaged, DataDestroyed, NotInitialised, SecretUnavailable
 from breachflow.workflow.models import data_key_t, incident_t
 
@@ -105,3 +106,67 @@ def test_references_are_unique_and_human_friendly(ctx):
     refs = [reported(ctx) for _ in range(3)]
     year = refs[0].split("-")[1]
     assert refs == [f"DL-{year}-0000{n}" for n in (1, 2, 3)]
+
+
+# --- opened data keys stay in memory, within a budget, and go with their master keys --------------
+
+
+@pytest.fixture
+def unwraps(monkeypatch) -> list[bytes]:
+    """Every data key the master keys are asked to open, as it is asked."""
+    asked: list[bytes] = []
+    decrypt = MultiFernet.decrypt
+
+    def counting(self, msg, ttl=None):
+        asked.append(msg)
+        return decrypt(self, msg, ttl)
+
+    monkeypatch.setattr(MultiFernet, "decrypt", counting)
+    return asked
+
+
+def test_the_data_keys_of_a_large_register_are_opened_once(unwraps):
+    ring = crypto.KeyRing([Fernet.generate_key()])
+    wrapped = [ring.new_data_key()[1] for _ in range(6000)]  # more than the 4,096 an earlier cache held
+    opened = [ring.unwrap(w) for w in wrapped]
+    assert len(unwraps) == 6000
+    assert [ring.unwrap(w) for w in wrapped] == opened
+    assert len(unwraps) == 6000  # the second pass, in the same order, opened nothing again
+
+
+def test_the_opened_data_keys_stay_within_their_memory_budget(unwraps):
+    ring = crypto.KeyRing([Fernet.generate_key()], cache_bytes=40_000)
+    pairs = [ring.new_data_key() for _ in range(300)]
+    for _key, wrapped in pairs:
+        ring.unwrap(wrapped)
+    key, wrapped = pairs[0]
+    assert len(ring.cache) == 40_000 // crypto.KeyCache.cost(wrapped, key) < 300
+    assert ring.cache.used <= 40_000
+    assert pairs[-1][1] in ring.cache and wrapped not in ring.cache  # the least recently used went first
+    ring.unwrap(pairs[-1][1])
+    assert len(unwraps) == 300
+
+
+def test_a_rotation_forgets_every_opened_data_key(tmp_path, unwraps):
+    settings = Settings(data_dir=tmp_path / "var")
+    initialise(settings)
+    ring = crypto.load_key_ring(settings)
+    key, wrapped = ring.new_data_key()
+    assert ring.unwrap(wrapped) == key and wrapped in ring.cache
+    keystore.add_master_key(settings)  # what 'breachflow keys rotate' does before it rewraps
+    rewrapped = ring.rewrap(wrapped)  # the ring follows its file
+    assert len(ring.cache) == 0
+    assert ring.unwrap(rewrapped) == key and len(unwraps) == 2
+
+
+def test_a_destroyed_data_key_is_forgotten_at_once(ctx, walked):
+    assert queries.get(ctx, walked).reference == walked
+    with ctx.engine.begin() as conn:
+        key_id, wrapped = conn.execute(
+            sa.select(data_key_t.c.id, data_key_t.c.wrapped).join(incident_t, incident_t.c.data_key_id == data_key_t.c.id)
+            .where(incident_t.c.reference == walked)).one()
+        assert wrapped in ctx.keys.cache
+        store.destroy_data_key(conn, ctx.keys, key_id, datetime.now(UTC))
+    assert wrapped not in ctx.keys.cache
+    with pytest.raises(DataDestroyed):
+        queries.get(ctx, walked)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
@@ -168,9 +169,16 @@ _AUTHENTICATE = (
 def authenticate(ctx: Context, secret: str) -> Account | None:
     """The account of a valid, unexpired, unrevoked token; ``None`` otherwise."""
     if not secret.startswith(TOKEN_PREFIX):
-        return None
+        return None  # no connection for what cannot be a token
     with ctx.engine.connect() as conn:
-        row = conn.execute(_AUTHENTICATE, {"token_hash": hash_token(secret)}).first()
+        return account_of(conn, secret)
+
+
+def account_of(conn: Connection, secret: str) -> Account | None:
+    """``authenticate`` on a connection in use: in the transaction of the read the token is for."""
+    if not secret.startswith(TOKEN_PREFIX):
+        return None
+    row = conn.execute(_AUTHENTICATE, {"token_hash": hash_token(secret)}).first()
     if row is None or (row.expires_at is not None and row.expires_at <= datetime.now(UTC)):
         return None
     return _account(row)

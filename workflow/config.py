@@ -26,6 +26,9 @@ SECRET_FILES = {
 }
 
 
+DATA_KEY_CACHE_BYTES = 36 * 2**20  # about 100,000 opened data keys
+
+
 class Settings(BaseSettings):
     """Configuration of one breachflow process."""
 
@@ -51,9 +54,12 @@ class Settings(BaseSettings):
     checkpoint_key_file: Path | None = Field(default=None, description="default: data_dir/checkpoint.key")
 
     database_pool_size: int = Field(
-        default=5, ge=1, le=100, description="PostgreSQL: connections each process keeps open (and commands at once)")
+        default=5, ge=1, le=100, description="PostgreSQL: connections each process keeps open (and requests at once)")
     database_max_overflow: int = Field(
         default=10, ge=0, le=100, description="PostgreSQL: more connections each process opens while busy")
+
+    data_key_cache_bytes: int = Field(
+        default=DATA_KEY_CACHE_BYTES, ge=0, description="memory for opened data keys (about 360 bytes each); 0: none kept")
 
     school_notice_hours: float = Field(default=24, gt=0, description="processor → school")
     ap_notice_hours: float = Field(default=72, gt=0, description="discovery → AP (GDPR 33(1))")

@@ -9,13 +9,19 @@ Master keys come from ``BREACHFLOW_MASTER_KEYS`` (newest first) or, on the embed
 owner-only key file (``workflow/keystore.py``). Rotation adds a new master key in front and
 rewraps the data keys; old keys can then be removed. A ring read from the key file follows it:
 processes that run while another rotates pick up the new key without a restart.
+
+Unwrapped data keys are kept in memory (``KeyCache``, within ``BREACHFLOW_DATA_KEY_CACHE_BYTES``):
+a read opens an incident's data key once, not on every request. A ring that changes forgets
+them all; a key destroyed in this process is forgotten at once (``KeyRing.forget``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
+import sys
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -23,11 +29,75 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from breachflow.workflow import keystore
-from breachflow.workflow.config import Settings
+from breachflow.workflow.config import DATA_KEY_CACHE_BYTES, Settings
 from breachflow.workflow.errors import DataDamaged, DataDestroyed, SecretUnavailable
 
 _NONCE = 12
 _VERSION = b"\x01"
+ENTRY_OVERHEAD = 120  # bytes an entry costs besides its two values: dict slot and order node (measured)
+
+
+class KeyCache:
+    """Unwrapped data keys by their wrapped form, within a memory budget: the least recently used
+    go first. Each entry counts its two byte strings and the dictionary's share. Thread-safe."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._keys: OrderedDict[bytes, bytes] = OrderedDict()
+        self._bytes = 0
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def cost(wrapped: bytes, key: bytes) -> int:
+        """The memory an entry takes."""
+        return sys.getsizeof(wrapped) + sys.getsizeof(key) + ENTRY_OVERHEAD
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever the cache is cleared: a key unwrapped before is not put back after."""
+        return self._generation
+
+    def get(self, wrapped: bytes) -> bytes | None:
+        with self._lock:
+            key = self._keys.get(wrapped)
+            if key is not None:
+                self._keys.move_to_end(wrapped)
+            return key
+
+    def put(self, wrapped: bytes, key: bytes, generation: int) -> None:
+        """Keep ``key``, unless the cache was cleared since ``generation`` or it alone exceeds the budget."""
+        cost = self.cost(wrapped, key)
+        with self._lock:
+            if generation != self._generation or cost > self.budget or wrapped in self._keys:
+                return
+            self._keys[wrapped] = key
+            self._bytes += cost
+            while self._bytes > self.budget:
+                self._bytes -= self.cost(*self._keys.popitem(last=False))
+
+    def drop(self, wrapped: bytes) -> None:
+        with self._lock:
+            key = self._keys.pop(wrapped, None)
+            if key is not None:
+                self._bytes -= self.cost(wrapped, key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+            self._bytes = 0
+            self._generation += 1
+
+    def __contains__(self, wrapped: object) -> bool:
+        return wrapped in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def used(self) -> int:
+        """The memory the entries take, as counted against the budget."""
+        return self._bytes
 
 
 class KeyRing:
@@ -41,16 +111,17 @@ class KeyRing:
     """
 
     def __init__(self, master_keys: list[bytes], source: keystore.Loaded | None = None,
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None, cache_bytes: int = DATA_KEY_CACHE_BYTES) -> None:
         if not master_keys:
             raise SecretUnavailable("no master key configured")
         self._settings = settings
         self._source = source
+        self.cache = KeyCache(cache_bytes)
         self._use(master_keys)
-        self._unwrap_cached = lru_cache(maxsize=4096)(self._unwrap)
 
     def _use(self, master_keys: list[bytes]) -> None:
         self._ring = (list(master_keys), MultiFernet([Fernet(k) for k in master_keys]))
+        self.cache.clear()  # what the old keys opened is the new keys' to open (or not)
 
     @property
     def keys(self) -> list[bytes]:
@@ -83,7 +154,18 @@ class KeyRing:
         """The data key inside ``wrapped``; ``DataDestroyed`` if destroyed, ``SecretUnavailable`` if no key opens it."""
         if wrapped is None:
             raise DataDestroyed("the data key was destroyed (retention period ended)")
-        return self._unwrap_cached(bytes(wrapped))
+        wrapped = bytes(wrapped)
+        key = self.cache.get(wrapped)
+        if key is None:
+            generation = self.cache.generation
+            key = self._unwrap(wrapped)
+            self.cache.put(wrapped, key, generation)
+        return key
+
+    def forget(self, wrapped: bytes) -> None:
+        """Drop the data key inside ``wrapped`` from memory: it is being destroyed. (Another process
+        that holds it finds the key gone from the row and never asks its memory.)"""
+        self.cache.drop(bytes(wrapped))
 
     def _unwrap(self, wrapped: bytes) -> bytes:
         try:
@@ -142,4 +224,4 @@ def open_sealed(key: bytes, sealed: bytes) -> Any:
 def load_key_ring(settings: Settings) -> KeyRing:
     """The ring from ``BREACHFLOW_MASTER_KEYS``, else from (and following) the key file."""
     loaded = keystore.read(settings, keystore.MASTER)
-    return KeyRing(loaded.value, loaded if loaded.path else None, settings)
+    return KeyRing(loaded.value, loaded if loaded.path else None, settings, settings.data_key_cache_bytes)

@@ -32,7 +32,12 @@ log = logging.getLogger("breachflow.queries")
 def get(ctx: Context, reference: str) -> Incident:
     """One incident, decrypted."""
     with read_transaction(ctx.engine) as conn:
-        return store.load(conn, ctx.keys, reference).incident
+        return get_in(conn, ctx, reference)
+
+
+def get_in(conn: Connection, ctx: Context, reference: str) -> Incident:
+    """One incident, decrypted, in the read transaction ``conn``."""
+    return store.load(conn, ctx.keys, reference).incident
 
 
 def _deadline_status_is(status: Status, school_id: int | None, now: datetime, due_soon: timedelta) -> Any:

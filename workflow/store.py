@@ -1,15 +1,16 @@
-"""Rows ↔ the engine's ``Incident``: sealing personal fields, loading with the row lock."""
+"""Rows ↔ the engine's ``Incident``: sealing personal fields, loading with the row lock, destroying
+a data key."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, select, update
 
 from breachflow.workflow import crypto
 from breachflow.workflow.disclosure import FACT_FIELDS, PERSONAL_FIELDS, Disclosure
@@ -26,11 +27,15 @@ class Loaded:
                  data_key: bytes, build: Callable[[], Incident]) -> None:
         self.id, self.reference, self.version = id, reference, version
         self.event_count, self.head_hash, self.data_key = event_count, head_hash, data_key
-        self._build = build
+        self._build, self._incident = build, None
 
-    @cached_property
+    @property
     def incident(self) -> Incident:
-        return self._build()
+        # not functools.cached_property: before Python 3.12 it holds one lock for every instance
+        # while it builds, so concurrent reads would wait for each other's queries
+        if self._incident is None:
+            self._incident = self._build()
+        return self._incident
 
 
 def _incident(conn: Connection, row: Any, key: bytes) -> Incident:
@@ -142,6 +147,20 @@ def _school(r: Any) -> AffectedSchool:
         informed_at=r.informed_at, informed_via=r.informed_via,
         told_to_notify_ap_at=r.told_to_notify_ap_at, acknowledged_at=r.acknowledged_at,
     )
+
+
+_WRAPPED = select(data_key_t.c.wrapped).where(data_key_t.c.id == bindparam("key_id"))
+_DESTROY = update(data_key_t).where(data_key_t.c.id == bindparam("key_id")).values(
+    wrapped=None, destroyed_at=bindparam("at"))
+
+
+def destroy_data_key(conn: Connection, keys: crypto.KeyRing, key_id: int, at: datetime) -> None:
+    """Destroy a data key for good: what was sealed under it can no longer be opened (retention,
+    crypto-shredding), while the rows and the timeline's chain stay. This process forgets it too."""
+    wrapped = conn.execute(_WRAPPED, {"key_id": key_id}).scalar()
+    conn.execute(_DESTROY, {"key_id": key_id, "at": at})
+    if wrapped is not None:
+        keys.forget(wrapped)
 
 
 def load_schools(conn: Connection, incident_id: int) -> list[AffectedSchool]:

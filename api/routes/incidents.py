@@ -16,6 +16,7 @@ from breachflow.api.deps import (
     Handler,
     Limit,
     Reader,
+    ReaderCaller,
     Reporter,
     SchoolUser,
     Staff,
@@ -115,9 +116,10 @@ async def list_incidents(
 
 @router.get("/{reference}", operation_id="get_incident", response_model=schemas.IncidentOut,
             responses=responses(401, 403, 404, 410, 422, 503))
-async def get_incident(request: Request, ctx: CtxDep, account: Reader, reference: Reference) -> schemas.IncidentOut:
+async def get_incident(caller: ReaderCaller, reference: Reference) -> schemas.IncidentOut:
     """One incident with its schools, AP notifications and deadlines."""
-    return _out(ctx, account, await visible(request, ctx, account, reference))
+    account, incident = await caller.read(queries.get_in, caller.ctx, reference)  # one transaction with the token
+    return _out(caller.ctx, account, seen_by(account, incident))
 
 
 @router.patch("/{reference}", operation_id="update_incident", response_model=schemas.IncidentOut,
