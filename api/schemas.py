@@ -154,10 +154,13 @@ class _Page(BaseModel):
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
 
 
-class IncidentPage(_Page):
-    items: list[IncidentSummary]
+class _ReadPage(_Page):
     unreadable: list[str] = Field(default_factory=list,
                                   description="references of records that could not be read (damaged); left out")
+
+
+class IncidentPage(_ReadPage):
+    items: list[IncidentSummary]
 
 
 class DeadlinePage(_Page):
@@ -221,10 +224,8 @@ class RegisterEntry(BaseModel):
     deadlines: list[DeadlineOut] = Field(description="its clocks: open, met, or settled when it was closed")
 
 
-class RegisterPage(_Page):
+class RegisterPage(_ReadPage):
     items: list[RegisterEntry]
-    unreadable: list[str] = Field(default_factory=list,
-                                  description="references of records that could not be read (damaged); left out")
 
 
 class TimelinePage(_Page):

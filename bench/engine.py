@@ -53,6 +53,13 @@ def prepare(directory: Path, count: int) -> tuple[Settings, list[str]]:
     settings = Settings(data_dir=directory / "var")
     initialise(settings)
     ctx = Context.open(settings)
+    refs = fill(ctx, count)
+    ctx.engine.dispose()
+    return settings, refs
+
+
+def fill(ctx: Context, count: int) -> list[str]:
+    """One school and ``count`` incidents reported about it, discovered an hour ago; their references."""
     schools.add(ctx, brin="12AB", name="De Regenboog", contacts=["directie@regenboog.example.nl"])
     discovered = datetime.now(UTC) - timedelta(hours=1)
     refs = []
@@ -61,8 +68,7 @@ def prepare(directory: Path, count: int) -> tuple[Settings, list[str]]:
                                    fields={"discovered_at": discovered, "summary": f"Report {n}"}).reference)
         if n % 500 == 499:
             print(f"  prepared {n + 1}/{count} incidents", file=sys.stderr)
-    ctx.engine.dispose()
-    return settings, refs
+    return refs
 
 
 def raw_connection(path: Path) -> sqlite3.Connection:

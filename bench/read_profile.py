@@ -31,7 +31,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +38,16 @@ import anyio.to_thread
 from cryptography.fernet import Fernet
 from sqlalchemy import event
 
-from breachflow.api.main import create_app
-from breachflow.workflow import accounts, keystore, schema, schools, service
-from breachflow.workflow.config import Settings
-from breachflow.workflow.context import Context, initialise
-from breachflow.workflow.db import engine_for
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from engine import fill  # noqa: E402
+
+from breachflow.api.main import create_app  # noqa: E402
+from breachflow.workflow import accounts, keystore, schema  # noqa: E402
+from breachflow.workflow.config import Settings  # noqa: E402
+from breachflow.workflow.context import Context, initialise  # noqa: E402
+from breachflow.workflow.db import engine_for  # noqa: E402
 
 IDLE = {"<method 'poll' of 'select.epoll' objects>"}  # the loop waiting for a worker thread
 GROUPS = ("breachflow", "sqlalchemy", "sqlite3", "psycopg", "cryptography", "pydantic", "fastapi", "starlette",
@@ -54,17 +58,9 @@ def prepare(settings: Settings, count: int) -> tuple[Context, str, list[str]]:
     """An installation with one school, a handler's token and ``count`` reported incidents."""
     initialise(settings)
     ctx = Context.open(settings)
-    schools.add(ctx, brin="12AB", name="De Regenboog", contacts=["directie@regenboog.example.nl"])
     accounts.add_user(ctx, username="hanna", role="handler")
     token = accounts.create_token(ctx, username="hanna").secret
-    discovered = datetime.now(UTC) - timedelta(hours=1)
-    refs = []
-    for n in range(count):
-        refs.append(service.report(ctx, actor="bench", source="monitoring", schools={"12AB": 30},
-                                   fields={"discovered_at": discovered, "summary": f"Report {n}"}).reference)
-        if n % 1000 == 999:
-            print(f"  prepared {n + 1}/{count} incidents", file=sys.stderr)
-    return ctx, token, refs
+    return ctx, token, fill(ctx, count)
 
 
 async def get(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
