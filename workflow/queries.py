@@ -217,9 +217,6 @@ def _open(dialect: str, *, by_incident: bool) -> Any:
     return deadline_t.c.is_open == sa.true()
 
 
-_INCIDENTS_OF = sa.select(affected_t.c.incident_id).where(affected_t.c.school_id == sa.bindparam("school_id"))
-
-
 def open_deadline_page(ctx: Context, *, school_id: int | None = None, limit: int = pages.DEFAULT_LIMIT,
                        cursor: str | None = None) -> pages.Page[OpenDeadline]:
     """A page of the unmet deadlines of incidents in progress, soonest first; with ``school_id``,
@@ -231,7 +228,7 @@ def open_deadline_page(ctx: Context, *, school_id: int | None = None, limit: int
         query = query.where((deadline_t.c.due_at > due) | ((deadline_t.c.due_at == due) & (deadline_t.c.id > last)))
     with read_transaction(ctx.engine) as conn:
         if school_id is not None:  # its incidents first: a page is then sorted from theirs, not sought among all
-            its_incidents = list(conn.execute(_INCIDENTS_OF, {"school_id": school_id}).scalars())
+            its_incidents = sa.select(affected_t.c.incident_id).where(affected_t.c.school_id == school_id)
             query = query.where(deadline_t.c.incident_id.in_(its_incidents),
                                 deadline_t.c.school_id.is_(None) | (deadline_t.c.school_id == school_id))
         query = query.where(_open(conn.dialect.name, by_incident=school_id is not None))
