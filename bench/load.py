@@ -47,7 +47,7 @@ from notify_support import settings_env  # noqa: E402
 from support import free_port, wait_for_port  # noqa: E402
 
 from breachflow.notifications.models import outbox_t  # noqa: E402
-from breachflow.workflow import accounts, audit, db, keystore, queries, schema, schools  # noqa: E402
+from breachflow.workflow import accounts, audit, db, keystore, pages, queries, schema, schools  # noqa: E402
 from breachflow.workflow.config import Settings  # noqa: E402
 from breachflow.workflow.context import Context, initialise  # noqa: E402
 from breachflow.workflow.timeline import EventKind  # noqa: E402
@@ -215,13 +215,23 @@ def drained(ctx: Context, maildir: Path, seconds: float) -> tuple[list[sa.Row], 
         time.sleep(0.5)
 
 
+def events_of(ctx: Context, reference: str) -> list:
+    """Every event of an incident's timeline, read page by page."""
+    page = queries.timeline_page(ctx, reference, limit=pages.MAX_LIMIT)
+    events = page.items
+    while page.next_cursor:
+        page = queries.timeline_page(ctx, reference, limit=pages.MAX_LIMIT, cursor=page.next_cursor)
+        events += page.items
+    return events
+
+
 def check(ctx: Context, load: Load, rows: list[sa.Row], received: Counter) -> dict:
     """What was lost or doubled: accepted requests missing from the timelines, broken chains, notices."""
     with ctx.engine.connect() as conn:
         stored = set(conn.execute(sa.text("SELECT reference FROM incident")).scalars())
     lost = {"reports": len(set(load.references) ^ stored), "updates": 0, "triggers": 0}
     for reference in load.references:
-        events = queries.timeline_of(ctx, reference)
+        events = events_of(ctx, reference)
         updated = sum(1 for e in events if e.kind == EventKind.updated)
         fired = [e.payload["trigger"] for e in events if e.kind == EventKind.transition]
         lost["updates"] += updated != load.updates[reference]
