@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench bench-load bench-scale diagram clean
+.PHONY: run test screenshots bench bench-load bench-scale diagram clean
 
 $(BIN)/breachflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,17 @@ $(BIN)/breachflow: pyproject.toml
 run: $(BIN)/breachflow
 	$(BIN)/breachflow serve
 
-test: $(BIN)/breachflow
+# The browser tests drive Debian's Chromium (Playwright through executable_path, no browser download).
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: $(BIN)/breachflow $(CHROMIUM)
 	$(BIN)/pytest
+
+# the browser tests write the pictures shown in the README
+screenshots: $(BIN)/breachflow $(CHROMIUM)
+	BREACHFLOW_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q -m browser
 
 bench: $(BIN)/breachflow
 	$(BIN)/python bench/engine.py

@@ -236,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("--role", required=True, choices=[r.value for r in accounts.Role])
     user_add.add_argument("--school", help="BRIN code (school users only)")
     user_add.add_argument("--email", help="handlers and managers with an address get deadline reminders")
+    password = user_add.add_mutually_exclusive_group()
+    password.add_argument("--password", action="store_true",
+                          help="ask for a password to sign in to the pages (twice, not shown); for an existing user: "
+                               "reset it, ending the user's sessions")
+    password.add_argument("--password-stdin", action="store_true",
+                          help="as --password, reading the password from the first line of standard input")
     user_add.set_defaults(handler=c.cmd_user_add)
     user.add_parser("list", help="list users", parents=[common]).set_defaults(handler=c.cmd_user_list)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -35,6 +36,7 @@ from breachflow.workflow import (
     schema,
     schools,
     service,
+    sessions,
 )
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
@@ -314,11 +316,38 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_password(args: argparse.Namespace) -> str | None:
+    """The password asked for with ``--password`` (prompted twice) or ``--password-stdin``; else ``None``."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not args.password:
+        return None
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise InvalidInput("invalid password", [FieldProblem("password", "the two passwords differ")])
+    return first
+
+
 def cmd_user_add(args: argparse.Namespace) -> int:
-    account = accounts.add_user(_ctx(args), username=args.username, role=args.role, school=args.school,
-                                email=args.email)
+    """Add a user; with a password option, also set (or, for an existing user, reset) the password."""
+    ctx = _ctx(args)
+    password = _new_password(args)
+    if password is not None and (problems := sessions.password_problems(password)):
+        raise InvalidInput("invalid password", problems)
+    existing = accounts.find_user(ctx, args.username)
+    if existing is not None and password is not None:
+        if existing.role.value != args.role:
+            raise InvalidInput("invalid user", [FieldProblem(
+                "role", f"{existing.username} is a {existing.role.value}; a password reset does not change the role")])
+        sessions.set_password(ctx, username=existing.username, password=password)
+        _print(args, existing.__dict__, f"password of {existing.username} reset; their sessions ended")
+        return 0
+    account = accounts.add_user(ctx, username=args.username, role=args.role, school=args.school, email=args.email)
+    if password is not None:
+        sessions.set_password(ctx, username=account.username, password=password)
     school = f" for school {account.school_brin}" if account.school_brin else ""
-    _print(args, account.__dict__, f"added {account.role.value} {account.username}{school}")
+    signs_in = " who signs in with a password" if password is not None else ""
+    _print(args, account.__dict__, f"added {account.role.value} {account.username}{school}{signs_in}")
     return 0
 
 

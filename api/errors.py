@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -123,33 +123,42 @@ def _field_name(loc: tuple) -> str:
     return ".".join(parts) or "body"
 
 
+def _answer(request: Request, status: int, code: str, message: str, fields: Sequence[FieldProblem] = (),
+            headers: dict[str, str] | None = None) -> Response:
+    """The error as data, or, on a page (``api.web``), as a page for a person."""
+    page_error = getattr(request.app.state, "page_error", None)
+    if page_error is not None and request.app.state.is_page(request.url.path):
+        return page_error(request, status, code, message, list(fields), headers)
+    return error_response(status, code, message, fields, headers)
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers that turn every error into the one shape."""
+    """Register the handlers that turn every error into the one shape (a page, on a page)."""
 
     @app.exception_handler(BreachflowError)
-    async def _breachflow(_request: Request, exc: BreachflowError) -> JSONResponse:
-        return error_response(status_of(exc), exc.code, exc.message, exc.fields, _headers(exc))
+    async def _breachflow(request: Request, exc: BreachflowError) -> Response:
+        return _answer(request, status_of(exc), exc.code, exc.message, exc.fields, _headers(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         fields = [
             FieldProblem(_field_name(err["loc"]),
                          "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, "))
             for err in exc.errors()
         ]
-        return error_response(422, InvalidInput.code, "invalid input", fields)
+        return _answer(request, 422, InvalidInput.code, "invalid input", fields)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8): invalid input like any other
-            return error_response(422, InvalidInput.code, "invalid input", [FieldProblem("body", "not valid JSON")])
+            return _answer(request, 422, InvalidInput.code, "invalid input", [FieldProblem("body", "not valid JSON")])
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+        return _answer(request, exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error", exc_info=exc)
-        return error_response(500, "internal_error", "something went wrong on our side; it has been logged")
+        return _answer(request, 500, "internal_error", "something went wrong on our side; it has been logged")
 
 
 DESCRIPTIONS = {

@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import Mount, Route
 from swagger_ui_bundle import swagger_ui_path
 
-from breachflow.api import errors
+from breachflow.api import errors, web
 from breachflow.api.deps import connection_slots, known_query
 from breachflow.api.metrics import Metrics
 from breachflow.api.middleware import BodyLimit, RequestLog, SecurityHeaders
@@ -100,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
             swagger_favicon_url="/docs/static/favicon-32x32.png",
         )
 
+    web.install(app)
     app.state.route_templates = _templates(app, modules)
     return app
 

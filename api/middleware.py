@@ -30,6 +30,11 @@ DATA_CSP = b"default-src 'none'; frame-ancestors 'none'"
 # The Swagger UI page loads its script and styles from /docs/static and starts with an inline script.
 DOCS_CSP = (b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
             b"img-src 'self' data:; frame-ancestors 'none'")
+# Pages (api.web): the app's own script, styles, pictures and forms, nothing from elsewhere, no inline code.
+PAGE_CSP = (b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
+            b"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+PAGE_STATIC = "/static/"
+NOT_PAGES = ("/api/", "/docs", "/openapi.json", "/metrics")
 NO_STORE = (b"cache-control", b"no-store")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")  # a client's X-Request-ID is taken only if it looks like one
 access = logging.getLogger("breachflow.access")
@@ -95,8 +100,8 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        extra = HEADERS + [(b"content-security-policy", DOCS_CSP if path == DOCS_PAGE else DATA_CSP)]
-        if not path.startswith(DOCS_STATIC):
+        extra = HEADERS + [(b"content-security-policy", _csp(path))]
+        if not path.startswith((DOCS_STATIC, PAGE_STATIC)):
             extra.append(NO_STORE)
         names = {name for name, _ in extra}
 
@@ -107,6 +112,17 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def is_page(path: str) -> bool:
+    """Whether ``path`` is a page for people (``api.web``, its static files included) rather than data."""
+    return not path.startswith(NOT_PAGES)
+
+
+def _csp(path: str) -> bytes:
+    if path == DOCS_PAGE:
+        return DOCS_CSP
+    return PAGE_CSP if is_page(path) else DATA_CSP
 
 
 class _BodyTooLarge(Exception):

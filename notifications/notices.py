@@ -14,7 +14,7 @@ gets an update when an incident is confirmed again after a reopen.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +23,7 @@ from sqlalchemy import Connection
 from breachflow.notifications import facts as fact_texts
 from breachflow.notifications.models import OutboxStatus, outbox_t, snapshot_t
 from breachflow.notifications.render import MessageKind, mime, new_message_id, render
-from breachflow.workflow import crypto
+from breachflow.workflow import crypto, links
 from breachflow.workflow.config import Settings
 from breachflow.workflow.deadlines import Periods
 from breachflow.workflow.hooks import Change
@@ -77,8 +77,9 @@ class _School:
 class NoticeWriter:
     """The ``Notifier`` that queues notices to schools (see the module's docstring)."""
 
-    def __init__(self, settings: Settings, keys: crypto.KeyRing, periods: Periods) -> None:
+    def __init__(self, settings: Settings, keys: crypto.KeyRing, periods: Periods, audit_key: bytes) -> None:
         self.settings, self.keys, self.periods = settings, keys, periods
+        self.audit_key = audit_key  # signs the link to the incident (``workflow.links``)
 
     def after_change(self, conn: Connection, change: Change) -> list[Event]:
         found = occasion(change)
@@ -148,7 +149,7 @@ class NoticeWriter:
             "evaluation": incident.disclosure.evaluation or "",
             "contact": self.settings.processor_contact,
             "handler": change.actor,
-            "acknowledge_url": f"{self.settings.public_url}/api/v1/incidents/{incident.reference}/acknowledgements",
+            "acknowledge_url": self.link(incident.reference, school.affected.brin, change.now),
             **fact_texts.deadlines(incident, self.periods, change.now, language, school=school.affected),
         }
         subject, text, html = render(kind, language, variables)
@@ -157,6 +158,13 @@ class NoticeWriter:
             kind=kind, reference=incident.reference, recipients=school.contacts,
             subject=subject, text=text, html=html, now=change.now,
         ), now_facts
+
+
+    def link(self, reference: str, brin: str, now: datetime) -> str:
+        """The signed link that opens ``reference`` for school ``brin`` (valid ``link_days``)."""
+        token = links.make(self.audit_key, reference=reference, brin=brin,
+                           valid_for=timedelta(days=self.settings.link_days), now=now)
+        return f"{self.settings.public_url.rstrip('/')}/link/{token}"
 
 
 def queue_row(settings: Settings, data_key: bytes, *, incident_id: int, school_id: int | None, kind: MessageKind,

@@ -21,7 +21,7 @@ log = logging.getLogger("breachflow.worker")
 
 def notifications_context(ctx: Context) -> Context:
     """``ctx`` with notices: commands that call for one queue it in their transaction."""
-    return ctx.with_notifier(NoticeWriter(ctx.settings, ctx.keys, ctx.periods))
+    return ctx.with_notifier(NoticeWriter(ctx.settings, ctx.keys, ctx.periods, ctx.audit_key))
 
 
 async def scan_forever(ctx: Context, stop: asyncio.Event, wake: asyncio.Event, worker: heartbeat.Worker) -> None:

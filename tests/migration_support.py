@@ -29,7 +29,7 @@ from breachflow.notifications import heartbeat, reminders
 from breachflow.notifications.dispatcher import Dispatcher
 from breachflow.notifications.mailer import mailer_for
 from breachflow.notifications.worker import notifications_context
-from breachflow.workflow import accounts, db, files, keystore, schema, service
+from breachflow.workflow import accounts, db, files, keystore, schema, service, sessions
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
 from breachflow.workflow.service import Idempotency
@@ -45,6 +45,8 @@ def fill(ctx: Context) -> list[str]:
     accounts.add_user(ctx, username="hanna", role="handler", email="hanna@processor.example.nl")
     accounts.add_user(ctx, username="regenboog", role="school", school="12AB")
     accounts.create_token(ctx, username="hanna", label="laptop", expires_in=timedelta(days=90))
+    sessions.set_password(ctx, username="hanna", password="a password for the pages")
+    sessions.sign_in(ctx, username="hanna", password="a password for the pages")
     hanna = accounts.list_users(ctx)[0]
 
     closed = reported(ctx, brins=("12AB", "34CD"))

@@ -28,7 +28,7 @@ def settings_env(settings) -> dict[str, str]:
 
 
 def with_notices(ctx: Context) -> Context:
-    return ctx.with_notifier(NoticeWriter(ctx.settings, ctx.keys, ctx.periods))
+    return ctx.with_notifier(NoticeWriter(ctx.settings, ctx.keys, ctx.periods, ctx.audit_key))
 
 
 def smtp_context(ctx: Context, port: int, **settings) -> Context:

@@ -52,7 +52,7 @@ def test_confirm_sends_the_first_notice_in_dutch_with_all_that_is_known(mail_ctx
     for expected in (ref, CONFIRM["summary"], CONFIRM["nature_how"], "ingezien", "Ouderportaal",
                      "Genomen maatregelen: nog in onderzoek", "Soort gegevens: nog in onderzoek",
                      "Omvang van de groep betrokkenen: 28 bij De Regenboog", "Autoriteit Persoonsgegevens",
-                     "privacy@basisonline.nl", "hanna", "acknowledgements"):
+                     "privacy@basisonline.nl", "hanna", f"/link/{ref}.12AB."):
         assert expected in text, expected
     assert CONFIRM["summary"] in html and "<table" in html and "<img" not in html and "src=" not in html
 

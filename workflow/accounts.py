@@ -97,18 +97,26 @@ def add_user(ctx: Context, *, username: str, role: str, school: str | None = Non
     return Account(user_id, username, role, school_id, school.strip().upper() if school else None)
 
 
-def _accounts_query():
+def accounts_query():
+    """Users with the BRIN code of their school (if any): rows for ``account_from``."""
     return sa.select(user_t, school_t.c.brin).outerjoin(school_t, school_t.c.id == user_t.c.school_id)
 
 
-def _account(row) -> Account:
+def account_from(row) -> Account:
     return Account(row.id, row.username, Role(row.role), row.school_id, row.brin)
+
+
+def find_user(ctx: Context, username: str) -> Account | None:
+    """The user called ``username``, if there is one."""
+    with read_transaction(ctx.engine) as conn:
+        row = conn.execute(accounts_query().where(user_t.c.username == username.strip().lower())).first()
+    return account_from(row) if row is not None else None
 
 
 def list_users(ctx: Context) -> list[Account]:
     """Every user, by name."""
     with read_transaction(ctx.engine) as conn:
-        return [_account(r) for r in conn.execute(_accounts_query().order_by(user_t.c.username))]
+        return [account_from(r) for r in conn.execute(accounts_query().order_by(user_t.c.username))]
 
 
 def has_users(ctx: Context) -> bool:
@@ -159,7 +167,7 @@ def revoke_token(ctx: Context, *, token_id: int) -> None:
 
 
 _AUTHENTICATE = (
-    _accounts_query()
+    accounts_query()
     .join(token_t, token_t.c.user_id == user_t.c.id)
     .where(token_t.c.token_hash == sa.bindparam("token_hash"), token_t.c.revoked_at.is_(None))
     .add_columns(token_t.c.expires_at)
@@ -181,4 +189,4 @@ def account_of(conn: Connection, secret: str) -> Account | None:
     row = conn.execute(_AUTHENTICATE, {"token_hash": hash_token(secret)}).first()
     if row is None or (row.expires_at is not None and row.expires_at <= datetime.now(UTC)):
         return None
-    return _account(row)
+    return account_from(row)

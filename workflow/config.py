@@ -77,6 +77,14 @@ class Settings(BaseSettings):
         default=10, ge=1, description="failed authentications per client address (per process) before 429"
     )
 
+    # the pages (api/web)
+    session_idle_minutes: int = Field(
+        default=60, ge=1, le=24 * 60, description="a browser session unused this long ends")
+    session_hours: int = Field(default=12, ge=1, le=24 * 7, description="a browser session ends this long after sign-in")
+    link_days: int = Field(default=30, ge=1, le=365, description="how long the link in a notice opens its incident")
+    reports_per_hour: int = Field(
+        default=5, ge=1, description="public reports per client address (per process) in an hour before 429")
+
     # notifications
     mail_from: str = Field(default="privacy@breachflow.localhost", description="sender of every message")
     processor_contact: str = Field(

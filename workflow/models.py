@@ -201,6 +201,22 @@ class UserAccount(SQLModel, table=True):
     school_id: int | None = Field(default=None, foreign_key="school.id")
     email: str | None = None
     created_at: datetime = utc_column(nullable=False)
+    password_hash: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    language: str = Field(default="nl", sa_column=Column(String(2), nullable=False, server_default="nl"))
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser: only the SHA-256 of its cookie is stored. It ends when signed out,
+    at ``expires_at``, or when unused for the idle period (``last_seen_at``)."""
+
+    __tablename__ = "web_session"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    user_id: int = Field(foreign_key="user_account.id", index=True)
+    created_at: datetime = utc_column(nullable=False)
+    last_seen_at: datetime = utc_column(nullable=False)
+    expires_at: datetime = utc_column(nullable=False)
+    ended_at: datetime | None = utc_column()
 
 
 class ApiToken(SQLModel, table=True):
@@ -248,4 +264,5 @@ deadline_t = DeadlineRow.__table__
 clock_basis_t = ClockBasis.__table__
 user_t = UserAccount.__table__
 token_t = ApiToken.__table__
+session_t = WebSession.__table__
 idempotency_t = IdempotencyKey.__table__

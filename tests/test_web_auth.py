@@ -1,0 +1,116 @@
+"""Signing in to the pages: passwords, sessions that end, CSRF on every form, no open redirects."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from freezegun import freeze_time
+from web_support import PASSWORD, browser, csrf_of, installation
+
+from breachflow.workflow import sessions
+
+
+@pytest.fixture
+def app(ctx, settings):
+    return installation(ctx, settings)
+
+
+def test_a_handler_signs_in_lands_on_the_dashboard_and_signs_out(app):
+    me = browser(app)
+    assert me.get("/account").headers["location"] == "/signin?next=%2Faccount"
+    signed = me.sign_in("handler")
+    assert signed.status_code == 303 and signed.headers["location"] == "/dashboard"
+    cookie = signed.headers["set-cookie"]
+    assert "bf_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert me.get("/account").status_code == 200
+    assert me.submit("/account", "/signout", {}).headers["location"] == "/signin"
+    assert me.get("/account").status_code == 303
+
+
+def test_a_wrong_password_or_unknown_user_is_refused_alike(app):
+    me = browser(app)
+    wrong = me.sign_in("handler", "not the password at all")
+    unknown = me.sign_in("nobody", PASSWORD)
+    assert wrong.status_code == unknown.status_code == 401
+    assert "bf_session" not in wrong.headers.get("set-cookie", "")
+
+
+def test_a_user_without_a_password_cannot_sign_in(app, ctx):
+    from breachflow.workflow import accounts
+    accounts.add_user(ctx, username="tokenonly", role="handler")
+    assert browser(app).sign_in("tokenonly", "").status_code == 401
+
+
+def test_a_form_without_this_browsers_token_is_refused(app):
+    me, other = browser(app), browser(app)
+    foreign = csrf_of(other.get("/signin").text)
+    me.get("/signin")
+    response = me.client.post("/signin", data={"csrf": foreign, "username": "handler", "password": PASSWORD},
+                              follow_redirects=False)
+    assert response.status_code == 403 and "bf_session=" not in response.headers.get("set-cookie", "")
+    me.sign_in("handler")
+    stale = me.client.post("/signout", data={"csrf": foreign}, follow_redirects=False)
+    assert stale.status_code == 403
+    assert me.get("/account").status_code == 200  # still signed in
+
+
+def test_sign_in_goes_back_to_a_page_of_this_site_only(app):
+    me = browser(app)
+    page = me.get("/signin?next=//evil.example/x")
+    assert me.client.post("/signin", data={"csrf": csrf_of(page.text), "username": "handler", "password": PASSWORD,
+                                           "next": "https://evil.example/"},
+                          follow_redirects=False).headers["location"] == "/dashboard"
+    other = browser(app)
+    page = other.get("/signin")
+    assert other.client.post("/signin", data={"csrf": csrf_of(page.text), "username": "handler",
+                                              "password": PASSWORD, "next": "/register?state=closed"},
+                             follow_redirects=False).headers["location"] == "/register?state=closed"
+
+
+def test_a_session_ends_when_idle_and_after_its_hours(app, settings):
+    me = browser(app)
+    with freeze_time(tick=True) as clock:
+        me.sign_in("handler")
+        clock.tick(timedelta(minutes=settings.session_idle_minutes - 1))
+        assert me.get("/account").status_code == 200
+        clock.tick(timedelta(minutes=settings.session_idle_minutes + 1))
+        assert me.get("/account").status_code == 303
+    other = browser(app)
+    with freeze_time(tick=True) as clock:
+        other.sign_in("handler")
+        for _ in range(settings.session_hours * 60 // (settings.session_idle_minutes - 5) + 1):
+            clock.tick(timedelta(minutes=settings.session_idle_minutes - 5))
+            if other.get("/account").status_code != 200:
+                break
+        else:
+            pytest.fail("the session outlived its hours")
+
+
+def test_a_password_reset_ends_every_session_of_that_user(app, ctx):
+    me = browser(app)
+    me.sign_in("handler")
+    sessions.set_password(ctx, username="handler", password="another long password")
+    assert me.get("/account").status_code == 303
+
+
+def test_a_short_password_is_refused_naming_the_field(ctx):
+    from breachflow.workflow.errors import InvalidInput
+    with pytest.raises(InvalidInput) as refused:
+        sessions.set_password(ctx, username="nobody", password="short")
+    assert refused.value.fields[0].field == "password"
+
+
+def test_pages_forbid_everything_not_served_by_the_app(app):
+    response = browser(app).get("/signin")
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "form-action 'self'" in csp
+    assert "unsafe-inline" not in csp and "http" not in csp
+
+
+def test_an_unknown_page_is_a_page_and_an_unknown_api_path_is_data(app):
+    me = browser(app)
+    page = me.get("/no-such-page")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    data = me.get("/api/v1/no-such-thing")
+    assert data.status_code == 404 and data.headers["content-type"].startswith("application/json")
