@@ -75,14 +75,14 @@ class DataKind(StrEnum):
     other = "other"
 
 
-def personal(description: str, **kwargs: Any) -> Any:
-    """A field that holds personal data or free text: stored encrypted."""
-    return Field(default=None, description=description, json_schema_extra={"personal": True}, **kwargs)
+def personal(description: str, *, nl: str, **kwargs: Any) -> Any:
+    """A field that holds personal data or free text: stored encrypted. ``nl``: its Dutch label."""
+    return Field(default=None, description=description, json_schema_extra={"personal": True, "nl": nl}, **kwargs)
 
 
-def fact(description: str, **kwargs: Any) -> Any:
-    """A queryable fact: stored plain."""
-    return Field(default=None, description=description, **kwargs)
+def fact(description: str, *, nl: str, **kwargs: Any) -> Any:
+    """A queryable fact: stored plain. ``nl``: its Dutch label."""
+    return Field(default=None, description=description, json_schema_extra={"nl": nl}, **kwargs)
 
 
 TIME_FIELDS = ("discovered_at", "breach_started_at", "breach_ended_at")
@@ -104,50 +104,50 @@ class Disclosure(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # I. characteristics
-    discovered_at: Moment | None = fact("date and time the breach was discovered")
-    discovery_method: LongText | None = personal("how the breach was discovered")
-    breach_started_at: Moment | None = fact("when the breach possibly started")
-    breach_ended_at: Moment | None = fact("when the breach possibly ended")
-    reporter_name: ShortText | None = personal("who reported it")
-    reporter_contact: ShortText | None = personal("the reporter's email address or phone number")
-    summary: LongText | None = personal("summary of the incident")
-    security_aspect: ShortText | None = personal("which part of security it concerns")
-    nature_how: LongText | None = personal("how it happened")
-    nature_actions: Items[Action] | None = fact("what happened to the data (read, copied, altered, deleted, stolen)")
-    affected_systems: Items[ShortText] | None = fact("which of the processor's systems are affected")
+    discovered_at: Moment | None = fact("date and time the breach was discovered", nl="datum en tijd waarop het datalek is ontdekt")
+    discovery_method: LongText | None = personal("how the breach was discovered", nl="hoe het datalek is ontdekt")
+    breach_started_at: Moment | None = fact("when the breach possibly started", nl="wanneer het datalek mogelijk is begonnen")
+    breach_ended_at: Moment | None = fact("when the breach possibly ended", nl="wanneer het datalek mogelijk is geëindigd")
+    reporter_name: ShortText | None = personal("who reported it", nl="wie het heeft gemeld")
+    reporter_contact: ShortText | None = personal("the reporter's email address or phone number", nl="e-mailadres of telefoonnummer van de melder")
+    summary: LongText | None = personal("summary of the incident", nl="samenvatting van het incident")
+    security_aspect: ShortText | None = personal("which part of security it concerns", nl="welk aspect van beveiliging het betreft")
+    nature_how: LongText | None = personal("how it happened", nl="hoe het is gebeurd")
+    nature_actions: Items[Action] | None = fact("what happened to the data (read, copied, altered, deleted, stolen)", nl="wat er met de gegevens is gebeurd (ingezien, gekopieerd, gewijzigd, verwijderd, gestolen)")
+    affected_systems: Items[ShortText] | None = fact("which of the processor's systems are affected", nl="welke systemen van de verwerker zijn getroffen")
     # II. cause
-    cause_category: CauseCategory | None = fact("category of the cause")
-    cause_description: LongText | None = personal("the cause, described")
+    cause_category: CauseCategory | None = fact("category of the cause", nl="categorie van de oorzaak")
+    cause_description: LongText | None = personal("the cause, described", nl="de oorzaak, beschreven")
     # III. measures
-    measures: LongText | None = personal("measures taken to prevent (further) damage")
+    measures: LongText | None = personal("measures taken to prevent (further) damage", nl="maatregelen genomen om (verdere) schade te voorkomen")
     # IV. who may suffer consequences
-    affected_groups: Items[AffectedGroup] | None = personal("groups affected and consequences")
+    affected_groups: Items[AffectedGroup] | None = personal("groups affected and consequences", nl="getroffen groepen en de gevolgen voor hen")
     # V. size
-    group_size_min: Count | None = fact("number of people affected (lower bound)")
-    group_size_max: Count | None = fact("number of people affected (upper bound)")
-    records_count: Count | None = fact("number of records affected")
+    group_size_min: Count | None = fact("number of people affected (lower bound)", nl="aantal betrokkenen (ondergrens)")
+    group_size_max: Count | None = fact("number of people affected (upper bound)", nl="aantal betrokkenen (bovengrens)")
+    records_count: Count | None = fact("number of records affected", nl="aantal getroffen records")
     # VI. kinds of data
-    data_kinds: Items[DataKind] | None = fact("kinds of personal data affected")
-    data_kinds_other: ShortText | None = personal("the other kinds of data, described")
-    data_unreadable: StrictBool | None = fact("was the data encrypted or otherwise unreadable")
-    data_unreadable_how: LongText | None = personal("how the data was made unreadable")
+    data_kinds: Items[DataKind] | None = fact("kinds of personal data affected", nl="soorten getroffen persoonsgegevens")
+    data_kinds_other: ShortText | None = personal("the other kinds of data, described", nl="de andere soorten gegevens, beschreven")
+    data_unreadable: StrictBool | None = fact("was the data encrypted or otherwise unreadable", nl="waren de gegevens versleuteld of anderszins onleesbaar")
+    data_unreadable_how: LongText | None = personal("how the data was made unreadable", nl="hoe de gegevens onleesbaar waren gemaakt")
     # informing data subjects (GDPR art. 34)
-    subjects_informed: StrictBool | None = fact("have the people affected been informed")
-    subjects_informed_count: Count | None = fact("how many people were informed")
-    subjects_informed_how: LongText | None = personal("how the people affected were informed")
-    subjects_not_informed_reason: LongText | None = personal("why the people were not informed")
+    subjects_informed: StrictBool | None = fact("have the people affected been informed", nl="zijn de betrokkenen geïnformeerd")
+    subjects_informed_count: Count | None = fact("how many people were informed", nl="hoeveel betrokkenen zijn geïnformeerd")
+    subjects_informed_how: LongText | None = personal("how the people affected were informed", nl="hoe de betrokkenen zijn geïnformeerd")
+    subjects_not_informed_reason: LongText | None = personal("why the people were not informed", nl="waarom de betrokkenen niet zijn geïnformeerd")
     # remediation, restore, verification, evaluation (seed 6a)
-    fix_description: LongText | None = personal("the fix for the cause")
-    fix_tested: StrictBool | None = fact("the fix was tested thoroughly")
-    data_lost_or_altered: StrictBool | None = fact("was data lost or altered")
-    backup_description: LongText | None = personal("which backup was restored")
-    backup_checked: StrictBool | None = fact("the backup was checked for correctness")
-    fix_applied: StrictBool | None = fact("the fix was applied")
-    system_verified: StrictBool | None = fact("the system was verified to work")
-    evaluation: LongText | None = personal("evaluation of how the incident was handled")
+    fix_description: LongText | None = personal("the fix for the cause", nl="de oplossing voor de oorzaak")
+    fix_tested: StrictBool | None = fact("the fix was tested thoroughly", nl="de oplossing is grondig getest")
+    data_lost_or_altered: StrictBool | None = fact("was data lost or altered", nl="zijn gegevens verloren gegaan of gewijzigd")
+    backup_description: LongText | None = personal("which backup was restored", nl="welke back-up is teruggezet")
+    backup_checked: StrictBool | None = fact("the backup was checked for correctness", nl="de back-up is op juistheid gecontroleerd")
+    fix_applied: StrictBool | None = fact("the fix was applied", nl="de oplossing is doorgevoerd")
+    system_verified: StrictBool | None = fact("the system was verified to work", nl="het systeem werkt aantoonbaar weer")
+    evaluation: LongText | None = personal("evaluation of how the incident was handled", nl="evaluatie van de afhandeling")
     # decisions
-    dismissal_reason: LongText | None = personal("why the report is not a breach")
-    reopen_reason: LongText | None = personal("why the incident is reopened")
+    dismissal_reason: LongText | None = personal("why the report is not a breach", nl="waarom de melding geen datalek is")
+    reopen_reason: LongText | None = personal("why the incident is reopened", nl="waarom het incident wordt heropend")
 
     @field_validator("*")
     @classmethod
@@ -200,10 +200,13 @@ TEXT_FIELDS: frozenset[str] = frozenset(
 )
 
 
-def label(field: str) -> str:
-    """The words a handler reads for a field."""
+def label(field: str, language: str = "en") -> str:
+    """The words a person reads for a field, in ``language`` (``nl`` or ``en``)."""
     info = Disclosure.model_fields.get(field)
-    return info.description if info is not None and info.description else field.replace("_", " ")
+    if info is None or not info.description:
+        return field.replace("_", " ")
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    return str(extra["nl"]) if language == "nl" and "nl" in extra else info.description
 
 
 def cia(actions: list[Action] | None) -> dict[str, bool]:
