@@ -21,7 +21,7 @@ from reading import whole_timeline
 from breachflow.api import render, timeline_text
 from breachflow.api.cli import main
 from breachflow.notifications import outbox, reminders
-from breachflow.workflow import accounts, diagram, queries, service
+from breachflow.workflow import accounts, diagram, queries, service, sessions
 from breachflow.workflow.disclosure import Disclosure
 from breachflow.workflow.timeline import EventKind
 
@@ -429,3 +429,23 @@ def test_the_timeline_is_told_in_words_and_amsterdam_time(cli, ctx, smtp):
 
 def test_every_kind_of_event_has_its_words():
     assert set(timeline_text.SAYS) == set(EventKind)
+
+
+def test_user_add_sets_a_password_from_stdin_and_resets_it_for_an_existing_user(cli, ctx, monkeypatch):
+    import io
+    monkeypatch.setattr("sys.stdin", io.StringIO("first long password\n"))
+    assert cli("user", "add", "ria", "--role", "manager", "--password-stdin")[0] == 0
+    assert sessions.sign_in(ctx, username="ria", password="first long password") is not None
+    monkeypatch.setattr("sys.stdin", io.StringIO("second long password\n"))
+    code, out, _ = cli("user", "add", "ria", "--role", "manager", "--password-stdin")
+    assert code == 0 and "reset" in out
+    assert sessions.sign_in(ctx, username="ria", password="first long password") is None
+    assert sessions.sign_in(ctx, username="ria", password="second long password") is not None
+    monkeypatch.setattr("sys.stdin", io.StringIO("third long password\n"))
+    code, _, err = cli("user", "add", "ria", "--role", "handler", "--password-stdin")
+    assert code != 0 and "role" in err  # a reset is not a way to change a role
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    code, _, err = cli("user", "add", "kees", "--role", "handler", "--password-stdin")
+    assert code != 0 and "password" in err
+    assert accounts.find_user(ctx, "kees") is None  # refused before the user was made
+

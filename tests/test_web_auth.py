@@ -114,3 +114,15 @@ def test_an_unknown_page_is_a_page_and_an_unknown_api_path_is_data(app):
     assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
     data = me.get("/api/v1/no-such-thing")
     assert data.status_code == 404 and data.headers["content-type"].startswith("application/json")
+
+
+def test_only_the_argon2_hash_of_a_password_is_stored(ctx):
+    import sqlalchemy as sa
+
+    from breachflow.workflow import accounts
+    from breachflow.workflow.models import user_t
+    accounts.add_user(ctx, username="ria", role="manager")
+    sessions.set_password(ctx, username="ria", password="first long password")
+    with ctx.engine.connect() as conn:
+        stored = conn.execute(sa.select(user_t.c.password_hash).where(user_t.c.username == "ria")).scalar()
+    assert stored.startswith("$argon2id$") and "first long password" not in stored
