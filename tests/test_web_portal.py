@@ -169,6 +169,26 @@ def test_a_link_grants_that_page_and_nothing_else(app, site):
     assert part(site, other).acknowledged_at is None
 
 
+def test_a_link_reads_in_english_for_a_visitor_who_chose_it(app, site):
+    reference = informed(site, cause_category="user_error_employee")
+    path = link(site, reference)
+    me = browser(app)
+    me.submit(path, "/language", {"language": "en", "next": path})
+    page = me.get(path).text
+    assert "Acknowledge receipt" in page and "Your notification to the AP (72 h)" in page
+    assert re.search(r"\d+ d \d+ h left", page) and "user error of an employee" in page
+
+
+def test_a_link_shows_the_ap_notifications_that_cover_its_school_only(app, site):
+    reference = informed(site, (SCHOOL_A, SCHOOL_B), cause_category="user_error_employee")
+    service.record_ap_notification(site, reference=reference, actor="handler", kind="preliminary",
+                                   ap_reference="M-2001", schools=[SCHOOL_A])
+    service.record_ap_notification(site, reference=reference, actor="handler", kind="preliminary",
+                                   ap_reference="M-2002", schools=[SCHOOL_B])
+    page = browser(app).get(link(site, reference)).text
+    assert "voorlopige melding" in page and "M-2001" in page and "M-2002" not in page
+
+
 def test_a_long_comment_is_named_and_kept(app, site):
     reference = informed(site)
     path = link(site, reference)
