@@ -61,6 +61,16 @@ def _deadline_status_is(status: Status, school_id: int | None, now: datetime, du
     }[status]
 
 
+def responsibility_is(responsibility: str) -> Any:
+    """Incidents whose responsibility (derived from the plain ``cause_category``) is ``responsibility``."""
+    wanted = choice(Responsibility, responsibility, "responsibility")
+    causes = [c.value for c in CauseCategory if responsibility_for(c) is wanted]
+    matches = incident_t.c.cause_category.in_(causes)
+    if wanted is Responsibility.unknown:
+        matches = matches | incident_t.c.cause_category.is_(None)
+    return matches
+
+
 def incident_page(
     ctx: Context,
     *,
@@ -83,12 +93,7 @@ def incident_page(
     if state is not None:
         query = query.where(incident_t.c.state == choice(lifecycle.State, state, "state"))
     if responsibility is not None:
-        wanted = choice(Responsibility, responsibility, "responsibility")
-        causes = [c.value for c in CauseCategory if responsibility_for(c) is wanted]
-        matches = incident_t.c.cause_category.in_(causes)
-        if wanted is Responsibility.unknown:
-            matches = matches | incident_t.c.cause_category.is_(None)
-        query = query.where(matches)
+        query = query.where(responsibility_is(responsibility))
     if deadline is not None:
         status = choice(Status, deadline, "deadline")
         query = query.where(_deadline_status_is(status, school_id, now or datetime.now(UTC), ctx.periods.due_soon))
