@@ -157,36 +157,46 @@ def _page_ids(conn: Connection, conditions: list[Any], position: tuple[Any, ...]
     return ids + taken, next_cursor
 
 
+_IDS = sa.bindparam("ids", expanding=True)
+_FACTS = sa.select(incident_t.c.id, incident_t.c.reference, incident_t.c.state,
+                   incident_t.c.cause_category).where(incident_t.c.id.in_(_IDS))
+_SCHOOLS = (sa.select(affected_t.c.incident_id, school_t.c.brin, school_t.c.name)
+            .join(school_t, school_t.c.id == affected_t.c.school_id)
+            .where(affected_t.c.incident_id.in_(_IDS)).order_by(school_t.c.brin))
+_LATEST = (sa.select(event_t.c.incident_id, sa.func.max(event_t.c.seq).label("seq"))
+           .where(event_t.c.incident_id.in_(_IDS), event_t.c.kind.in_([k.value for k in HANDLING]))
+           .group_by(event_t.c.incident_id).subquery())
+_HANDLERS = sa.select(event_t.c.incident_id, event_t.c.actor).join(
+    _LATEST, (event_t.c.incident_id == _LATEST.c.incident_id) & (event_t.c.seq == _LATEST.c.seq))
+
+
+def _clocks(dialect: str) -> sa.Select:
+    """The running clocks of the incidents ``ids``, soonest first, read through each incident's rows."""
+    return (sa.select(deadline_t.c.incident_id, deadline_t.c.kind, deadline_t.c.due_at, school_t.c.brin)
+            .outerjoin(school_t, school_t.c.id == deadline_t.c.school_id)
+            .where(deadline_t.c.incident_id.in_(_IDS), queries.deadline_open(dialect, by_incident=True),
+                   deadline_t.c.kind.in_(KINDS))
+            .order_by(deadline_t.c.due_at, deadline_t.c.id))
+
+
+_CLOCKS = {dialect: _clocks(dialect) for dialect in ("sqlite", "postgresql")}
+
+
 def _rows(conn: Connection, ids: list[int]) -> list[Row]:
-    """The dashboard rows of the incidents ``ids``, in that order, in four queries for them all."""
+    """The dashboard rows of the incidents ``ids``, in that order, in four queries for them all
+    (statements built once, so each page reuses their compiled form)."""
     if not ids:
         return []
-    facts = {r.id: r for r in conn.execute(sa.select(incident_t.c.id, incident_t.c.reference, incident_t.c.state,
-                                                     incident_t.c.cause_category).where(incident_t.c.id.in_(ids)))}
+    given = {"ids": ids}
+    facts = {r.id: r for r in conn.execute(_FACTS, given)}
     schools: dict[int, list[tuple[str, str]]] = {i: [] for i in ids}
-    for r in conn.execute(sa.select(affected_t.c.incident_id, school_t.c.brin, school_t.c.name)
-                          .join(school_t, school_t.c.id == affected_t.c.school_id)
-                          .where(affected_t.c.incident_id.in_(ids)).order_by(school_t.c.brin)):
+    for r in conn.execute(_SCHOOLS, given):
         schools[r.incident_id].append((r.brin, r.name))
     clocks: dict[int, list[Clock]] = {i: [] for i in ids}
-    for r in conn.execute(sa.select(deadline_t.c.incident_id, deadline_t.c.kind, deadline_t.c.due_at, school_t.c.brin)
-                          .outerjoin(school_t, school_t.c.id == deadline_t.c.school_id)
-                          .where(deadline_t.c.incident_id.in_(ids), deadline_t.c.is_open == sa.true(),
-                                 deadline_t.c.kind.in_(KINDS))
-                          .order_by(deadline_t.c.due_at, deadline_t.c.id)):
+    for r in conn.execute(_CLOCKS[conn.dialect.name], given):
         clocks[r.incident_id].append(Clock(DeadlineKind(r.kind), r.due_at, r.brin))
-    handlers = _handlers(conn, ids)
+    handlers = dict(conn.execute(_HANDLERS, given).all())  # see the module's docstring
     return [Row(facts[i].reference, State(facts[i].state),
                 responsibility_for(CauseCategory(facts[i].cause_category) if facts[i].cause_category else None),
                 schools[i], handlers.get(i), clocks[i])
             for i in ids if i in facts]
-
-
-def _handlers(conn: Connection, ids: list[int]) -> dict[int, str]:
-    """Per incident of ``ids``, the actor of its latest event of a kind only handlers record."""
-    latest = (sa.select(event_t.c.incident_id, sa.func.max(event_t.c.seq).label("seq"))
-              .where(event_t.c.incident_id.in_(ids), event_t.c.kind.in_([k.value for k in HANDLING]))
-              .group_by(event_t.c.incident_id).subquery())
-    return dict(conn.execute(sa.select(event_t.c.incident_id, event_t.c.actor)
-                             .join(latest, (event_t.c.incident_id == latest.c.incident_id)
-                                   & (event_t.c.seq == latest.c.seq))).all())

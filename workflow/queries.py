@@ -212,7 +212,7 @@ _OPEN_DEADLINES = (
 )
 
 
-def _open(dialect: str, *, by_incident: bool) -> Any:
+def deadline_open(dialect: str, *, by_incident: bool) -> Any:
     """``deadline.is_open``, as a condition. When a page is read from a few incidents' rows, SQLite
     must not use it to walk every open deadline in due order looking for theirs: it keeps no
     statistics to know they are few, and a unary ``+`` takes a term out of its index choice.
@@ -236,7 +236,7 @@ def open_deadline_page(ctx: Context, *, school_id: int | None = None, limit: int
             its_incidents = sa.select(affected_t.c.incident_id).where(affected_t.c.school_id == school_id)
             query = query.where(deadline_t.c.incident_id.in_(its_incidents),
                                 deadline_t.c.school_id.is_(None) | (deadline_t.c.school_id == school_id))
-        query = query.where(_open(conn.dialect.name, by_incident=school_id is not None))
+        query = query.where(deadline_open(conn.dialect.name, by_incident=school_id is not None))
         rows = conn.execute(query).all()
     rows, next_cursor = pages.cut(rows, limit, lambda r: (r.due_at, r.id))
     return pages.Page([
