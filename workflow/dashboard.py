@@ -42,6 +42,7 @@ OPEN_STATES = tuple(s for s in State if s not in FINAL_STATES)
 HANDLING = (EventKind.updated, EventKind.transition, EventKind.note, EventKind.contact, EventKind.ap_notification,
             EventKind.notice_requested)
 KINDS = [kind.value for kind in DeadlineKind]
+TOP = pages.MAX_ID  # the position before the newest incident without a running clock
 
 
 @dataclass(frozen=True)
@@ -144,14 +145,16 @@ def _page_ids(conn: Connection, conditions: list[Any], position: tuple[Any, ...]
         if len(rows) > limit:
             return [r.incident_id for r in rows[:limit]], pages.encode(rows[limit - 1].due_at, rows[limit - 1].id)
         ids, position = [r.incident_id for r in rows], None
-    start = position[0] if position is not None else pages.MAX_ID
+    start = position[0] if position is not None else TOP
     left = limit - len(ids)
     running = sa.exists().where(deadline_t.c.incident_id == incident_t.c.id, deadline_t.c.is_open == sa.true(),
                                 deadline_t.c.kind.in_(KINDS))
-    quiet = list(conn.execute(
-        sa.select(incident_t.c.id).where(incident_t.c.state.in_([s.value for s in OPEN_STATES]), ~running,
-                                         incident_t.c.id < start, *conditions)
-        .order_by(incident_t.c.id.desc()).limit(left + 1)).scalars())
+    query = (sa.select(incident_t.c.id).where(incident_t.c.state.in_([s.value for s in OPEN_STATES]), ~running,
+                                              *conditions)
+             .order_by(incident_t.c.id.desc()).limit(left + 1))
+    if start != TOP:
+        query = query.where(incident_t.c.id < start)
+    quiet = list(conn.execute(query).scalars())
     taken = quiet[:left]
     next_cursor = pages.encode(taken[-1] if taken else start) if len(quiet) > left else None
     return ids + taken, next_cursor
