@@ -107,11 +107,11 @@ def test_every_kind_of_field_is_read_from_its_control(app, ctx):
     ref = reported(ctx)
     discovered = local(hours_ago(5)).replace(second=0, microsecond=0)
     handler = signed_in(app, "handler")
-    fields = ["discovered_at", "summary", "nature_actions", "affected_systems", "cause_category", "group_size_min",
+    fields = ["discovered_at", "summary", "reporter_name", "nature_actions", "affected_systems", "cause_category", "group_size_min",
               "group_size_max", "data_unreadable", "fix_tested", "affected_groups"]
     saved = handler.submit(f"/incidents/{ref}", f"/incidents/{ref}/edit", {
         "fields": fields, "version": "1",
-        "discovered_at": f"{discovered:%Y-%m-%dT%H:%M}", "summary": "  Class lists visible  ",
+        "discovered_at": f"{discovered:%Y-%m-%dT%H:%M}", "summary": "  Class lists visible  ", "reporter_name": "Sanne",
         "nature_actions": ["copied", "read"], "affected_systems": ["plaza"], "cause_category": "user_error_admin",
         "group_size_min": "3", "group_size_max": "30", "data_unreadable": "no", "fix_tested": "yes",
         "affected_groups.pupils": "on", "affected_groups.pupils.consequences": "Names seen by parents",
@@ -121,7 +121,8 @@ def test_every_kind_of_field_is_read_from_its_control(app, ctx):
     d = queries.get(ctx, ref).disclosure
     assert d.discovered_at == discovered.astimezone(d.discovered_at.tzinfo)  # read in Amsterdam time, stored UTC
     assert d.discovered_at.utcoffset() == timedelta(0)
-    assert (d.summary, d.nature_actions, d.affected_systems) == ("Class lists visible", ["copied", "read"], ["plaza"])
+    assert (d.summary, d.reporter_name) == ("Class lists visible", "Sanne")
+    assert (d.nature_actions, d.affected_systems) == (["copied", "read"], ["plaza"])
     assert (d.cause_category, d.group_size_min, d.group_size_max) == ("user_error_admin", 3, 30)
     assert (d.data_unreadable, d.fix_tested) == (False, True)
     assert [(g.group, g.consequences, g.severity) for g in d.affected_groups] == [
@@ -223,3 +224,35 @@ def test_a_handler_reports_an_incident_through_the_form(app, ctx):
     assert ">typed</textarea>" in unknown.text and 'value="99ZZ"' in unknown.text
     school = signed_in(app, "school_a")
     assert school.get("/incidents/new").status_code == 403
+
+
+def test_a_change_made_meanwhile_refuses_the_form_and_keeps_what_was_typed(app, ctx):
+    ref = reported(ctx)
+    handler = signed_in(app, "handler")
+    html = page_of(handler, ref)
+    service.update(ctx, reference=ref, actor="marit", fields={"measures": "Portal switched off"})
+    stale = handler.client.post(f"/incidents/{ref}/edit", data={
+        "csrf": csrf_of(html), "version": "1", "fields": ["summary"], "summary": "Typed before the change"},
+        follow_redirects=False)
+    assert stale.status_code == 409
+    assert ">Typed before the change</textarea>" in stale.text
+    assert queries.get(ctx, ref).disclosure.summary is None
+
+
+def test_a_reopening_asks_its_own_reason_every_time(app, ctx):
+    ref = reported(ctx)
+    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(ctx, reference=ref, trigger="dismiss", actor="hanna", fields={"dismissal_reason": "A test mail"})
+    service.reopen(ctx, reference=ref, actor="hanna", reason="The parent called again")
+    service.update(ctx, reference=ref, actor="hanna", fields={"dismissal_reason": "Still a test mail"})
+    service.fire(ctx, reference=ref, trigger="dismiss", actor="hanna")
+    handler = signed_in(app, "handler")
+    html = page_of(handler, ref)
+    reopen = html[html.index('id="form-trigger-reopen"'):]
+    assert ">The parent called again</textarea>" not in reopen  # the last reopening's reason is not this one's
+    again = handler.submit(f"/incidents/{ref}", f"/incidents/{ref}/triggers/reopen", {
+        "fields": ["reopen_reason"], "reopen_reason": "The parent called again"})
+    assert again.status_code == 422 and queries.get(ctx, ref).state == "dismissed"
+    done = handler.submit(f"/incidents/{ref}", f"/incidents/{ref}/triggers/reopen", {
+        "fields": ["reopen_reason"], "reopen_reason": "A second parent wrote"})
+    assert done.status_code == 303 and queries.get(ctx, ref).state == "triage"

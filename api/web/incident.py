@@ -85,9 +85,10 @@ def _words(language: str) -> Words:
     return Words(language, time=amsterdam)
 
 
-def _trigger_fields(incident: Incident, trigger: lifecycle.Trigger, missing: list[FieldProblem]) -> list[str]:
-    """The disclosure fields ``trigger``'s form asks for: those its guard finds missing (a reopening
-    always asks its reason)."""
+def _trigger_fields(trigger: lifecycle.Trigger, missing: list[FieldProblem]) -> list[str]:
+    """The disclosure fields ``trigger``'s form asks for: those its guard finds missing, and those a
+    refusal of what was typed named (an answer can make another field needed); a reopening always
+    asks its reason."""
     names = [n for p in missing for n in ASKED_TOGETHER.get(p.field, (p.field,)) if n in Disclosure.model_fields]
     if trigger is lifecycle.Trigger.reopen:
         names.append("reopen_reason")
@@ -155,13 +156,14 @@ def _context(request: Request, account: Account, found: dict[str, Any], refused:
     triggers = []
     if handler:
         for trigger, missing in lifecycle.available(incident).items():
-            names = _trigger_fields(incident, trigger, missing)
+            mine = refused if refused and refused.form == f"trigger-{trigger.value}" else None
+            names = _trigger_fields(trigger, missing + (mine.problems if mine else []))
             triggers.append({
                 "trigger": trigger.value, "word": w.word(trigger), "missing": missing, "fields": names,
                 "destination": w.word(lifecycle.destination(incident, trigger)) if not missing else None,
                 "others": [p for p in missing if p.field not in names],
                 "controls": [forms.control(n, ctx.settings.affected_systems) for n in names],
-                "values": forms.shown(incident.disclosure, names)})
+                "values": forms.shown(incident.disclosure, [n for n in names if n not in DECISIONS])})
     state = lifecycle.State(incident.state)
     steps = ", ".join(f"{w.word(t)} → {w.word(lifecycle.destination(incident, t))}"
                       for t, m in lifecycle.available(incident).items() if not m) or "—"
@@ -170,6 +172,7 @@ def _context(request: Request, account: Account, found: dict[str, Any], refused:
         f"Incident lifecycle; current state: {w.word(state)}"),
         description=w(f"Stappen die nu kunnen: {steps}", f"Steps possible now: {steps}"))
     return {
+        "path": f"/incidents/{incident.reference}",  # where the language switch comes back to, after a refusal too
         "out": out, "incident": incident, "w": w, "handler": handler, "school": school,
         "picture": Markup(picture), "state_word": w.word(state), "checklist": _checklist(out, incident, school, w),
         "triggers": triggers,
