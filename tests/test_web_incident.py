@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from conftest import CONFIRM, confirmed, hours_ago, reported
@@ -256,3 +257,25 @@ def test_a_reopening_asks_its_own_reason_every_time(app, ctx):
     done = handler.submit(f"/incidents/{ref}", f"/incidents/{ref}/triggers/reopen", {
         "fields": ["reopen_reason"], "reopen_reason": "A second parent wrote"})
     assert done.status_code == 303 and queries.get(ctx, ref).state == "triage"
+
+
+def test_notes_contacts_and_ap_notifications_are_recorded_from_their_forms(app, ctx):
+    ref = confirmed(ctx)
+    handler = signed_in(app, "handler")
+    assert handler.submit(f"/incidents/{ref}", f"/incidents/{ref}/notes", {"text": "Called the director"}
+                          ).status_code == 303
+    called = local(hours_ago(1)).replace(second=0, microsecond=0)
+    logged = handler.submit(f"/incidents/{ref}", f"/incidents/{ref}/contacts", {
+        "school": "12AB", "channel": "phone", "summary": "Director informed", "told": "yes",
+        "at": f"{called:%Y-%m-%dT%H:%M}"})
+    assert logged.status_code == 303
+    school = queries.get(ctx, ref).schools[0]
+    assert school.informed_at == called and school.told_to_notify_ap_at == called  # Amsterdam time, stored UTC
+    html = unescape(page_of(handler, ref))
+    assert 'notitie: "Called the director"' in html
+    assert f'contact met 12AB per telefoon op {amsterdam(called)}: "Director informed"' in html
+    refused = handler.submit(f"/incidents/{ref}", f"/incidents/{ref}/ap-notifications", {
+        "kind": "preliminary", "ap_reference": " ", "delay_reason": "typed"})
+    assert refused.status_code == 422 and "the AP&#39;s reference number (meldnummer) is required" in refused.text
+    assert '<option value="preliminary" selected>' in refused.text and ">typed</textarea>" in refused.text
+    assert not queries.get(ctx, ref).ap_notifications

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -316,44 +318,40 @@ async def edit(request: Request, seen: VisitorDep, session: Handler, reference: 
     return await _act(request, seen, session, reference, "edit", act)
 
 
-@router.post("/incidents/{reference}/notes")
-async def note(request: Request, seen: VisitorDep, session: Handler, reference: Reference) -> Response:
-    async def act(raw: dict[str, list[str]]) -> None:
-        await command(request, service.add_note, request.app.state.ctx, reference=reference,
-                      actor=session.account.username, text=_one(raw, "text"))
-
-    return await _act(request, seen, session, reference, "note", act)
+def _note(raw: dict[str, list[str]]) -> dict[str, Any]:
+    return {"text": _one(raw, "text")}
 
 
-@router.post("/incidents/{reference}/contacts")
-async def contact(request: Request, seen: VisitorDep, session: Handler, reference: Reference) -> Response:
-    async def act(raw: dict[str, list[str]]) -> None:
-        await command(request, service.log_contact, request.app.state.ctx, reference=reference,
-                      actor=session.account.username, brin=_one(raw, "school"), channel=_one(raw, "channel"),
-                      summary=_one(raw, "summary"), told_must_notify_ap=_one(raw, "told") == forms.YES,
-                      at=_when(raw, "at"))
-
-    return await _act(request, seen, session, reference, "contact", act)
+def _contact(raw: dict[str, list[str]]) -> dict[str, Any]:
+    return {"brin": _one(raw, "school"), "channel": _one(raw, "channel"), "summary": _one(raw, "summary"),
+            "told_must_notify_ap": _one(raw, "told") == forms.YES, "at": _when(raw, "at")}
 
 
-@router.post("/incidents/{reference}/ap-notifications")
-async def ap_notification(request: Request, seen: VisitorDep, session: Handler, reference: Reference) -> Response:
-    async def act(raw: dict[str, list[str]]) -> None:
-        await command(request, service.record_ap_notification, request.app.state.ctx, reference=reference,
-                      actor=session.account.username, kind=_one(raw, "kind"), ap_reference=_one(raw, "ap_reference"),
-                      notified_at=_when(raw, "notified_at"), schools=raw.get("schools") or None,
-                      delay_reason=_one(raw, "delay_reason"))
-
-    return await _act(request, seen, session, reference, "ap", act)
+def _ap_notification(raw: dict[str, list[str]]) -> dict[str, Any]:
+    return {"kind": _one(raw, "kind"), "ap_reference": _one(raw, "ap_reference"),
+            "notified_at": _when(raw, "notified_at"), "schools": raw.get("schools") or None,
+            "delay_reason": _one(raw, "delay_reason")}
 
 
-@router.post("/incidents/{reference}/notices")
-async def update_notice(request: Request, seen: VisitorDep, session: Handler, reference: Reference) -> Response:
-    async def act(raw: dict[str, list[str]]) -> None:
-        await command(request, service.send_update, request.app.state.ctx, reference=reference,
-                      actor=session.account.username, message=_one(raw, "message"))
+def _update_notice(raw: dict[str, list[str]]) -> dict[str, Any]:
+    return {"message": _one(raw, "message")}
 
-    return await _act(request, seen, session, reference, "notice", act)
+
+class Record(StrEnum):
+    """What a handler records on the page besides fields and steps, by the path it is posted to."""
+
+    notes = "notes"
+    contacts = "contacts"
+    ap_notifications = "ap-notifications"
+    notices = "notices"
+
+
+RECORDS: dict[Record, tuple[str, Callable[..., Incident], Callable[[dict[str, list[str]]], dict[str, Any]]]] = {
+    Record.notes: ("note", service.add_note, _note),
+    Record.contacts: ("contact", service.log_contact, _contact),
+    Record.ap_notifications: ("ap", service.record_ap_notification, _ap_notification),
+    Record.notices: ("notice", service.send_update, _update_notice),
+}
 
 
 @router.post("/incidents/{reference}/acknowledgements")
@@ -366,3 +364,21 @@ async def acknowledge(request: Request, seen: VisitorDep, session: SchoolUser, r
                       actor=account.username, brin=account.school_brin, comment=_one(raw, "comment"))
 
     return await _act(request, seen, session, reference, "acknowledge", act)
+
+
+
+def _recorder(what: Record) -> Callable[..., Any]:
+    name, run, arguments = RECORDS[what]
+
+    async def record(request: Request, seen: VisitorDep, session: Handler, reference: Reference) -> Response:
+        async def act(raw: dict[str, list[str]]) -> None:
+            await command(request, run, request.app.state.ctx, reference=reference, actor=session.account.username,
+                          **arguments(raw))
+
+        return await _act(request, seen, session, reference, name, act)
+
+    return record
+
+
+for _what in Record:  # a path each: a note, a contact, a notification to the AP, an update to the schools
+    router.add_api_route(f"/incidents/{{reference}}/{_what.value}", _recorder(_what), methods=["POST"])
