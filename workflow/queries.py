@@ -162,8 +162,8 @@ def timeline_page(ctx: Context, reference: str, *, limit: int = pages.DEFAULT_LI
                   cursor: str | None = None, newest_first: bool = False) -> pages.Page[Entry]:
     """A page of the incident's timeline, oldest first (or newest first)."""
     after = pages.decode(cursor, pages.strict_int)
-    if newest_first:
-        beyond, order = event_t.c.seq < (after[0] if after else pages.MAX_ID), event_t.c.seq.desc()
+    if newest_first:  # the first page starts at the newest event, whatever its number
+        beyond, order = (event_t.c.seq < after[0]) if after else sa.true(), event_t.c.seq.desc()
     else:
         beyond, order = event_t.c.seq > (after[0] if after else 0), event_t.c.seq
     with read_transaction(ctx.engine) as conn:
