@@ -40,11 +40,13 @@ def page_of(me, reference: str) -> str:
 def test_a_school_sees_only_its_own_part_and_a_foreign_incident_is_the_same_404(app, ctx):
     shared = confirmed(ctx, brins=("12AB", "34CD"))
     service.update(ctx, reference=shared, actor="hanna", fields={"reporter_name": "Sanne de Vries"})
+    service.log_contact(ctx, reference=shared, actor="hanna", brin="34CD", channel="phone", summary="Anker called")
     foreign = reported(ctx, brins=("34CD",))
     school = signed_in(app, "school_a")
     html = page_of(school, shared)
     assert "De Regenboog" in html and "Het Anker" not in html and "34CD" not in html
     assert "Sanne de Vries" not in html and "/triggers/" not in html and "/edit" not in html
+    assert "contact met" not in html  # the contact with the other school is not on its timeline
     assert "Sanne de Vries" in page_of(signed_in(app, "manager"), shared)
     missing, other = school.get("/incidents/DL-2000-99999"), school.get(f"/incidents/{foreign}")
     assert missing.status_code == other.status_code == 404
