@@ -93,7 +93,7 @@ UNKNOWN = {"nl": "nog in onderzoek", "en": "still under investigation"}
 # notification and of contact, sources, responsibility, deadlines and the outbox's statuses.
 for _language, _words in {
     "nl": {
-        "begin_triage": "analyse starten", "dismiss": "geen datalek", "confirm": "bevestigen", "contained":
+        "begin_triage": "analyse starten", "dismiss": "afwijzen", "confirm": "bevestigen", "contained":
         "ingedamd", "remediated": "opgelost", "restored": "hersteld", "verified": "gecontroleerd", "evaluated":
         "geëvalueerd", "ap_notified": "AP gemeld", "reopen": "heropenen",
         "preliminary": "voorlopige melding", "final": "definitieve melding", "supplement": "aanvulling",
@@ -107,7 +107,7 @@ for _language, _words in {
         "sent": "verzonden", "dead": "niet bezorgd (opgegeven)",
     },
     "en": {
-        "begin_triage": "begin triage", "dismiss": "not a breach", "confirm": "confirm", "contained": "contained",
+        "begin_triage": "begin triage", "dismiss": "dismiss", "confirm": "confirm", "contained": "contained",
         "remediated": "remediated", "restored": "restored", "verified": "verified", "evaluated": "evaluated",
         "ap_notified": "AP notified", "reopen": "reopen",
         "preliminary": "preliminary notification", "final": "final notification", "supplement": "supplement",
