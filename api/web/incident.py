@@ -243,6 +243,8 @@ async def report(request: Request, seen: VisitorDep, session: Handler) -> Respon
                                  idempotency=service.Idempotency(session.account.id, key, digest.hexdigest())
                                  if key else None)
     except BreachflowError as exc:
+        if status_of(exc) not in (409, 422):
+            raise
         return await _report_page(request, Refused("report", status_of(exc), exc.message, exc.fields, raw))
     return redirect(request, f"/incidents/{incident.reference}")
 
