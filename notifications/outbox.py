@@ -255,6 +255,27 @@ def list_messages(ctx: Context, *, status: str | None = OutboxStatus.dead, refer
                            r.last_error, r.message_id) for r in rows], next_cursor)
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """Where one message stands now, as the incident page shows it beside its notice."""
+
+    status: str
+    attempts: int
+    sent_at: datetime | None
+    next_attempt_at: datetime
+
+
+def deliveries(ctx: Context, message_ids: list[str]) -> dict[str, Delivery]:
+    """The delivery status of each of ``message_ids`` (as the timeline names them), by Message-ID."""
+    if not message_ids:
+        return {}
+    with read_transaction(ctx.engine) as conn:
+        rows = conn.execute(sa.select(outbox_t.c.message_id, outbox_t.c.status, outbox_t.c.attempts,
+                                      outbox_t.c.sent_at, outbox_t.c.next_attempt_at)
+                            .where(outbox_t.c.message_id.in_(message_ids))).all()
+    return {r.message_id: Delivery(r.status, r.attempts, r.sent_at, r.next_attempt_at) for r in rows}
+
+
 def count_waiting(ctx: Context, reference: str) -> int:
     """How many messages about incident ``reference`` wait to be sent."""
     with read_transaction(ctx.engine) as conn:

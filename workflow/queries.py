@@ -164,9 +164,13 @@ class Entry:
 
 
 def timeline_page(ctx: Context, reference: str, *, limit: int = pages.DEFAULT_LIMIT,
-                  cursor: str | None = None) -> pages.Page[Entry]:
-    """A page of the incident's timeline, oldest first."""
+                  cursor: str | None = None, newest_first: bool = False) -> pages.Page[Entry]:
+    """A page of the incident's timeline, oldest first (or newest first)."""
     after = pages.decode(cursor, pages.strict_int)
+    if newest_first:  # the first page starts at the newest event, whatever its number
+        beyond, order = (event_t.c.seq < after[0]) if after else sa.true(), event_t.c.seq.desc()
+    else:
+        beyond, order = event_t.c.seq > (after[0] if after else 0), event_t.c.seq
     with read_transaction(ctx.engine) as conn:
         row = conn.execute(
             sa.select(incident_t.c.id, data_key_t.c.wrapped)
@@ -179,9 +183,8 @@ def timeline_page(ctx: Context, reference: str, *, limit: int = pages.DEFAULT_LI
             key = ctx.keys.unwrap(row.wrapped)
         except DataDestroyed:  # retention; a missing master key is the configuration's fault: 503
             key = None
-        events = conn.execute(sa.select(event_t).where(event_t.c.incident_id == row.id,
-                                                       event_t.c.seq > (after[0] if after else 0))
-                              .order_by(event_t.c.seq).limit(limit + 1)).all()
+        events = conn.execute(sa.select(event_t).where(event_t.c.incident_id == row.id, beyond)
+                              .order_by(order).limit(limit + 1)).all()
     events, next_cursor = pages.cut(events, limit, lambda e: (e.seq,))
     return pages.Page([
         Entry(e.seq, e.at, e.actor, e.kind, e.from_state, e.to_state,
