@@ -12,7 +12,7 @@ from conftest import confirmed, reported
 from reading import statements
 from web_support import browser, installation
 
-from breachflow.api.web.dashboard import countdown
+from breachflow.api.web.words import countdown
 from breachflow.workflow import dashboard, service
 
 REFERENCE = re.compile(r'href="/incidents/([^"]+)"')

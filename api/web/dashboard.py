@@ -1,7 +1,7 @@
 """The dashboard (handlers and managers): incidents in progress with their running clocks, the most
 urgent first, filtered by state, school and responsibility, with the counts per state.
 
-Countdowns are computed when the page is rendered (``countdown``); each clock carries its status
+Countdowns are computed when the page is rendered (``words.countdown``); each clock carries its status
 as a class (colour) and in words, so colour is never the only signal.
 """
 
@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from breachflow.api.deps import Cursor, Limit, read
 from breachflow.api.web.auth import set_cookies, signed_in
 from breachflow.api.web.render import in_language, page
+from breachflow.api.web.words import countdown
 from breachflow.notifications.reminders import DEADLINE_NAMES
 from breachflow.notifications.texts import VALUES
 from breachflow.workflow import dashboard, pages
@@ -35,21 +36,6 @@ STATUS_WORDS = {Status.overdue: ("te laat", "overdue"), Status.due_soon: ("bijna
 RESPONSIBILITY_WORDS = {Responsibility.processor: ("de verwerker", "the processor"),
                         Responsibility.school: ("de school", "the school"),
                         Responsibility.unknown: ("nog onbekend", "not yet known")}
-
-
-def countdown(due_at: datetime, now: datetime, language: str) -> str:
-    """The time left until ``due_at`` (or past it) as people say it: ``nog 5 u 12 min``, ``3 u 40 min te laat``;
-    whole days once it is two days or more."""
-    left = due_at - now
-    minutes = int(abs(left) // timedelta(minutes=1))
-    days, hours, minutes = minutes // (24 * 60), minutes // 60 % 24, minutes % 60
-    if days >= 2:
-        span = in_language(language, f"{days} d {hours} u", f"{days} d {hours} h")
-    else:
-        span = in_language(language, f"{days * 24 + hours} u {minutes} min", f"{days * 24 + hours} h {minutes} min")
-    if left >= timedelta(0):
-        return in_language(language, f"nog {span}", f"{span} left")
-    return in_language(language, f"{span} te laat", f"{span} overdue")
 
 
 @dataclass(frozen=True)

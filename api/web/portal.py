@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from breachflow.api import views
 from breachflow.api.deps import Cursor, command, read
 from breachflow.api.web.auth import VisitorDep, posted, redirect, set_cookies, signed_in
+from breachflow.api.web.forms import typed_time
 from breachflow.api.web.render import page
 from breachflow.api.web.words import deadline_words
 from breachflow.notifications import outbox
@@ -25,7 +26,7 @@ from breachflow.notifications.texts import VALUES
 from breachflow.workflow import intake, queries, sessions
 from breachflow.workflow.accounts import Role
 from breachflow.workflow.context import Context
-from breachflow.workflow.deadlines import AMSTERDAM, DeadlineKind
+from breachflow.workflow.deadlines import DeadlineKind
 from breachflow.workflow.errors import FieldProblem, InvalidInput
 from breachflow.workflow.validation import MAX_COUNT
 
@@ -54,15 +55,10 @@ async def portal(request: Request, session: SchoolSession, seen: VisitorDep, cur
 
 def amsterdam_input(value: str, field: str) -> datetime | None:
     """A ``datetime-local`` form value, read as Amsterdam time, in UTC; blank is ``None``."""
-    if not value.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInput("invalid input", [FieldProblem(field, "give a date and time")]) from None
-    if moment.tzinfo is not None:
-        raise InvalidInput("invalid input", [FieldProblem(field, "give a date and time without a time zone")])
-    return moment.replace(tzinfo=AMSTERDAM).astimezone(UTC)
+    moment = typed_time(value)
+    if isinstance(moment, str):
+        raise InvalidInput("invalid input", [FieldProblem(field, "give a date and time")])
+    return moment.astimezone(UTC) if moment else None
 
 
 def _count(value: str) -> int | None:

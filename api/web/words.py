@@ -1,5 +1,4 @@
-"""Values in words for the school's pages (link, portal): disclosure values and deadlines with a
-countdown, in the visitor's language."""
+"""Values in words for the pages: disclosure values and deadlines with a countdown, in the visitor's language."""
 
 from __future__ import annotations
 
@@ -28,14 +27,19 @@ def shown(value: Any, language: str) -> str:
     return words.get(text, text)
 
 
-def span(length: timedelta, language: str) -> str:
-    """A length of time as people say it: ``2 d 5 u`` / ``2 d 5 h``, ``3 u 20 min``, ``45 min``."""
-    minutes = max(0, int(length.total_seconds() // 60))
+def countdown(due_at: datetime, now: datetime, language: str) -> str:
+    """The time left until ``due_at`` (or past it) as people say it: ``nog 5 u 12 min``, ``3 u 40 min te laat``;
+    whole days once it is two days or more."""
+    left = due_at - now
+    minutes = int(abs(left) // timedelta(minutes=1))
     days, hours, minutes = minutes // (24 * 60), minutes // 60 % 24, minutes % 60
-    hour = in_language(language, "u", "h")
-    if days:
-        return f"{days} d {hours} {hour}"
-    return f"{hours} {hour} {minutes} min" if hours else f"{minutes} min"
+    if days >= 2:
+        span = in_language(language, f"{days} d {hours} u", f"{days} d {hours} h")
+    else:
+        span = in_language(language, f"{days * 24 + hours} u {minutes} min", f"{days * 24 + hours} h {minutes} min")
+    if left >= timedelta(0):
+        return in_language(language, f"nog {span}", f"{span} left")
+    return in_language(language, f"{span} te laat", f"{span} overdue")
 
 
 def deadline_words(deadline: DeadlineOut, *, now: datetime, language: str) -> str:
@@ -45,7 +49,4 @@ def deadline_words(deadline: DeadlineOut, *, now: datetime, language: str) -> st
         return in_language(language, "gehaald", "met") + late
     if deadline.status == Status.settled:
         return in_language(language, "afgesloten zonder melding", "closed without a notification")
-    left = deadline.due_at - now
-    if left < timedelta(0):
-        return in_language(language, f"{span(-left, language)} te laat", f"{span(-left, language)} overdue")
-    return in_language(language, f"nog {span(left, language)}", f"{span(left, language)} left")
+    return countdown(deadline.due_at, now, language)
