@@ -136,8 +136,11 @@ def test_a_cursor_that_is_not_ours_is_refused_naming_the_cursor(ctx, settings, p
     ("/deadlines", forged("0001-01-01T00:00:00+05:00", 1)), ("/deadlines", forged("9999-12-31T23:59:59-05:00", 1)),
     ("/deadlines", forged("2026-01-01T00:00:00+00:00", 2**63)),
     ("/schools", forged("\ud800")), ("/schools", forged("12\x00AB")), ("/schools", forged("A" * 50)),
+    # one past PostgreSQL's 4-byte integer: SQLite would take it, PostgreSQL would fail the statement
+    ("/incidents", forged(2**31)), ("/incidents/{ref}/timeline", forged(2**31)),
+    ("/deadlines", forged("2026-01-01T00:00:00+00:00", 2**31)),
 ], ids=["huge-id", "negative-id", "huger-id", "timeline-huge-seq", "year-1", "year-9999", "deadline-huge-id",
-        "surrogate", "nul", "long"])
+        "surrogate", "nul", "long", "past-int4-id", "past-int4-seq", "deadline-past-int4-id"])
 def test_a_cursor_beyond_what_a_column_holds_is_refused_not_a_500(ctx, settings, path, cursor):
     api = build(ctx, settings)
     ref = report(ctx, 1)[0]

@@ -23,7 +23,7 @@ T = TypeVar("T")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_CURSOR = 200  # characters; every cursor breachflow hands out is far shorter
-MAX_ID = 2**62  # within every integer column of SQLite and PostgreSQL
+MAX_ID = 2**31 - 1  # the largest id or sequence number PostgreSQL's 4-byte integer columns hold
 EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 
