@@ -150,6 +150,7 @@ class NoticeWriter:
             "contact": self.settings.processor_contact,
             "handler": change.actor,
             "acknowledge_url": self.link(incident.reference, school.affected.brin, change.now),
+            "link_until": fact_texts.when(change.now + timedelta(days=self.settings.link_days), language),
             **fact_texts.deadlines(incident, self.periods, change.now, language, school=school.affected),
         }
         subject, text, html = render(kind, language, variables)

@@ -20,7 +20,7 @@ T = TypeVar("T")
 FACTS = {"nature_how": "A permission check in the parent portal was missing", "nature_actions": ["read"],
          "affected_systems": ["parent_portal"], "cause_category": "unknown"}  # what confirming asks (tests/conftest.py
 # is not importable here: tests/browser has a conftest of its own)
-LINK = re.compile(r"(https?://\S+?/link/[A-Za-z0-9._-]+)")  # the text part puts it in brackets
+LINK = re.compile(r"^(https?://\S+/link/\S+)$", re.MULTILINE)  # on a line of its own: no client takes a bracket with it
 
 
 def until(found: Callable[[], T | None], what: str, seconds: float = 30) -> T:
