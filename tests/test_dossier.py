@@ -107,8 +107,16 @@ def test_no_school_leaves_the_controller_chapter_missing():
     assert {a.mark for a in found.chapters[1].answers} == {Mark.missing}
 
 
+def test_a_first_notification_is_preliminary_while_answers_are_missing_and_new_once_complete():
+    incomplete = answers(made(incident({"discovered_at": hours_ago(1)})))["notification.kind"]
+    assert (incomplete.value, incomplete.mark) == ("preliminary", Mark.derived)
+    assert "nog te verzamelen" in incomplete.derived_from
+    complete = answers(made(incident(COMPLETE), school_view(**MASTER_DATA), PROCESSOR))["notification.kind"]
+    assert complete.value == "new"
+
+
 @pytest.mark.parametrize(("notified", "state", "kind"), [
-    ([], "evaluation", "new"),
+    ([], "evaluation", "preliminary"),
     ([ApKind.preliminary], "evaluation", "final"),
     ([ApKind.preliminary, ApKind.final], "closed", "supplement"),
     ([ApKind.final], "dismissed", "withdrawal"),
@@ -127,7 +135,7 @@ def test_a_withdrawn_notification_is_no_longer_in_force_and_another_schools_is_n
                 ApNotification(ApKind.final, "AP-2", hours_ago(1), [2])]
     two = [AffectedSchool(1, SCHOOL_A, "De Regenboog", 10), AffectedSchool(2, SCHOOL_B, "Het Anker", 5)]
     got = answers(made(incident({"discovered_at": hours_ago(5)}, schools_=two, notifications=recorded)))
-    assert got["notification.kind"].value == "new"
+    assert got["notification.kind"].value == "preliminary"  # as if none was made: AP-1 was withdrawn
     assert [n["ap_reference"] for n in got["notification.earlier"].value] == ["AP-1", "AP-1"]
 
 

@@ -39,8 +39,8 @@ class Mark(StrEnum):
 class NotificationKind(StrEnum):
     """What the next notification to the AP is, for this controller."""
 
-    new = "new"
-    preliminary = "preliminary"
+    new = "new"  # complete: nothing is still to collect
+    preliminary = "preliminary"  # new, while answers are still missing
     final = "final"
     supplement = "supplement"
     withdrawal = "withdrawal"
@@ -94,6 +94,7 @@ SOURCES = {
     "state": ("de status van het incident", "the incident's state"),
     "deadline": ("de termijn voor de melding bij de AP", "the deadline of the AP notification"),
     "school_count": ("het aantal betrokkenen bij deze school", "the number affected at this school"),
+    "still_to_collect": ("wat nog te verzamelen is", "what is still to collect"),
 }
 
 
@@ -177,6 +178,19 @@ class _Writer:
                                    self._sources(sources)))
 
 
+@dataclass(frozen=True)
+class _Given:
+    """What a dossier is built from."""
+
+    incident: Incident
+    school: SchoolView | None
+    affected: AffectedSchool | None  # the school as affected by the incident (its count)
+    processor: Processor
+    delays: list[register.ApDelay]
+    periods: Periods
+    now: datetime
+
+
 def build(incident: Incident, school: SchoolView | None, processor: Processor, *, delays: list[register.ApDelay],
           periods: Periods, now: datetime, language: str = "nl") -> Dossier:
     """The AP dossier of ``incident`` for ``school`` (one of its affected schools, or ``None``).
@@ -184,11 +198,16 @@ def build(incident: Incident, school: SchoolView | None, processor: Processor, *
     ``delays``: the incident's AP notifications recorded late with their reasons (``register.histories``).
     """
     affected = next((s for s in incident.schools if school is not None and s.school_id == school.id), None)
+    given = _Given(incident, school, affected, processor, delays, periods, now)
     chapters = []
     for key, fill in _FILLERS:
         writer = _Writer(key, language)
-        fill(writer, incident, school, affected, processor, delays, periods, now)
+        fill(writer, given)
         chapters.append(Chapter(key, writer.words(CHAPTERS[key]), writer.answers))
+    incomplete = any(a.mark is Mark.missing for c in chapters for a in c.answers)
+    writer = _Writer("notification", language)
+    _notification(writer, given, incomplete)  # the kind depends on whether the rest is complete
+    chapters.insert(0, Chapter("notification", writer.words(CHAPTERS["notification"]), writer.answers))
     return Dossier(incident.reference, incident.state, school.brin if school else None,
                    school.name if school else None, incident.responsibility, language, chapters)
 
@@ -198,21 +217,26 @@ def _covering(incident: Incident, affected: AffectedSchool | None) -> list:
     return [n for n in incident.ap_notifications if affected is None or affected.school_id in n.school_ids]
 
 
-def _notification(w: _Writer, incident: Incident, _school, affected, _processor, _delays, _periods, _now) -> None:
-    covering = _covering(incident, affected)
+def _notification(w: _Writer, g: _Given, incomplete: bool) -> None:
+    """A new notification is preliminary while answers are missing (the AP takes it, to be completed
+    by a final one); after a preliminary comes the final one, after a final a supplement; a breach
+    dismissed after it was notified is withdrawn."""
+    incident = g.incident
+    covering = _covering(incident, g.affected)
     withdrawn = incident.withdrawn_references()
     in_force = [n for n in covering if n.kind is not ApKind.withdrawal and n.ap_reference not in withdrawn]
+    sources = ("ap_notifications",)
     if in_force and incident.state == State.dismissed:
-        kind = NotificationKind.withdrawal  # not a breach after all: take the notification back
-        w.derived("kind", kind.value, "ap_notifications", "state")
+        kind, sources = NotificationKind.withdrawal, (*sources, "state")  # not a breach after all: take it back
+    elif any(n.kind is ApKind.final for n in in_force):
+        kind = NotificationKind.supplement
+    elif in_force:
+        kind = NotificationKind.final
+    elif incomplete:
+        kind, sources = NotificationKind.preliminary, (*sources, "still_to_collect")
     else:
-        if any(n.kind is ApKind.final for n in in_force):
-            kind = NotificationKind.supplement
-        elif in_force:
-            kind = NotificationKind.final
-        else:
-            kind = NotificationKind.new
-        w.derived("kind", kind.value, "ap_notifications")
+        kind = NotificationKind.new
+    w.derived("kind", kind.value, *sources)
     earlier = [{"kind": n.kind.value, "ap_reference": n.ap_reference, "notified_at": n.notified_at} for n in covering]
     if earlier:
         w.given("earlier", earlier)
@@ -220,27 +244,28 @@ def _notification(w: _Writer, incident: Incident, _school, affected, _processor,
         w.derived("earlier", [], "ap_notifications")
 
 
-def _controller(w: _Writer, _incident, school: SchoolView | None, *_rest) -> None:
+def _controller(w: _Writer, g: _Given) -> None:
+    school = g.school
     w.given("name", school.name if school else None)
     for name in ("address", "kvk_number", "sector", "dpo_registration", "contact_person"):
         value = getattr(school, name) if school else None
         w.given(name, value.value if isinstance(value, StrEnum) else value)
 
 
-def _processor(w: _Writer, _incident, _school, _affected, processor: Processor, *_rest) -> None:
+def _processor(w: _Writer, g: _Given) -> None:
     for name in ("name", "address", "kvk_number", "dpo_registration"):
-        w.given(name, getattr(processor, name))
+        w.given(name, getattr(g.processor, name))
 
 
-def _other_parties(w: _Writer, incident: Incident, *_rest) -> None:
-    d = incident.disclosure
+def _other_parties(w: _Writer, g: _Given) -> None:
+    d = g.incident.disclosure
     w.given("other_parties", d.other_parties)
     if d.other_parties is not None:
         w.given("other_parties_asked", d.other_parties_asked)
 
 
-def _international(w: _Writer, incident: Incident, *_rest) -> None:
-    d = incident.disclosure
+def _international(w: _Writer, g: _Given) -> None:
+    d = g.incident.disclosure
     countries = [c.value for c in d.other_eu_countries] if d.other_eu_countries is not None else None
     w.given("other_eu_countries", countries)
     if countries == [] and d.other_supervisors is None:
@@ -249,8 +274,8 @@ def _international(w: _Writer, incident: Incident, *_rest) -> None:
         w.given("other_supervisors", d.other_supervisors)
 
 
-def _timeline(w: _Writer, incident: Incident, _school, affected, _processor, delays, periods: Periods,
-              now: datetime) -> None:
+def _timeline(w: _Writer, g: _Given) -> None:
+    incident, affected, periods = g.incident, g.affected, g.periods
     d = incident.disclosure
     for name in ("discovered_at", "breach_started_at", "breach_ended_at"):
         w.given(name, getattr(d, name))
@@ -261,21 +286,21 @@ def _timeline(w: _Writer, incident: Incident, _school, affected, _processor, del
         w.given("notified_at", notified[0])
     else:
         w.derived("notified_at", None, "ap_notifications")  # not notified yet
-    reasons = [a.reason for a in delays if affected is None or affected.school_id in a.school_ids]
+    reasons = [a.reason for a in g.delays if affected is None or affected.school_id in a.school_ids]
     if reasons:
         w.given("delay_reason", "; ".join(r for r in reasons if r) or None)
         return
     own = DeadlineKind.school_ap_notice if incident.responsibility is Responsibility.school else DeadlineKind.ap_notice
     clocks = [c for c in deadlines(incident, periods)
               if c.kind is own and (c.school_id is None or affected is None or c.school_id == affected.school_id)]
-    if any(c.met_late or c.status(now, periods.due_soon) is Status.overdue for c in clocks):
+    if any(c.met_late or c.status(g.now, periods.due_soon) is Status.overdue for c in clocks):
         w.missing("delay_reason")
     else:
         w.derived("delay_reason", None, "deadline")  # within the deadline so far: no delay to explain
 
 
-def _nature(w: _Writer, incident: Incident, *_rest) -> None:
-    d = incident.disclosure
+def _nature(w: _Writer, g: _Given) -> None:
+    d = g.incident.disclosure
     w.given("summary", d.summary)
     w.given("nature_how", d.nature_how)
     w.given("cause_description", d.cause_description)
@@ -287,8 +312,8 @@ def _nature(w: _Writer, incident: Incident, *_rest) -> None:
         w.missing("cia")
 
 
-def _personal_data(w: _Writer, incident: Incident, *_rest) -> None:
-    d = incident.disclosure
+def _personal_data(w: _Writer, g: _Given) -> None:
+    d = g.incident.disclosure
     kinds = [k.value for k in d.data_kinds] if d.data_kinds is not None else None
     w.given("data_kinds", kinds)
     special = [c.value for c in d.special_categories] if d.special_categories else None
@@ -302,7 +327,8 @@ def _personal_data(w: _Writer, incident: Incident, *_rest) -> None:
         w.given("data_kinds_other", d.data_kinds_other)
 
 
-def _people(w: _Writer, incident: Incident, _school, affected: AffectedSchool | None, *_rest) -> None:
+def _people(w: _Writer, g: _Given) -> None:
+    incident, affected = g.incident, g.affected
     d = incident.disclosure
     groups = [g.group.value for g in d.affected_groups] if d.affected_groups else None
     w.given("affected_groups", groups)
@@ -319,15 +345,15 @@ def _people(w: _Writer, incident: Incident, _school, affected: AffectedSchool | 
     w.given("records_count", d.records_count)
 
 
-def _prior_measures(w: _Writer, incident: Incident, *_rest) -> None:
-    d = incident.disclosure
+def _prior_measures(w: _Writer, g: _Given) -> None:
+    d = g.incident.disclosure
     w.given("data_unreadable", d.data_unreadable)
     if d.data_unreadable is True:
         w.given("data_unreadable_how", d.data_unreadable_how)
 
 
-def _consequences(w: _Writer, incident: Incident, *_rest) -> None:
-    d = incident.disclosure
+def _consequences(w: _Writer, g: _Given) -> None:
+    d = g.incident.disclosure
     if d.affected_groups:
         w.derived("people", [{"group": g.group.value, "consequences": g.consequences, "severity": g.severity.value}
                              for g in d.affected_groups], "affected_groups")
@@ -344,8 +370,8 @@ def _consequences(w: _Writer, incident: Incident, *_rest) -> None:
     w.given("consequences_controller", d.consequences_controller)
 
 
-def _follow_up(w: _Writer, incident: Incident, *_rest) -> None:
-    d = incident.disclosure
+def _follow_up(w: _Writer, g: _Given) -> None:
+    d = g.incident.disclosure
     w.given("subjects_informed", d.subjects_informed)
     if d.subjects_informed is True:
         w.given("subjects_informed_count", d.subjects_informed_count)
@@ -356,8 +382,8 @@ def _follow_up(w: _Writer, incident: Incident, *_rest) -> None:
     w.given("followup_measures", d.followup_measures)
 
 
-_FILLERS = (
-    ("notification", _notification), ("controller", _controller), ("processor", _processor),
+_FILLERS = (  # after the notification chapter, which is built last
+    ("controller", _controller), ("processor", _processor),
     ("other_parties", _other_parties), ("international", _international), ("timeline", _timeline),
     ("nature", _nature), ("personal_data", _personal_data), ("people", _people),
     ("prior_measures", _prior_measures), ("consequences", _consequences), ("follow_up", _follow_up),
