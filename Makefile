@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test screenshots bench bench-load bench-scale diagram clean
+.PHONY: run test screenshots bench bench-load bench-scale bench-pages diagram clean
 
 $(BIN)/breachflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: $(BIN)/breachflow
 # reads and the reminder scanner at 1,000 and at 50,000 incidents (several minutes)
 bench-scale: $(BIN)/breachflow
 	$(BIN)/python bench/scale.py
+
+# the dashboard's first page at 100 and at 10,000 incidents in progress (about two minutes)
+bench-pages: $(BIN)/breachflow
+	$(BIN)/python bench/pages.py
 
 # two API processes and a worker on the local PostgreSQL (a scratch database, dropped afterwards)
 bench-load: $(BIN)/breachflow

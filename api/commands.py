@@ -414,8 +414,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"  {token.secret}")
             print("Add handlers and schools with 'breachflow user add' and 'breachflow token create'.")
         base = f"http://{args.host}:{args.port}"
-        print(f"breachflow listens on {base}  (API {base}/api/v1, docs {base}/docs)")
-        print("Log in with the header 'Authorization: Bearer <token>'.", flush=True)
+        print(f"breachflow listens on {base}  (pages {base}/, API {base}/api/v1, docs {base}/docs)")
+        print("Sign in to the pages with a password ('breachflow user add NAME --role ROLE --password'); "
+              "call the API with the header 'Authorization: Bearer <token>'.", flush=True)
         signal_name = None
         try:
             uvicorn.run("breachflow.api.main:app_from_environment", factory=True, host=args.host, port=args.port,

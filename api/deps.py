@@ -29,7 +29,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from breachflow.api.errors import Forbidden, TooManyFailures, Unauthenticated
-from breachflow.api.throttle import AuthFailures
+from breachflow.api.throttle import SlidingWindow
 from breachflow.workflow import accounts, pages
 from breachflow.workflow.accounts import Account, Role
 from breachflow.workflow.context import Context
@@ -107,26 +107,27 @@ async def current_account(
     The account is kept on the request's state for the access log (``api.middleware``)."""
     failures, client = _not_turned_away(request)
     if credentials is None:
-        failures.failed(client)
+        failures.add(client)
         raise Unauthenticated(NO_TOKEN)
     account = await brief(request, accounts.authenticate, ctx, credentials.credentials)
     if account is None:
-        failures.failed(client)
+        failures.add(client)
         raise Unauthenticated(UNKNOWN_TOKEN)
     request.state.account = account
     return account
 
 
-def _not_turned_away(request: Request) -> tuple[AuthFailures, str]:
+def _not_turned_away(request: Request) -> tuple[SlidingWindow, str]:
     """The failure count and the client's address; ``TooManyFailures`` if it failed too often."""
-    failures, client = request.app.state.auth_failures, _client(request)
+    failures, client = request.app.state.auth_failures, client_address(request)
     wait = failures.retry_after(client)
     if wait is not None:
         raise TooManyFailures(wait)
     return failures, client
 
 
-def _client(request: Request) -> str:
+def client_address(request: Request) -> str:
+    """The address the request came from (the proxy's, behind a proxy: see ``api.throttle``)."""
     return request.client.host if request.client else ""
 
 
@@ -177,7 +178,7 @@ class Caller:
         lookup and the role check in it; on PostgreSQL in one trip to a worker thread."""
         account, result = await brief(self.request, self._read, fn, args)
         if account is None:
-            self.request.app.state.auth_failures.failed(_client(self.request))
+            self.request.app.state.auth_failures.add(client_address(self.request))
             raise Unauthenticated(UNKNOWN_TOKEN)
         return account, result
 
@@ -200,7 +201,7 @@ def caller(*roles: Role) -> Callable[..., Any]:
     ) -> Caller:
         failures, client = _not_turned_away(request)
         if credentials is None:
-            failures.failed(client)
+            failures.add(client)
             raise Unauthenticated(NO_TOKEN)
         return Caller(request, request.app.state.ctx, credentials.credentials, roles)
 

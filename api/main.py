@@ -23,7 +23,7 @@ from breachflow.api.deps import connection_slots, known_query
 from breachflow.api.metrics import Metrics
 from breachflow.api.middleware import BodyLimit, RequestLog, SecurityHeaders
 from breachflow.api.routes import dossier, incidents, monitoring, overview, schools
-from breachflow.api.throttle import AuthFailures
+from breachflow.api.throttle import SlidingWindow
 from breachflow.notifications.mailer import mailer_for
 from breachflow.notifications.worker import notifications_context, run_worker
 from breachflow.workflow.config import Settings
@@ -75,7 +75,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.max_body_bytes = settings.max_body_bytes
     app.state.ctx = ctx
     app.state.metrics = Metrics(ctx)
-    app.state.auth_failures = AuthFailures(settings.auth_failures_per_minute)
+    app.state.auth_failures = SlidingWindow(settings.auth_failures_per_minute)
+    app.state.public_reports = SlidingWindow(settings.reports_per_hour, window=3600)
     app.state.wake = None
     # SQLite: commands run on the loop, one at a time; threads take turns for the pool's connections (api.deps)
     app.state.on_loop = is_sqlite(ctx.engine)

@@ -5,14 +5,17 @@ Times are stored in UTC and shown in Europe/Amsterdam.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from breachflow.api import schemas, views
+from breachflow.notifications.texts import VALUES
 from breachflow.workflow import lifecycle
 from breachflow.workflow.accounts import Account, Role
 from breachflow.workflow.deadlines import Periods, Status, local
-from breachflow.workflow.disclosure import AffectedGroup
+from breachflow.workflow.disclosure import TEXT_FIELDS, TIME_FIELDS, AffectedGroup, label
 from breachflow.workflow.incident import Incident
 from breachflow.workflow.queries import Entry
 
@@ -36,19 +39,62 @@ def entry_json(entry: Entry) -> dict[str, Any]:
     return views.timeline_out(OPERATOR, [entry])[0].model_dump(mode="json")
 
 
-def value_text(value: Any) -> str:
-    """A value in words: times in Amsterdam time, yes or no, lists joined, enums by their value."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, datetime):
-        return when(value)
-    if isinstance(value, list):
-        return ", ".join(value_text(v) for v in value) or "—"
-    if isinstance(value, AffectedGroup):
-        return f"{value.group.value} ({value.severity.value}): {value.consequences}"
-    return str(getattr(value, "value", value))
+@dataclass(frozen=True)
+class Words:
+    """How values are put into words for one reader, never as Python reprs: ``language`` (nl or en);
+    ``codes`` keeps states, triggers and other enum values as the identifiers an operator types (the
+    command line) instead of their words; ``time`` writes a UTC time in Amsterdam time."""
+
+    language: str = "en"
+    codes: bool = False
+    time: Callable[[datetime | None], str] = when
+
+    def __call__(self, nl: str, en: str) -> str:
+        """``nl`` or ``en``, as this reader reads."""
+        return nl if self.language == "nl" else en
+
+    def word(self, code: Any) -> str:
+        """An enum value (a state, trigger, kind…) in words, or as its code for an operator."""
+        code = getattr(code, "value", code)
+        if code is None:
+            return "—"
+        return str(code) if self.codes else VALUES[self.language].get(code, str(code))
+
+    def label(self, field: str) -> str:
+        """A disclosure field's label."""
+        return label(field, self.language)
+
+    def value(self, value: Any) -> str:
+        """A value in words: times in Amsterdam time, yes or no, lists joined, enums in words."""
+        if value is None:
+            return "—"
+        if isinstance(value, bool):
+            return VALUES[self.language][value]
+        if isinstance(value, datetime):
+            return self.time(value)
+        if isinstance(value, list):
+            return ", ".join(self.value(v) for v in value) or "—"
+        if isinstance(value, AffectedGroup):
+            return f"{self.word(value.group)} ({self.word(value.severity)}): {value.consequences}"
+        return self.word(value) if hasattr(value, "value") else str(value)
+
+    def field(self, name: str, value: Any) -> str:
+        """A disclosure field's value, typed or as the timeline stores it (JSON), in words: free text
+        as written, every other string a code put into words."""
+        if value is None or value == []:
+            return "—"
+        if name in TEXT_FIELDS:
+            return str(value)
+        if name in TIME_FIELDS and isinstance(value, str):
+            return self.time(datetime.fromisoformat(value))
+        if name == "affected_groups":
+            return "; ".join(self.value(AffectedGroup.model_validate(g)) for g in value)
+        if isinstance(value, list):
+            return ", ".join(self.word(v) for v in value)
+        return self.word(value) if isinstance(value, str) else self.value(value)
+
+
+CLI = Words("en", codes=True)  # the command line: English, codes as typed
 
 
 def incident_text(incident: Incident, periods: Periods, now: datetime | None = None) -> str:
@@ -61,7 +107,7 @@ def incident_text(incident: Incident, periods: Periods, now: datetime | None = N
     ]
     for name, value in incident.disclosure:
         if value not in (None, []):
-            lines.append(f"  {name}: {value_text(value)}")
+            lines.append(f"  {name}: {CLI.value(value)}")
     lines.append("  schools:")
     for s in incident.schools:
         informed = f"informed {when(s.informed_at)} via {s.informed_via}" if s.informed_at else "not informed"

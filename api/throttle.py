@@ -1,4 +1,5 @@
-"""Failed authentications per client address, to slow down token guessing.
+"""Events per client address in a sliding window: failed authentications (to slow down token
+and password guessing) and public reports (to keep a form from flooding the register).
 
 Counted in this process's memory: each ``serve`` worker keeps its own count, and a restart
 forgets it. Behind a reverse proxy every client has the proxy's address (run uvicorn with
@@ -13,19 +14,19 @@ from collections import deque
 from collections.abc import Callable
 
 WINDOW_SECONDS = 60.0
-TRACKED_CLIENTS = 10_000  # past this many, clients without recent failures are forgotten
+TRACKED_CLIENTS = 10_000  # past this many, clients without recent events are forgotten
 
 
-class AuthFailures:
-    """At most ``limit`` failed authentications per client in any ``window`` seconds."""
+class SlidingWindow:
+    """At most ``limit`` events (failed authentications, reports) per client in any ``window`` seconds."""
 
     def __init__(self, limit: int, window: float = WINDOW_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.limit, self.window, self.clock = limit, window, clock
-        self._failures: dict[str, deque[float]] = {}
+        self._events: dict[str, deque[float]] = {}
 
     def _recent(self, client: str, now: float) -> deque[float]:
-        times = self._failures.get(client, deque())
+        times = self._events.get(client, deque())
         while times and times[0] <= now - self.window:
             times.popleft()
         return times
@@ -38,11 +39,11 @@ class AuthFailures:
             return None
         return max(1, math.ceil(times[-self.limit] + self.window - now))
 
-    def failed(self, client: str) -> None:
-        """Count a failed authentication of ``client``."""
+    def add(self, client: str) -> None:
+        """Count an event of ``client``."""
         now = self.clock()
-        if client not in self._failures and len(self._failures) >= TRACKED_CLIENTS:
-            self._failures = {c: t for c, t in self._failures.items() if self._recent(c, now)}
+        if client not in self._events and len(self._events) >= TRACKED_CLIENTS:
+            self._events = {c: t for c, t in self._events.items() if self._recent(c, now)}
         times = self._recent(client, now)
         times.append(now)
-        self._failures[client] = times
+        self._events[client] = times

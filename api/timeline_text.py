@@ -1,5 +1,9 @@
-"""The timeline in words, for a person at a terminal: what each event did, field changes old → new,
-every time in Amsterdam time (``render.when``), never a Python repr."""
+"""The timeline in words, one way for every reader: what each event did and field changes old → new,
+in Dutch or English (``render.Words``), every time in Amsterdam time, never a Python repr.
+
+``said`` gives an event's headline and detail lines (the incident page shows them); ``entry_text``
+writes them for a person at a terminal, in English with codes as typed (``render.CLI``).
+"""
 
 from __future__ import annotations
 
@@ -7,133 +11,164 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from breachflow.api.render import value_text, when
-from breachflow.workflow.disclosure import TEXT_FIELDS, TIME_FIELDS, AffectedGroup, label
+from breachflow.api.render import CLI, Words
+from breachflow.workflow.disclosure import TEXT_FIELDS
 from breachflow.workflow.queries import Entry
 from breachflow.workflow.timeline import EventKind
 
 INDENT = " " * 6
-MESSAGES = {"initial": "first notice", "update": "update", "school_responsible": "notice that the school must notify "
-            "the AP itself", "closing": "closing notice", "reminder": "reminder"}
+MESSAGES = {"initial": ("eerste melding", "first notice"), "update": ("update", "update"),
+            "school_responsible": ("melding dat de school zelf de AP moet informeren",
+                                   "notice that the school must notify the AP itself"),
+            "closing": ("afsluitende melding", "closing notice"), "reminder": ("herinnering", "reminder")}
+Said = tuple[str, list[str]]
+
+
+def said(entry: Entry, w: Words) -> Said:
+    """What ``entry`` did (its headline) and one line per change or message, in ``w``'s words."""
+    if entry.payload is None:
+        return f"{w.word(entry.kind)} " + w("[persoonsgegevens vernietigd]", "[personal data destroyed]"), []
+    return SAYS.get(entry.kind, _other)(entry, entry.payload, w)
 
 
 def entry_text(entry: Entry) -> str:
-    """One event: its number, time and actor, what happened, then one line per change."""
-    head = f"{entry.seq:>3}  {when(entry.at)}  {entry.actor}  "
-    if entry.payload is None:
-        return head + f"{entry.kind} [personal data destroyed]"
-    headline, details = SAYS.get(entry.kind, _other)(entry, entry.payload)
+    """One event for a terminal: its number, time and actor, what happened, then one line per change."""
+    head = f"{entry.seq:>3}  {CLI.time(entry.at)}  {entry.actor}  "
+    headline, details = said(entry, CLI)
     return "\n".join([head + headline, *(INDENT + line for line in details)])
 
 
-def field_value(name: str, value: Any) -> str:
-    """A disclosure field's value as the timeline stores it (JSON), in words."""
-    if value is None or value == []:
-        return "—"
-    if name in TIME_FIELDS:
-        return when(datetime.fromisoformat(value))
-    if name in TEXT_FIELDS:
-        return f'"{value}"'
-    if isinstance(value, list) and value and isinstance(value[0], dict):
-        return "; ".join(value_text(AffectedGroup.model_validate(v)) for v in value)
-    return value_text(value)
+def field_value(name: str, value: Any, w: Words) -> str:
+    """A disclosure field's value as the timeline stores it (JSON), in words; free text quoted."""
+    shown = w.field(name, value)
+    return f'"{shown}"' if name in TEXT_FIELDS and shown != "—" else shown
 
 
-def _time(text: str | None) -> str:
-    return when(datetime.fromisoformat(text)) if text else "—"
+def _time(text: str | None, w: Words) -> str:
+    return w.time(datetime.fromisoformat(text)) if text else "—"
 
 
-def _changes(payload: dict[str, Any]) -> list[str]:
-    lines = [f"{label(name)}: {field_value(name, old)} → {field_value(name, new)}"
+def _changes(payload: dict[str, Any], w: Words) -> list[str]:
+    lines = [f"{w.label(name)}: {field_value(name, old, w)} → {field_value(name, new, w)}"
              for name, (old, new) in (payload.get("changes") or {}).items()]
     for brin, (old, new) in (payload.get("schools") or {}).items():
         if old == "affected":
-            lines.append(f"school {brin} removed")
+            lines.append(w(f"school {brin} verwijderd", f"school {brin} removed"))
         elif old is None:
-            lines.append(f"school {brin} added, {_count(new)}")
+            lines.append(w(f"school {brin} toegevoegd, {_count(new, w)}", f"school {brin} added, {_count(new, w)}"))
         else:
-            lines.append(f"school {brin}: {_count(old)} → {_count(new)}")
+            lines.append(f"school {brin}: {_count(old, w)} → {_count(new, w)}")
     return lines
 
 
-def _count(count: int | None) -> str:
-    return "number affected unknown" if count is None else f"{count} affected"
+def _count(count: int | None, w: Words) -> str:
+    return w("aantal betrokkenen onbekend", "number affected unknown") if count is None else w(
+        f"{count} betrokkenen", f"{count} affected")
 
 
-def _because(payload: dict[str, Any]) -> str:
-    return f" (reason: {payload['reason']})" if payload.get("reason") else ""
+def _because(payload: dict[str, Any], w: Words) -> str:
+    return w(f" (reden: {payload['reason']})", f" (reason: {payload['reason']})") if payload.get("reason") else ""
 
 
-def _reported(_e: Entry, p: dict[str, Any]) -> tuple[str, list[str]]:
-    return f"reported as {p.get('reference')} (source: {p.get('source')})", _changes(p)
+def _reported(_e: Entry, p: dict[str, Any], w: Words) -> Said:
+    if not p.get("reference"):  # a school reads that it was reported, not how
+        return w("gemeld", "reported"), []
+    source = w.word(p.get("source"))
+    return w(f"gemeld als {p['reference']} (bron: {source})", f"reported as {p['reference']} (source: {source})"), \
+        _changes(p, w)
 
 
-def _updated(_e: Entry, p: dict[str, Any]) -> tuple[str, list[str]]:
-    return "updated" + _because(p), _changes(p)
+def _updated(_e: Entry, p: dict[str, Any], w: Words) -> Said:
+    return w("bijgewerkt", "updated") + _because(p, w), _changes(p, w)
 
 
-def _transition(e: Entry, p: dict[str, Any]) -> tuple[str, list[str]]:
-    return f"{p.get('trigger')}: {e.from_state} → {e.to_state}" + _because(p), _changes(p)
+def _transition(e: Entry, p: dict[str, Any], w: Words) -> Said:
+    return f"{w.word(p.get('trigger'))}: {w.word(e.from_state)} → {w.word(e.to_state)}" + _because(p, w), \
+        _changes(p, w)
 
 
-def _note(_e: Entry, p: dict[str, Any]) -> tuple[str, list[str]]:
-    return f'note: "{p.get("text")}"', []
+def _note(_e: Entry, p: dict[str, Any], w: Words) -> Said:
+    return w("notitie", "note") + f': "{p.get("text")}"', []
 
 
-def _contact(_e: Entry, p: dict[str, Any]) -> tuple[str, list[str]]:
-    told = ["told that the school must notify the AP itself"] if p.get("told_must_notify_ap") else []
-    return f'contact with {p.get("school")} by {p.get("channel")} at {_time(p.get("at"))}: "{p.get("summary")}"', told
+def _contact(_e: Entry, p: dict[str, Any], w: Words) -> Said:
+    told = [w("verteld dat de school zelf de AP moet informeren", "told that the school must notify the AP itself")
+            ] if p.get("told_must_notify_ap") else []
+    school, channel, at, summary = p.get("school"), w.word(p.get("channel")), _time(p.get("at"), w), p.get("summary")
+    return w(f'contact met {school} per {channel} op {at}: "{summary}"',
+             f'contact with {school} by {channel} at {at}: "{summary}"'), told
 
 
-def _ap_notification(_e: Entry, p: dict[str, Any]) -> tuple[str, list[str]]:
-    late = [f'late, because: "{p["delay_reason"]}"'] if p.get("delay_reason") else (["late"] if p.get("late") else [])
-    return (f"AP notification ({p.get('kind')}) {p.get('ap_reference')} at {_time(p.get('notified_at'))}, "
-            f"covering {', '.join(p.get('schools') or []) or '—'}"), late
+def _ap_notification(_e: Entry, p: dict[str, Any], w: Words) -> Said:
+    late = ([w(f'te laat, omdat: "{p["delay_reason"]}"', f'late, because: "{p["delay_reason"]}"')]
+            if p.get("delay_reason") else ([w("te laat", "late")] if p.get("late") else []))
+    kind, at, schools = w.word(p.get("kind")), _time(p.get("notified_at"), w), ", ".join(p.get("schools") or []) or "—"
+    return w(f"AP-melding ({kind}) {p.get('ap_reference')} op {at}, voor {schools}",
+             f"AP notification ({kind}) {p.get('ap_reference')} at {at}, covering {schools}"), late
 
 
-def _acknowledged(_e: Entry, p: dict[str, Any]) -> tuple[str, list[str]]:
+def _acknowledged(_e: Entry, p: dict[str, Any], w: Words) -> Said:
     comment = f': "{p["comment"]}"' if p.get("comment") else ""
-    return f"{p.get('school')} acknowledged the notice{comment}", []
+    return w(f"{p.get('school')} bevestigde de ontvangst van de melding{comment}",
+             f"{p.get('school')} acknowledged the notice{comment}"), []
 
 
-def _notice_requested(_e: Entry, p: dict[str, Any]) -> tuple[str, list[str]]:
+def _notice_requested(_e: Entry, p: dict[str, Any], w: Words) -> Said:
     message = f': "{p["message"]}"' if p.get("message") else ""
-    return f"update notice requested{message}", []
+    return w("update aan de scholen gevraagd", "update notice requested") + message, []
 
 
-def _message(m: dict[str, Any]) -> str:
-    to = f" to {m['school']}" if m.get("school") else " to staff"
-    return MESSAGES.get(m.get("kind"), str(m.get("kind"))) + to
+def message_words(m: dict[str, Any], w: Words) -> str:
+    """One message of a notices event: what kind of notice, to whom."""
+    nl, en = MESSAGES.get(m.get("kind"), (str(m.get("kind")),) * 2)
+    return w(f"{nl} aan {m['school']}" if m.get("school") else f"{nl} aan medewerkers",
+             f"{en} to {m['school']}" if m.get("school") else f"{en} to staff")
 
 
-def _messages(headline: str, line: Callable[[dict[str, Any]], str]) -> Callable[[Entry, dict], tuple[str, list[str]]]:
-    def words(_e: Entry, p: dict[str, Any]) -> tuple[str, list[str]]:
+def _messages(nl: str, en: str, line: Callable[[dict[str, Any], Words], str]) -> Callable[..., Said]:
+    def words(_e: Entry, p: dict[str, Any], w: Words) -> Said:
         items = p.get("messages") or []
-        return f"{headline} ({len(items)})", [line(m) for m in items]
+        return f"{w(nl, en)} ({len(items)})", [line(m, w) for m in items]
     return words
 
 
-def _refused(m: dict[str, Any]) -> str:
-    return "".join(f"; {address} refused: {answer}" for address, answer in (m.get("refused") or {}).items())
+def _attempt(m: dict[str, Any], w: Words) -> str:
+    return f"{message_words(m, w)}, " + w(f"poging {m.get('attempt')}", f"attempt {m.get('attempt')}")
 
 
-def _requeued(_e: Entry, p: dict[str, Any]) -> tuple[str, list[str]]:
-    return f"{len(p.get('messages') or [])} dead letter(s) queued again", []
+def _refused(m: dict[str, Any], w: Words) -> str:
+    return "".join(w(f"; {address} weigerde: {answer}", f"; {address} refused: {answer}")
+                   for address, answer in (m.get("refused") or {}).items())
 
 
-def _reminder(e: Entry, p: dict[str, Any]) -> tuple[str, list[str]]:
-    school = f" of {p['school']}" if p.get("school") else ""
-    moment = "overdue" if p.get("offset") == "overdue" else f"{p.get('offset')} before"
-    sent = (f"to {p.get('recipients')} handler(s) and manager(s)" if e.kind == EventKind.reminder_queued
-            else "not sent: no handler or manager has an email address")
-    return f"reminder, {moment}: deadline {p.get('deadline')}{school} due {_time(p.get('due_at'))}, {sent}", []
+def _failed(m: dict[str, Any], w: Words) -> str:
+    again = _time(m.get("next_attempt_at"), w)
+    return f"{_attempt(m, w)}: {m.get('error')}; " + w(f"volgende poging {again}", f"next try {again}")
 
 
-def _other(e: Entry, p: dict[str, Any]) -> tuple[str, list[str]]:
-    return e.kind, [f"{key}: {value_text(value)}" for key, value in p.items() if value not in (None, {}, [], False)]
+def _requeued(_e: Entry, p: dict[str, Any], w: Words) -> Said:
+    n = len(p.get("messages") or [])
+    return w(f"{n} niet bezorgde melding(en) opnieuw in de wachtrij", f"{n} dead letter(s) queued again"), []
 
 
-SAYS: dict[str, Callable[[Entry, dict[str, Any]], tuple[str, list[str]]]] = {
+def _reminder(e: Entry, p: dict[str, Any], w: Words) -> Said:
+    school = w(f" van {p['school']}", f" of {p['school']}") if p.get("school") else ""
+    moment = w("verlopen", "overdue") if p.get("offset") == "overdue" else w(
+        f"{p.get('offset')} vooraf", f"{p.get('offset')} before")
+    sent = (w(f"aan {p.get('recipients')} behandelaar(s) en manager(s)",
+              f"to {p.get('recipients')} handler(s) and manager(s)") if e.kind == EventKind.reminder_queued
+            else w("niet verstuurd: geen behandelaar of manager heeft een e-mailadres",
+                   "not sent: no handler or manager has an email address"))
+    deadline, due = w.word(p.get("deadline")), _time(p.get("due_at"), w)
+    return w(f"herinnering, {moment}: termijn {deadline}{school} verloopt {due}, {sent}",
+             f"reminder, {moment}: deadline {deadline}{school} due {due}, {sent}"), []
+
+
+def _other(e: Entry, p: dict[str, Any], w: Words) -> Said:
+    return e.kind, [f"{key}: {w.value(value)}" for key, value in p.items() if value not in (None, {}, [], False)]
+
+
+SAYS: dict[str, Callable[[Entry, dict[str, Any], Words], Said]] = {
     EventKind.reported: _reported,
     EventKind.updated: _updated,
     EventKind.transition: _transition,
@@ -142,12 +177,12 @@ SAYS: dict[str, Callable[[Entry, dict[str, Any]], tuple[str, list[str]]]] = {
     EventKind.ap_notification: _ap_notification,
     EventKind.acknowledged: _acknowledged,
     EventKind.notice_requested: _notice_requested,
-    EventKind.notices_queued: _messages("notices queued", _message),
-    EventKind.notices_sent: _messages("notices sent", lambda m: f"{_message(m)}, attempt {m.get('attempt')}{_refused(m)}"),
-    EventKind.notices_failed: _messages("notices failed, to be tried again", lambda m: (
-        f"{_message(m)}, attempt {m.get('attempt')}: {m.get('error')}; next try {_time(m.get('next_attempt_at'))}")),
-    EventKind.notices_dead: _messages("notices given up (dead letters)", lambda m: (
-        f"{_message(m)}, attempt {m.get('attempt')}: {m.get('error')}")),
+    EventKind.notices_queued: _messages("meldingen klaargezet", "notices queued", message_words),
+    EventKind.notices_sent: _messages("meldingen verzonden", "notices sent", lambda m, w: _attempt(m, w) + _refused(m, w)),
+    EventKind.notices_failed: _messages("meldingen mislukt, worden opnieuw geprobeerd",
+                                        "notices failed, to be tried again", _failed),
+    EventKind.notices_dead: _messages("meldingen opgegeven (niet bezorgd)", "notices given up (dead letters)",
+                                      lambda m, w: f"{_attempt(m, w)}: {m.get('error')}"),
     EventKind.notices_requeued: _requeued,
     EventKind.reminder_queued: _reminder,
     EventKind.reminder_unsent: _reminder,

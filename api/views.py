@@ -1,7 +1,8 @@
 """What each role may see of an incident: the engine's objects turned into response models.
 
 A school sees only itself among the affected schools, not the reporter's details, and of the
-timeline only what concerns it; handlers and managers see everything.
+timeline only what concerns it (the notices sent to it among them); handlers and managers see
+everything.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from breachflow.workflow.timeline import EventKind
 
 HIDDEN_FROM_SCHOOLS = frozenset({"reporter_name", "reporter_contact"})
 SCHOOL_EVENT_KINDS = frozenset({EventKind.reported, EventKind.transition, EventKind.contact, EventKind.ap_notification,
-                                EventKind.acknowledged})
+                                EventKind.acknowledged, EventKind.notices_sent})
+OWN_EVENT_KINDS = frozenset({EventKind.contact, EventKind.acknowledged, EventKind.ap_notification,
+                             EventKind.notices_sent})  # a school sees these only when they concern it
+MESSAGE_FACTS = ("kind", "attempt", "message_id", "school")  # what a school reads of a notice sent to it
 URGENCY = [Status.overdue, Status.due_soon, Status.ok, Status.settled]
 
 
@@ -122,6 +126,9 @@ def _school_details(entry: Entry, brin: str) -> dict | None:
         return payload
     if entry.kind == EventKind.ap_notification and brin in payload.get("schools", []):
         return {k: payload.get(k) for k in ("kind", "ap_reference", "notified_at")}
+    if entry.kind == EventKind.notices_sent:
+        own = [{k: m.get(k) for k in MESSAGE_FACTS} for m in payload.get("messages") or () if m.get("school") == brin]
+        return {"messages": own} if own else None
     return None
 
 
@@ -133,7 +140,7 @@ def timeline_out(account: Account, entries: list[Entry]) -> list[schemas.Timelin
             if e.kind not in SCHOOL_EVENT_KINDS:
                 continue
             details = _school_details(e, account.school_brin)
-            if e.kind in (EventKind.contact, EventKind.acknowledged, EventKind.ap_notification) and details is None:
+            if e.kind in OWN_EVENT_KINDS and details is None:
                 continue  # about another school
         else:
             details = e.payload

@@ -1,5 +1,6 @@
-"""The outbox: claiming due messages, recording what became of them, listing, requeueing and
-measuring what waits (``backlog``, for readiness and metrics).
+"""The outbox: claiming due messages, recording what became of them, listing (for the operator, and
+for a school its own notices: ``notices_to``), requeueing and measuring what waits (``backlog``,
+for readiness and metrics).
 
 A message is ``pending`` until a dispatcher claims it (``sending``, with a lease). The moment the
 server accepts it, it is marked ``accepted`` (``accept``), so a dispatcher that dies re-sends at
@@ -19,6 +20,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email import policy
+from email.parser import BytesHeaderParser
 
 import sqlalchemy as sa
 
@@ -28,7 +31,7 @@ from breachflow.workflow import crypto, pages, service
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
 from breachflow.workflow.errors import DataDamaged, DataDestroyed, NotFound
-from breachflow.workflow.models import data_key_t, incident_t, school_t
+from breachflow.workflow.models import affected_t, data_key_t, incident_t, school_t
 from breachflow.workflow.redaction import without_addresses
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.unit import Unit
@@ -252,6 +255,27 @@ def list_messages(ctx: Context, *, status: str | None = OutboxStatus.dead, refer
                            r.last_error, r.message_id) for r in rows], next_cursor)
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """Where one message stands now, as the incident page shows it beside its notice."""
+
+    status: str
+    attempts: int
+    sent_at: datetime | None
+    next_attempt_at: datetime
+
+
+def deliveries(ctx: Context, message_ids: list[str]) -> dict[str, Delivery]:
+    """The delivery status of each of ``message_ids`` (as the timeline names them), by Message-ID."""
+    if not message_ids:
+        return {}
+    with read_transaction(ctx.engine) as conn:
+        rows = conn.execute(sa.select(outbox_t.c.message_id, outbox_t.c.status, outbox_t.c.attempts,
+                                      outbox_t.c.sent_at, outbox_t.c.next_attempt_at)
+                            .where(outbox_t.c.message_id.in_(message_ids))).all()
+    return {r.message_id: Delivery(r.status, r.attempts, r.sent_at, r.next_attempt_at) for r in rows}
+
+
 def count_waiting(ctx: Context, reference: str) -> int:
     """How many messages about incident ``reference`` wait to be sent."""
     with read_transaction(ctx.engine) as conn:
@@ -286,3 +310,53 @@ def requeue(ctx: Context, *, ids: list[int] | None, actor: str, now: datetime) -
             requeued += len(rows)
     return requeued
 
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message to a school as the school may see it: what, about which incident, and where it stands."""
+
+    id: int
+    reference: str
+    kind: str
+    subject: str | None  # ``None`` once the incident's key is destroyed (retention)
+    status: str
+    queued_at: datetime
+    sent_at: datetime | None
+
+
+def notices_to(ctx: Context, school_id: int, *, reference: str | None = None, limit: int = pages.DEFAULT_LIMIT,
+               cursor: str | None = None) -> pages.Page[Notice]:
+    """A page of the messages to school ``school_id``, newest first, about incidents that still
+    affect it (optionally only ``reference``). Only the page's subjects are decrypted."""
+    query = (
+        sa.select(outbox_t.c.id, outbox_t.c.kind, outbox_t.c.status, outbox_t.c.created_at, outbox_t.c.sent_at,
+                  outbox_t.c.sealed, incident_t.c.reference, data_key_t.c.wrapped)
+        .join(incident_t, incident_t.c.id == outbox_t.c.incident_id)
+        .join(data_key_t, data_key_t.c.id == incident_t.c.data_key_id)
+        .join(affected_t, (affected_t.c.incident_id == outbox_t.c.incident_id)
+              & (affected_t.c.school_id == outbox_t.c.school_id))
+        .where(outbox_t.c.school_id == school_id)
+        .order_by(outbox_t.c.id.desc())
+        .limit(limit + 1)
+    )
+    after = pages.decode(cursor, pages.strict_int)
+    if after is not None:
+        query = query.where(outbox_t.c.id < after[0])
+    if reference is not None:
+        query = query.where(incident_t.c.reference == reference)
+    with read_transaction(ctx.engine) as conn:
+        rows, next_cursor = pages.cut(conn.execute(query).all(), limit, lambda r: (r.id,))
+    return pages.Page([Notice(r.id, r.reference, r.kind, _subject(ctx, r.wrapped, r.sealed), r.status,
+                              r.created_at, r.sent_at) for r in rows], next_cursor)
+
+
+def _subject(ctx: Context, wrapped: bytes, sealed: bytes | None) -> str | None:
+    try:
+        key = ctx.keys.unwrap(wrapped)
+    except DataDestroyed:  # retention; a missing master key is the configuration's fault: 503
+        return None
+    if sealed is None:
+        return None
+    headers = BytesHeaderParser(policy=policy.default).parsebytes(crypto.open_bytes(key, sealed))
+    return str(headers["Subject"] or "")

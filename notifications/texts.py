@@ -108,3 +108,38 @@ VALUES = {
 }
 
 UNKNOWN = {"nl": "nog in onderzoek", "en": "still under investigation"}
+
+# Words of the pages and the timeline for what the engine names by code: triggers, kinds of AP
+# notification and of contact, sources, responsibility, deadlines and the outbox's statuses.
+for _language, _words in {
+    "nl": {
+        "begin_triage": "analyse starten", "dismiss": "afwijzen", "confirm": "bevestigen", "contained":
+        "ingedamd", "remediated": "opgelost", "restored": "hersteld", "verified": "gecontroleerd", "evaluated":
+        "geëvalueerd", "ap_notified": "AP gemeld", "reopen": "heropenen",
+        "preliminary": "voorlopige melding", "final": "definitieve melding", "supplement": "aanvulling",
+        "withdrawal": "intrekking", "phone": "telefoon", "email": "e-mail",
+        "school": "de school", "third_party": "een derde", "monitoring": "monitoring", "processor": "de verwerker",
+        "school_notice": "de school informeren", "ap_notice": "melding aan de AP", "school_ap_notice":
+        "melding aan de AP door de school",
+        "ok": "op schema", "due_soon": "verloopt binnenkort", "overdue": "verlopen", "met": "gehaald",
+        "settled": "afgesloten zonder te halen",
+        "pending": "wacht op verzending", "sending": "wordt verzonden", "accepted": "aangenomen door de mailserver",
+        "sent": "verzonden", "dead": "niet bezorgd (opgegeven)",
+    },
+    "en": {
+        "begin_triage": "begin triage", "dismiss": "dismiss", "confirm": "confirm", "contained": "contained",
+        "remediated": "remediated", "restored": "restored", "verified": "verified", "evaluated": "evaluated",
+        "ap_notified": "AP notified", "reopen": "reopen",
+        "preliminary": "preliminary notification", "final": "final notification", "supplement": "supplement",
+        "withdrawal": "withdrawal", "phone": "phone", "email": "email",
+        "school": "the school", "third_party": "a third party", "monitoring": "monitoring", "processor":
+        "the processor",
+        "school_notice": "inform the school", "ap_notice": "notify the AP", "school_ap_notice":
+        "the school notifies the AP",
+        "ok": "on track", "due_soon": "due soon", "overdue": "overdue", "met": "met", "settled":
+        "closed without being met",
+        "pending": "waiting to be sent", "sending": "being sent", "accepted": "accepted by the mail server",
+        "sent": "sent", "dead": "not delivered (given up)",
+    },
+}.items():
+    VALUES[_language] |= _words

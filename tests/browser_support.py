@@ -25,6 +25,8 @@ SCHOOLS = {"12AB": "De Regenboog", "34CD": "Het Anker"}
 USERS = [("hanna", "handler", None), ("marit", "manager", None),
          ("regenboog", "school", "12AB"), ("anker", "school", "34CD")]
 SERIOUS = ("serious", "critical")
+# read on import: the suite's fixtures clear BREACHFLOW_* variables before each test
+SCREENSHOTS = os.environ.get("BREACHFLOW_SCREENSHOTS")
 
 
 class Site:
@@ -76,7 +78,7 @@ def accessible(page) -> None:
 
 def screenshot(page, name: str, tmp_path: Path) -> Path:
     """A full-page picture ``name``.png, into ``BREACHFLOW_SCREENSHOTS`` if set, else ``tmp_path``."""
-    directory = Path(os.environ.get("BREACHFLOW_SCREENSHOTS") or tmp_path)
+    directory = Path(SCREENSHOTS or tmp_path)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{name}.png"
     page.screenshot(path=str(target), full_page=True)

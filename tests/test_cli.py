@@ -21,7 +21,7 @@ from reading import whole_timeline
 from breachflow.api import render, timeline_text
 from breachflow.api.cli import main
 from breachflow.notifications import outbox, reminders
-from breachflow.workflow import accounts, diagram, queries, schools, service
+from breachflow.workflow import accounts, diagram, queries, schools, service, sessions
 from breachflow.workflow.disclosure import Disclosure
 from breachflow.workflow.timeline import EventKind
 
@@ -447,3 +447,23 @@ def test_a_schools_master_data_is_set_and_changed_on_the_command_line(cli, ctx):
     assert cli("school", "update", "56EF", "--clear", "contact_person")[0] == 0
     assert schools.get(ctx, "56EF").contact_person is None and schools.get(ctx, "56EF").kvk_number == "41234567"
     assert cli("school", "update", "99ZZ", "--kvk", "41234567")[0] == 2
+
+
+def test_user_add_sets_a_password_from_stdin_and_resets_it_for_an_existing_user(cli, ctx, monkeypatch):
+    import io
+    monkeypatch.setattr("sys.stdin", io.StringIO("first long password\n"))
+    assert cli("user", "add", "ria", "--role", "manager", "--password-stdin")[0] == 0
+    assert sessions.sign_in(ctx, username="ria", password="first long password") is not None
+    monkeypatch.setattr("sys.stdin", io.StringIO("second long password\n"))
+    code, out, _ = cli("user", "add", "ria", "--role", "manager", "--password-stdin")
+    assert code == 0 and "reset" in out
+    assert sessions.sign_in(ctx, username="ria", password="first long password") is None
+    assert sessions.sign_in(ctx, username="ria", password="second long password") is not None
+    monkeypatch.setattr("sys.stdin", io.StringIO("third long password\n"))
+    code, _, err = cli("user", "add", "ria", "--role", "handler", "--password-stdin")
+    assert code != 0 and "role" in err  # a reset is not a way to change a role
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    code, _, err = cli("user", "add", "kees", "--role", "handler", "--password-stdin")
+    assert code != 0 and "password" in err
+    assert accounts.find_user(ctx, "kees") is None  # refused before the user was made
+

@@ -64,13 +64,23 @@ def test_every_response_carries_the_security_headers(api):
 def test_an_unexpected_error_is_secured_too(ctx, settings):
     app = create_app(small_limits(settings))
 
-    @app.get("/boom")
+    @app.get("/api/v1/boom")
     async def boom() -> None:
         raise RuntimeError("a bug")
 
-    response = TestClient(app, raise_server_exceptions=False).get("/boom")
+    @app.get("/boom")
+    async def page_boom() -> None:
+        raise RuntimeError("a bug on a page")
+
+    client = TestClient(app, raise_server_exceptions=False)
+    response = client.get("/api/v1/boom")
     assert_error(response, 500, "internal_error")
     assert_secured(response)
+    page = client.get("/boom")  # a page's error is a page for a person, as secured
+    assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
+    assert "a bug" not in page.text and "Traceback" not in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
 
 
 def test_the_docs_page_may_load_its_own_files_and_only_those(api):

@@ -142,3 +142,30 @@ def test_an_installed_wheel_runs_from_an_empty_directory_to_a_notice_accepted_by
     (entry,) = json.loads(breachflow("register", "export", "--json"))["items"]
     assert (entry["reference"], entry["state"], entry["schools"]) == (reference, "containment", ["12AB"])
     assert "notices sent (1)" in breachflow("incident", "timeline", reference)
+
+
+def test_an_installed_wheel_serves_the_pages_with_their_own_stylesheet(installed: Path, tmp_path: Path):
+    import urllib.request
+
+    from smtp_server import free_port
+
+    port = free_port()
+    env = clean_environment(BREACHFLOW_IN_PROCESS_WORKER="false")
+    server = subprocess.Popen([str(installed / "breachflow"), "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/signin", timeout=2) as response:
+                    page = response.read().decode()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
+                time.sleep(0.2)
+        assert '<html lang="nl">' in page and 'href="/static/app.css"' in page and 'name="csrf"' in page
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/app.css", timeout=5) as response:
+            assert response.headers["content-type"].startswith("text/css") and b"--brand" in response.read()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)

@@ -114,3 +114,32 @@ def test_an_unknown_page_is_a_page_and_an_unknown_api_path_is_data(app):
     assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
     data = me.get("/api/v1/no-such-thing")
     assert data.status_code == 404 and data.headers["content-type"].startswith("application/json")
+
+
+def test_only_the_argon2_hash_of_a_password_is_stored(ctx):
+    import sqlalchemy as sa
+
+    from breachflow.workflow import accounts
+    from breachflow.workflow.models import user_t
+    accounts.add_user(ctx, username="ria", role="manager")
+    sessions.set_password(ctx, username="ria", password="first long password")
+    with ctx.engine.connect() as conn:
+        stored = conn.execute(sa.select(user_t.c.password_hash).where(user_t.c.username == "ria")).scalar()
+    assert stored.startswith("$argon2id$") and "first long password" not in stored
+
+
+def test_the_session_cookie_is_secure_when_breachflow_is_reached_over_https(ctx, settings):
+    app = installation(ctx, settings.model_copy(update={"public_url": "https://breachflow.example.nl"}))
+    cookies = browser(app, "https://breachflow.example.nl").sign_in("handler").headers.get_list("set-cookie")
+    (session,) = [c for c in cookies if c.startswith("bf_session=")]
+    assert "Secure" in session and "HttpOnly" in session
+
+
+def test_sign_in_failures_count_towards_the_per_address_limit(ctx, settings):
+    app = installation(ctx, settings.model_copy(update={"auth_failures_per_minute": 3}))
+    me = browser(app)
+    for _ in range(3):
+        assert me.sign_in("handler", "not the password at all").status_code == 401
+    blocked = me.sign_in("handler")  # the right password, too late
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+    assert "bf_session=" not in blocked.headers.get("set-cookie", "")

@@ -54,6 +54,6 @@ def installation(ctx: Context, settings) -> tuple:
     return create_app(settings.model_copy(update={"in_process_worker": False}))
 
 
-def browser(app) -> Browser:
+def browser(app, base_url: str = "http://127.0.0.1:8000") -> Browser:
     """A fresh browser: no cookies."""
-    return Browser(TestClient(app, raise_server_exceptions=False, base_url="http://127.0.0.1:8000"))
+    return Browser(TestClient(app, raise_server_exceptions=False, base_url=base_url))

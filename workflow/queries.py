@@ -61,6 +61,16 @@ def _deadline_status_is(status: Status, school_id: int | None, now: datetime, du
     }[status]
 
 
+def responsibility_is(responsibility: str) -> Any:
+    """Incidents whose responsibility (derived from the plain ``cause_category``) is ``responsibility``."""
+    wanted = choice(Responsibility, responsibility, "responsibility")
+    causes = [c.value for c in CauseCategory if responsibility_for(c) is wanted]
+    matches = incident_t.c.cause_category.in_(causes)
+    if wanted is Responsibility.unknown:
+        matches = matches | incident_t.c.cause_category.is_(None)
+    return matches
+
+
 def incident_page(
     ctx: Context,
     *,
@@ -83,12 +93,7 @@ def incident_page(
     if state is not None:
         query = query.where(incident_t.c.state == choice(lifecycle.State, state, "state"))
     if responsibility is not None:
-        wanted = choice(Responsibility, responsibility, "responsibility")
-        causes = [c.value for c in CauseCategory if responsibility_for(c) is wanted]
-        matches = incident_t.c.cause_category.in_(causes)
-        if wanted is Responsibility.unknown:
-            matches = matches | incident_t.c.cause_category.is_(None)
-        query = query.where(matches)
+        query = query.where(responsibility_is(responsibility))
     if deadline is not None:
         status = choice(Status, deadline, "deadline")
         query = query.where(_deadline_status_is(status, school_id, now or datetime.now(UTC), ctx.periods.due_soon))
@@ -159,9 +164,13 @@ class Entry:
 
 
 def timeline_page(ctx: Context, reference: str, *, limit: int = pages.DEFAULT_LIMIT,
-                  cursor: str | None = None) -> pages.Page[Entry]:
-    """A page of the incident's timeline, oldest first."""
+                  cursor: str | None = None, newest_first: bool = False) -> pages.Page[Entry]:
+    """A page of the incident's timeline, oldest first (or newest first)."""
     after = pages.decode(cursor, pages.strict_int)
+    if newest_first:  # the first page starts at the newest event, whatever its number
+        beyond, order = (event_t.c.seq < after[0]) if after else sa.true(), event_t.c.seq.desc()
+    else:
+        beyond, order = event_t.c.seq > (after[0] if after else 0), event_t.c.seq
     with read_transaction(ctx.engine) as conn:
         row = conn.execute(
             sa.select(incident_t.c.id, data_key_t.c.wrapped)
@@ -174,9 +183,8 @@ def timeline_page(ctx: Context, reference: str, *, limit: int = pages.DEFAULT_LI
             key = ctx.keys.unwrap(row.wrapped)
         except DataDestroyed:  # retention; a missing master key is the configuration's fault: 503
             key = None
-        events = conn.execute(sa.select(event_t).where(event_t.c.incident_id == row.id,
-                                                       event_t.c.seq > (after[0] if after else 0))
-                              .order_by(event_t.c.seq).limit(limit + 1)).all()
+        events = conn.execute(sa.select(event_t).where(event_t.c.incident_id == row.id, beyond)
+                              .order_by(order).limit(limit + 1)).all()
     events, next_cursor = pages.cut(events, limit, lambda e: (e.seq,))
     return pages.Page([
         Entry(e.seq, e.at, e.actor, e.kind, e.from_state, e.to_state,
@@ -207,7 +215,7 @@ _OPEN_DEADLINES = (
 )
 
 
-def _open(dialect: str, *, by_incident: bool) -> Any:
+def deadline_open(dialect: str, *, by_incident: bool) -> Any:
     """``deadline.is_open``, as a condition. When a page is read from a few incidents' rows, SQLite
     must not use it to walk every open deadline in due order looking for theirs: it keeps no
     statistics to know they are few, and a unary ``+`` takes a term out of its index choice.
@@ -231,7 +239,7 @@ def open_deadline_page(ctx: Context, *, school_id: int | None = None, limit: int
             its_incidents = sa.select(affected_t.c.incident_id).where(affected_t.c.school_id == school_id)
             query = query.where(deadline_t.c.incident_id.in_(its_incidents),
                                 deadline_t.c.school_id.is_(None) | (deadline_t.c.school_id == school_id))
-        query = query.where(_open(conn.dialect.name, by_incident=school_id is not None))
+        query = query.where(deadline_open(conn.dialect.name, by_incident=school_id is not None))
         rows = conn.execute(query).all()
     rows, next_cursor = pages.cut(rows, limit, lambda r: (r.due_at, r.id))
     return pages.Page([

@@ -45,8 +45,7 @@ async def export_register(
     size is exported in the memory of one page. Unreadable records are named, never dropped."""
     wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
     if wants_csv:
-        return StreamingResponse(register_export.stream_csv(ctx, account), media_type="text/csv; charset=utf-8",
-                                 headers={"Content-Disposition": 'attachment; filename="datalekkenregister.csv"'})
+        return register_export.csv_download(ctx, account)
     return StreamingResponse(register_export.stream_json(ctx, account), media_type="application/json")
 
 

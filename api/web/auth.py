@@ -174,7 +174,7 @@ async def signin(request: Request, seen: VisitorDep) -> Response:
             seen.cookies.append((NONCE_COOKIE, "", None))
             session = await brief(request, sessions.session_of, request.app.state.ctx, secret)
             return redirect(request, target or home_of(session.account))
-        failures.failed(client)
+        failures.add(client)
     return set_cookies(request, page(request, "signin.html.j2", {
         "next": target, "username": username, "failed": True, "wait": wait}, status=429 if wait else 401,
         headers={"Retry-After": str(wait)} if wait else None))
