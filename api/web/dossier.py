@@ -33,6 +33,5 @@ async def dossier_page(request: Request, session: Readers, seen: VisitorDep, ref
     incident, found = await read(request, dossier.load, request.app.state.ctx, session.account, reference,
                                  school, language=seen.language, now=now, choose=True)
     context = {"incident": incident, "now": now, "dossier": dossier.dossier_out(found) if found else None,
-               "titles": {key: seen.words(*pair) for key, pair in CHAPTERS.items()},
-               "staff": session.account.role is not Role.school}
+               "titles": {key: seen.words(*pair) for key, pair in CHAPTERS.items()}}
     return set_cookies(request, page(request, "dossier.html.j2", context))
