@@ -119,13 +119,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     school = sub.add_parser("school", help="schools (the controllers)").add_subparsers(
         dest="school_command", required=True, parser_class=_Parser)
-    add = school.add_parser("add", help="register a school", parents=[common])
+    master = _Parser(add_help=False)  # the school's master data for the AP's form (the AP dossier)
+    master.add_argument("--address", help="visiting address: street, number, postcode, town")
+    master.add_argument("--kvk", help="Chamber of Commerce (KvK) number: eight digits")
+    master.add_argument("--sector", choices=list(schools.Sector), help="education sector")
+    master.add_argument("--dpo-registration", help="the number under which the AP registered the school's DPO")
+    master.add_argument("--contact-name", help="the contact person for the AP (with --contact-phone, --contact-email)")
+    master.add_argument("--contact-phone")
+    master.add_argument("--contact-email")
+    add = school.add_parser("add", help="register a school", parents=[common, master])
     add.add_argument("--brin", required=True, help="BRIN code, e.g. 12AB")
     add.add_argument("--name", required=True)
     add.add_argument("--contact", action="append", default=[], required=True, help="email address (repeatable)")
     add.add_argument("--language", default="nl", choices=schools.LANGUAGES)
     add.add_argument("--contract-ends", type=date_arg, help="contract end date (starts the retention clock)")
     add.set_defaults(handler=c.cmd_school_add)
+    upd_school = school.add_parser("update", help="change a school (only what is given changes)",
+                                   parents=[common, master])
+    upd_school.add_argument("brin", help="BRIN code of the school")
+    upd_school.add_argument("--name")
+    upd_school.add_argument("--contact", action="append", help="email address (repeatable; replaces them all)")
+    upd_school.add_argument("--language", choices=schools.LANGUAGES)
+    upd_school.add_argument("--contract-ends", type=date_arg, help="contract end date")
+    upd_school.add_argument("--clear", action="append", default=[], choices=list(schools.MASTER_FIELDS),
+                            help="clear a part of the master data (repeatable)")
+    upd_school.set_defaults(handler=c.cmd_school_update)
     school.add_parser("list", help="list schools, a page at a time", parents=[common, paged]).set_defaults(
         handler=c.cmd_school_list)
 

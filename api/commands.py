@@ -89,12 +89,32 @@ def cmd_db_status(args: argparse.Namespace) -> int:
     return 0 if found.state == "current" else 1
 
 
+def _master_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The master data given on the command line (``--kvk``, ``--contact-name``, …)."""
+    given = {"address": args.address, "kvk_number": args.kvk, "sector": args.sector,
+             "dpo_registration": args.dpo_registration}
+    person = {"name": args.contact_name, "phone": args.contact_phone, "email": args.contact_email}
+    if any(person.values()):
+        given["contact_person"] = {k: v for k, v in person.items() if v is not None}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def cmd_school_add(args: argparse.Namespace) -> int:
     school = schools.add(
         _ctx(args), brin=args.brin, name=args.name, contacts=args.contact,
-        language=args.language, contract_ends_on=args.contract_ends,
+        language=args.language, contract_ends_on=args.contract_ends, master=_master_options(args),
     )
     _print(args, school.__dict__, f"added {school.brin} {school.name}")
+    return 0
+
+
+def cmd_school_update(args: argparse.Namespace) -> int:
+    changes = {"name": args.name, "contacts": args.contact, "language": args.language,
+               "contract_ends_on": args.contract_ends}
+    changes = {k: v for k, v in changes.items() if v is not None} | _master_options(args)
+    changes |= dict.fromkeys(args.clear)
+    school = schools.update(_ctx(args), brin=args.brin, changes=changes)
+    _print(args, school.__dict__, f"updated {school.brin} {school.name}")
     return 0
 
 

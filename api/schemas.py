@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 from breachflow.api.errors import FieldProblemOut
 from breachflow.workflow.disclosure import Disclosure, Source
 from breachflow.workflow.incident import ApKind, ContactChannel
+from breachflow.workflow.schools import MasterData
 from breachflow.workflow.validation import MAX_ITEMS, Count, Items, LongText, Moment, ShortText, plausible_date
 
 Brin = Annotated[ShortText, Field(min_length=4, max_length=6, examples=["12AB"], description="BRIN code of the school")]
@@ -79,11 +80,20 @@ class AcknowledgementIn(Strict):
     comment: LongText | None = None
 
 
-class SchoolIn(Strict):
+class SchoolIn(MasterData):
     brin: Brin
     name: ShortText = Field(min_length=1, max_length=200)
     contacts: Items[Email] = Field(min_length=1, description="email addresses of the school's contacts")
     language: ShortText = Field("nl", max_length=2, description="nl or en")
+    contract_ends_on: Annotated[date, AfterValidator(plausible_date)] | None = None
+
+
+class SchoolUpdateIn(MasterData):
+    """Only the fields sent change; a master-data field sent as null is cleared."""
+
+    name: ShortText | None = Field(None, min_length=1, max_length=200)
+    contacts: Items[Email] | None = Field(None, min_length=1, description="email addresses of the school's contacts")
+    language: ShortText | None = Field(None, max_length=2, description="nl or en")
     contract_ends_on: Annotated[date, AfterValidator(plausible_date)] | None = None
 
 
@@ -249,12 +259,38 @@ class WorkflowOut(BaseModel):
     steps: list[StepOut]
 
 
-class SchoolOut(BaseModel):
+class SchoolOut(MasterData):
     brin: str
     name: str
     language: str
     contacts: list[str]
     contract_ends_on: date | None
+
+
+class DossierAnswerOut(BaseModel):
+    key: str = Field(description="chapter.question, e.g. controller.kvk_number")
+    label: str = Field(description="the question, in the language asked for")
+    value: Any = Field(description="the answer as data (null when missing)")
+    text: str = Field(description="the answer in words, times in Amsterdam time")
+    mark: str = Field(description="recorded, derived (see derived_from) or missing")
+    derived_from: str | None = Field(None, description="what a derived answer was worked out from")
+
+
+class DossierChapterOut(BaseModel):
+    key: str
+    title: str
+    answers: list[DossierAnswerOut]
+
+
+class DossierOut(BaseModel):
+    reference: str
+    state: str
+    school: str | None = Field(description="BRIN code of the controller this dossier is for")
+    school_name: str | None
+    responsibility: str = Field(description="who notifies the AP: processor, school or unknown")
+    language: str
+    still_to_collect: list[DossierAnswerOut] = Field(description="every missing answer, in the form's order")
+    chapters: list[DossierChapterOut] = Field(description="the AP's notification form, in its chapter order")
 
 
 class SchoolPage(_Page):

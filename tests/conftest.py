@@ -176,6 +176,15 @@ EVALUATE = {
 }
 AP_FORM = {"data_unreadable": False, "subjects_informed": False,
            "subjects_not_informed_reason": "Low risk: names and groups only, seen by parents of classmates"}
+AP_DOSSIER = {  # what the AP's form asks beyond the guards: the dossier marks these missing until given
+    "special_categories": ["health"], "other_eu_countries": ["BE"], "other_supervisors": "None informed",
+    "other_parties": "The parents of group 7", "other_parties_asked": "To forget what they saw",
+    "severity": "limited", "severity_explanation": "Names and groups only, seen by classmates' parents",
+    "consequences_controller": "Questions from parents", "followup_measures": "A review of every class page",
+}
+MASTER_DATA = {"address": "Schoolstraat 1, 5611 AA Eindhoven", "kvk_number": "41234567", "sector": "primary",
+               "dpo_registration": "FG001234",
+               "contact_person": {"name": "J. de Vries", "phone": "040 123 45 67", "email": "fg@regenboog.example.nl"}}
 
 
 def confirmed(ctx: Context, *, brins: tuple[str, ...] = ("12AB",)) -> str:

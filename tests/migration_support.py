@@ -1,7 +1,8 @@
 """A register filled through the service layer, and every row of a database as JSON and back.
 
 ``fill`` walks real incidents through the lifecycle, with notices sent, pending and acknowledged,
-reminders, an AP notification, a dismissal and a reopening, users, tokens and an idempotent report.
+reminders, an AP notification, a dismissal and a reopening, users, tokens and an idempotent report,
+and a school's master data and the AP dossier's fields.
 ``dump`` and ``load`` read and write the rows of whatever schema a database has (reflected, so they
 work at any revision). ``python tests/migration_support.py`` writes the snapshot of the newest
 revision: a database filled at that revision, kept in ``tests/migration_data/<revision>.json`` with
@@ -22,14 +23,26 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
-from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, RESTORE, VERIFY, add_school, reported
+from conftest import (
+    AP_DOSSIER,
+    AP_FORM,
+    CONFIRM,
+    CONTAIN,
+    EVALUATE,
+    MASTER_DATA,
+    REMEDIATE,
+    RESTORE,
+    VERIFY,
+    add_school,
+    reported,
+)
 from sqlalchemy import Connection, Engine
 
 from breachflow.notifications import heartbeat, reminders
 from breachflow.notifications.dispatcher import Dispatcher
 from breachflow.notifications.mailer import mailer_for
 from breachflow.notifications.worker import notifications_context
-from breachflow.workflow import accounts, db, files, keystore, schema, service, sessions
+from breachflow.workflow import accounts, db, files, keystore, schema, schools, service, sessions
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
 from breachflow.workflow.service import Idempotency
@@ -42,6 +55,7 @@ def fill(ctx: Context) -> list[str]:
     ctx = notifications_context(ctx)
     add_school(ctx, "12AB", "De Regenboog")
     add_school(ctx, "34CD", "Het Kompas")
+    schools.update(ctx, brin="12AB", changes=MASTER_DATA)  # the master data the AP dossier reads
     accounts.add_user(ctx, username="hanna", role="handler", email="hanna@processor.example.nl")
     accounts.add_user(ctx, username="regenboog", role="school", school="12AB")
     accounts.create_token(ctx, username="hanna", label="laptop", expires_in=timedelta(days=90))
@@ -62,7 +76,7 @@ def fill(ctx: Context) -> list[str]:
     service.log_contact(ctx, reference=closed, actor="hanna", brin="34CD", channel="phone", summary="Director called")
     fire("evaluated", **EVALUATE)
     service.record_ap_notification(ctx, reference=closed, actor="hanna", kind="final", ap_reference="AP-2026-1234")
-    fire("ap_notified", **AP_FORM)  # its closing notices stay pending in the outbox
+    fire("ap_notified", **AP_FORM, **AP_DOSSIER)  # its closing notices stay pending in the outbox
 
     open_ = reported(ctx, brins=("34CD",))
     service.fire(ctx, reference=open_, trigger="begin_triage", actor="hanna")

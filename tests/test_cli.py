@@ -21,7 +21,7 @@ from reading import whole_timeline
 from breachflow.api import render, timeline_text
 from breachflow.api.cli import main
 from breachflow.notifications import outbox, reminders
-from breachflow.workflow import accounts, diagram, queries, service, sessions
+from breachflow.workflow import accounts, diagram, queries, schools, service, sessions
 from breachflow.workflow.disclosure import Disclosure
 from breachflow.workflow.timeline import EventKind
 
@@ -429,6 +429,24 @@ def test_the_timeline_is_told_in_words_and_amsterdam_time(cli, ctx, smtp):
 
 def test_every_kind_of_event_has_its_words():
     assert set(timeline_text.SAYS) == set(EventKind)
+
+
+def test_a_schools_master_data_is_set_and_changed_on_the_command_line(cli, ctx):
+    code, _, err = cli("school", "add", "--brin", "56EF", "--name", "De Vlinder", "--contact", "directie@56ef.example.nl",
+                       "--kvk", "4123", "--sector", "primary")
+    assert code == 2 and "kvk_number" in err and "eight digits" in err
+    code, _, err = cli("school", "add", "--brin", "56EF", "--name", "De Vlinder", "--contact", "directie@56ef.example.nl",
+                       "--kvk", "4123 4567", "--sector", "primary", "--contact-name", "J. de Vries")
+    assert code == 0, err
+    code, out, err = cli("school", "update", "56EF", "--sector", "special", "--dpo-registration", "fg001234",
+                         "--contact-name", "A. Jansen", "--contact-email", "fg@56ef.example.nl", "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert (shown["kvk_number"], shown["sector"], shown["dpo_registration"]) == ("41234567", "special", "FG001234")
+    assert shown["contact_person"] == {"name": "A. Jansen", "phone": None, "email": "fg@56ef.example.nl"}
+    assert cli("school", "update", "56EF", "--clear", "contact_person")[0] == 0
+    assert schools.get(ctx, "56EF").contact_person is None and schools.get(ctx, "56EF").kvk_number == "41234567"
+    assert cli("school", "update", "99ZZ", "--kvk", "41234567")[0] == 2
 
 
 def test_user_add_sets_a_password_from_stdin_and_resets_it_for_an_existing_user(cli, ctx, monkeypatch):

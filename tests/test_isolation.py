@@ -31,7 +31,7 @@ def test_the_list_holds_only_the_schools_own_incidents(world):
     assert {i["reference"] for i in api.call("school_a", "GET", "/incidents").json()["items"]} == {a_only, shared}
 
 
-@pytest.mark.parametrize("path", ["/incidents/{ref}", "/incidents/{ref}/timeline"])
+@pytest.mark.parametrize("path", ["/incidents/{ref}", "/incidents/{ref}/timeline", "/incidents/{ref}/ap-dossier"])
 def test_another_schools_incident_does_not_exist(world, path):
     api, a_only, _ = world
     foreign = api.call("school_b", "GET", path.format(ref=a_only))

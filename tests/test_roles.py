@@ -25,12 +25,15 @@ MATRIX = [
      (201, 403, 403, 403, 403)),
     ("POST", "/incidents/{ref}/notices", {"message": "More soon"}, (201, 403, 403, 403, 403)),
     ("POST", "/incidents/{ref}/acknowledgements", {"comment": "Received"}, (403, 403, 201, 404, 403)),
+    # the cause is not yet known, so the processor notifies the AP: not the school's dossier
+    ("GET", "/incidents/{ref}/ap-dossier", None, (200, 200, 403, 404, 403)),
     ("GET", "/register", None, (200, 200, 200, 200, 403)),
     ("GET", "/deadlines", None, (200, 200, 200, 200, 403)),
     ("GET", "/workflow", None, (200, 200, 200, 200, 200)),
     ("GET", "/schools", None, (200, 200, 403, 403, 200)),
     ("POST", "/schools", {"brin": "56EF", "name": "De Vlinder", "contacts": ["info@vlinder.nl"]},
      (403, 403, 403, 403, 201)),
+    ("PATCH", f"/schools/{SCHOOL_A}", {"kvk_number": "41234567"}, (403, 403, 403, 403, 200)),
     ("GET", "/healthz", None, (200, 200, 200, 200, 200)),
 ]
 CASES = [(method, path, body, role, statuses[i])

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from breachflow.workflow.validation import kvk_number
+
 DEFAULT_SYSTEMS = ("parent_portal", "plaza", "cms", "website")
 # each secret's setting → the setting naming its file, and that file's name in the data directory
 SECRET_FILES = {
@@ -92,6 +94,13 @@ class Settings(BaseSettings):
         description="how schools reach the processor's incident handlers (seed section 6)",
     )
     staff_language: Literal["nl", "en"] = "nl"
+
+    # the processor as the AP's form names it beside the school (the AP dossier); unset: "still to collect"
+    processor_name: str | None = Field(default=None, max_length=200, description="the processor's legal name")
+    processor_address: str | None = Field(default=None, max_length=300, description="the processor's address")
+    processor_kvk: str | None = Field(default=None, description="the processor's KvK number: eight digits")
+    processor_dpo_registration: str | None = Field(
+        default=None, max_length=30, description="the number under which the AP registered the processor's DPO")
     public_url: str = Field(default="http://127.0.0.1:8000", description="where schools reach breachflow")
     smtp_host: str | None = Field(default=None, description="unset: mail goes to a local maildir")
     smtp_port: int = Field(default=25, gt=0, lt=65536)
@@ -138,6 +147,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [float(part) for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("processor_kvk")
+    @classmethod
+    def _kvk_digits(cls, value: str | None) -> str | None:
+        return kvk_number(value) if value else None
 
     @field_validator("log_level", mode="before")
     @classmethod

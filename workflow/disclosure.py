@@ -63,6 +63,54 @@ class Severity(StrEnum):
     very_large = "very_large"
 
 
+class SpecialCategory(StrEnum):
+    """Special categories of personal data (GDPR art. 9) and criminal data (art. 10)."""
+
+    racial_or_ethnic_origin = "racial_or_ethnic_origin"
+    political_opinions = "political_opinions"
+    religious_or_philosophical_beliefs = "religious_or_philosophical_beliefs"
+    trade_union_membership = "trade_union_membership"
+    genetic = "genetic"
+    biometric = "biometric"
+    health = "health"
+    sex_life_or_orientation = "sex_life_or_orientation"
+    criminal = "criminal"
+
+
+class Country(StrEnum):
+    """The other countries of the EU and the EEA (ISO 3166-1 alpha-2), where the GDPR applies too."""
+
+    AT = "AT"
+    BE = "BE"
+    BG = "BG"
+    CY = "CY"
+    CZ = "CZ"
+    DE = "DE"
+    DK = "DK"
+    EE = "EE"
+    ES = "ES"
+    FI = "FI"
+    FR = "FR"
+    GR = "GR"
+    HR = "HR"
+    HU = "HU"
+    IE = "IE"
+    IS = "IS"
+    IT = "IT"
+    LI = "LI"
+    LT = "LT"
+    LU = "LU"
+    LV = "LV"
+    MT = "MT"
+    NO = "NO"
+    PL = "PL"
+    PT = "PT"
+    RO = "RO"
+    SE = "SE"
+    SI = "SI"
+    SK = "SK"
+
+
 class DataKind(StrEnum):
     """Kinds of personal data affected (seed 6c-VI)."""
 
@@ -120,14 +168,24 @@ class Disclosure(BaseModel):
     cause_description: LongText | None = personal("the cause, described", nl="de oorzaak, beschreven")
     # III. measures
     measures: LongText | None = personal("measures taken to prevent (further) damage", nl="maatregelen genomen om (verdere) schade te voorkomen")
+    followup_measures: LongText | None = personal("measures still to follow, to limit the consequences and prevent a recurrence", nl="maatregelen die nog volgen om de gevolgen te beperken en herhaling te voorkomen")
+    # other parties and other countries (the AP's form)
+    other_parties: LongText | None = personal("other parties involved, e.g. the wrong recipient of misdirected data", nl="andere betrokken partijen, bijvoorbeeld de verkeerde ontvanger van gegevens")
+    other_parties_asked: LongText | None = personal("what was asked of those parties (e.g. to delete the data)", nl="wat aan die partijen is gevraagd (bijvoorbeeld de gegevens te verwijderen)")
+    other_eu_countries: Items[Country] | None = fact("other EU/EEA countries where people are affected (ISO codes such as BE, DE)", nl="andere EU/EER-landen waar betrokkenen wonen (ISO-landcodes zoals BE, DE)")
+    other_supervisors: LongText | None = personal("other supervisory authorities informed, and when", nl="andere toezichthouders die zijn ingelicht, en wanneer")
     # IV. who may suffer consequences
     affected_groups: Items[AffectedGroup] | None = personal("groups affected and consequences", nl="getroffen groepen en de gevolgen voor hen")
+    severity: Severity | None = fact("overall severity of the consequences for the people affected", nl="ernst van de gevolgen voor de betrokkenen, in het geheel")
+    severity_explanation: LongText | None = personal("why the consequences are that severe", nl="toelichting op de ernst van de gevolgen")
+    consequences_controller: LongText | None = personal("consequences for the school (the controller)", nl="gevolgen voor de school (de verwerkingsverantwoordelijke)")
     # V. size
     group_size_min: Count | None = fact("number of people affected (lower bound)", nl="aantal betrokkenen (ondergrens)")
     group_size_max: Count | None = fact("number of people affected (upper bound)", nl="aantal betrokkenen (bovengrens)")
     records_count: Count | None = fact("number of records affected", nl="aantal getroffen records")
     # VI. kinds of data
     data_kinds: Items[DataKind] | None = fact("kinds of personal data affected", nl="soorten getroffen persoonsgegevens")
+    special_categories: Items[SpecialCategory] | None = fact("which special categories of personal data (GDPR art. 9) or criminal data (art. 10)", nl="welke bijzondere persoonsgegevens (AVG art. 9) of strafrechtelijke gegevens (art. 10)")
     data_kinds_other: ShortText | None = personal("the other kinds of data, described", nl="de andere soorten gegevens, beschreven")
     data_unreadable: StrictBool | None = fact("was the data encrypted or otherwise unreadable", nl="waren de gegevens versleuteld of anderszins onleesbaar")
     data_unreadable_how: LongText | None = personal("how the data was made unreadable", nl="hoe de gegevens onleesbaar waren gemaakt")
@@ -156,7 +214,14 @@ class Disclosure(BaseModel):
             return None  # a blank text clears the field; a blank time, number or list is refused
         return value
 
-    @field_validator("nature_actions", "data_kinds", "affected_systems")
+    @field_validator("other_eu_countries", mode="before")
+    @classmethod
+    def _country_codes_upper(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [v.strip().upper() if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("nature_actions", "data_kinds", "affected_systems", "special_categories", "other_eu_countries")
     @classmethod
     def _unique_sorted(cls, value: list[Any] | None) -> list[Any] | None:
         return None if value is None else sorted(set(value))

@@ -56,7 +56,9 @@ class DataKey(SQLModel, table=True):
 
 
 class School(SQLModel, table=True):
-    """A school (a controller). ``contacts`` holds its sealed email addresses."""
+    """A school (a controller). ``contacts`` holds its sealed email addresses; its master data for the
+    AP's form (address, KvK number, sector, its DPO's registration number) is plain, its contact
+    person for the AP (a name, phone and email: personal data) sealed in ``contact_person``."""
 
     __tablename__ = "school"
     id: int | None = Field(default=None, primary_key=True)
@@ -67,6 +69,11 @@ class School(SQLModel, table=True):
     data_key_id: int = Field(foreign_key="data_key.id")
     contacts: bytes | None = sealed_column()
     created_at: datetime = utc_column(nullable=False)
+    address: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+    kvk_number: str | None = Field(default=None, sa_column=Column(String(8), nullable=True))
+    sector: str | None = Field(default=None, sa_column=Column(String(30), nullable=True))
+    dpo_registration: str | None = Field(default=None, sa_column=Column(String(30), nullable=True))
+    contact_person: bytes | None = sealed_column()
 
 
 class IncidentRow(SQLModel, table=True):
@@ -100,6 +107,7 @@ class IncidentRow(SQLModel, table=True):
     group_size_max: int | None = None
     records_count: int | None = None
     data_kinds: list[str] | None = _json()
+    special_categories: list[str] | None = _json()
     data_unreadable: bool | None = None
     subjects_informed: bool | None = None
     subjects_informed_count: int | None = None
@@ -108,6 +116,8 @@ class IncidentRow(SQLModel, table=True):
     backup_checked: bool | None = None
     fix_applied: bool | None = None
     system_verified: bool | None = None
+    other_eu_countries: list[str] | None = _json()
+    severity: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
 
 
 class AffectedSchoolRow(SQLModel, table=True):

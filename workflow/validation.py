@@ -64,6 +64,14 @@ def _time_given(value: object) -> object:
     return value
 
 
+def kvk_number(value: str) -> str:
+    """``value`` without spaces, if it is a KvK number (the Chamber of Commerce's): eight digits."""
+    value = value.replace(" ", "")
+    if not (len(value) == 8 and value.isascii() and value.isdigit()):
+        raise ValueError(f"'{value}' is not a KvK number: eight digits, like 41234567")
+    return value
+
+
 def plausible_time(value: datetime) -> datetime:
     """``value`` in UTC if it lies between 2000-01-01 and now (plus clock skew)."""
     if value < EARLIEST:

@@ -13,10 +13,11 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from breachflow.api.middleware import is_page
-from breachflow.api.web import auth, dashboard, incident, link, portal, register, report
+from breachflow.api.web import auth, dashboard, dossier, incident, link, portal, register, report
 from breachflow.api.web.render import page
 
-ROUTERS = (auth.router, dashboard.router, register.router, incident.router, link.router, portal.router, report.router)
+ROUTERS = (auth.router, dashboard.router, register.router, incident.router, link.router, portal.router, report.router,
+           dossier.router)
 STATIC = "/static"
 
 def page_error(request: Request, status: int, code: str, message: str, fields: list,
