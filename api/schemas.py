@@ -66,7 +66,7 @@ class ContactIn(Strict):
 
 class ApNotificationIn(Strict):
     kind: ApKind
-    ap_reference: ShortText = Field(min_length=1, max_length=100, description="the AP's meldnummer")
+    ap_reference: Annotated[ShortText, Field(max_length=100)] = Field(min_length=1, description="the AP's meldnummer")
     notified_at: Moment | None = Field(None, description="when it was submitted (default: now)")
     schools: Items[Brin] | None = Field(None, description="BRIN codes it covers (default: every affected school)")
     delay_reason: LongText | None = Field(None, description="required when late (GDPR 33(1))")
@@ -82,18 +82,18 @@ class AcknowledgementIn(Strict):
 
 class SchoolIn(MasterData):
     brin: Brin
-    name: ShortText = Field(min_length=1, max_length=200)
+    name: Annotated[ShortText, Field(max_length=200)] = Field(min_length=1)
     contacts: Items[Email] = Field(min_length=1, description="email addresses of the school's contacts")
-    language: ShortText = Field("nl", max_length=2, description="nl or en")
+    language: Annotated[ShortText, Field(max_length=2)] = Field("nl", description="nl or en")
     contract_ends_on: Annotated[date, AfterValidator(plausible_date)] | None = None
 
 
 class SchoolUpdateIn(MasterData):
     """Only the fields sent change; a master-data field sent as null is cleared."""
 
-    name: ShortText | None = Field(None, min_length=1, max_length=200)
+    name: Annotated[ShortText, Field(max_length=200)] | None = Field(None, min_length=1)
     contacts: Items[Email] | None = Field(None, min_length=1, description="email addresses of the school's contacts")
-    language: ShortText | None = Field(None, max_length=2, description="nl or en")
+    language: Annotated[ShortText, Field(max_length=2)] | None = Field(None, description="nl or en")
     contract_ends_on: Annotated[date, AfterValidator(plausible_date)] | None = None
 
 

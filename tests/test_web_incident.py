@@ -292,3 +292,45 @@ def test_the_timeline_pages_from_the_newest_event_back(app, ctx):
     assert [e.seq for e in first.items + second.items] == [4, 3, 2, 1] and second.next_cursor is None
     html = unescape(page_of(signed_in(app, "handler"), ref))
     assert html.index('"Note three"') < html.index('"Note two"') < html.index('"Note one"')
+
+
+@pytest.mark.parametrize(("path", "data", "field"), [
+    ("notes", {"text": "nul\x00"}, "text"),
+    ("notes", {"text": "N" * 20_001}, "text"),
+    ("contacts", {"school": "12AB", "channel": "phone", "summary": "c\x00"}, "summary"),
+    ("contacts", {"school": "12AB", "channel": "pigeon", "summary": "called"}, "channel"),
+    ("contacts", {"school": "12AB", "channel": "phone", "summary": "called", "at": "0001-01-01T00:00"}, "at"),
+    ("notices", {"message": "m\x00"}, "message"),
+    ("ap-notifications", {"kind": "preliminary", "ap_reference": "A" * 101}, "ap_reference"),
+    ("edit", {"reason": "r\x00", "summary": "changed"}, "reason"),
+    ("edit", {"version": "²", "summary": "changed"}, None),
+    ("edit", {"school": "12AB", "count": "²"}, "schools.12AB"),
+    ("edit", {"school": "12AB", "count": "١٢"}, "schools.12AB"),
+], ids=["note-nul", "note-too-long", "contact-nul", "contact-channel", "contact-year-1", "notice-nul",
+        "ap-reference-too-long", "reason-nul", "version-superscript", "count-superscript", "count-arabic-indic"])
+def test_a_page_form_obeys_the_apis_bounds_and_writes_nothing_it_refuses(app, ctx, path, data, field):
+    ref = confirmed(ctx)
+    before = queries.get(ctx, ref)
+    me = signed_in(app, "handler")
+    html = page_of(me, ref)
+    response = me.client.post(f"/incidents/{ref}/{path}", data={"csrf": csrf_of(html), "version": str(before.version),
+                                                                **data}, follow_redirects=False)
+    if field is None:  # a version no one could have seen is no version: the edit goes ahead unchecked
+        assert response.status_code in (303, 409, 422), response.text[-500:]
+        return
+    assert response.status_code == 422, response.text[-1500:]
+    assert field in unescape(response.text)
+    assert queries.get(ctx, ref).version == before.version
+
+
+def test_an_acknowledgement_comment_obeys_the_apis_bounds(app, ctx, smtp):
+    ref = confirmed(ctx)
+    school = signed_in(app, "school_a")
+    html = page_of(school, ref)
+    version = queries.get(ctx, ref).version
+    for comment in ("z\x00", "Z" * 20_001):
+        response = school.client.post(f"/incidents/{ref}/acknowledgements", data={"csrf": csrf_of(html),
+                                                                                   "comment": comment},
+                                      follow_redirects=False)
+        assert response.status_code == 422 and "comment" in response.text
+    assert queries.get(ctx, ref).version == version

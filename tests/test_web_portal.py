@@ -278,6 +278,8 @@ def test_a_school_reports_an_incident_for_itself(app, site):
     ({"discovered_at": (datetime.now(AMSTERDAM) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")}, "discovered_at"),
     ({"affected_count": "veel"}, "affected_count"),
     ({"affected_count": "-3"}, "affected_count"),
+    ({"affected_count": "١٢"}, "affected_count"),
+    ({"discovered_at": "0001-01-01T00:00"}, "discovered_at"),
 ])
 def test_a_refused_school_report_names_the_field_and_keeps_what_was_typed(app, site, data, field):
     me = browser(app)

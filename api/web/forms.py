@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -119,6 +119,13 @@ def _typed(c: Control, raw: Raw) -> Any:
     return one
 
 
+def whole_number(text: str) -> int | None:
+    """A whole number of 0 or more typed in a form, in ASCII digits (``int`` would also read ``١٢`` or
+    fail on ``²``); anything else is ``None``."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def typed_time(text: str) -> datetime | str | None:
     """A ``datetime-local`` input as an aware time, read in Amsterdam time; blank is ``None``, and
     what is not a time stays the text it is (for the model to name)."""
@@ -127,9 +134,9 @@ def typed_time(text: str) -> datetime | str | None:
         return None
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=AMSTERDAM)).astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or one no calendar reaches in UTC (year 1)
         return text
-    return moment if moment.tzinfo else moment.replace(tzinfo=AMSTERDAM)
 
 
 def parse(raw: Raw, current: Disclosure, systems: Iterable[str] = ()) -> dict[str, Any]:

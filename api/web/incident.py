@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from markupsafe import Markup
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel, ValidationError
 
-from breachflow.api import views
+from breachflow.api import schemas, views
 from breachflow.api.deps import brief, command, read
 from breachflow.api.errors import status_of
 from breachflow.api.render import Words
@@ -44,6 +44,7 @@ from breachflow.workflow.sessions import Session
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.validation import no_nul
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
 router = APIRouter(include_in_schema=False)
 Reader = Annotated[Session, Depends(signed_in(Role.handler, Role.manager, Role.school))]
 Handler = Annotated[Session, Depends(signed_in(Role.handler))]
@@ -221,9 +222,9 @@ def _counts(raw: dict[str, list[str]]) -> dict[str, int | None]:
         brin, count = brin.strip().upper(), count.strip()
         if not brin:
             continue
-        if count and not count.isdigit():
+        counts[brin] = forms.whole_number(count)
+        if count and counts[brin] is None:
             problems.append(FieldProblem(f"schools.{brin}", "count must be a whole number, 0 or more"))
-        counts[brin] = int(count) if count.isdigit() else None
     if problems:
         raise InvalidInput("invalid input", problems)
     return counts
@@ -268,8 +269,7 @@ async def _act(request: Request, seen: Any, session: Session, reference: str, na
 
 
 def _version(raw: dict[str, list[str]]) -> int | None:
-    given = (raw.get("version") or [""])[0]
-    return int(given) if given.isdigit() else None
+    return forms.whole_number((raw.get("version") or [""])[0])
 
 
 def _one(raw: dict[str, list[str]], name: str) -> str:
@@ -316,28 +316,43 @@ async def edit(request: Request, seen: VisitorDep, session: Handler, reference: 
         counts = {b: c for b, c in counts.items() if b not in known or known[b] != c}
         await command(request, service.update, ctx, reference=reference, actor=session.account.username,
                       fields=fields, schools=counts, remove_schools=raw.get("remove", []),
-                      reason=_one(raw, "reason"), expected_version=_version(raw))
+                      reason=checked(schemas.FireIn, {"reason": _one(raw, "reason") or None}).reason,
+                      expected_version=_version(raw))
 
     return await _act(request, seen, session, reference, "edit", act)
 
 
+def checked(model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """``values`` as the API's request ``model`` takes them: a form obeys the same bounds (lengths,
+    no NUL, valid choices) as the API, and a refusal names each field."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(exc) from None
+
+
 def _note(raw: dict[str, list[str]]) -> dict[str, Any]:
-    return {"text": _one(raw, "text")}
+    return {"text": checked(schemas.NoteIn, {"text": _one(raw, "text")}).text}
 
 
 def _contact(raw: dict[str, list[str]]) -> dict[str, Any]:
-    return {"brin": _one(raw, "school"), "channel": _one(raw, "channel"), "summary": _one(raw, "summary"),
-            "told_must_notify_ap": _one(raw, "told") == forms.YES, "at": _when(raw, "at")}
+    given = checked(schemas.ContactIn, {"school": _one(raw, "school"), "channel": _one(raw, "channel"),
+                                        "summary": _one(raw, "summary"), "told_must_notify_ap": _one(raw, "told") == forms.YES,
+                                        "at": _when(raw, "at")})
+    return {"brin": given.school, "channel": given.channel.value, "summary": given.summary,
+            "told_must_notify_ap": given.told_must_notify_ap, "at": given.at}
 
 
 def _ap_notification(raw: dict[str, list[str]]) -> dict[str, Any]:
-    return {"kind": _one(raw, "kind"), "ap_reference": _one(raw, "ap_reference"),
-            "notified_at": _when(raw, "notified_at"), "schools": raw.get("schools") or None,
-            "delay_reason": _one(raw, "delay_reason")}
+    given = checked(schemas.ApNotificationIn, {
+        "kind": _one(raw, "kind"), "ap_reference": _one(raw, "ap_reference"), "notified_at": _when(raw, "notified_at"),
+        "schools": raw.get("schools") or None, "delay_reason": _one(raw, "delay_reason") or None})
+    return {"kind": given.kind.value, "ap_reference": given.ap_reference, "notified_at": given.notified_at,
+            "schools": given.schools, "delay_reason": given.delay_reason}
 
 
 def _update_notice(raw: dict[str, list[str]]) -> dict[str, Any]:
-    return {"message": _one(raw, "message")}
+    return {"message": checked(schemas.NoticeIn, {"message": _one(raw, "message") or None}).message}
 
 
 class Record(StrEnum):
@@ -364,7 +379,8 @@ async def acknowledge(request: Request, seen: VisitorDep, session: SchoolUser, r
     async def act(raw: dict[str, list[str]]) -> None:
         seen_by(account, await _current(request, reference))  # a foreign incident: 404, as if missing
         await command(request, service.acknowledge, request.app.state.ctx, reference=reference,
-                      actor=account.username, brin=account.school_brin, comment=_one(raw, "comment"))
+                      actor=account.username, brin=account.school_brin,
+                      comment=checked(schemas.AcknowledgementIn, {"comment": _one(raw, "comment") or None}).comment)
 
     return await _act(request, seen, session, reference, "acknowledge", act)
 

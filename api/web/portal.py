@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from breachflow.api import views
 from breachflow.api.deps import Cursor, command, read
 from breachflow.api.web.auth import VisitorDep, posted, redirect, set_cookies, signed_in
-from breachflow.api.web.forms import typed_time
+from breachflow.api.web.forms import typed_time, whole_number
 from breachflow.api.web.render import page
 from breachflow.api.web.words import deadline_words
 from breachflow.notifications import outbox
@@ -64,11 +64,8 @@ def amsterdam_input(value: str, field: str) -> datetime | None:
 def _count(value: str) -> int | None:
     if not value.strip():
         return None
-    try:
-        count = int(value.strip())
-    except ValueError:
-        count = -1
-    if not 0 <= count <= MAX_COUNT:
+    count = whole_number(value)
+    if count is None or count > MAX_COUNT:
         raise InvalidInput("invalid input", [FieldProblem("affected_count", f"give a whole number from 0 to {MAX_COUNT}")])
     return count
 
