@@ -322,7 +322,7 @@ def test_processes_starting_at_once_on_postgresql_upgrade_once(tmp_path, needs_p
 def test_an_upgrade_on_sqlite_that_leaves_a_dangling_reference_is_rolled_back(tmp_path):
     engine = sqlite_engine(tmp_path)
     schema.upgrade(engine)
-    with pytest.raises(RuntimeError, match="rows referring to nothing"):
+    with pytest.raises(SchemaMismatch, match="rows referring to nothing"):
         with db.migration_transaction(engine) as conn:
             conn.execute(sa.text("INSERT INTO reference_counter (year, last) VALUES (2026, 1)"))
             conn.execute(sa.text("INSERT INTO school (brin, name, language, data_key_id, created_at) "
@@ -330,6 +330,20 @@ def test_an_upgrade_on_sqlite_that_leaves_a_dangling_reference_is_rolled_back(tm
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM reference_counter")).scalar() == 0
         assert conn.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1  # on again for the next user
+
+
+@pytest.mark.tampers
+def test_a_row_planted_dangling_before_a_start_does_not_stop_serve(tmp_path):
+    """A row written past breachflow (foreign keys off, as the sqlite3 shell has them) that refers to
+    nothing is the audit's to name; it must not keep every later start from passing the upgrade."""
+    data = tmp_path / "var"
+    assert breachflow(tmp_path, "init").returncode == 0
+    with sqlite3.connect(data / "breachflow.db") as conn:
+        conn.execute("INSERT INTO web_session (token_hash, user_id, created_at, last_seen_at, expires_at) "
+                     "VALUES ('00ff', 999, '2026-01-01', '2026-01-01', '2026-01-02')")
+    again = breachflow(tmp_path, "db", "upgrade")
+    assert again.returncode == 0, again.stderr
+    assert "the newest" in again.stdout
 
 
 def test_an_open_data_directory_and_database_are_made_owner_only_on_start(tmp_path):

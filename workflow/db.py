@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from breachflow.workflow import files, models  # noqa: F401  (models registers the tables)
 from breachflow.workflow.config import Settings
+from breachflow.workflow.errors import SchemaMismatch
 
 _locks: dict[int, threading.Lock] = {}
 BUSY_TIMEOUT_MS = 10_000  # how long a statement waits for another process's lock on SQLite
@@ -133,8 +134,9 @@ def migration_transaction(engine: Engine) -> Iterator[Connection]:
     first upgrade and then find nothing left to do (DDL is transactional there). SQLite: the write
     lock (``BEGIN IMMEDIATE``), with foreign keys enforced only at the end: a migration that
     rebuilds a table (SQLite's way to alter one) drops the old table while rows still refer to it.
-    Every reference is checked before the commit (``PRAGMA foreign_key_check``); a dangling one
-    rolls the whole upgrade back.
+    Every reference is checked before the commit (``PRAGMA foreign_key_check``); one the upgrade left
+    dangling rolls the whole upgrade back (rows that dangled before it are the audit's to name, and
+    must not stop a start).
     """
     if not is_sqlite(engine):
         with engine.connect() as conn, conn.begin():
@@ -148,10 +150,12 @@ def migration_transaction(engine: Engine) -> Iterator[Connection]:
         try:
             with conn.begin():
                 driver.execute("BEGIN IMMEDIATE")
+                before = set(conn.execute(text("PRAGMA foreign_key_check")).all())  # planted past breachflow: not ours
                 yield conn
-                dangling = conn.execute(text("PRAGMA foreign_key_check")).all()
+                dangling = sorted(set(conn.execute(text("PRAGMA foreign_key_check")).all()) - before)
                 if dangling:
-                    raise RuntimeError(f"the upgrade would leave rows referring to nothing: {dangling[:5]}")
+                    raise SchemaMismatch(f"the upgrade would leave rows referring to nothing: {dangling[:5]}; "
+                                         "nothing was changed")
         finally:
             driver.execute("PRAGMA foreign_keys=ON")
             driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
