@@ -102,3 +102,19 @@ def test_a_school_user_can_neither_see_nor_download_the_register(app, register, 
 def test_an_anonymous_visitor_is_sent_to_sign_in(app, path):
     sent = browser(app).get(path)
     assert sent.status_code == 303 and sent.headers["location"].startswith("/signin?next=%2Fregister")
+
+
+@pytest.mark.tampers
+def test_an_incident_planted_with_a_state_breachflow_never_writes_breaks_neither_page(app, ctx):
+    import sqlalchemy as sa
+
+    from breachflow.workflow.models import incident_t
+    planted, other = reported(ctx), reported(ctx)
+    with ctx.engine.begin() as conn:
+        conn.execute(sa.update(incident_t).where(incident_t.c.reference == planted).values(state="bogus"))
+    me = browser(app)
+    me.sign_in("manager")
+    register_page, dashboard_page = me.get("/register"), me.get("/dashboard")
+    assert register_page.status_code == dashboard_page.status_code == 200
+    assert planted in register_page.text and "bogus" in register_page.text  # shown as it is stored
+    assert other in dashboard_page.text and planted not in dashboard_page.text  # not in progress

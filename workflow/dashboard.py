@@ -39,6 +39,7 @@ from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.validation import choice
 
 OPEN_STATES = tuple(s for s in State if s not in FINAL_STATES)
+IN_PROGRESS = [s.value for s in OPEN_STATES]
 HANDLING = (EventKind.updated, EventKind.transition, EventKind.note, EventKind.contact, EventKind.ap_notification,
             EventKind.notice_requested)
 KINDS = [kind.value for kind in DeadlineKind]
@@ -136,7 +137,8 @@ def _page_ids(conn: Connection, conditions: list[Any], position: tuple[Any, ...]
             (earlier.c.due_at < first.c.due_at) | ((earlier.c.due_at == first.c.due_at) & (earlier.c.id < first.c.id)))
         query = (sa.select(first.c.incident_id, first.c.due_at, first.c.id)
                  .join(incident_t, incident_t.c.id == first.c.incident_id)
-                 .where(first.c.is_open == sa.true(), first.c.kind.in_(KINDS), ~sooner, *conditions)
+                 .where(first.c.is_open == sa.true(), first.c.kind.in_(KINDS), ~sooner,
+                        incident_t.c.state.in_(IN_PROGRESS), *conditions)
                  .order_by(first.c.due_at, first.c.id).limit(limit + 1))
         if position is not None:
             due, last = position
@@ -149,7 +151,7 @@ def _page_ids(conn: Connection, conditions: list[Any], position: tuple[Any, ...]
     left = limit - len(ids)
     running = sa.exists().where(deadline_t.c.incident_id == incident_t.c.id, deadline_t.c.is_open == sa.true(),
                                 deadline_t.c.kind.in_(KINDS))
-    query = (sa.select(incident_t.c.id).where(incident_t.c.state.in_([s.value for s in OPEN_STATES]), ~running,
+    query = (sa.select(incident_t.c.id).where(incident_t.c.state.in_(IN_PROGRESS), ~running,
                                               *conditions)
              .order_by(incident_t.c.id.desc()).limit(left + 1))
     if start != TOP:
