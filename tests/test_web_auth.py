@@ -143,3 +143,18 @@ def test_sign_in_failures_count_towards_the_per_address_limit(ctx, settings):
     blocked = me.sign_in("handler")  # the right password, too late
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
     assert "bf_session=" not in blocked.headers.get("set-cookie", "")
+
+
+def test_sessions_that_ended_are_forgotten_when_the_user_signs_in_again(app, ctx):
+    import sqlalchemy as sa
+
+    from breachflow.workflow.models import session_t
+    for _ in range(3):
+        me = browser(app)
+        me.sign_in("handler")
+        me.submit("/account", "/signout", {})
+    browser(app).sign_in("handler")
+    with ctx.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(session_t)
+                            .where(session_t.c.ended_at.is_not(None))).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(session_t)).scalar() == 1

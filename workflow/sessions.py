@@ -92,6 +92,11 @@ def sign_in(ctx: Context, *, username: str, password: str) -> str | None:
     secret = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
     with write_transaction(ctx.engine) as conn:
+        # the user's sessions that have ended are of no use to anyone: forget them as a new one starts
+        conn.execute(sa.delete(session_t).where(
+            session_t.c.user_id == row.id,
+            session_t.c.ended_at.is_not(None) | (session_t.c.expires_at <= now)
+            | (session_t.c.last_seen_at <= now - timedelta(minutes=ctx.settings.session_idle_minutes))))
         if _hasher.check_needs_rehash(stored):
             conn.execute(sa.update(user_t).where(user_t.c.id == row.id).values(password_hash=_hasher.hash(password)))
         conn.execute(sa.insert(session_t).values(
