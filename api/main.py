@@ -71,6 +71,9 @@ def create_app(settings: Settings) -> FastAPI:
     app = Breachflow(
         title="breachflow", version="1", description=DESCRIPTION, lifespan=lifespan,
         docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+        # Starlette's redirect to the path without its trailing slash names the Host the client sent:
+        # a forged Host would make breachflow send people elsewhere
+        redirect_slashes=False,
     )
     app.max_body_bytes = settings.max_body_bytes
     app.state.ctx = ctx

@@ -158,3 +158,10 @@ def test_sessions_that_ended_are_forgotten_when_the_user_signs_in_again(app, ctx
         assert conn.execute(sa.select(sa.func.count()).select_from(session_t)
                             .where(session_t.c.ended_at.is_not(None))).scalar() == 0
         assert conn.execute(sa.select(sa.func.count()).select_from(session_t)).scalar() == 1
+
+
+def test_no_redirect_takes_the_host_a_client_sent(app):
+    me = browser(app)
+    me.sign_in("handler")
+    response = me.get("/account/", headers={"host": "evil.example"})
+    assert response.status_code == 404 and "evil.example" not in response.headers.get("location", "")
