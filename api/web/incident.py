@@ -31,7 +31,8 @@ from breachflow.api.routes.incidents import seen_by
 from breachflow.api.timeline_text import said
 from breachflow.api.web import forms
 from breachflow.api.web.auth import VisitorDep, posted, redirect, set_cookies, signed_in
-from breachflow.api.web.render import amsterdam, page
+from breachflow.api.web.render import page
+from breachflow.api.web.words import reader
 from breachflow.notifications import outbox
 from breachflow.workflow import diagram, lifecycle, queries, schools, service
 from breachflow.workflow.accounts import Account, Role
@@ -82,10 +83,6 @@ class Refused:
     message: str
     problems: list[FieldProblem]
     raw: dict[str, list[str]] = field(default_factory=dict)
-
-
-def _words(language: str) -> Words:
-    return Words(language, time=amsterdam)
 
 
 def _trigger_fields(trigger: lifecycle.Trigger, missing: list[FieldProblem]) -> list[str]:
@@ -152,7 +149,7 @@ def _context(request: Request, account: Account, found: dict[str, Any], refused:
     ctx: Context = request.app.state.ctx
     incident: Incident = found["incident"]
     language = request.state.visitor.language
-    w = _words(language)
+    w = reader(language)
     out = views.incident_out(account, incident, datetime.now(UTC), ctx.periods)
     school, handler = views.is_school(account), account.role is Role.handler
     own = [s for s in incident.schools if s.school_id == account.school_id]
@@ -207,7 +204,7 @@ async def _report_page(request: Request, refused: Refused | None) -> Response:
     choices = await read(request, lambda: schools.page(ctx, limit=200).items)
     raw = refused.raw if refused else {"key": [secrets.token_urlsafe(16)]}
     return set_cookies(request, page(request, "incident_new.html.j2", {
-        "w": _words(request.state.visitor.language), "fields": [forms.control(n, ctx.settings.affected_systems)
+        "w": reader(request.state.visitor.language), "fields": [forms.control(n, ctx.settings.affected_systems)
                                                                  for n in REPORTED],
         "values": raw, "refused": refused, "sources": list(Source), "choices": choices,
         "school_rows": range(SCHOOL_ROWS), "severities": forms.SEVERITIES,

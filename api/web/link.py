@@ -22,7 +22,7 @@ from breachflow.api.deps import brief, command
 from breachflow.api.routes.incidents import seen_by
 from breachflow.api.web.auth import Visitor, VisitorDep, posted, redirect, set_cookies
 from breachflow.api.web.render import page
-from breachflow.api.web.words import deadline_words, shown
+from breachflow.api.web.words import deadline_words, reader
 from breachflow.notifications import outbox
 from breachflow.notifications.texts import VALUES
 from breachflow.workflow import links, pages, queries, service
@@ -92,7 +92,7 @@ async def _show(request: Request, seen: Visitor, token: str, found: Opened, *, s
     return set_cookies(request, page(request, "link.html.j2", {
         "token": token, "incident": incident, "part": part, "notices": notices.items,
         "can_acknowledge": part.informed_at is not None and bool(unacknowledged),
-        "fields": [(label(name, seen.language), shown(value, seen.language))
+        "fields": [(label(name, seen.language), reader(seen.language, zone=True).field(name, value))
                    for name, value in incident.disclosure if value not in (None, [])],
         "problems": {p.field: p.problem for p in problems or ()}, "comment": comment,
         "words": VALUES[seen.language], "status_words": partial(deadline_words, now=now, language=seen.language),

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
 
+from breachflow.api.render import Words
 from breachflow.api.schemas import DeadlineOut
 from breachflow.api.web.render import amsterdam, in_language
-from breachflow.notifications.texts import VALUES
 from breachflow.workflow.deadlines import Status
-from breachflow.workflow.disclosure import AffectedGroup
 
 
-def shown(value: Any, language: str) -> str:
-    """A disclosure value in words: times in Amsterdam time, enum values and yes/no in ``language``."""
-    words = VALUES[language]
-    if isinstance(value, datetime):
-        return amsterdam(value, with_zone=True)
-    if isinstance(value, bool):
-        return words[value]
-    if isinstance(value, list):
-        return ", ".join(shown(v, language) for v in value)
-    if isinstance(value, AffectedGroup):
-        return f"{words[value.group.value]} ({words[value.severity.value]}): {value.consequences}"
-    text = str(getattr(value, "value", value))
-    return words.get(text, text)
+def reader(language: str, *, zone: bool = False) -> Words:
+    """How a page puts values into words for a reader of ``language``: times in Amsterdam time
+    (with the zone's name when ``zone``), codes in words."""
+    return Words(language, time=partial(amsterdam, with_zone=zone))
 
 
 def countdown(due_at: datetime, now: datetime, language: str) -> str:
