@@ -35,9 +35,10 @@ class OutboxMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
     school_id: int | None = Field(default=None, foreign_key="school.id")
+    data_key_id: int | None = Field(default=None, foreign_key="data_key.id")  # what seals it
     kind: str
     message_id: str = Field(sa_column=Column(String(255), unique=True, nullable=False))
-    recipients: bytes | None = sealed_column()  # JSON list, sealed with the incident's data key
+    recipients: bytes | None = sealed_column()  # JSON list, sealed with the key ``data_key_id``
     sealed: bytes | None = sealed_column()  # the serialised MIME message, sealed likewise
     status: str = OutboxStatus.pending.value
     attempts: int = 0
@@ -68,6 +69,7 @@ class NoticeSnapshot(SQLModel, table=True):
     incident_id: int = Field(foreign_key="incident.id", primary_key=True)
     school_id: int = Field(foreign_key="school.id", primary_key=True)
     facts: bytes | None = sealed_column()
+    data_key_id: int | None = Field(default=None, foreign_key="data_key.id")  # what seals ``facts``
     updated_at: datetime = utc_column(nullable=False)
 
 

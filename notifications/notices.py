@@ -72,6 +72,8 @@ class _School:
     language: str
     contacts: list[str]
     snapshot: dict[str, str] | None
+    key: bytes  # the school's data key: its notices are sealed with it, and destroyed with it
+    key_id: int
 
 
 class NoticeWriter:
@@ -87,7 +89,7 @@ class NoticeWriter:
             return []
         kind = found.kind
         incident = change.after
-        schools = self._schools(conn, incident, change.data_key)
+        schools = self._schools(conn, incident)
         if kind is MessageKind.update:  # updates go to schools that had a first notice
             schools = [s for s in schools if s.snapshot is not None]
         if found.newcomers_only:
@@ -103,7 +105,8 @@ class NoticeWriter:
             row, now_facts = self._message(incident, school, school_kind, change, found.message)
             rows.append(row)
             snapshots.append({"incident_id": incident.id, "school_id": school.affected.school_id,
-                              "facts": crypto.seal(change.data_key, now_facts), "updated_at": change.now})
+                              "facts": crypto.seal(school.key, now_facts), "data_key_id": school.key_id,
+                              "updated_at": change.now})
             queued.append({"school": school.affected.brin, "kind": school_kind.value,
                            "message_id": row["message_id"]})
         if not rows:
@@ -114,25 +117,32 @@ class NoticeWriter:
         conn.execute(sa.insert(snapshot_t), snapshots)
         return [Event(EventKind.notices_queued, {"messages": queued})]
 
-    def _schools(self, conn: Connection, incident: Incident, data_key: bytes) -> list[_School]:
+    def _schools(self, conn: Connection, incident: Incident) -> list[_School]:
+        """The incident's schools with their contacts and last snapshot; a school whose part retention
+        destroyed is told nothing more."""
+        snapshot_key = data_key_t.alias("snapshot_key")
         rows = conn.execute(
-            sa.select(affected_t.c.school_id, snapshot_t.c.facts, school_t.c.language,
-                      school_t.c.contacts, data_key_t.c.wrapped)
+            sa.select(affected_t.c.school_id, snapshot_t.c.facts, school_t.c.language, school_t.c.contacts,
+                      school_t.c.data_key_id, data_key_t.c.wrapped, snapshot_key.c.wrapped.label("snapshot_wrapped"))
             .join(school_t, school_t.c.id == affected_t.c.school_id)
             .outerjoin(snapshot_t, (snapshot_t.c.incident_id == affected_t.c.incident_id)
                        & (snapshot_t.c.school_id == affected_t.c.school_id))
+            .outerjoin(snapshot_key, snapshot_key.c.id == snapshot_t.c.data_key_id)
             .join(data_key_t, data_key_t.c.id == school_t.c.data_key_id)
-            .where(affected_t.c.incident_id == incident.id)
+            .where(affected_t.c.incident_id == incident.id, affected_t.c.destroyed_at.is_(None))
         ).all()
         by_id = {s.school_id: s for s in incident.schools}
-        return [
-            _School(
-                by_id[r.school_id], r.language,
-                crypto.open_sealed(self.keys.unwrap(r.wrapped), r.contacts),
-                crypto.open_sealed(data_key, r.facts) if r.facts is not None else None,
-            )
-            for r in rows if r.school_id in by_id
-        ]
+        found = []
+        for r in rows:
+            if r.school_id not in by_id:
+                continue
+            key = self.keys.unwrap(r.wrapped)
+            snapshot = None
+            if r.facts is not None and r.snapshot_wrapped is not None:
+                snapshot = crypto.open_sealed(self.keys.unwrap(r.snapshot_wrapped), r.facts)
+            found.append(_School(by_id[r.school_id], r.language, crypto.open_sealed(key, r.contacts), snapshot,
+                                 key, r.data_key_id))
+        return found
 
     def _message(self, incident: Incident, school: _School, kind: MessageKind, change: Change,
                  message: str | None) -> tuple[dict[str, Any], dict[str, str]]:
@@ -155,7 +165,7 @@ class NoticeWriter:
         }
         subject, text, html = render(kind, language, variables)
         return queue_row(
-            self.settings, change.data_key, incident_id=incident.id, school_id=school.affected.school_id,
+            self.settings, (school.key_id, school.key), incident_id=incident.id, school_id=school.affected.school_id,
             kind=kind, reference=incident.reference, recipients=school.contacts,
             subject=subject, text=text, html=html, now=change.now,
         ), now_facts
@@ -168,15 +178,18 @@ class NoticeWriter:
         return f"{self.settings.public_url.rstrip('/')}/link/{token}"
 
 
-def queue_row(settings: Settings, data_key: bytes, *, incident_id: int, school_id: int | None, kind: MessageKind,
-              reference: str, recipients: list[str], subject: str, text: str, html: str,
+def queue_row(settings: Settings, sealed_with: tuple[int, bytes], *, incident_id: int, school_id: int | None,
+              kind: MessageKind, reference: str, recipients: list[str], subject: str, text: str, html: str,
               now: datetime) -> dict[str, Any]:
-    """An outbox row: the serialised message and its recipients, sealed with the incident's key."""
+    """An outbox row: the serialised message and its recipients, sealed with the data key
+    ``sealed_with`` (its id and the key): a school's for notices to it, the incident's for staff."""
+    key_id, data_key = sealed_with
     message_id = new_message_id(reference, settings.mail_from)
     message = mime(sender=settings.mail_from, recipients=recipients, subject=subject, text=text, html=html,
                    message_id=message_id, date=now)
     return {
-        "incident_id": incident_id, "school_id": school_id, "kind": kind.value, "message_id": message_id,
+        "incident_id": incident_id, "school_id": school_id, "data_key_id": key_id, "kind": kind.value,
+        "message_id": message_id,
         "recipients": crypto.seal(data_key, recipients), "sealed": crypto.seal_bytes(data_key, message),
         "status": OutboxStatus.pending.value, "attempts": 0, "next_attempt_at": now, "created_at": now,
     }

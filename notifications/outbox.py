@@ -78,7 +78,7 @@ def claim(ctx: Context, limit: int, now: datetime) -> tuple[list[Claimed], list[
     query = (
         sa.select(outbox_t, incident_t.c.reference, data_key_t.c.wrapped, school_t.c.brin)
         .join(incident_t, incident_t.c.id == outbox_t.c.incident_id)
-        .join(data_key_t, data_key_t.c.id == incident_t.c.data_key_id)
+        .outerjoin(data_key_t, data_key_t.c.id == outbox_t.c.data_key_id)  # no key: unreadable
         .outerjoin(school_t, school_t.c.id == outbox_t.c.school_id)
         .where(_DUE).order_by(outbox_t.c.id).limit(limit)
     )
@@ -333,7 +333,7 @@ def notices_to(ctx: Context, school_id: int, *, reference: str | None = None, li
         sa.select(outbox_t.c.id, outbox_t.c.kind, outbox_t.c.status, outbox_t.c.created_at, outbox_t.c.sent_at,
                   outbox_t.c.sealed, incident_t.c.reference, data_key_t.c.wrapped)
         .join(incident_t, incident_t.c.id == outbox_t.c.incident_id)
-        .join(data_key_t, data_key_t.c.id == incident_t.c.data_key_id)
+        .outerjoin(data_key_t, data_key_t.c.id == outbox_t.c.data_key_id)  # no key: unreadable
         .join(affected_t, (affected_t.c.incident_id == outbox_t.c.incident_id)
               & (affected_t.c.school_id == outbox_t.c.school_id))
         .where(outbox_t.c.school_id == school_id)

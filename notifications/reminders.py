@@ -179,7 +179,7 @@ def _queue(ctx: Context, row: Any, labels: list[str], staff: list[str], now: dat
                 "url": f"{ctx.settings.public_url}/api/v1/incidents/{incident.reference}",
             })
             conn.execute(sa.insert(outbox_t), [queue_row(
-                ctx.settings, unit.data_key, incident_id=incident.id, school_id=None, kind=MessageKind.reminder,
+                ctx.settings, (unit.data_key_id, unit.data_key), incident_id=incident.id, school_id=None, kind=MessageKind.reminder,
                 reference=incident.reference, recipients=staff, subject=subject, text=text, html=html, now=now)])
         # unsent: no handler or manager has an email address
         unit.record(EventKind.reminder_queued if staff else EventKind.reminder_unsent, payload)

@@ -23,6 +23,7 @@ class Change(Protocol):
 
     events: list[Event]
     data_key: bytes
+    data_key_id: int
     actor: str
     now: datetime
 

@@ -133,6 +133,14 @@ class AffectedSchoolRow(SQLModel, table=True):
     informed_via: str | None = None
     told_to_notify_ap_at: datetime | None = utc_column()
     acknowledged_at: datetime | None = utc_column()
+    # informing the people affected (GDPR art. 34), as the school recorded it; NULL: not recorded
+    people_informed: bool | None = None
+    people_informed_at: datetime | None = utc_column()  # when they were told (only when informed)
+    people_informed_via: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
+    people_informed_count: int | None = None
+    people_informed_note: bytes | None = sealed_column()  # how, or why not: sealed with the school's key
+    people_informed_recorded_at: datetime | None = utc_column()
+    destroyed_at: datetime | None = utc_column()  # retention: this school's part of the incident destroyed
 
 
 class ApNotificationRow(SQLModel, table=True):
@@ -190,6 +198,7 @@ class DeadlineRow(SQLModel, table=True):
     outcome: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
     is_open: bool
     next_look_at: datetime | None = utc_column(index=True)
+    action_id: int | None = Field(default=None, foreign_key="follow_up_action.id")  # kind ``follow_up`` only
 
 
 class ClockBasis(SQLModel, table=True):
@@ -199,6 +208,44 @@ class ClockBasis(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     periods: str = Field(sa_column=Column(String(200), nullable=False))
     computed_at: datetime = utc_column(nullable=False)
+
+
+class FollowUpAction(SQLModel, table=True):
+    """An action that came out of an incident's evaluation: what (sealed), who, when, and whether
+    ``closed`` must wait for it (``blocking``). ``status``: ``open``, ``done`` or ``dropped``."""
+
+    __tablename__ = "follow_up_action"
+    __table_args__ = (UniqueConstraint("incident_id", "number"), Index("ix_follow_up_open_due", "status", "due_at"))
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id")
+    number: int  # 1, 2, … within its incident
+    description: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # sealed with the incident's key
+    owner: str = Field(sa_column=Column(String(80), nullable=False))
+    due_at: datetime = utc_column(nullable=False)
+    blocking: bool = False
+    status: str = Field(default="open", sa_column=Column(String(10), nullable=False))
+    created_at: datetime = utc_column(nullable=False)
+    created_by: str = Field(sa_column=Column(String(80), nullable=False))
+    settled_at: datetime | None = utc_column()
+    settled_by: str | None = Field(default=None, sa_column=Column(String(80), nullable=True))
+
+
+class RetentionEntry(SQLModel, table=True):
+    """One destruction by the retention job (seed section 4): what was destroyed, of which school and
+    incident, under which data key, when and by whom. It names no person."""
+
+    __tablename__ = "retention_log"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = utc_column(nullable=False, index=True)
+    actor: str = Field(sa_column=Column(String(80), nullable=False))
+    what: str = Field(sa_column=Column(String(30), nullable=False))
+    school_id: int | None = Field(default=None, foreign_key="school.id")
+    brin: str | None = Field(default=None, sa_column=Column(String(8), nullable=True))
+    incident_id: int | None = Field(default=None, foreign_key="incident.id")
+    reference: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
+    data_key_id: int | None = Field(default=None, foreign_key="data_key.id")
+    contract_ended_on: date | None = None
+    detail: dict[str, Any] | None = _json()
 
 
 class UserAccount(SQLModel, table=True):
@@ -275,4 +322,6 @@ clock_basis_t = ClockBasis.__table__
 user_t = UserAccount.__table__
 token_t = ApiToken.__table__
 session_t = WebSession.__table__
+action_t = FollowUpAction.__table__
+retention_t = RetentionEntry.__table__
 idempotency_t = IdempotencyKey.__table__

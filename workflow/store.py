@@ -24,9 +24,10 @@ class Loaded:
     incident (disclosure, schools, AP notifications) built only when asked for."""
 
     def __init__(self, id: int, reference: str, version: int, event_count: int, head_hash: str,
-                 data_key: bytes, build: Callable[[], Incident]) -> None:
+                 data_key: bytes, build: Callable[[], Incident], data_key_id: int) -> None:
         self.id, self.reference, self.version = id, reference, version
         self.event_count, self.head_hash, self.data_key = event_count, head_hash, data_key
+        self.data_key_id = data_key_id
         self._build, self._incident = build, None
 
     @property
@@ -98,7 +99,7 @@ def load(conn: Connection, keys: crypto.KeyRing, reference: str | int, *, for_up
         raise NotFound(f"incident {reference} does not exist")
     key = keys.unwrap(row.wrapped)
     return Loaded(row.id, row.reference, row.version, row.event_count, row.head_hash, key,
-                  lambda: _incident(conn, row, key))
+                  lambda: _incident(conn, row, key), row.data_key_id)
 
 
 _MANY_SCHOOLS = (

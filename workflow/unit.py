@@ -98,7 +98,7 @@ class Unit:
                  *, system: bool = False) -> None:
         self.conn, self.ctx, self.actor, self.now, self.system = conn, ctx, actor, now, system
         self.loaded = loaded
-        self.data_key = loaded.data_key
+        self.data_key, self.data_key_id = loaded.data_key, loaded.data_key_id
         self.events: list[Event] = []
         self._current: Incident | None = None
         self._disclosure_changed = False
@@ -133,7 +133,8 @@ class Unit:
             **store.seal_disclosure(key, empty),
         )).inserted_primary_key[0]
         new = Incident(incident_id, reference, lifecycle.INITIAL_STATE, 0, source, now, empty)
-        return cls(conn, ctx, store.Loaded(incident_id, reference, 0, 0, timeline.GENESIS, key, lambda: new), actor, now)
+        return cls(conn, ctx, store.Loaded(incident_id, reference, 0, 0, timeline.GENESIS, key, lambda: new, key_id),
+                   actor, now)
 
     @property
     def before(self) -> Incident:
