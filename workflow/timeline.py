@@ -43,6 +43,12 @@ class EventKind(StrEnum):
     notices_requeued = "notices_requeued"
     reminder_queued = "reminder_queued"
     reminder_unsent = "reminder_unsent"  # due, but no handler or manager has an email address
+    actions_recorded = "actions_recorded"  # follow-up actions of the evaluation added
+    action_settled = "action_settled"  # a follow-up action done or dropped
+    people_informed = "people_informed"  # a school recorded whether and how it told the people affected
+    subject_exported = "subject_exported"  # a school asked what breachflow holds about a person
+    subject_erased = "subject_erased"  # a person's details erased on request
+    retention_destroyed = "retention_destroyed"  # a school's part, or all personal data, destroyed
 
 
 @dataclass(frozen=True)
