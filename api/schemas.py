@@ -9,7 +9,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from breachflow.api.errors import FieldProblemOut
 from breachflow.workflow.disclosure import Disclosure, Source
-from breachflow.workflow.incident import ApKind, ContactChannel
+from breachflow.workflow.incident import ApKind, ContactChannel, InformedVia
+from breachflow.workflow.informing import RiskReason
 from breachflow.workflow.schools import MasterData
 from breachflow.workflow.validation import MAX_ITEMS, Count, Items, LongText, Moment, ShortText, plausible_date
 
@@ -80,6 +81,18 @@ class AcknowledgementIn(Strict):
     comment: LongText | None = None
 
 
+class PeopleInformedIn(Strict):
+    """Whether and how a school told the people affected (GDPR art. 34)."""
+
+    school: Brin | None = Field(None, description="the school's BRIN code (a school user: its own, implied; "
+                                                  "a handler recording on a school's behalf: required)")
+    informed: StrictBool = Field(description="were the people affected informed")
+    at: Moment | None = Field(None, description="when they were informed (required when informed)")
+    via: InformedVia | None = Field(None, description="how they were informed (required when informed)")
+    count: Count | None = Field(None, description="how many were informed (at most the school's affected count)")
+    note: LongText | None = Field(None, description="how, in your own words; or why not (required when not informed)")
+
+
 class SchoolIn(MasterData):
     brin: Brin
     name: Annotated[ShortText, Field(max_length=200)] = Field(min_length=1)
@@ -100,6 +113,15 @@ class SchoolUpdateIn(MasterData):
 # --- responses ------------------------------------------------------------------------------
 
 
+class PeopleInformedOut(BaseModel):
+    informed: bool
+    at: datetime | None
+    via: InformedVia | None
+    count: int | None
+    note: str | None = Field(description="how, or why not (null once retention destroyed the school's part)")
+    recorded_at: datetime
+
+
 class AffectedSchoolOut(BaseModel):
     brin: str
     name: str
@@ -108,6 +130,8 @@ class AffectedSchoolOut(BaseModel):
     informed_via: str | None
     told_to_notify_ap_at: datetime | None
     acknowledged_at: datetime | None
+    people_informed: PeopleInformedOut | None = Field(
+        None, description="the school's record of informing the people affected (GDPR art. 34); null: not recorded")
 
 
 class ApNotificationOut(BaseModel):
@@ -145,6 +169,9 @@ class IncidentOut(BaseModel):
     schools: list[AffectedSchoolOut]
     ap_notifications: list[ApNotificationOut]
     deadlines: list[DeadlineOut]
+    high_risk: list[RiskReason] = Field(default_factory=list, description=(
+        "why the breach is likely a high risk to the people affected, so the schools must inform them "
+        "(GDPR art. 34); empty: not"))
 
 
 class IncidentSummary(BaseModel):

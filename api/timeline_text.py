@@ -113,6 +113,16 @@ def _acknowledged(_e: Entry, p: dict[str, Any], w: Words) -> Said:
              f"{p.get('school')} acknowledged the notice{comment}"), []
 
 
+def _people_informed(_e: Entry, p: dict[str, Any], w: Words) -> Said:
+    school = p.get("school")
+    if not p.get("informed"):
+        return w(f"{school}: de betrokkenen zijn niet geïnformeerd", f"{school}: the people affected were not informed"), []
+    at, via = _time(p.get("at"), w), w.word(p.get("via"))
+    count = [w(f"{p['count']} betrokkenen geïnformeerd", f"{p['count']} people informed")] if p.get("count") is not None else []
+    return w(f"{school} informeerde de betrokkenen op {at} ({via})",
+             f"{school} informed the people affected at {at} ({via})"), count
+
+
 def _notice_requested(_e: Entry, p: dict[str, Any], w: Words) -> Said:
     message = f': "{p["message"]}"' if p.get("message") else ""
     return w("update aan de scholen gevraagd", "update notice requested") + message, []
@@ -177,6 +187,7 @@ SAYS: dict[str, Callable[[Entry, dict[str, Any], Words], Said]] = {
     EventKind.ap_notification: _ap_notification,
     EventKind.acknowledged: _acknowledged,
     EventKind.notice_requested: _notice_requested,
+    EventKind.people_informed: _people_informed,
     EventKind.notices_queued: _messages("meldingen klaargezet", "notices queued", message_words),
     EventKind.notices_sent: _messages("meldingen verzonden", "notices sent", lambda m, w: _attempt(m, w) + _refused(m, w)),
     EventKind.notices_failed: _messages("meldingen mislukt, worden opnieuw geprobeerd",

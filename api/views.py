@@ -15,6 +15,7 @@ from breachflow.workflow.accounts import Account, Role
 from breachflow.workflow.deadlines import Deadline, Periods, Status, deadlines, local
 from breachflow.workflow.disclosure import cia
 from breachflow.workflow.incident import AffectedSchool, ApKind, Incident
+from breachflow.workflow.informing import high_risk
 from breachflow.workflow.queries import Entry, OpenDeadline
 from breachflow.workflow.register import History
 from breachflow.workflow.timeline import EventKind
@@ -97,7 +98,7 @@ def incident_out(account: Account, incident: Incident, now: datetime, periods: P
         schools=[schemas.AffectedSchoolOut(
             brin=s.brin, name=s.name, affected_count=s.affected_count, informed_at=s.informed_at,
             informed_via=s.informed_via, told_to_notify_ap_at=s.told_to_notify_ap_at,
-            acknowledged_at=s.acknowledged_at) for s in schools],
+            acknowledged_at=s.acknowledged_at, people_informed=_people_out(s)) for s in schools],
         ap_notifications=[
             schemas.ApNotificationOut(kind=n.kind, ap_reference=n.ap_reference, notified_at=n.notified_at,
                                       schools=[brins[i] for i in n.school_ids if i in visible_ids])
@@ -105,7 +106,14 @@ def incident_out(account: Account, incident: Incident, now: datetime, periods: P
             if not is_school(account) or visible_ids & set(n.school_ids)
         ],
         deadlines=incident_deadlines_out(account, incident, now, periods),
+        high_risk=high_risk(incident.disclosure),
     )
+
+
+def _people_out(school: AffectedSchool) -> schemas.PeopleInformedOut | None:
+    p = school.people
+    return None if p is None else schemas.PeopleInformedOut(
+        informed=p.informed, at=p.at, via=p.via, count=p.count, note=p.note, recorded_at=p.recorded_at)
 
 
 def summary_out(account: Account, incident: Incident, now: datetime, periods: Periods) -> schemas.IncidentSummary:

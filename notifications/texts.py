@@ -118,6 +118,8 @@ for _language, _words in {
         "geëvalueerd", "ap_notified": "AP gemeld", "reopen": "heropenen",
         "preliminary": "voorlopige melding", "final": "definitieve melding", "supplement": "aanvulling",
         "withdrawal": "intrekking", "phone": "telefoon", "email": "e-mail",
+        "letter": "brief", "school_portal": "schoolportaal of -app", "in_person": "persoonlijk gesprek",
+        "people_informed": "betrokkenen geïnformeerd",
         "school": "de school", "third_party": "een derde", "monitoring": "monitoring", "processor": "de verwerker",
         "school_notice": "de school informeren", "ap_notice": "melding aan de AP", "school_ap_notice":
         "melding aan de AP door de school",
@@ -132,6 +134,8 @@ for _language, _words in {
         "ap_notified": "AP notified", "reopen": "reopen",
         "preliminary": "preliminary notification", "final": "final notification", "supplement": "supplement",
         "withdrawal": "withdrawal", "phone": "phone", "email": "email",
+        "letter": "letter", "school_portal": "school portal or app", "in_person": "in person",
+        "people_informed": "people affected informed",
         "school": "the school", "third_party": "a third party", "monitoring": "monitoring", "processor":
         "the processor",
         "school_notice": "inform the school", "ap_notice": "notify the AP", "school_ap_notice":

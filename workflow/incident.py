@@ -27,6 +27,32 @@ class ContactChannel(StrEnum):
     email = "email"
 
 
+class InformedVia(StrEnum):
+    """How a school told the people affected by a breach (GDPR art. 34)."""
+
+    letter = "letter"
+    email = "email"
+    school_portal = "school_portal"  # a message in the school's own portal or app
+    in_person = "in_person"
+    phone = "phone"
+    other = "other"
+
+
+@dataclass(frozen=True)
+class PeopleInformed:
+    """A school's record of whether and how it told the people affected (GDPR art. 34).
+
+    ``at`` and ``via`` only when ``informed``; ``note`` says how, or why not (sealed with the
+    school's data key: ``None`` once retention destroyed it)."""
+
+    informed: bool
+    recorded_at: datetime
+    at: datetime | None = None
+    via: InformedVia | None = None
+    count: int | None = None
+    note: str | None = None
+
+
 @dataclass
 class AffectedSchool:
     """A school (a controller of its own) affected by an incident."""
@@ -39,6 +65,7 @@ class AffectedSchool:
     informed_via: str | None = None
     told_to_notify_ap_at: datetime | None = None
     acknowledged_at: datetime | None = None
+    people: PeopleInformed | None = None  # whether the school told the people affected; None: not recorded
 
 
 @dataclass

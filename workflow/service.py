@@ -19,9 +19,9 @@ from breachflow.workflow.db import read_transaction, write_transaction
 from breachflow.workflow.deadlines import AMSTERDAM, DeadlineKind, deadlines
 from breachflow.workflow.disclosure import Source
 from breachflow.workflow.errors import Conflict, FieldProblem, InvalidInput
-from breachflow.workflow.incident import AffectedSchool, ApKind, ContactChannel, Incident
+from breachflow.workflow.incident import AffectedSchool, ApKind, ContactChannel, Incident, InformedVia
 from breachflow.workflow.lifecycle import NOT_YET_CONFIRMED, Trigger
-from breachflow.workflow.models import affected_t, ap_t, counter_t, data_key_t, idempotency_t, incident_t
+from breachflow.workflow.models import affected_t, ap_t, counter_t, data_key_t, idempotency_t, incident_t, school_t
 from breachflow.workflow.schools import ids_by_brin
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.unit import Unit, change, clock
@@ -280,6 +280,71 @@ def acknowledge(ctx: Context, *, reference: str, actor: str, brin: str, comment:
                           {"b_incident": unit.loaded.id, "b_school": school.school_id})
         unit.schools_changed()
         unit.record(EventKind.acknowledged, {"school": school.brin, "comment": optional_text(comment)})
+    return unit.result
+
+
+def record_people_informed(ctx: Context, *, reference: str, actor: str, brin: str, informed: bool,
+                           at: datetime | None = None, via: str | None = None, count: int | None = None,
+                           note: str | None = None) -> Incident:
+    """Record whether and how a school told the people affected by a breach (GDPR art. 34).
+
+    Informed: when (``at``, not in the future, not before the incident was known) and how (``via``),
+    with how many (``count``, at most the school's affected count when known). Not informed: the
+    reason in ``note``. A later record replaces the earlier one; the timeline keeps each, without the
+    note: that is the school's, sealed with its data key, destroyed with its part of the incident.
+    """
+    note = optional_text(note)
+    problems = []
+    if informed:
+        if at is None:
+            problems.append(FieldProblem("at", "give when the people were informed"))
+        if via is None:
+            problems.append(FieldProblem("via", f"give how the people were informed: one of {', '.join(InformedVia)}"))
+    else:
+        problems += [FieldProblem(name, "only when the people were informed")
+                     for name, value in (("at", at), ("via", via), ("count", count)) if value is not None]
+        if note is None:
+            problems.append(FieldProblem("note", "give the reason the people were not informed"))
+    chosen = choice(InformedVia, via, "via") if via is not None else None
+    if count is not None and count < 0:
+        problems.append(FieldProblem("count", "must be 0 or more"))
+    moment = None
+    if at is not None:
+        try:
+            moment = _plausible(at, "at", clock())
+        except InvalidInput as exc:
+            problems += exc.fields
+    with change(ctx, reference, actor) as unit:
+        incident = unit.incident
+        if incident.state in NOT_YET_CONFIRMED:
+            raise Conflict(f"incident {reference} is {incident.state}; people are informed of confirmed breaches")
+        school = _affected_school(incident, brin, "school")
+        if moment is not None:
+            try:
+                _after_the_start(incident, moment, "at")
+            except InvalidInput as exc:
+                problems += exc.fields
+        if count is not None and school.affected_count is not None and count > school.affected_count:
+            problems.append(FieldProblem("count", f"must not be more than the {school.affected_count} people "
+                                                  f"affected at {school.name}"))
+        if problems:
+            raise InvalidInput("invalid input", problems)
+        where = {"b_incident": unit.loaded.id, "b_school": school.school_id}
+        part = unit.conn.execute(
+            sa.select(affected_t.c.destroyed_at, data_key_t.c.wrapped)
+            .join(school_t, school_t.c.id == affected_t.c.school_id)
+            .join(data_key_t, data_key_t.c.id == school_t.c.data_key_id).where(_AFFECTED), where).one()
+        if part.destroyed_at is not None or part.wrapped is None:
+            raise Conflict(f"the part of {school.brin} in {reference} was destroyed (retention); nothing is "
+                           "recorded for it any more")
+        sealed = crypto.seal(ctx.keys.unwrap(part.wrapped), note) if note is not None else None
+        unit.conn.execute(sa.update(affected_t).where(_AFFECTED).values(
+            people_informed=informed, people_informed_at=moment, people_informed_via=chosen.value if chosen else None,
+            people_informed_count=count, people_informed_note=sealed, people_informed_recorded_at=unit.now), where)
+        unit.schools_changed()
+        unit.record(EventKind.people_informed, {
+            "school": school.brin, "informed": informed, "at": moment.isoformat() if moment else None,
+            "via": chosen.value if chosen else None, "count": count})
     return unit.result
 
 

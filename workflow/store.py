@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from breachflow.workflow import crypto
 from breachflow.workflow.disclosure import FACT_FIELDS, PERSONAL_FIELDS, Disclosure
 from breachflow.workflow.errors import DataDamaged, NotFound
-from breachflow.workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
+from breachflow.workflow.incident import AffectedSchool, ApKind, ApNotification, Incident, InformedVia, PeopleInformed
 from breachflow.workflow.models import affected_t, ap_t, data_key_t, incident_t, school_t
 
 
@@ -39,11 +39,11 @@ class Loaded:
         return self._incident
 
 
-def _incident(conn: Connection, row: Any, key: bytes) -> Incident:
+def _incident(conn: Connection, row: Any, key: bytes, keys: crypto.KeyRing) -> Incident:
     return Incident(
         id=row.id, reference=row.reference, state=row.state, version=row.version, source=row.source,
         reported_at=row.reported_at, disclosure=disclosure_of(row, key),
-        schools=load_schools(conn, row.id), ap_notifications=load_ap_notifications(conn, row.id),
+        schools=load_schools(conn, keys, row.id), ap_notifications=load_ap_notifications(conn, row.id),
         confirmed_at=row.confirmed_at, clock_moved_at=row.clock_moved_at, clock_moved_by=row.clock_moved_by,
     )
 
@@ -77,9 +77,12 @@ _SELECT = select(incident_t, data_key_t.c.wrapped).join(data_key_t, data_key_t.c
 _BY_REFERENCE = _SELECT.where(incident_t.c.reference == bindparam("key"))
 _BY_ID = _SELECT.where(incident_t.c.id == bindparam("key"))
 _FOR_UPDATE = {query: query.with_for_update(of=incident_t) for query in (_BY_REFERENCE, _BY_ID)}
+_SCHOOL_KEY = data_key_t.alias("school_key")  # seals the school's own part: its record of informing people
+_SCHOOL_COLUMNS = (affected_t, school_t.c.brin, school_t.c.name, _SCHOOL_KEY.c.wrapped.label("school_key"))
 _SCHOOLS = (
-    select(affected_t, school_t.c.brin, school_t.c.name)
+    select(*_SCHOOL_COLUMNS)
     .join(school_t, school_t.c.id == affected_t.c.school_id)
+    .join(_SCHOOL_KEY, _SCHOOL_KEY.c.id == school_t.c.data_key_id)
     .where(affected_t.c.incident_id == bindparam("incident_id"))
     .order_by(school_t.c.brin)
 )
@@ -99,12 +102,15 @@ def load(conn: Connection, keys: crypto.KeyRing, reference: str | int, *, for_up
         raise NotFound(f"incident {reference} does not exist")
     key = keys.unwrap(row.wrapped)
     return Loaded(row.id, row.reference, row.version, row.event_count, row.head_hash, key,
-                  lambda: _incident(conn, row, key), row.data_key_id)
+                  lambda: _incident(conn, row, key, keys), row.data_key_id)
 
 
+_MANY_SCHOOL_KEY = data_key_t.alias("school_key")  # seals the school's own part: its record of informing people
+_SCHOOL_COLUMNS = (affected_t, school_t.c.brin, school_t.c.name, _SCHOOL_KEY.c.wrapped.label("school_key"))
 _MANY_SCHOOLS = (
-    select(affected_t, school_t.c.brin, school_t.c.name)
+    select(*_SCHOOL_COLUMNS)
     .join(school_t, school_t.c.id == affected_t.c.school_id)
+    .join(_SCHOOL_KEY, _SCHOOL_KEY.c.id == school_t.c.data_key_id)
     .where(affected_t.c.incident_id.in_(bindparam("ids", expanding=True)))
     .order_by(school_t.c.brin)
 )
@@ -125,7 +131,7 @@ def load_many(conn: Connection, keys: crypto.KeyRing, ids: list[int]) -> dict[in
     it cannot be read (a destroyed or unopenable data key, a damaged row); absent ids are left out."""
     schools: dict[int, list[AffectedSchool]] = defaultdict(list)
     for r in conn.execute(_MANY_SCHOOLS, {"ids": ids}):
-        schools[r.incident_id].append(_school(r))
+        schools[r.incident_id].append(_school(r, keys))
     notified: dict[int, list[ApNotification]] = defaultdict(list)
     for r in conn.execute(_MANY_AP, {"ids": ids}):
         notified[r.incident_id].append(_ap_notification(r))
@@ -142,12 +148,27 @@ def load_many(conn: Connection, keys: crypto.KeyRing, ids: list[int]) -> dict[in
     return found
 
 
-def _school(r: Any) -> AffectedSchool:
+def _school(r: Any, keys: crypto.KeyRing) -> AffectedSchool:
     return AffectedSchool(
         school_id=r.school_id, brin=r.brin, name=r.name, affected_count=r.affected_count,
         informed_at=r.informed_at, informed_via=r.informed_via,
         told_to_notify_ap_at=r.told_to_notify_ap_at, acknowledged_at=r.acknowledged_at,
+        people=_people_informed(r, keys),
     )
+
+
+def _people_informed(r: Any, keys: crypto.KeyRing) -> PeopleInformed | None:
+    """The school's record of informing the people affected; its note opened with the school's key
+    (``None`` once that key, or this school's part, was destroyed)."""
+    if r.people_informed is None:
+        return None
+    note = None
+    if r.people_informed_note is not None and r.school_key is not None and r.destroyed_at is None:
+        note = crypto.open_sealed(keys.unwrap(r.school_key), r.people_informed_note)
+    return PeopleInformed(
+        informed=r.people_informed, recorded_at=r.people_informed_recorded_at, at=r.people_informed_at,
+        via=InformedVia(r.people_informed_via) if r.people_informed_via else None,
+        count=r.people_informed_count, note=note)
 
 
 _WRAPPED = select(data_key_t.c.wrapped).where(data_key_t.c.id == bindparam("key_id"))
@@ -164,8 +185,8 @@ def destroy_data_key(conn: Connection, keys: crypto.KeyRing, key_id: int, at: da
         keys.forget(wrapped)
 
 
-def load_schools(conn: Connection, incident_id: int) -> list[AffectedSchool]:
-    return [_school(r) for r in conn.execute(_SCHOOLS, {"incident_id": incident_id})]
+def load_schools(conn: Connection, keys: crypto.KeyRing, incident_id: int) -> list[AffectedSchool]:
+    return [_school(r, keys) for r in conn.execute(_SCHOOLS, {"incident_id": incident_id})]
 
 
 def load_ap_notifications(conn: Connection, incident_id: int) -> list[ApNotification]:

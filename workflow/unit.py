@@ -185,7 +185,7 @@ class Unit:
 
     def schools_changed(self) -> None:
         """Reload the affected schools after their rows changed."""
-        self._current = replace(self.incident, schools=store.load_schools(self.conn, self.loaded.id))
+        self._current = replace(self.incident, schools=store.load_schools(self.conn, self.ctx.keys, self.loaded.id))
         self._clocks_changed = True
 
     def ap_notifications_changed(self) -> None:

@@ -28,7 +28,7 @@ from breachflow.workflow import pages, queries, service
 from breachflow.workflow.accounts import Account
 from breachflow.workflow.context import Context
 from breachflow.workflow.deadlines import Status
-from breachflow.workflow.errors import NotFound
+from breachflow.workflow.errors import FieldProblem, InvalidInput, NotFound
 from breachflow.workflow.incident import Incident
 from breachflow.workflow.lifecycle import State, Trigger
 from breachflow.workflow.responsibility import Responsibility
@@ -231,4 +231,26 @@ async def acknowledge_notice(
     await visible(request, ctx, account, reference)
     incident = await command(request, service.acknowledge, ctx, reference=reference, actor=account.username,
                            brin=account.school_brin, comment=body.comment if body else None)
+    return _out(ctx, account, incident)
+
+
+@router.post("/{reference}/people-informed", status_code=201, operation_id="record_people_informed",
+             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 413, 422, 503))
+async def record_people_informed(
+    request: Request, ctx: CtxDep, account: Reporter, reference: Reference, body: schemas.PeopleInformedIn,
+) -> schemas.IncidentOut:
+    """Record whether and how a school told the people affected (GDPR art. 34): a school user for its
+    own school, a handler on a school's behalf (``school`` required)."""
+    if views.is_school(account):
+        await visible(request, ctx, account, reference)
+        if body.school is not None and body.school.strip().upper() != account.school_brin:
+            raise NotFound(f"incident {reference} does not exist")  # another school's part: as if missing
+        brin = account.school_brin
+    elif body.school is None:
+        raise InvalidInput("invalid input", [FieldProblem("school", "give the BRIN code of the school you record for")])
+    else:
+        brin = body.school
+    incident = await command(request, service.record_people_informed, ctx, reference=reference,
+                             actor=account.username, brin=brin, informed=body.informed, at=body.at,
+                             via=body.via.value if body.via else None, count=body.count, note=body.note)
     return _out(ctx, account, incident)
