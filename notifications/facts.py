@@ -21,12 +21,14 @@ def when(moment: datetime | None, language: str) -> str | None:
     return f"{shown:%d-%m-%Y %H:%M} ({shown.tzname()})" if language == "nl" else f"{shown:%Y-%m-%d %H:%M} ({shown.tzname()})"
 
 
-def _word(value: object, language: str) -> str:
+def word(value: object, language: str) -> str:
+    """A code (a state, a kind of data…) or yes/no in words, in ``language``."""
     return VALUES[language].get(value, str(value)) if isinstance(value, (str, bool)) else str(value)
 
 
-def _words(values: list | None, language: str) -> str | None:
-    return ", ".join(_word(getattr(v, "value", v), language) for v in values) if values else None
+def words(values: list | None, language: str) -> str | None:
+    """Codes in words, joined; ``None`` for none."""
+    return ", ".join(word(getattr(v, "value", v), language) for v in values) if values else None
 
 
 def facts(incident: Incident, school: AffectedSchool, language: str) -> dict[str, str]:
@@ -35,7 +37,7 @@ def facts(incident: Incident, school: AffectedSchool, language: str) -> dict[str
     groups = None
     if d.affected_groups:
         groups = "; ".join(
-            f"{_word(g.group.value, language)} ({_word(g.severity.value, language)}): {g.consequences}"
+            f"{word(g.group.value, language)} ({word(g.severity.value, language)}): {g.consequences}"
             for g in d.affected_groups
         )
     size = None
@@ -46,20 +48,20 @@ def facts(incident: Incident, school: AffectedSchool, language: str) -> dict[str
         own = f"{school.affected_count} bij {school.name}" if language == "nl" else f"{school.affected_count} at {school.name}"
         size = f"{size} ({own})" if size else own
     values = {
-        "state": _word(incident.state, language),
+        "state": word(incident.state, language),
         "discovered_at": when(d.discovered_at, language),
         "summary": d.summary,
         "security_aspect": d.security_aspect,
         "nature_how": d.nature_how,
-        "nature_actions": _words(d.nature_actions, language),
-        "affected_systems": _words(d.affected_systems, language),
-        "cause_category": _word(d.cause_category.value, language) if d.cause_category else None,
+        "nature_actions": words(d.nature_actions, language),
+        "affected_systems": words(d.affected_systems, language),
+        "cause_category": word(d.cause_category.value, language) if d.cause_category else None,
         "cause_description": d.cause_description,
         "measures": d.measures,
         "affected_groups": groups,
         "group_size": size,
         "records_count": str(d.records_count) if d.records_count is not None else None,
-        "data_kinds": _words(d.data_kinds, language),
+        "data_kinds": words(d.data_kinds, language),
         "data_kinds_other": d.data_kinds_other,
     }
     return {LABELS[language][key]: value or UNKNOWN[language] for key, value in values.items()}
@@ -76,10 +78,10 @@ def ap_form(incident: Incident, language: str) -> dict[str, str]:
                "Availability affected", "Data encrypted or unreadable", "People affected informed"),
     }[language]
     values = (when(d.breach_started_at, language), when(d.breach_ended_at, language),
-              _word(impact["confidentiality"], language), _word(impact["integrity"], language),
-              _word(impact["availability"], language),
-              _word(d.data_unreadable, language) if d.data_unreadable is not None else None,
-              _word(d.subjects_informed, language) if d.subjects_informed is not None else None)
+              word(impact["confidentiality"], language), word(impact["integrity"], language),
+              word(impact["availability"], language),
+              word(d.data_unreadable, language) if d.data_unreadable is not None else None,
+              word(d.subjects_informed, language) if d.subjects_informed is not None else None)
     return {label: value or UNKNOWN[language] for label, value in zip(labels, values)}
 
 
