@@ -7,6 +7,9 @@
   changed since the last notice to that school; ``remediated`` with a school-caused breach sends
   the school-responsible notice instead;
 - reaching ``closed``: the closing notice with the evaluation.
+When the breach is likely a high risk to the people affected (``workflow.informing.high_risk``), a
+first notice and an update carry the draft of the school's message to them (GDPR art. 34), in the
+school's language; the link in the notice shows it in every language.
 A school that never had a notice gets a first notice whatever the occasion; one that had a notice
 gets an update when an incident is confirmed again after a reopen.
 """
@@ -22,18 +25,21 @@ from sqlalchemy import Connection
 
 from breachflow.notifications import facts as fact_texts
 from breachflow.notifications.models import OutboxStatus, outbox_t, snapshot_t
+from breachflow.notifications.people import draft
 from breachflow.notifications.render import MessageKind, mime, new_message_id, render
 from breachflow.workflow import crypto, links
 from breachflow.workflow.config import Settings
 from breachflow.workflow.deadlines import Periods
 from breachflow.workflow.hooks import Change
 from breachflow.workflow.incident import AffectedSchool, Incident
+from breachflow.workflow.informing import high_risk
 from breachflow.workflow.lifecycle import NOT_YET_CONFIRMED, State, Trigger
 from breachflow.workflow.models import affected_t, data_key_t, school_t
 from breachflow.workflow.responsibility import Responsibility
 from breachflow.workflow.timeline import Event, EventKind
 
 UPDATE_TRIGGERS = frozenset({Trigger.contained, Trigger.remediated, Trigger.verified})
+PEOPLE_DRAFT_KINDS = frozenset({MessageKind.initial, MessageKind.school_responsible, MessageKind.update})
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,10 @@ class NoticeWriter:
                  message: str | None) -> tuple[dict[str, Any], dict[str, str]]:
         language = school.language
         now_facts = fact_texts.facts(incident, school.affected, language)
+        people = None  # a first notice or an update carries the draft for the people affected, when they must hear
+        if kind in PEOPLE_DRAFT_KINDS and high_risk(incident.disclosure):
+            people = draft(incident, school_name=school.affected.name, language=language,
+                           contact=self.settings.processor_contact, processor=self.settings.processor_name)
         variables = {
             "reference": incident.reference,
             "school_name": school.affected.name,
@@ -158,6 +168,7 @@ class NoticeWriter:
             "ap_form": fact_texts.ap_form(incident, language),
             "evaluation": incident.disclosure.evaluation or "",
             "contact": self.settings.processor_contact,
+            "people": people,
             "handler": change.actor,
             "acknowledge_url": self.link(incident.reference, school.affected.brin, change.now),
             "link_until": fact_texts.when(change.now + timedelta(days=self.settings.link_days), language),

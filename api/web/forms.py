@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from breachflow.workflow.deadlines import AMSTERDAM, local
 from breachflow.workflow.disclosure import TIME_FIELDS, Disclosure, Group, Severity
@@ -28,6 +28,7 @@ YES, NO = "yes", "no"
 LOCAL_TIME = "%Y-%m-%dT%H:%M"
 Raw = Mapping[str, list[str]]  # input name → submitted values
 SEVERITIES = tuple(Severity)
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -173,3 +174,12 @@ def _group_named(problem: FieldProblem, groups: list[dict[str, Any]]) -> FieldPr
 def multi(form: Any) -> dict[str, list[str]]:
     """A submitted form (Starlette's ``FormData``) as input name → every value given."""
     return {key: [v for v in form.getlist(key) if isinstance(v, str)] for key in form.keys()}
+
+
+def checked(model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """``values`` as the API's request ``model`` takes them: a form obeys the same bounds (lengths,
+    no NUL, valid choices) as the API, and a refusal names each field."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(exc) from None

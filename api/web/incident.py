@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from markupsafe import Markup
-from pydantic import AfterValidator, BaseModel, ValidationError
+from pydantic import AfterValidator
 
 from breachflow.api import schemas, views
 from breachflow.api.deps import brief, command, read
@@ -29,8 +29,9 @@ from breachflow.api.errors import status_of
 from breachflow.api.render import Words
 from breachflow.api.routes.incidents import seen_by
 from breachflow.api.timeline_text import said
-from breachflow.api.web import forms
+from breachflow.api.web import forms, informing
 from breachflow.api.web.auth import VisitorDep, posted, redirect, set_cookies, signed_in
+from breachflow.api.web.forms import checked
 from breachflow.api.web.render import page
 from breachflow.api.web.words import reader
 from breachflow.notifications import outbox
@@ -45,7 +46,6 @@ from breachflow.workflow.sessions import Session
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.validation import no_nul
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
 router = APIRouter(include_in_schema=False)
 Reader = Annotated[Session, Depends(signed_in(Role.handler, Role.manager, Role.school))]
 Handler = Annotated[Session, Depends(signed_in(Role.handler))]
@@ -184,6 +184,9 @@ def _context(request: Request, account: Account, found: dict[str, Any], refused:
         "edit_values": forms.shown(incident.disclosure, EDITED),
         "severities": forms.SEVERITIES, "choices": found["schools"], "school_rows": range(SCHOOL_ROWS),
         "ap_kinds": list(ApKind), "channels": list(ContactChannel),
+        "people": informing.section(incident, own[0] if own else None, language, ctx.settings),
+        "people_problems": {p.field: p.problem for p in refused.problems} if refused and refused.form == "people" else {},
+        "people_typed": {k: v[0] for k, v in refused.raw.items() if v} if refused and refused.form == "people" else {},
     }
 
 
@@ -319,15 +322,6 @@ async def edit(request: Request, seen: VisitorDep, session: Handler, reference: 
     return await _act(request, seen, session, reference, "edit", act)
 
 
-def checked(model: type[ModelT], values: dict[str, Any]) -> ModelT:
-    """``values`` as the API's request ``model`` takes them: a form obeys the same bounds (lengths,
-    no NUL, valid choices) as the API, and a refusal names each field."""
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        raise InvalidInput.from_validation(exc) from None
-
-
 def _note(raw: dict[str, list[str]]) -> dict[str, Any]:
     return {"text": checked(schemas.NoteIn, {"text": _one(raw, "text")}).text}
 
@@ -381,6 +375,22 @@ async def acknowledge(request: Request, seen: VisitorDep, session: SchoolUser, r
 
     return await _act(request, seen, session, reference, "acknowledge", act)
 
+
+
+@router.post("/incidents/{reference}/people-informed")
+async def people_informed(request: Request, seen: VisitorDep, reference: Reference,
+                          session: Annotated[Session, Depends(signed_in(Role.handler, Role.school))]) -> Response:
+    """A school records whether and how it informed the people affected (GDPR art. 34); a handler
+    records it on a school's behalf, naming the school."""
+    account = session.account
+
+    async def act(raw: dict[str, list[str]]) -> None:
+        seen_by(account, await _current(request, reference))  # a foreign incident: 404, as if missing
+        brin = account.school_brin if views.is_school(account) else _one(raw, "school")
+        await command(request, service.record_people_informed, request.app.state.ctx, reference=reference,
+                      actor=account.username, brin=brin or "", **informing.parsed(raw))
+
+    return await _act(request, seen, session, reference, "people", act)
 
 
 def _recorder(what: Record) -> Callable[..., Any]:
