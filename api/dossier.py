@@ -25,7 +25,8 @@ from breachflow.workflow.responsibility import Responsibility
 
 # answers whose values (or list items) are enum values, said in words
 ENUM_ANSWERS = frozenset({"notification.kind", "controller.sector", "nature.nature_actions", "personal_data.data_kinds",
-                          "personal_data.special_categories", "people.affected_groups", "consequences.severity"})
+                          "personal_data.special_categories", "people.affected_groups", "consequences.severity",
+                          "follow_up.high_risk"})
 NONE = ("geen", "none")
 NOT_YET = {"timeline.notified_at": ("nog niet gemeld", "not notified yet"),
            "timeline.delay_reason": ("geen vertraging", "no delay")}
@@ -92,6 +93,12 @@ def _dict_text(value: dict[str, Any], language: str) -> str:
     if "min" in value:  # a count
         low, high = value["min"], value["max"]
         return str(low if low == high or high is None else f"{'?' if low is None else low} – {high}")
+    if "informed" in value:  # the school's record of informing the people affected
+        said = VALUES[language][bool(value["informed"])]
+        if value["informed"]:
+            said += f", {amsterdam(value['at'], True)} ({_word(value['via'], language)})"
+            said += f", {value['count']}" if value.get("count") is not None else ""
+        return said + (f": {value['note']}" if value.get("note") else "")
     if "confidentiality" in value:
         return "; ".join(f"{_word(k, language)}: {VALUES[language][bool(v)]}" for k, v in value.items())
     return ", ".join(str(v) for v in value.values() if v)  # the contact person: name, phone, email

@@ -119,7 +119,7 @@ for _language, _words in {
         "preliminary": "voorlopige melding", "final": "definitieve melding", "supplement": "aanvulling",
         "withdrawal": "intrekking", "phone": "telefoon", "email": "e-mail",
         "letter": "brief", "school_portal": "schoolportaal of -app", "in_person": "persoonlijk gesprek",
-        "people_informed": "betrokkenen geïnformeerd",
+        "people_informed": "betrokkenen geïnformeerd", "severity": "ernst van de gevolgen",
         "school": "de school", "third_party": "een derde", "monitoring": "monitoring", "processor": "de verwerker",
         "school_notice": "de school informeren", "ap_notice": "melding aan de AP", "school_ap_notice":
         "melding aan de AP door de school",
@@ -135,7 +135,7 @@ for _language, _words in {
         "preliminary": "preliminary notification", "final": "final notification", "supplement": "supplement",
         "withdrawal": "withdrawal", "phone": "phone", "email": "email",
         "letter": "letter", "school_portal": "school portal or app", "in_person": "in person",
-        "people_informed": "people affected informed",
+        "people_informed": "people affected informed", "severity": "severity of the consequences",
         "school": "the school", "third_party": "a third party", "monitoring": "monitoring", "processor":
         "the processor",
         "school_notice": "inform the school", "ap_notice": "notify the AP", "school_ap_notice":

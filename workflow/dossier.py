@@ -22,6 +22,7 @@ from breachflow.workflow.deadlines import DeadlineKind, Periods, Status, deadlin
 from breachflow.workflow.disclosure import DataKind, cia, label
 from breachflow.workflow.errors import FieldProblem, InvalidInput, NotFound
 from breachflow.workflow.incident import AffectedSchool, ApKind, Incident
+from breachflow.workflow.informing import high_risk
 from breachflow.workflow.lifecycle import State
 from breachflow.workflow.responsibility import Responsibility
 from breachflow.workflow.schools import SchoolView
@@ -86,6 +87,10 @@ QUESTIONS = {
                    "consequences for confidentiality, integrity and availability"),
     "people.count": ("aantal betrokkenen (minimaal – maximaal)", "number of people affected (minimum – maximum)"),
     "consequences.people": ("gevolgen voor de betrokkenen", "consequences for the people affected"),
+    "follow_up.high_risk": ("waarom het datalek waarschijnlijk een hoog risico geeft voor de betrokkenen (AVG art. 34)",
+                            "why the breach is likely a high risk to the people affected (GDPR art. 34)"),
+    "follow_up.school_people_informed": ("betrokkenen geïnformeerd, zoals de school vastlegde",
+                                         "people affected informed, as the school recorded it"),
 }
 
 # the words of ``derived_from``, for what is no disclosure field
@@ -95,6 +100,8 @@ SOURCES = {
     "deadline": ("de termijn voor de melding bij de AP", "the deadline of the AP notification"),
     "school_count": ("het aantal betrokkenen bij deze school", "the number affected at this school"),
     "still_to_collect": ("wat nog te verzamelen is", "what is still to collect"),
+    "school_record": ("wat de school vastlegde over het informeren van de betrokkenen",
+                      "what the school recorded about informing the people affected"),
 }
 
 
@@ -378,6 +385,13 @@ def _follow_up(w: _Writer, g: _Given) -> None:
         w.given("subjects_informed_how", d.subjects_informed_how)
     elif d.subjects_informed is False:
         w.given("subjects_not_informed_reason", d.subjects_not_informed_reason)
+    w.derived("high_risk", [r.value for r in high_risk(d)], "severity", "data_kinds", "special_categories",
+              "data_unreadable")
+    people = g.affected.people if g.affected else None
+    if people is not None:  # beside the processor's answer: what this school recorded (GDPR art. 34)
+        w.derived("school_people_informed", {"informed": people.informed, "at": people.at,
+                                             "via": people.via.value if people.via else None,
+                                             "count": people.count, "note": people.note}, "school_record")
     w.given("measures", d.measures)
     w.given("followup_measures", d.followup_measures)
 
