@@ -23,7 +23,7 @@ from breachflow.notifications.people import draft
 from breachflow.workflow import crypto, dossier, queries, schools, service
 from breachflow.workflow.deadlines import AMSTERDAM
 from breachflow.workflow.disclosure import AffectedGroup, Disclosure
-from breachflow.workflow.errors import DataDamaged
+from breachflow.workflow.errors import DataDamaged, InvalidInput
 from breachflow.workflow.incident import Incident
 from breachflow.workflow.informing import RiskReason, high_risk
 from breachflow.workflow.models import affected_t, data_key_t, event_t, incident_t, school_t
@@ -273,6 +273,14 @@ def test_bad_input_is_refused_naming_the_field(api, body, fields):
     body = {k: moments[v].isoformat() if v in moments else v for k, v in body.items()}
     assert_error(record(api, "school_a", ref, **body), 422, "invalid_input", *fields)
     assert school_part(api.call("handler", "GET", f"/incidents/{ref}"))["people_informed"] is None
+
+
+def test_the_command_itself_refuses_a_time_in_the_future_whoever_calls_it(api, ctx):
+    ref = confirmed_api(api)
+    with pytest.raises(InvalidInput) as refused:
+        service.record_people_informed(ctx, reference=ref, actor="cli", brin=SCHOOL_A, informed=True,
+                                       at=datetime.now(UTC) + timedelta(hours=2), via="letter")
+    assert [p.field for p in refused.value.fields] == ["at"]
 
 
 def test_a_breach_not_yet_confirmed_has_nobody_to_inform(api):
