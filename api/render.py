@@ -17,6 +17,7 @@ from breachflow.workflow.accounts import Account, Role
 from breachflow.workflow.deadlines import Periods, Status, local
 from breachflow.workflow.disclosure import TEXT_FIELDS, TIME_FIELDS, AffectedGroup, label
 from breachflow.workflow.incident import Incident
+from breachflow.workflow.informing import high_risk
 from breachflow.workflow.queries import Entry
 
 
@@ -105,6 +106,8 @@ def incident_text(incident: Incident, periods: Periods, now: datetime | None = N
         f"  responsibility: {incident.responsibility.value}",
         f"  reported:       {when(incident.reported_at)} ({incident.source})",
     ]
+    if reasons := high_risk(incident.disclosure):
+        lines.append(f"  high risk to the people affected (GDPR art. 34): {', '.join(reasons)}")
     for name, value in incident.disclosure:
         if value not in (None, []):
             lines.append(f"  {name}: {CLI.value(value)}")
@@ -113,6 +116,10 @@ def incident_text(incident: Incident, periods: Periods, now: datetime | None = N
         informed = f"informed {when(s.informed_at)} via {s.informed_via}" if s.informed_at else "not informed"
         count = f"{s.affected_count} affected" if s.affected_count is not None else "count unknown"
         lines.append(f"    {s.brin} {s.name} ({count}); {informed}")
+        if s.people is not None:  # the school's record of informing its people (GDPR art. 34)
+            told = (f"informed {when(s.people.at)} via {s.people.via}" if s.people.informed else "not informed")
+            lines.append(f"      people affected: {told}" + (f", {s.people.count}" if s.people.count is not None else "")
+                         + (f" ({s.people.note})" if s.people.note else ""))
     for n in incident.ap_notifications:
         lines.append(f"  AP {n.kind.value}: {n.ap_reference} at {when(n.notified_at)}")
     for d in views.incident_deadlines_out(OPERATOR, incident, now, periods):

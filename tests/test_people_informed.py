@@ -17,8 +17,10 @@ from api_support import SCHOOL_A, SCHOOL_B, assert_error, build
 from conftest import CONFIRM, hours_ago, reported
 from notify_support import drain, smtp_context
 from test_web_portal import confirm, deliver, informed, link, part, report
+from test_web_portal import events as events_of
 from web_support import browser, installation
 
+from breachflow.api.render import incident_text
 from breachflow.notifications.people import draft
 from breachflow.workflow import crypto, dossier, queries, schools, service
 from breachflow.workflow.deadlines import AMSTERDAM
@@ -296,6 +298,9 @@ def test_a_handler_records_on_a_schools_behalf_naming_it(api):
     assert school_part(done, SCHOOL_B)["people_informed"]["via"] == "phone"
     assert school_part(done, SCHOOL_A)["people_informed"] is None
     assert_error(record(api, "manager", ref, school=SCHOOL_A, informed=False, note="x"), 403, "forbidden")
+    text = incident_text(queries.get(api.client.app.state.ctx, ref), api.client.app.state.ctx.periods)
+    assert "high risk to the people affected (GDPR art. 34): access_identification" in text
+    assert "people affected: informed" in text and "via phone" in text  # the operator's view too
 
 
 def test_a_school_cannot_record_for_another_school_nor_see_its_record(api):
@@ -399,6 +404,23 @@ def test_the_portal_incident_page_shows_the_draft_and_takes_the_schools_record(a
                            {"informed": "no", "note": "B schrijft", "school": SCHOOL_A})
     assert foreign.status_code == 303 and part(site, reference).people.note == "Wij wachten op het politieonderzoek"
     assert part(site, reference, SCHOOL_B).people.note == "B schrijft"  # a school records for itself only
+
+
+def test_a_handler_records_on_the_incident_page_for_the_school_it_names(app, site):
+    reference = informed(site, (SCHOOL_A, SCHOOL_B), **HIGH)
+    me = browser(app)
+    me.sign_in("handler")
+    page = me.get(f"/incidents/{reference}").text
+    assert 'id="people-school"' in page and "niet vastgelegd" in page
+    done = me.submit(f"/incidents/{reference}", f"/incidents/{reference}/people-informed",
+                     {"school": SCHOOL_B, "informed": "no", "note": "Telefonisch besproken met de directeur"})
+    assert done.status_code == 303
+    assert part(site, reference, SCHOOL_B).people.note == "Telefonisch besproken met de directeur"
+    assert part(site, reference).people is None
+    refused = me.submit(f"/incidents/{reference}", f"/incidents/{reference}/people-informed",
+                        {"school": SCHOOL_A, "informed": "yes", "via": "letter"})
+    assert refused.status_code == 422 and 'id="people-at-problem"' in refused.text
+    assert events_of(site, reference)[-1].actor == "handler"
 
 
 def test_a_low_risk_breach_is_not_marked_on_the_portal(app, site):

@@ -25,6 +25,8 @@ MATRIX = [
      (201, 403, 403, 403, 403)),
     ("POST", "/incidents/{ref}/notices", {"message": "More soon"}, (201, 403, 403, 403, 403)),
     ("POST", "/incidents/{ref}/acknowledgements", {"comment": "Received"}, (403, 403, 201, 404, 403)),
+    ("POST", "/incidents/{ref}/people-informed", {"school": SCHOOL_A, "informed": False, "note": "No addresses"},
+     (201, 403, 201, 404, 403)),
     # the cause is not yet known, so the processor notifies the AP: not the school's dossier
     ("GET", "/incidents/{ref}/ap-dossier", None, (200, 200, 403, 404, 403)),
     ("GET", "/register", None, (200, 200, 200, 200, 403)),
