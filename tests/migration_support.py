@@ -69,6 +69,8 @@ def fill(ctx: Context) -> list[str]:
     fire("confirm", **CONFIRM)
     _dispatch(ctx)  # the first notices, sent: the schools count as informed
     service.acknowledge(ctx, reference=closed, actor="regenboog", brin="12AB", comment="Received")
+    service.record_people_informed(ctx, reference=closed, actor="regenboog", brin="12AB", informed=True,
+                                   at=datetime.now(UTC), via="letter", count=3, note="A letter to the parents")
     fire("contained", **CONTAIN)
     fire("remediated", **(REMEDIATE | {"data_lost_or_altered": True}))
     fire("restored", **RESTORE)
