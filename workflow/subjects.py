@@ -353,7 +353,7 @@ def _erase_contact(conn: Connection, ctx: Context, school: _School, person: Pers
     remaining = [c for c in view.contacts if not person.found_in(c)]
     if found and remaining:
         schools.update_in(conn, ctx, brin=school.brin, changes={"contacts": remaining})
-        result.erased += [Item(None, "school.contacts", None) for _ in found]
+        result.erased += [Item(None, i.where, None) for i in found]
     elif found:
         result.kept += [Kept(None, i.where, WHY_KEPT["last_contact"]) for i in found]
     result.kept += [Kept(None, i.where, WHY_KEPT["contact_person"])
