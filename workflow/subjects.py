@@ -36,7 +36,6 @@ from breachflow.workflow.context import Context
 from breachflow.workflow.db import write_transaction
 from breachflow.workflow.errors import Conflict, DataDamaged, DataDestroyed, FieldProblem, InvalidInput
 from breachflow.workflow.hooks import HeldNotice, Notifier
-from breachflow.workflow.incident import Incident
 from breachflow.workflow.models import affected_t, ap_t, data_key_t, event_t, school_t
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.unit import Unit
@@ -210,10 +209,6 @@ def _notifier(ctx: Context) -> Notifier:
     return ctx.notifier
 
 
-def _sole(incident: Incident, school_id: int) -> bool:
-    return [s.school_id for s in incident.schools] == [school_id]
-
-
 class _Opened:
     """One locked incident, and the places the school may see of it that hold the person."""
 
@@ -221,8 +216,9 @@ class _Opened:
                  notices: list[HeldNotice]) -> None:
         self.unit = unit
         incident = unit.incident  # DataDamaged here: the record cannot be read
-        self.reference, self.sole = incident.reference, _sole(incident, school.id)
-        disclosure = incident.disclosure if self.sole else visibility.disclosure_for_school(incident.disclosure)
+        self.reference = incident.reference
+        sole = [s.school_id for s in incident.schools] == [school.id]  # the only controller of its record
+        disclosure = incident.disclosure if sole else visibility.disclosure_for_school(incident.disclosure)
         found = _found(person, disclosure.model_dump(mode="json"), "incident", self.reference)
         ap_rows = conn.execute(sa.select(ap_t.c.school_ids, ap_t.c.delay_reason)
                                .where(ap_t.c.incident_id == unit.loaded.id).order_by(ap_t.c.id)).all()
@@ -324,7 +320,8 @@ def erase(ctx: Context, brin: str, person: Person, actor: str) -> Erasure:
                 continue
             disclosure = opened.unit.incident.disclosure
             erased = []
-            if opened.sole and any(i.where in {f"incident.{f}" for f in REPORTER_FIELDS} for i in opened.found):
+            # found among the fields the school sees: in a shared incident the reporter's are not among them
+            if any(i.where in {f"incident.{f}" for f in REPORTER_FIELDS} for i in opened.found):
                 erased = [f for f in REPORTER_FIELDS if getattr(disclosure, f) is not None]  # the reporter's details
                 opened.unit.apply(dict.fromkeys(erased))
             result.erased += [Item(opened.reference, f"incident.{f}", None) for f in erased]
