@@ -13,6 +13,8 @@ from notify_support import settings_env
 from reading import whole_timeline
 
 from breachflow.api.cli import main
+from breachflow.api.render import Words
+from breachflow.api.timeline_text import entry_text, said
 from breachflow.notifications.models import outbox_t
 from breachflow.notifications.worker import notifications_context
 from breachflow.workflow import crypto, queries, schools, store, subjects, unit
@@ -356,3 +358,29 @@ def test_the_cli_refuses_bad_input_naming_the_field(world, cli, argv, field):
     code, _, err = cli("subject", "export", "--school", SCHOOL_A, "--name", PIETER, "--email", PIETER_MAIL)
     assert code == 2 and "not allowed with argument" in err
     assert world.subject_events(world.own) == []
+
+
+def test_the_timeline_puts_the_requests_into_words_without_the_person(world):
+    world.ask("school_a", "export", name=PIETER)
+    world.ask("school_a", "erase", email=PIETER_MAIL)
+    exported, erased = world.subject_events(world.own)
+    assert said(exported, Words("nl")) == ("inzageverzoek van 12AB, op naam: 2 vindplaats(en) meegegeven",
+                                           ["gevonden in incident.reporter_name", "gevonden in incident.summary"])
+    assert said(erased, Words("en"))[0] == ("erasure request by 12AB, by email address: erased: who reported it, "
+                                            "the reporter's email address or phone number")
+    assert said(erased, Words("nl"))[0].endswith("gewist: wie het heeft gemeld, e-mailadres of telefoonnummer van de melder")
+    assert "Pieter" not in entry_text(exported) + entry_text(erased)
+
+
+def test_incidents_are_locked_in_one_order_before_the_schools_row(world, monkeypatch):
+    """Ascending ids, as the dispatcher records outcomes (``outbox.record``), then the school: two
+    commands that lock some of the same rows always wait for each other, never deadlock."""
+    locked: list = []
+    open_unit, update_school = subjects.Unit.open, schools.update_in
+    monkeypatch.setattr(subjects.Unit, "open", lambda conn, ctx, key, *a, **k: (
+        locked.append(("incident", key)), open_unit(conn, ctx, key, *a, **k))[1])
+    monkeypatch.setattr(schools, "update_in", lambda conn, ctx, **k: (
+        locked.append(("school", k["brin"])), update_school(conn, ctx, **k))[1])
+    world.ask("school_a", "erase", email=JAN_MAIL)
+    ids = [key for what, key in locked if what == "incident"]
+    assert ids == sorted(ids) and len(ids) == 3 and locked[-1] == ("school", SCHOOL_A)
