@@ -70,6 +70,18 @@ def _incident_parser(sub, name: str, handler: Callable[[argparse.Namespace], int
     return parser
 
 
+def _subject_parser(sub, name: str, handler: Callable[[argparse.Namespace], int], common, help_: str,
+                    description: str):
+    parser = sub.add_parser(name, parents=[common], help=help_, description=description)
+    parser.add_argument("--school", required=True, help="BRIN code of the school whose request this is")
+    person = parser.add_mutually_exclusive_group(required=True)
+    person.add_argument("--email", help="the person's email address, as recorded (matched as a whole token)")
+    person.add_argument("--name", help="the person's name, as recorded (at least 2 characters; whole words)")
+    person.add_argument("--pupil-number", help="the pupil's number, as recorded (matched as a whole token)")
+    parser.set_defaults(handler=handler)
+    return parser
+
+
 def _page_size(text: str) -> int:
     """``--limit``: an integer within the page bounds of every list."""
     try:
@@ -212,6 +224,26 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["csv", "json"], help="default: csv, or json with --json")
     export.add_argument("--out", type=Path, help="write to this file (owner-only, 0600) instead of standard output")
     export.set_defaults(handler=c.cmd_register_export)
+    subject = sub.add_parser(
+        "subject", help="a school's requests about one person: export, erase (data-subject rights)").add_subparsers(
+        dest="subject_command", required=True, parser_class=_Parser)
+    subject_export = _subject_parser(
+        subject, "export", c.cmd_subject_export, common,
+        "everything breachflow holds about one person that the school may see, as JSON",
+        "Export, for a school's data-subject request (GDPR art. 15), everything breachflow holds about one "
+        "person that the school may see: across the incidents it is affected by (in an incident shared with "
+        "other schools, only the school's own part) and its own record, each item with its incident, where "
+        "it sits and its decrypted value. A damaged incident is named under \"unreadable\". Each incident "
+        "where something was found records the request on its timeline, without the identifier.")
+    subject_export.add_argument("--out", type=Path, help="write to this file (owner-only, 0600) instead of standard output")
+    _subject_parser(
+        subject, "erase", c.cmd_subject_erase, common,
+        "erase one person's details where no legal duty keeps them; say what was kept and why",
+        "Erase, for a school's data-subject request (GDPR art. 17), one person's details that no legal duty "
+        "keeps: the reporter's name and contact in the school's own incidents, and their address among the "
+        "school's contacts (not the last one). Prints what was erased and, for everything else found, why it "
+        "stays (the processor's duty to document breaches, proof the school was informed, the append-only "
+        "timeline). One transaction; each incident where something was found records it on its timeline.")
     audit = sub.add_parser("audit", help="audit commands").add_subparsers(
         dest="audit_command", required=True, parser_class=_Parser)
     verify = audit.add_parser(

@@ -37,6 +37,7 @@ from breachflow.workflow import (
     schools,
     service,
     sessions,
+    subjects,
 )
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
@@ -276,6 +277,36 @@ def cmd_register_export(args: argparse.Namespace) -> int:
     size = args.out.stat().st_size
     _print(args, {"out": str(args.out), "format": form, "bytes": size},
            f"wrote the register to {args.out} ({form}, {size} bytes, owner-only)")
+    return 0
+
+
+def _person(args: argparse.Namespace) -> subjects.Person:
+    return subjects.Person.of(email=args.email, name=args.name, pupil_number=args.pupil_number)
+
+
+def cmd_subject_export(args: argparse.Namespace) -> int:
+    person = _person(args)
+    found = subjects.export(_notifying(args), args.school, person, args.actor).as_json()
+    _warn_unreadable(found["unreadable"])
+    data = json.dumps(found, indent=2, ensure_ascii=False, default=str).encode() + b"\n"
+    if args.out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return 0
+    try:
+        files.write_private(args.out, data, replace=True)  # it holds the person's data
+    except OSError as exc:
+        raise InvalidInput("invalid input", [FieldProblem("--out", f"cannot write {args.out}: {exc.strerror}")]) from None
+    print(f"wrote {len(found['items'])} item(s) about the person to {args.out} (owner-only)", file=sys.stderr)
+    return 0
+
+
+def cmd_subject_erase(args: argparse.Namespace) -> int:
+    done = subjects.erase(_notifying(args), args.school, _person(args), args.actor)
+    _warn_unreadable(done.unreadable)
+    lines = [f"erased: {e.reference or done.school} {e.where}" for e in done.erased] or ["erased: nothing"]
+    lines += [f"kept: {k.reference or done.school} {k.where}: {k.why}" for k in done.kept]
+    _print(args, done.as_json(), "\n".join(lines))
     return 0
 
 

@@ -213,6 +213,7 @@ Reader = Annotated[Account, Depends(allow(Role.handler, Role.manager, Role.schoo
 Staff = Annotated[Account, Depends(allow(Role.handler, Role.manager))]
 Reporter = Annotated[Account, Depends(allow(Role.handler, Role.school))]
 SchoolUser = Annotated[Account, Depends(allow(Role.school))]
+SubjectAsker = Annotated[Account, Depends(allow(Role.handler, Role.school))]  # a school, or a handler on its request
 Admin = Annotated[Account, Depends(allow(Role.admin))]
 SchoolReader = Annotated[Account, Depends(allow(Role.admin, Role.handler, Role.manager))]
 ReaderCaller = Annotated[Caller, Depends(caller(Role.handler, Role.manager, Role.school))]

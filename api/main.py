@@ -22,7 +22,7 @@ from breachflow.api import errors, web
 from breachflow.api.deps import connection_slots, known_query
 from breachflow.api.metrics import Metrics
 from breachflow.api.middleware import BodyLimit, RequestLog, SecurityHeaders
-from breachflow.api.routes import dossier, incidents, monitoring, overview, schools
+from breachflow.api.routes import dossier, incidents, monitoring, overview, schools, subjects
 from breachflow.api.throttle import SlidingWindow
 from breachflow.notifications.mailer import mailer_for
 from breachflow.notifications.worker import notifications_context, run_worker
@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(known_query)])
-    modules = (incidents, dossier, overview, schools, monitoring)
+    modules = (incidents, dossier, overview, schools, subjects, monitoring)
     for module in modules:
         api.include_router(module.router)
     app.include_router(api)

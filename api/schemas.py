@@ -110,6 +110,19 @@ class SchoolUpdateIn(MasterData):
     contract_ends_on: Annotated[date, AfterValidator(plausible_date)] | None = None
 
 
+Identifier = Annotated[ShortText, Field(max_length=254)]
+
+
+class SubjectIn(Strict):
+    """One person, as the school recorded them: exactly one of ``email``, ``name``, ``pupil_number``."""
+
+    email: Identifier | None = Field(None, description="an email address (matched as a whole token)")
+    name: Identifier | None = Field(None, description="a name, at least 2 characters (matched as whole words)")
+    pupil_number: Identifier | None = Field(None, description="a pupil number (matched as a whole token)")
+    school: Brin | None = Field(None, description="the school that asks: a school user's own (may be left out); "
+                                                  "a handler acting on a school's request names it")
+
+
 # --- responses ------------------------------------------------------------------------------
 
 
@@ -338,3 +351,40 @@ class CheckOut(BaseModel):
 class Readiness(BaseModel):
     status: str = Field(description="ready")
     checks: list[CheckOut]
+
+
+class SubjectItemOut(BaseModel):
+    reference: str | None = Field(description="the incident; null for the school's own record")
+    where: str = Field(description="where it sits: incident.summary, timeline[7].payload.comment, "
+                                   "notice <message-id> body, school.contacts[0], …")
+    value: Any = Field(description="the whole value there, decrypted")
+
+
+class SubjectExportOut(BaseModel):
+    """What breachflow holds about one person that the school may see."""
+
+    school: str
+    identifier: str = Field(description="the kind of identifier asked with: email, name or pupil_number")
+    items: list[SubjectItemOut]
+    unreadable: list[str] = Field(description="incidents that could not be read (damaged records)")
+
+
+class SubjectErasedOut(BaseModel):
+    reference: str | None
+    where: str
+
+
+class SubjectKeptOut(BaseModel):
+    reference: str | None
+    where: str
+    why: str = Field(description="the duty or reason that keeps it")
+
+
+class SubjectErasureOut(BaseModel):
+    """What an erasure removed, and what it kept and why."""
+
+    school: str
+    identifier: str
+    erased: list[SubjectErasedOut]
+    kept: list[SubjectKeptOut]
+    unreadable: list[str]

@@ -174,6 +174,27 @@ def _reminder(e: Entry, p: dict[str, Any], w: Words) -> Said:
              f"reminder, {moment}: deadline {deadline}{school} due {due}, {sent}"), []
 
 
+IDENTIFIERS = {"email": ("e-mailadres", "email address"), "name": ("naam", "name"),
+               "pupil_number": ("leerlingnummer", "pupil number")}
+
+
+def _asked(p: dict[str, Any], w: Words) -> str:
+    nl, en = IDENTIFIERS.get(p.get("identifier"), (p.get("identifier"), p.get("identifier")))
+    return w(f"van {p.get('school')}, op {nl}", f"by {p.get('school')}, by {en}")
+
+
+def _subject_exported(_e: Entry, p: dict[str, Any], w: Words) -> Said:
+    return w(f"inzageverzoek {_asked(p, w)}: {p.get('count')} vindplaats(en) meegegeven",
+             f"access request {_asked(p, w)}: {p.get('count')} place(s) exported"), \
+        [w(f"gevonden in {where}", f"found in {where}") for where in p.get("found") or ()]
+
+
+def _subject_erased(_e: Entry, p: dict[str, Any], w: Words) -> Said:
+    erased = ", ".join(w.label(name) for name in p.get("erased") or ()) or w("niets", "nothing")
+    return w(f"verwijderverzoek {_asked(p, w)}: gewist: {erased}", f"erasure request {_asked(p, w)}: erased: {erased}"), \
+        [w(f"bewaard: {where}", f"kept: {where}") for where in p.get("kept") or ()]
+
+
 def _other(e: Entry, p: dict[str, Any], w: Words) -> Said:
     return e.kind, [f"{key}: {w.value(value)}" for key, value in p.items() if value not in (None, {}, [], False)]
 
@@ -197,4 +218,6 @@ SAYS: dict[str, Callable[[Entry, dict[str, Any], Words], Said]] = {
     EventKind.notices_requeued: _requeued,
     EventKind.reminder_queued: _reminder,
     EventKind.reminder_unsent: _reminder,
+    EventKind.subject_exported: _subject_exported,
+    EventKind.subject_erased: _subject_erased,
 }

@@ -1,7 +1,7 @@
 """What each role may see of an incident: the engine's objects turned into response models.
 
-A school sees only itself among the affected schools, not the reporter's details, and of the
-timeline only what concerns it (the notices sent to it among them); handlers and managers see
+A school sees what ``workflow.visibility`` lets a school see (only itself among the affected schools,
+not the reporter's details, of the timeline only what concerns it); handlers and managers see
 everything.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from breachflow.api import schemas
-from breachflow.workflow import lifecycle
+from breachflow.workflow import lifecycle, visibility
 from breachflow.workflow.accounts import Account, Role
 from breachflow.workflow.deadlines import Deadline, Periods, Status, deadlines, local
 from breachflow.workflow.disclosure import cia
@@ -18,14 +18,7 @@ from breachflow.workflow.incident import AffectedSchool, ApKind, Incident
 from breachflow.workflow.informing import high_risk
 from breachflow.workflow.queries import Entry, OpenDeadline
 from breachflow.workflow.register import History
-from breachflow.workflow.timeline import EventKind
 
-HIDDEN_FROM_SCHOOLS = frozenset({"reporter_name", "reporter_contact"})
-SCHOOL_EVENT_KINDS = frozenset({EventKind.reported, EventKind.transition, EventKind.contact, EventKind.ap_notification,
-                                EventKind.acknowledged, EventKind.notices_sent})
-OWN_EVENT_KINDS = frozenset({EventKind.contact, EventKind.acknowledged, EventKind.ap_notification,
-                             EventKind.notices_sent})  # a school sees these only when they concern it
-MESSAGE_FACTS = ("kind", "attempt", "message_id", "school")  # what a school reads of a notice sent to it
 URGENCY = [Status.overdue, Status.due_soon, Status.ok, Status.settled]
 
 
@@ -35,13 +28,11 @@ def is_school(account: Account) -> bool:
 
 def can_see(account: Account, incident: Incident) -> bool:
     """Whether ``account`` may know that ``incident`` exists."""
-    return not is_school(account) or any(s.school_id == account.school_id for s in incident.schools)
+    return not is_school(account) or visibility.affects(incident, account.school_id)
 
 
 def _visible_schools(account: Account, incident: Incident) -> list[AffectedSchool]:
-    if not is_school(account):
-        return incident.schools
-    return [s for s in incident.schools if s.school_id == account.school_id]
+    return visibility.own_schools(incident, account.school_id) if is_school(account) else incident.schools
 
 
 def visible_deadlines(account: Account, incident: Incident, periods: Periods) -> list[Deadline]:
@@ -89,7 +80,7 @@ def incident_out(account: Account, incident: Incident, now: datetime, periods: P
     brins = {s.school_id: s.brin for s in incident.schools}
     disclosure = incident.disclosure
     if is_school(account):
-        disclosure = disclosure.model_copy(update=dict.fromkeys(HIDDEN_FROM_SCHOOLS))
+        disclosure = visibility.disclosure_for_school(disclosure)
     visible_ids = {s.school_id for s in schools}
     return schemas.IncidentOut(
         reference=incident.reference, state=incident.state, version=incident.version, source=incident.source,
@@ -126,30 +117,14 @@ def summary_out(account: Account, incident: Incident, now: datetime, periods: Pe
     )
 
 
-def _school_details(entry: Entry, brin: str) -> dict | None:
-    payload = entry.payload or {}
-    if entry.kind == EventKind.transition:
-        return {"trigger": payload.get("trigger")}
-    if entry.kind in (EventKind.contact, EventKind.acknowledged) and payload.get("school") == brin:
-        return payload
-    if entry.kind == EventKind.ap_notification and brin in payload.get("schools", []):
-        return {k: payload.get(k) for k in ("kind", "ap_reference", "notified_at")}
-    if entry.kind == EventKind.notices_sent:
-        own = [{k: m.get(k) for k in MESSAGE_FACTS} for m in payload.get("messages") or () if m.get("school") == brin]
-        return {"messages": own} if own else None
-    return None
-
-
 def timeline_out(account: Account, entries: list[Entry]) -> list[schemas.TimelineEntryOut]:
     """The timeline as ``account`` may read it."""
     result = []
     for e in entries:
         if is_school(account):
-            if e.kind not in SCHOOL_EVENT_KINDS:
+            shown, details = visibility.event_for_school(e.kind, e.payload, account.school_brin)
+            if not shown:
                 continue
-            details = _school_details(e, account.school_brin)
-            if e.kind in OWN_EVENT_KINDS and details is None:
-                continue  # about another school
         else:
             details = e.payload
         result.append(schemas.TimelineEntryOut(seq=e.seq, at=e.at, actor=e.actor, kind=e.kind,

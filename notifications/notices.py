@@ -24,13 +24,14 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from breachflow.notifications import facts as fact_texts
+from breachflow.notifications import outbox
 from breachflow.notifications.models import OutboxStatus, outbox_t, snapshot_t
 from breachflow.notifications.people import draft
 from breachflow.notifications.render import MessageKind, mime, new_message_id, render
 from breachflow.workflow import crypto, links
 from breachflow.workflow.config import Settings
 from breachflow.workflow.deadlines import Periods
-from breachflow.workflow.hooks import Change
+from breachflow.workflow.hooks import Change, HeldNotice
 from breachflow.workflow.incident import AffectedSchool, Incident
 from breachflow.workflow.informing import high_risk
 from breachflow.workflow.lifecycle import NOT_YET_CONFIRMED, State, Trigger
@@ -181,6 +182,9 @@ class NoticeWriter:
             subject=subject, text=text, html=html, now=change.now,
         ), now_facts
 
+
+    def notices_to(self, conn: Connection, school_id: int, incident_ids: list[int]) -> list[HeldNotice]:
+        return outbox.held_notices(conn, self.keys, school_id, incident_ids)
 
     def link(self, reference: str, brin: str, now: datetime) -> str:
         """The signed link that opens ``reference`` for school ``brin`` (valid ``link_days``)."""

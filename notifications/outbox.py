@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import policy
-from email.parser import BytesHeaderParser
+from email.parser import BytesHeaderParser, BytesParser
 
 import sqlalchemy as sa
 
@@ -31,6 +31,7 @@ from breachflow.workflow import crypto, pages, service
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
 from breachflow.workflow.errors import DataDamaged, DataDestroyed, NotFound
+from breachflow.workflow.hooks import HeldNotice
 from breachflow.workflow.models import affected_t, data_key_t, incident_t, school_t
 from breachflow.workflow.redaction import without_addresses
 from breachflow.workflow.timeline import EventKind
@@ -360,3 +361,29 @@ def _subject(ctx: Context, wrapped: bytes, sealed: bytes | None) -> str | None:
         return None
     headers = BytesHeaderParser(policy=policy.default).parsebytes(crypto.open_bytes(key, sealed))
     return str(headers["Subject"] or "")
+
+
+def held_notices(conn: sa.Connection, keys: crypto.KeyRing, school_id: int, incident_ids: list[int]) -> list[HeldNotice]:
+    """The notices to school ``school_id`` about ``incident_ids`` (outbox rows with its ``school_id``),
+    each opened with the key its ``data_key_id`` names: its recipients, subject and text; a notice
+    whose key was destroyed is left out. Nothing sent to another school, or to staff, is read."""
+    rows = conn.execute(
+        sa.select(outbox_t.c.incident_id, outbox_t.c.message_id, outbox_t.c.recipients, outbox_t.c.sealed,
+                  data_key_t.c.wrapped)
+        .join(data_key_t, data_key_t.c.id == outbox_t.c.data_key_id)
+        .where(outbox_t.c.school_id == school_id, outbox_t.c.incident_id.in_(incident_ids),
+               data_key_t.c.wrapped.is_not(None))
+        .order_by(outbox_t.c.id)
+    ).all()
+    held = []
+    for r in rows:
+        key = keys.unwrap(r.wrapped)
+        texts: dict[str, object] = {}
+        if r.recipients is not None:
+            texts |= {f"recipients[{i}]": address for i, address in enumerate(crypto.open_sealed(key, r.recipients))}
+        if r.sealed is not None:
+            message = BytesParser(policy=policy.default).parsebytes(crypto.open_bytes(key, r.sealed))
+            body = message.get_body(preferencelist=("plain",))
+            texts |= {"subject": str(message["Subject"] or ""), "body": body.get_content() if body else ""}
+        held.append(HeldNotice(r.incident_id, r.message_id, texts))
+    return held

@@ -37,6 +37,9 @@ MATRIX = [
      (403, 403, 403, 403, 201)),
     ("PATCH", f"/schools/{SCHOOL_A}", {"kvk_number": "41234567"}, (403, 403, 403, 403, 200)),
     ("GET", "/healthz", None, (200, 200, 200, 200, 200)),
+    # a school asks about its own people only; a handler acts on its request
+    ("POST", "/subjects/export", {"name": "Nobody Known", "school": SCHOOL_A}, (200, 403, 200, 403, 403)),
+    ("POST", "/subjects/erase", {"name": "Nobody Known", "school": SCHOOL_A}, (200, 403, 200, 403, 403)),
 ]
 CASES = [(method, path, body, role, statuses[i])
          for method, path, body, statuses in MATRIX for i, role in enumerate(ROLES)]

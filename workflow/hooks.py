@@ -4,13 +4,15 @@
 ``Context`` is called by the unit of work (``workflow.unit``) inside every command's transaction
 with what the command said happened: it decides from those events whether anyone must hear of
 it, may write rows through the same connection (the outbox), and returns timeline events of its
-own, so the change, its notices and their events commit together or not at all.
+own, so the change, its notices and their events commit together or not at all. It also opens,
+for a school's data-subject request (``workflow.subjects``), the notices it wrote to that school.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
@@ -34,6 +36,20 @@ class Change(Protocol):
     def after(self) -> Incident: ...
 
 
+@dataclass(frozen=True)
+class HeldNotice:
+    """A notice to a school as breachflow holds it, opened with the key that seals it: ``texts`` maps
+    where each part sits (``recipients[0]``, ``subject``, ``body``) to its value."""
+
+    incident_id: int
+    message_id: str
+    texts: dict[str, Any]
+
+
 class Notifier(Protocol):
     def after_change(self, conn: Connection, change: Change) -> list[Event]:
         """Write what the change calls for through ``conn``; return its timeline events."""
+
+    def notices_to(self, conn: Connection, school_id: int, incident_ids: list[int]) -> list[HeldNotice]:
+        """The notices to school ``school_id`` about ``incident_ids``, opened, oldest first; those whose
+        key retention destroyed are left out (nothing of them can be read)."""

@@ -184,28 +184,37 @@ def add(
 def update(ctx: Context, *, brin: str, changes: dict[str, Any]) -> SchoolView:
     """Change a school: only the keys of ``changes`` change (``name``, ``contacts``, ``language``,
     ``contract_ends_on`` or a part of its master data); a master-data part given as ``None`` is cleared."""
+    with write_transaction(ctx.engine) as conn:
+        return update_in(conn, ctx, brin=brin, changes=changes)
+
+
+def update_in(conn: Connection, ctx: Context, *, brin: str, changes: dict[str, Any]) -> SchoolView:
+    """``update`` inside the transaction ``conn`` of a larger command (the school row is locked on
+    PostgreSQL: a command that also changes incidents locks them first)."""
     unknown = set(changes) - {"name", "contacts", "language", "contract_ends_on", *MASTER_FIELDS}
     if unknown:
         raise InvalidInput("invalid school", [FieldProblem(name, "unknown field") for name in sorted(unknown)])
     if not changes:
         raise InvalidInput("nothing to update", [FieldProblem("fields", "give at least one field to change")])
-    with write_transaction(ctx.engine) as conn:
-        row = conn.execute(_query().where(school_t.c.brin == brin.strip().upper())).first()
-        if row is None:
-            raise NotFound(f"school {brin} does not exist")
-        current = _view(ctx, row)
-        merged = {name: changes.get(name, getattr(current, name))
-                  for name in ("name", "contacts", "language", "contract_ends_on")}
-        merged["contacts"] = [c.strip() for c in merged["contacts"] or [] if c.strip()]
-        problems = _validate(current.brin, merged["name"] or "", merged["contacts"], merged["language"])
-        if problems:
-            raise InvalidInput("invalid school", problems)
-        master = master_data(current.master.model_dump() | {k: v for k, v in changes.items() if k in MASTER_FIELDS})
-        key = ctx.keys.unwrap(row.wrapped)
-        conn.execute(sql_update(school_t).where(school_t.c.id == row.id).values(
-            name=merged["name"].strip(), contacts=crypto.seal(key, merged["contacts"]), language=merged["language"],
-            contract_ends_on=merged["contract_ends_on"], **_master_columns(key, master)))
-        return _view(ctx, conn.execute(_query().where(school_t.c.id == row.id)).one())
+    query = _query().where(school_t.c.brin == brin.strip().upper())
+    if conn.dialect.name != "sqlite":
+        query = query.with_for_update(of=school_t)
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"school {brin} does not exist")
+    current = _view(ctx, row)
+    merged = {name: changes.get(name, getattr(current, name))
+              for name in ("name", "contacts", "language", "contract_ends_on")}
+    merged["contacts"] = [c.strip() for c in merged["contacts"] or [] if c.strip()]
+    problems = _validate(current.brin, merged["name"] or "", merged["contacts"], merged["language"])
+    if problems:
+        raise InvalidInput("invalid school", problems)
+    master = master_data(current.master.model_dump() | {k: v for k, v in changes.items() if k in MASTER_FIELDS})
+    key = ctx.keys.unwrap(row.wrapped)
+    conn.execute(sql_update(school_t).where(school_t.c.id == row.id).values(
+        name=merged["name"].strip(), contacts=crypto.seal(key, merged["contacts"]), language=merged["language"],
+        contract_ends_on=merged["contract_ends_on"], **_master_columns(key, master)))
+    return _view(ctx, conn.execute(_query().where(school_t.c.id == row.id)).one())
 
 
 def _view(ctx: Context, row) -> SchoolView:
@@ -250,7 +259,12 @@ def ids_by_brin(conn: Connection, brins: list[str], field: str) -> dict[str, int
 def get(ctx: Context, brin: str) -> SchoolView:
     """One school by BRIN code."""
     with read_transaction(ctx.engine) as conn:
-        row = conn.execute(_query().where(school_t.c.brin == brin.strip().upper())).first()
+        return get_in(conn, ctx, brin)
+
+
+def get_in(conn: Connection, ctx: Context, brin: str) -> SchoolView:
+    """``get`` in the transaction ``conn``."""
+    row = conn.execute(_query().where(school_t.c.brin == brin.strip().upper())).first()
     if row is None:
         raise NotFound(f"school {brin} does not exist")
     return _view(ctx, row)

@@ -35,7 +35,7 @@ from breachflow.api.web.forms import checked
 from breachflow.api.web.render import page
 from breachflow.api.web.words import reader
 from breachflow.notifications import outbox
-from breachflow.workflow import diagram, lifecycle, queries, schools, service
+from breachflow.workflow import diagram, lifecycle, queries, schools, service, visibility
 from breachflow.workflow.accounts import Account, Role
 from breachflow.workflow.context import Context
 from breachflow.workflow.disclosure import Disclosure, Source
@@ -101,7 +101,7 @@ def _checklist(out: Any, incident: Incident, school: bool, w: Words) -> list[dic
     for numeral, title, names in CHECKLIST:
         rows = []
         for name in names:
-            if school and name in views.HIDDEN_FROM_SCHOOLS:
+            if school and name in visibility.HIDDEN_FROM_SCHOOLS:
                 continue
             value = getattr(out.disclosure, name)
             status = "complete" if value not in (None, []) else ("missing" if name in required else "empty")
