@@ -286,7 +286,7 @@ def _person(args: argparse.Namespace) -> subjects.Person:
 
 def cmd_subject_export(args: argparse.Namespace) -> int:
     person = _person(args)
-    found = subjects.export(_notifying(args), args.school, person, args.actor).as_json()
+    found = subjects.export(_notifying(args), args.school, person, args.actor, staff=True).as_json()
     _warn_unreadable(found["unreadable"])
     data = json.dumps(found, indent=2, ensure_ascii=False, default=str).encode() + b"\n"
     if args.out is None:
@@ -302,7 +302,7 @@ def cmd_subject_export(args: argparse.Namespace) -> int:
 
 
 def cmd_subject_erase(args: argparse.Namespace) -> int:
-    done = subjects.erase(_notifying(args), args.school, _person(args), args.actor)
+    done = subjects.erase(_notifying(args), args.school, _person(args), args.actor, staff=True)
     _warn_unreadable(done.unreadable)
     lines = [f"erased: {e.reference or done.school} {e.where}" for e in done.erased] or ["erased: nothing"]
     lines += [f"kept: {k.reference or done.school} {k.where}: {k.why}" for k in done.kept]

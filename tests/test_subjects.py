@@ -87,7 +87,7 @@ def places(found: dict) -> set[tuple[str | None, str]]:
 
 
 def test_an_export_finds_the_person_across_incidents_saying_where_each_item_sits(world):
-    found = world.ask("school_a", "export", name="  pieter   DE vries ")
+    found = world.ask("handler", "export", name="  pieter   DE vries ", school=SCHOOL_A)
     contact_seq = world.seq(world.second, EventKind.contact)
     assert places(found) == {
         (world.own, "incident.reporter_name"), (world.own, "incident.summary"),
@@ -101,7 +101,7 @@ def test_an_export_finds_the_person_across_incidents_saying_where_each_item_sits
 
 
 def test_an_email_or_pupil_number_matches_only_as_a_whole_token(world):
-    by_mail = world.ask("school_a", "export", email=PIETER_MAIL.upper())
+    by_mail = world.ask("handler", "export", email=PIETER_MAIL.upper(), school=SCHOOL_A)
     assert places(by_mail) == {(world.own, "incident.reporter_contact")}
     assert world.ask("school_a", "export", email="devries@ouders.example.nl")["items"] == []
     contact_seq = world.seq(world.second, EventKind.contact)
@@ -117,11 +117,24 @@ def test_a_shared_incident_gives_a_school_only_its_own_part(world):
     assert world.notice_to[SCHOOL_B] not in text  # B's notice
     for b_only in ("Called B", "Internal:", "read it at B", world.b_only):  # B's contact, staff's note, B's acknowledgement, B's incident
         assert b_only not in text
-    assert places(world.ask("school_b", "export", name=KLAAS)) == {  # the shared one's reporter is no school's to see
+    assert places(world.ask("handler", "export", name=KLAAS, school=SCHOOL_B)) == {  # the shared one's reporter: no one school's
         (world.b_only, "incident.reporter_name"), (world.b_only, "incident.summary")}
     b_found = world.ask("handler", "export", name=PIETER, school=SCHOOL_B)  # B's own part, symmetrically
     assert (world.shared, f"notice {world.notice_to[SCHOOL_B]} body") in places(b_found)
     assert world.notice_to[SCHOOL_A] not in json.dumps(b_found)
+
+
+def test_a_school_asking_itself_never_learns_who_reported_its_breach(world):
+    """A school never sees the reporter's details; asking by a name or an address must not tell it
+    whether that person reported: only the processor's staff, acting on its request, reach them."""
+    by_name = places(world.ask("school_a", "export", name=PIETER))
+    assert (world.own, "incident.summary") in by_name and (world.own, "incident.reporter_name") not in by_name
+    assert world.ask("school_a", "export", email=PIETER_MAIL)["items"] == []
+    assert world.ask("school_a", "erase", email=PIETER_MAIL)["erased"] == []
+    kept = world.ok(world.api.call("handler", "GET", f"/incidents/{world.own}"))["disclosure"]
+    assert (kept["reporter_name"], kept["reporter_contact"]) == (PIETER, PIETER_MAIL)
+    assert (world.own, "incident.reporter_contact") in places(
+        world.ask("handler", "export", email=PIETER_MAIL, school=SCHOOL_A))
 
 
 def test_a_person_only_in_another_schools_incidents_is_nothing_to_a_school(world):
@@ -164,12 +177,12 @@ def test_a_replayed_request_still_shows_only_the_callers_own(world):
 
 
 def test_an_export_is_on_the_timeline_of_each_incident_it_found_something_in_without_the_identifier(world):
-    world.ask("school_a", "export", email=PIETER_MAIL)
-    world.ask("school_a", "export", name=PIETER)
+    world.ask("handler", "export", email=PIETER_MAIL, school=SCHOOL_A)
+    world.ask("handler", "export", name=PIETER, school=SCHOOL_A)
     for ref in (world.own, world.second, world.shared):
         events = world.subject_events(ref)
         assert {e.kind for e in events} == {EventKind.subject_exported}
-        assert all(e.actor == "school_a" and e.payload["school"] == SCHOOL_A for e in events)
+        assert all(e.actor == "handler" and e.payload["school"] == SCHOOL_A for e in events)
         assert all("pieter" not in json.dumps(e.payload).lower() for e in events)
     own = world.subject_events(world.own)
     assert [(e.payload["identifier"], e.payload["found"], e.payload["count"]) for e in own] == [
@@ -203,8 +216,8 @@ def test_erase_clears_the_reporters_details_keeps_the_rest_with_reasons(world):
 
 
 def test_erase_is_on_the_timeline_of_every_incident_it_touched_without_the_identifier(world):
-    world.ask("school_a", "erase", email=PIETER_MAIL)
-    world.ask("school_a", "erase", name=PIETER)
+    world.ask("handler", "erase", email=PIETER_MAIL, school=SCHOOL_A)
+    world.ask("handler", "erase", name=PIETER, school=SCHOOL_A)
     for ref in (world.own, world.second, world.shared):
         events = world.subject_events(ref)
         assert events and {e.kind for e in events} == {EventKind.subject_erased}
@@ -218,7 +231,7 @@ def test_erase_is_on_the_timeline_of_every_incident_it_touched_without_the_ident
 
 
 def test_erase_in_a_shared_incident_leaves_the_reporter_the_school_cannot_see(world):
-    world.ask("school_b", "erase", name=KLAAS)
+    world.ask("handler", "erase", name=KLAAS, school=SCHOOL_B)
     shared = world.ok(world.api.call("handler", "GET", f"/incidents/{world.shared}"))
     assert shared["disclosure"]["reporter_name"] == KLAAS  # hidden from A and B alike: not B's alone to erase
     b_only = world.ok(world.api.call("handler", "GET", f"/incidents/{world.b_only}"))
@@ -328,13 +341,13 @@ def cli(world, settings, monkeypatch, capsys):
 def test_the_cli_exports_json_to_stdout_or_an_owner_only_file(world, cli, tmp_path):
     code, out, _ = cli("subject", "export", "--school", SCHOOL_A.lower(), "--name", PIETER)
     assert code == 0
-    assert json.loads(out) == world.ask("school_a", "export", name=PIETER)
+    assert json.loads(out) == world.ask("handler", "export", name=PIETER, school=SCHOOL_A)  # staff, as the CLI's user
     target = tmp_path / "pieter.json"
     code, out, err = cli("subject", "export", "--school", SCHOOL_A, "--email", PIETER_MAIL, "--out", str(target))
     assert code == 0 and out == "" and "1 item(s)" in err
     assert target.stat().st_mode & 0o777 == 0o600  # it holds the person's data
     assert [i["where"] for i in json.loads(target.read_text())["items"]] == ["incident.reporter_contact"]
-    assert {e.actor for e in world.subject_events(world.own)} == {"hanna", "school_a"}
+    assert {e.actor for e in world.subject_events(world.own)} == {"hanna", "handler"}
 
 
 def test_the_cli_erases_and_says_what_it_kept_and_why(world, cli):
@@ -361,8 +374,8 @@ def test_the_cli_refuses_bad_input_naming_the_field(world, cli, argv, field):
 
 
 def test_the_timeline_puts_the_requests_into_words_without_the_person(world):
-    world.ask("school_a", "export", name=PIETER)
-    world.ask("school_a", "erase", email=PIETER_MAIL)
+    world.ask("handler", "export", name=PIETER, school=SCHOOL_A)
+    world.ask("handler", "erase", email=PIETER_MAIL, school=SCHOOL_A)
     exported, erased = world.subject_events(world.own)
     assert said(exported, Words("nl")) == ("inzageverzoek van 12AB, op naam: 2 vindplaats(en) meegegeven",
                                            ["gevonden in incident.reporter_name", "gevonden in incident.summary"])

@@ -4,9 +4,10 @@ controller and breachflow helps it answer as its processor, art. 28(3)(e)).
 A school asks, for one person identified as it recorded them (an email address, a name or a pupil
 number), what breachflow holds about them (``export``), or to erase what no legal duty keeps
 (``erase``). Both look only at the incidents that school is affected by, and of each only at what the
-school may see of it (``workflow.visibility``): the disclosure fields (the reporter's details only
-when the school is the incident's only controller; in an incident shared by several schools they are
-hidden from each, as in the school's view), the timeline events it reads with what it reads of them,
+school may see of it (``workflow.visibility``): the disclosure fields (the reporter's details, which a
+school never sees, only when the processor's staff act on the school's request — ``staff`` — and the
+school is the incident's only controller; a school user asking by name must not learn who reported
+its breach), the timeline events it reads with what it reads of them,
 the AP notifications covering it, its own record of informing the people affected, the notices sent to
 it (sealed with its own key: a destroyed key leaves nothing to read) and its own contacts.
 
@@ -213,12 +214,13 @@ class _Opened:
     """One locked incident, and the places the school may see of it that hold the person."""
 
     def __init__(self, conn: Connection, school: _School, person: Person, unit: Unit,
-                 notices: list[HeldNotice]) -> None:
+                 notices: list[HeldNotice], staff: bool) -> None:
         self.unit = unit
         incident = unit.incident  # DataDamaged here: the record cannot be read
         self.reference = incident.reference
         sole = [s.school_id for s in incident.schools] == [school.id]  # the only controller of its record
-        disclosure = incident.disclosure if sole else visibility.disclosure_for_school(incident.disclosure)
+        reporter = staff and sole  # staff judge what of the reporter to pass on; a school never sees it
+        disclosure = incident.disclosure if reporter else visibility.disclosure_for_school(incident.disclosure)
         found = _found(person, disclosure.model_dump(mode="json"), "incident", self.reference)
         ap_rows = conn.execute(sa.select(ap_t.c.school_ids, ap_t.c.delay_reason)
                                .where(ap_t.c.incident_id == unit.loaded.id).order_by(ap_t.c.id)).all()
@@ -245,7 +247,7 @@ class _Opened:
 
 
 def _each_incident(conn: Connection, ctx: Context, school: _School, person: Person, actor: str, *,
-                   system: bool, unreadable: list[str]) -> Iterator[_Opened]:
+                   system: bool, staff: bool, unreadable: list[str]) -> Iterator[_Opened]:
     """The school's incidents, each locked (ascending ids) and searched; one that cannot be read is
     named in ``unreadable`` and the others are searched all the same."""
     ids = _incident_ids(conn, school.id)
@@ -258,7 +260,7 @@ def _each_incident(conn: Connection, ctx: Context, school: _School, person: Pers
         except DataDestroyed:
             continue  # retention destroyed its personal data: nothing of the person is left there
         try:
-            opened = _Opened(conn, school, person, unit, notices.get(incident_id, []))
+            opened = _Opened(conn, school, person, unit, notices.get(incident_id, []), staff)
         except (DataDamaged, ValueError):  # a damaged row: named, and the rest is answered
             unreadable.append(unit.loaded.reference)
             continue
@@ -270,13 +272,15 @@ def _where_kinds(items: list[Item]) -> list[str]:
     return sorted({i.where for i in items})
 
 
-def export(ctx: Context, brin: str, person: Person, actor: str) -> Export:
+def export(ctx: Context, brin: str, person: Person, actor: str, *, staff: bool = False) -> Export:
     """Everything breachflow holds about ``person`` that school ``brin`` may see, across its incidents
-    and its own record; a ``subject_exported`` event on each incident where something was found."""
+    and its own record; a ``subject_exported`` event on each incident where something was found.
+    ``staff``: the processor's staff ask on the school's behalf (the reporter's details included)."""
     with write_transaction(ctx.engine) as conn:
         school = _school(conn, ctx, brin)
         result = Export(school.brin, person.kind)
-        for opened in _each_incident(conn, ctx, school, person, actor, system=True, unreadable=result.unreadable):
+        for opened in _each_incident(conn, ctx, school, person, actor, system=True, staff=staff,
+                                     unreadable=result.unreadable):
             if not opened.found:
                 continue
             result.items += opened.found
@@ -305,17 +309,18 @@ def _why(where: str) -> str:
     raise ValueError(f"no reason known to keep {where}")
 
 
-def erase(ctx: Context, brin: str, person: Person, actor: str) -> Erasure:
+def erase(ctx: Context, brin: str, person: Person, actor: str, *, staff: bool = False) -> Erasure:
     """Erase ``person``'s details where no legal duty keeps them, for school ``brin``: the reporter's
-    name and contact where the reporter is this person (in the school's own incidents: in a shared
-    one they are not the school's to see), through the same path as any field update (validated,
+    name and contact where the reporter is this person (only when ``staff`` act on the school's
+    request, in the school's own incidents: a school never sees them), through the same path as any field update (validated,
     sealed anew; they drive no clock), and their address among the school's contacts (unless it is the
     last). Everything else found stays and is named with the reason; a ``subject_erased`` event goes
     on each incident where something was found."""
     with write_transaction(ctx.engine) as conn:
         school = _school(conn, ctx, brin)
         result = Erasure(school.brin, person.kind)
-        for opened in _each_incident(conn, ctx, school, person, actor, system=False, unreadable=result.unreadable):
+        for opened in _each_incident(conn, ctx, school, person, actor, system=False, staff=staff,
+                                     unreadable=result.unreadable):
             if not opened.found:
                 continue
             disclosure = opened.unit.incident.disclosure

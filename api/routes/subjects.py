@@ -35,7 +35,8 @@ def _school(account: Account, body: schemas.SubjectIn) -> str:
 async def _run(request: Request, fn: Callable[..., Any], ctx: Context, account: Account,
                body: schemas.SubjectIn) -> dict[str, Any]:
     person = subjects.Person.of(email=body.email, name=body.name, pupil_number=body.pupil_number)
-    done = await command(request, fn, ctx, _school(account, body), person, account.username)
+    done = await command(request, fn, ctx, _school(account, body), person, account.username,
+                         staff=not views.is_school(account))
     return done.as_json()
 
 
