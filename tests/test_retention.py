@@ -14,17 +14,21 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from api_support import SCHOOL_A, SCHOOL_B, assert_error
 from conftest import CONFIRM, hours_ago
+from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from notify_support import drain, smtp_context, with_notices
 from sqlmodel import SQLModel
 from test_cli import cli  # noqa: F401  (the fixture that runs ``breachflow`` in-process)
+from web_support import browser, installation
 
+from breachflow.api import register_export
 from breachflow.api.render import CLI
 from breachflow.api.timeline_text import said
 from breachflow.notifications import outbox, worker
 from breachflow.notifications.models import outbox_t, snapshot_t
-from breachflow.workflow import accounts, audit, crypto, queries, retention, schools, service, sessions
+from breachflow.workflow import accounts, audit, crypto, links, queries, retention, schools, service, sessions
 from breachflow.workflow.errors import DataDamaged, DataDestroyed
 from breachflow.workflow.models import affected_t, data_key_t, event_t, incident_t, retention_t, user_t
 from breachflow.workflow.timeline import EventKind
@@ -391,3 +395,53 @@ def test_the_command_line_shows_the_plan_and_destroys_only_with_apply(ctx, cli):
         ("school_part", reference, "hanna"), ("incident_key", reference, "hanna"), ("school_key", None, "hanna")]
     code, out, _ = cli("retention", "run", "--help")
     assert code == 0 and "Without --apply this only prints the plan and changes nothing" in " ".join(out.split())
+
+
+# --- readers after destruction: the API and the pages -----------------------------------------------
+
+
+def test_readers_keep_working_after_destruction_and_only_personal_data_is_410(ctx, settings):
+    app = installation(ctx, settings)
+    ends = contract_end()
+    schools.update(ctx, brin=SCHOOL_A, changes={"contract_ends_on": ends})
+    mail = with_notices(ctx)
+    alone, shared = incident(mail, (SCHOOL_A,), NAME), incident(mail, (SCHOOL_A, SCHOOL_B), KEPT_NAME)
+    with frozen(retention.due_at(ends) + timedelta(seconds=1)):
+        retention.apply(mail, datetime.now(UTC))
+    client = TestClient(app, raise_server_exceptions=False)
+    tokens = {user: accounts.create_token(ctx, username=user).secret for user in ("handler", "manager", "school_b")}
+
+    def call(user: str, path: str):
+        return client.get("/api/v1" + path, headers={"Authorization": f"Bearer {tokens[user]}"})
+
+    assert_error(call("handler", f"/incidents/{alone}"), 410, "data_destroyed")
+    assert call("handler", f"/incidents/{shared}").json()["disclosure"]["reporter_name"] == KEPT_NAME
+    theirs = call("school_b", f"/incidents/{shared}")
+    assert theirs.status_code == 200 and [s["brin"] for s in theirs.json()["schools"]] == [SCHOOL_B]
+    register = call("manager", "/register").json()
+    listed = {e["reference"]: e for e in register["items"]}
+    assert register["unreadable"] == [] and set(listed) == {alone, shared}
+    assert (listed[alone]["state"], listed[alone]["summary"], listed[alone]["group_size_max"]) == (
+        "containment", None, None)
+    assert listed[alone]["schools"] == [SCHOOL_A] and listed[alone]["nature_actions"] == ["read"]
+    exported = call("manager", "/register/export?format=csv").text
+    assert alone in exported and register_export.UNREADABLE not in exported and NAME not in exported
+    assert {i["reference"] for i in call("handler", "/incidents").json()["items"]} == {alone, shared}
+    assert call("handler", "/deadlines").status_code == 200
+    timeline = call("handler", f"/incidents/{alone}/timeline?limit=100").json()["items"]
+    assert timeline and all(e["details"] is None for e in timeline)  # the structure stays, the words are gone
+    assert_error(call("handler", f"/incidents/{alone}/ap-dossier"), 410, "data_destroyed")
+
+    pages = browser(app)
+    assert pages.sign_in("school_a").status_code != 303  # its password went with its personal data
+    assert pages.sign_in("school_b").status_code == 303
+    portal = pages.get("/portal")
+    assert portal.status_code == 200 and shared in portal.text and alone not in portal.text
+    link = browser(app).get("/link/" + links.make(ctx.audit_key, reference=shared, brin=SCHOOL_B,
+                                                  valid_for=timedelta(days=7)))
+    assert link.status_code == 200 and shared in link.text
+    staff = browser(app)
+    staff.sign_in("handler")
+    for path in ("/dashboard", "/register", "/register.csv", f"/incidents/{shared}"):
+        assert staff.get(path).status_code == 200, path
+    assert staff.get(f"/incidents/{alone}").status_code == 410
