@@ -205,7 +205,8 @@ def forget(conn: Connection, incident_id: int, school_id: int | None) -> int:
     """Destroy the sealed recipients and message of the notices about ``incident_id`` (to
     ``school_id``, or all of them), whatever key sealed them, and what the last notice told that
     school (or every school); the ones still to send, or claimed and not yet accepted by the server,
-    become dead. Return how many held sealed content."""
+    become dead, and the ones the server accepted but no dispatcher recorded yet are sent (a record
+    would need the incident's key, which may be going too). Return how many held sealed content."""
     which = outbox_t.c.incident_id == incident_id
     told = snapshot_t.c.incident_id == incident_id
     if school_id is not None:
@@ -214,6 +215,8 @@ def forget(conn: Connection, incident_id: int, school_id: int | None) -> int:
         which, outbox_t.c.sealed.is_not(None) | outbox_t.c.recipients.is_not(None))).scalar_one()
     conn.execute(sa.update(outbox_t).where(which, outbox_t.c.status.in_([OutboxStatus.pending, OutboxStatus.sending]))
                  .values(status=OutboxStatus.dead, last_error=DESTROYED))
+    conn.execute(sa.update(outbox_t).where(which, outbox_t.c.status == OutboxStatus.accepted)
+                 .values(status=OutboxStatus.sent, claimed_until=None))
     conn.execute(sa.update(outbox_t).where(which).values(recipients=None, sealed=None))
     conn.execute(sa.update(snapshot_t).where(told).values(facts=None))
     return holding

@@ -317,6 +317,29 @@ def test_a_run_that_stopped_part_way_is_finished_by_the_next(world, monkeypatch)
     assert NAME not in everything_readable(ctx)
 
 
+def test_notices_a_dispatcher_held_are_neither_sent_nor_recorded_against_a_destroyed_key(world, smtp, caplog):
+    ctx = world["ctx"]
+    with ctx.engine.begin() as conn:  # as a dispatcher that died left them: one claimed, one accepted by the server
+        ids = conn.execute(sa.select(outbox_t.c.id).join(incident_t, incident_t.c.id == outbox_t.c.incident_id)
+                           .where(incident_t.c.reference == world["alone"]).order_by(outbox_t.c.id)).scalars().all()
+        claimed, accepted = ids[-1], ids[0]
+        long_ago = datetime.now(UTC) - timedelta(hours=1)
+        conn.execute(sa.update(outbox_t).where(outbox_t.c.id == claimed).values(status="sending", claimed_until=long_ago))
+        conn.execute(sa.update(outbox_t).where(outbox_t.c.id == accepted).values(status="accepted",
+                                                                                 claimed_until=long_ago))
+    with frozen(world["due"] + timedelta(seconds=1)):
+        retention.apply(ctx, datetime.now(UTC))
+    received = len(smtp.received)
+    with caplog.at_level(logging.ERROR):
+        drain(ctx)
+    assert [m.recipients for m in smtp.received[received:]] == [["directie@56ef.example.nl"]]  # the kept school's
+    assert not caplog.records
+    with ctx.engine.connect() as conn:
+        statuses = dict(conn.execute(sa.select(outbox_t.c.id, outbox_t.c.status)
+                                     .where(outbox_t.c.id.in_([claimed, accepted]))).all())
+    assert statuses == {claimed: "dead", accepted: "sent"}
+
+
 def test_a_school_without_a_contract_end_is_never_due(ctx):
     mail = with_notices(ctx)
     add(mail, OPEN, None)
