@@ -28,7 +28,7 @@ from breachflow.api.render import CLI
 from breachflow.api.timeline_text import said
 from breachflow.notifications import outbox, worker
 from breachflow.notifications.models import outbox_t, snapshot_t
-from breachflow.workflow import accounts, audit, crypto, links, queries, retention, schools, service, sessions
+from breachflow.workflow import accounts, audit, crypto, links, queries, retention, schools, service, sessions, store
 from breachflow.workflow.errors import DataDamaged, DataDestroyed
 from breachflow.workflow.models import affected_t, data_key_t, event_t, incident_t, retention_t, user_t
 from breachflow.workflow.timeline import EventKind
@@ -338,6 +338,21 @@ def test_notices_a_dispatcher_held_are_neither_sent_nor_recorded_against_a_destr
         statuses = dict(conn.execute(sa.select(outbox_t.c.id, outbox_t.c.status)
                                      .where(outbox_t.c.id.in_([claimed, accepted]))).all())
     assert statuses == {claimed: "dead", accepted: "sent"}
+
+
+def test_an_incident_whose_key_went_before_still_loses_the_parts_left(world):
+    ctx = world["ctx"]
+    with ctx.engine.begin() as conn:  # destroyed by hand, its school's part not
+        key_id = conn.execute(sa.select(incident_t.c.data_key_id)
+                              .where(incident_t.c.reference == world["alone"])).scalar_one()
+        store.destroy_data_key(conn, ctx.keys, key_id, datetime.now(UTC))
+    with frozen(world["due"] + timedelta(seconds=1)):
+        retention.apply(ctx, datetime.now(UTC))
+        assert retention.plan(ctx, datetime.now(UTC)) == []
+    assert schools.get(ctx, ENDED).contacts == []  # its school's key went after it
+    assert [(e.what, e.brin) for e in retention.log_page(ctx, limit=100).items if e.reference == world["alone"]] == [
+        ("school_part", ENDED)]
+    assert NAME not in everything_readable(ctx)
 
 
 def test_a_school_without_a_contract_end_is_never_due(ctx):

@@ -36,6 +36,7 @@ from breachflow.workflow import pages, store
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
 from breachflow.workflow.deadlines import AMSTERDAM
+from breachflow.workflow.errors import DataDestroyed
 from breachflow.workflow.models import (
     affected_t,
     data_key_t,
@@ -154,13 +155,13 @@ def apply(ctx: Context, now: datetime, actor: str = ACTOR) -> list[SchoolPlan]:
     if ctx.notifier is None:
         raise ValueError("retention needs a context with notices (notifications_context) to destroy them")
     due = plan(ctx, now)
-    by_incident: dict[int, list[SchoolPlan]] = defaultdict(list)
+    by_incident: dict[tuple[int, str], list[SchoolPlan]] = defaultdict(list)
     for school in due:
         for part in school.parts:
-            by_incident[part.incident_id].append(school)
-    for incident_id in sorted(by_incident):  # incidents in one order, like every command that locks several
+            by_incident[part.incident_id, part.reference].append(school)
+    for incident in sorted(by_incident):  # incidents in one order, like every command that locks several
         with write_transaction(ctx.engine) as conn:
-            _destroy_parts(conn, ctx, incident_id, by_incident[incident_id], now, actor)
+            _destroy_parts(conn, ctx, incident, by_incident[incident], now, actor)
     for school in due:
         with write_transaction(ctx.engine) as conn:
             _destroy_school(conn, ctx, school, now, actor)
@@ -181,31 +182,35 @@ def _log(conn: Connection, now: datetime, actor: str, what: str, *, school: Scho
         contract_ended_on=school.contract_ends_on if school else None, detail=detail))
 
 
-def _destroy_parts(conn: Connection, ctx: Context, incident_id: int, schools: list[SchoolPlan], now: datetime,
-                   actor: str) -> None:
-    """In one transaction: the parts of ``schools`` in incident ``incident_id`` not destroyed yet
-    (another run may have done them), then the incident's key if no school keeps a part."""
-    unit = Unit.open(conn, ctx, incident_id, actor, system=True, now=now)
-    reference = unit.loaded.reference
+def _destroy_parts(conn: Connection, ctx: Context, incident: tuple[int, str], schools: list[SchoolPlan],
+                   now: datetime, actor: str) -> None:
+    """In one transaction: the parts of ``schools`` in ``incident`` (its id and reference) not destroyed
+    yet (another run may have done them), then the incident's key if no school keeps a part."""
+    incident_id = incident[0]
+    try:
+        unit: Unit | None = Unit.open(conn, ctx, incident_id, actor, system=True, now=now)
+    except DataDestroyed:  # its key went already (by hand): its row is locked; what is left goes without an event
+        unit = None
     left = {r.school_id for r in conn.execute(sa.select(affected_t.c.school_id).where(
         affected_t.c.incident_id == incident_id, affected_t.c.destroyed_at.is_(None)))}
     for school in schools:
         if school.school_id not in left:
             continue
         destroyed = _destroy_part(conn, ctx, incident_id, school.school_id, now)
-        unit.record(EventKind.retention_destroyed, {"school": school.brin, **destroyed})
-        _log(conn, now, actor, What.school_part, school=school, incident=(incident_id, reference), detail=destroyed)
+        if unit is not None:
+            unit.record(EventKind.retention_destroyed, {"school": school.brin, **destroyed})
+        _log(conn, now, actor, What.school_part, school=school, incident=incident, detail=destroyed)
         left.discard(school.school_id)
-    keep_key = bool(left) or not conn.execute(sa.select(affected_t.c.id).where(
-        affected_t.c.incident_id == incident_id).limit(1)).first()
-    if not keep_key:  # said while the key that seals it is still there
+    if unit is None:
+        return
+    if not left:  # said while the key that seals it is still there
         unit.record(EventKind.retention_destroyed, {"incident_key": True})
     unit.finish()
-    if keep_key:
+    if left:
         return
     ctx.notifier.forget(conn, incident_id, None)  # the staff's reminders, sealed with the incident's key
     store.destroy_data_key(conn, ctx.keys, unit.data_key_id, now)
-    _log(conn, now, actor, What.incident_key, incident=(incident_id, reference), data_key_id=unit.data_key_id)
+    _log(conn, now, actor, What.incident_key, incident=incident, data_key_id=unit.data_key_id)
 
 
 def _destroy_part(conn: Connection, ctx: Context, incident_id: int, school_id: int, now: datetime) -> dict[str, Any]:
