@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -338,6 +339,27 @@ def test_notices_a_dispatcher_held_are_neither_sent_nor_recorded_against_a_destr
         statuses = dict(conn.execute(sa.select(outbox_t.c.id, outbox_t.c.status)
                                      .where(outbox_t.c.id.in_([claimed, accepted]))).all())
     assert statuses == {claimed: "dead", accepted: "sent"}
+
+
+def test_two_workers_running_it_at_once_destroy_each_thing_once(world):
+    ctx, now = world["ctx"], world["due"] + timedelta(seconds=1)
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            retention.apply(ctx, now)
+        except BaseException as exc:  # noqa: BLE001  (every failure is the finding)
+            failures.append(exc)
+
+    runs = [threading.Thread(target=run) for _ in range(2)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join(timeout=120)
+    assert failures == []
+    log = [(e.what, e.brin, e.reference) for e in retention.log_page(ctx, limit=100).items]
+    assert len(log) == len(set(log)) == 9
+    assert NAME not in everything_readable(ctx)
 
 
 def test_an_incident_whose_key_went_before_still_loses_the_parts_left(world):

@@ -191,6 +191,9 @@ def _destroy_parts(conn: Connection, ctx: Context, incident: tuple[int, str], sc
         unit: Unit | None = Unit.open(conn, ctx, incident_id, actor, system=True, now=now)
     except DataDestroyed:  # its key went already (by hand): its row is locked; what is left goes without an event
         unit = None
+    if unit is not None and conn.execute(sa.select(data_key_t.c.wrapped).where(
+            data_key_t.c.id == unit.data_key_id)).scalar() is None:
+        unit = None  # another run destroyed it while this one waited for the lock (PostgreSQL read the key before)
     left = {r.school_id for r in conn.execute(sa.select(affected_t.c.school_id).where(
         affected_t.c.incident_id == incident_id, affected_t.c.destroyed_at.is_(None)))}
     for school in schools:
@@ -224,9 +227,11 @@ def _destroy_part(conn: Connection, ctx: Context, incident_id: int, school_id: i
 
 def _destroy_school(conn: Connection, ctx: Context, school: SchoolPlan, now: datetime, actor: str) -> None:
     """The school's own key, once none of its parts is left, and its accounts' personal data."""
-    row = conn.execute(sa.select(school_t.c.data_key_id, data_key_t.c.wrapped)
-                       .join(data_key_t, data_key_t.c.id == school_t.c.data_key_id)
-                       .where(school_t.c.id == school.school_id)).one()
+    query = (sa.select(school_t.c.data_key_id, data_key_t.c.wrapped)
+             .join(data_key_t, data_key_t.c.id == school_t.c.data_key_id).where(school_t.c.id == school.school_id))
+    if conn.dialect.name != "sqlite":  # another worker's run waits, then finds it gone (SQLite: the write lock)
+        query = query.with_for_update(of=data_key_t)
+    row = conn.execute(query).one()
     parts_left = conn.execute(sa.select(affected_t.c.id).where(
         affected_t.c.school_id == school.school_id, affected_t.c.destroyed_at.is_(None)).limit(1)).first()
     if row.wrapped is not None and parts_left is None:
