@@ -133,13 +133,15 @@ def _texts(plain: bytes) -> str:
     return "\n".join(texts)
 
 
-def everything_readable(ctx) -> str:
-    """Every plain value and every sealed value any data key not destroyed opens, of every table."""
+def everything_readable(ctx, tables: tuple[str, ...] | None = None) -> str:
+    """Every plain value and every sealed value any data key not destroyed opens, of every table (or ``tables``)."""
     with ctx.engine.connect() as conn:
         keys = [ctx.keys.unwrap(w) for w in conn.execute(
             sa.select(data_key_t.c.wrapped).where(data_key_t.c.wrapped.is_not(None))).scalars()]
         found = []
         for table in SQLModel.metadata.sorted_tables:
+            if tables is not None and table.name not in tables:
+                continue
             sealed = [c.name for c in table.columns if isinstance(c.type, sa.LargeBinary)]
             for row in conn.execute(sa.select(table)).mappings():
                 for column, value in row.items():
@@ -176,7 +178,9 @@ def test_one_second_before_it_is_due_nothing_is_destroyed(world):
 
 def test_one_second_after_it_is_due_the_name_is_nowhere_and_the_register_and_chains_remain(world, backend, settings):
     ctx = world["ctx"]
-    assert NAME in everything_readable(ctx)  # the walk below finds it when it is there
+    assert NAME in everything_readable(ctx, ("outbox",))  # the walk finds it in the notices' bodies…
+    assert NAME in everything_readable(ctx, ("notice_snapshot",))  # … in what they said …
+    assert NAME in everything_readable(ctx, ("incident",))  # … and in the incident, when it is there
     with frozen(world["due"] + timedelta(seconds=1)):
         done = retention.apply(ctx, datetime.now(UTC))
     assert [s.brin for s in done] == [ENDED, OTHER_ENDED]
@@ -439,6 +443,11 @@ def test_the_worker_runs_retention_at_start_and_survives_a_failure(ctx, monkeypa
 
 def test_the_command_line_shows_the_plan_and_destroys_only_with_apply(ctx, cli):  # noqa: F811
     reference = ended_long_ago(ctx)
+    code, out, _ = cli("retention", "run", "--json")
+    planned = json.loads(out)
+    assert (code, planned["applied"], [s["brin"] for s in planned["schools"]]) == (0, False, [ENDED])
+    assert planned["schools"][0]["parts"] == [{"incident_id": planned["schools"][0]["parts"][0]["incident_id"],
+                                               "reference": reference, "note": False, "incident_key": True}]
     code, out, _ = cli("retention", "run")
     assert code == 0
     assert out.startswith("due (nothing changed; --apply destroys it):\n12AB: contract ended ")
