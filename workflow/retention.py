@@ -27,6 +27,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,7 +56,7 @@ ACTOR = "retention"
 MONTHS = 2  # seed section 4: two months after the contract ends
 
 
-class What:
+class What(StrEnum):
     """What a ``retention_log`` row says was destroyed."""
 
     school_part = "school_part"  # a school's part of an incident
