@@ -256,6 +256,21 @@ def build_parser() -> argparse.ArgumentParser:
     point = audit.add_parser("checkpoint", parents=[common], help="write a signed checkpoint of every chain head")
     point.add_argument("--out", help="file or directory (default: BREACHFLOW_CHECKPOINT_DIR or data_dir/checkpoints)")
     point.set_defaults(handler=c.cmd_audit_checkpoint)
+    kept = sub.add_parser("retention", help="destroy personal data two months after a school's contract ends") \
+        .add_subparsers(dest="retention_command", required=True, parser_class=_Parser)
+    run = kept.add_parser(
+        "run", parents=[common], help="show what is due for destruction; destroy it with --apply",
+        description="Schools whose contract ended two months ago (00:00 Amsterdam time on the day after the "
+                    "contract end, plus two calendar months) are due: their part of every incident (the "
+                    "notices to them and what those said, their note on informing the people affected), the "
+                    "incident's own data once no school keeps a part of it, the school's own data key (its "
+                    "contacts and contact person) and its user accounts' email addresses and passwords. The "
+                    "register entry, deadlines and timeline stay; every chain still verifies. Without --apply "
+                    "this only prints the plan and changes nothing. The worker runs it daily.")
+    run.add_argument("--apply", action="store_true", help="destroy what is due, for good, and print what went")
+    run.set_defaults(handler=c.cmd_retention_run)
+    kept_log = kept.add_parser("log", parents=[common, paged], help="list every destruction retention did, oldest first")
+    kept_log.set_defaults(handler=c.cmd_retention_log)
     backups = sub.add_parser("backup", help="back up and restore the embedded SQLite database").add_subparsers(
         dest="backup_command", required=True, parser_class=_Parser)
     backup_create = backups.add_parser(

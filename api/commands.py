@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
 import os
@@ -33,6 +34,7 @@ from breachflow.workflow import (
     pages,
     queries,
     register,
+    retention,
     schema,
     schools,
     service,
@@ -327,6 +329,43 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     path = checkpoints.write(ctx, Path(args.out) if args.out else ctx.settings.resolved_checkpoint_dir)
     _print(args, {"checkpoint": str(path)},
            f"wrote {path}; keep a copy where the database's administrators cannot change it")
+    return 0
+
+
+def _part_words(part: retention.Part) -> str:
+    also = [w for w, yes in (("its note on informing the people affected", part.note),
+                             ("the incident's own data key", part.incident_key)) if yes]
+    return f"    {part.reference}: the notices to it and what they said" + "".join(f", {w}" for w in also)
+
+
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    if args.apply:
+        due = retention.apply(notifications_context(_ctx(args)), now, args.actor)
+    else:
+        due = retention.plan(_ctx(args), now)
+    lines = []
+    for school in due:
+        lines.append(f"{school.brin}: contract ended {school.contract_ends_on:%Y-%m-%d}, due "
+                     f"{render.when(school.due_at)}")
+        lines += [_part_words(part) for part in school.parts]
+        if school.school_key:
+            lines.append("    its own data key: contact addresses, contact person, every notice sealed with it")
+        if school.accounts:
+            lines.append(f"    {school.accounts} user account(s): email address and password; sessions ended, "
+                         "tokens revoked")
+    header = "destroyed:" if args.apply else "due (nothing changed; --apply destroys it):"
+    _print(args, {"applied": args.apply, "schools": [dataclasses.asdict(s) for s in due]},
+           "\n".join([header, *lines]) if due else "nothing is due for destruction")
+    return 0
+
+
+def cmd_retention_log(args: argparse.Namespace) -> int:
+    page = retention.log_page(_ctx(args), limit=args.limit, cursor=args.cursor)
+    _print_page(args, page, [dataclasses.asdict(e) for e in page.items], [
+        f"{e.id:>6} {render.when(e.at)} {e.actor} {e.what:<12} {e.brin or '-':<7} {e.reference or '-':<14}"
+        f" key {e.data_key_id or '-'}  {json.dumps(e.detail) if e.detail else ''}" for e in page.items],
+        "the retention log is empty")
     return 0
 
 

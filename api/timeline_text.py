@@ -27,6 +27,8 @@ Said = tuple[str, list[str]]
 def said(entry: Entry, w: Words) -> Said:
     """What ``entry`` did (its headline) and one line per change or message, in ``w``'s words."""
     if entry.payload is None:
+        if entry.kind == EventKind.retention_destroyed:  # its own key is gone: it said what _retention says
+            return _retention(entry, {"incident_key": True}, w)
         return f"{w.word(entry.kind)} " + w("[persoonsgegevens vernietigd]", "[personal data destroyed]"), []
     return SAYS.get(entry.kind, _other)(entry, entry.payload, w)
 
@@ -195,6 +197,19 @@ def _subject_erased(_e: Entry, p: dict[str, Any], w: Words) -> Said:
         [w(f"bewaard: {where}", f"kept: {where}") for where in p.get("kept") or ()]
 
 
+def _retention(_e: Entry, p: dict[str, Any], w: Words) -> Said:
+    if p.get("incident_key"):
+        return w("bewaartermijn verstreken: de persoonsgegevens van dit incident zijn vernietigd (het register en "
+                 "de tijdlijn blijven)", "retention period over: this incident's personal data destroyed (the "
+                 "register entry and the timeline stay)"), []
+    school, n = p.get("school"), p.get("notices", 0)
+    note = [w("haar notitie over het informeren van de betrokkenen", "its note on informing the people affected")
+            ] if p.get("people_informed_note") else []
+    return w(f"bewaartermijn van {school} verstreken: het deel van {school} is vernietigd",
+             f"retention period of {school} over: the part of {school} destroyed"), [
+        w(f"{n} melding(en) aan {school} en wat die zeiden", f"{n} notice(s) to {school} and what they said"), *note]
+
+
 def _other(e: Entry, p: dict[str, Any], w: Words) -> Said:
     return e.kind, [f"{key}: {w.value(value)}" for key, value in p.items() if value not in (None, {}, [], False)]
 
@@ -220,4 +235,5 @@ SAYS: dict[str, Callable[[Entry, dict[str, Any], Words], Said]] = {
     EventKind.reminder_unsent: _reminder,
     EventKind.subject_exported: _subject_exported,
     EventKind.subject_erased: _subject_erased,
+    EventKind.retention_destroyed: _retention,
 }

@@ -182,6 +182,9 @@ class NoticeWriter:
             subject=subject, text=text, html=html, now=change.now,
         ), now_facts
 
+    def forget(self, conn: Connection, incident_id: int, school_id: int | None) -> int:
+        """See ``workflow.hooks.Notifier.forget``: retention destroys a school's part, or the incident's."""
+        return forget(conn, incident_id, school_id)
 
     def notices_to(self, conn: Connection, school_id: int, incident_ids: list[int]) -> list[HeldNotice]:
         return outbox.held_notices(conn, self.keys, school_id, incident_ids)
@@ -208,3 +211,27 @@ def queue_row(settings: Settings, sealed_with: tuple[int, bytes], *, incident_id
         "recipients": crypto.seal(data_key, recipients), "sealed": crypto.seal_bytes(data_key, message),
         "status": OutboxStatus.pending.value, "attempts": 0, "next_attempt_at": now, "created_at": now,
     }
+
+
+DESTROYED = "destroyed by retention; not sent"
+
+
+def forget(conn: Connection, incident_id: int, school_id: int | None) -> int:
+    """Destroy the sealed recipients and message of the notices about ``incident_id`` (to
+    ``school_id``, or all of them), whatever key sealed them, and what the last notice told that
+    school (or every school); the ones still to send, or claimed and not yet accepted by the server,
+    become dead, and the ones the server accepted but no dispatcher recorded yet are sent (a record
+    would need the incident's key, which may be going too). Return how many held sealed content."""
+    which = outbox_t.c.incident_id == incident_id
+    told = snapshot_t.c.incident_id == incident_id
+    if school_id is not None:
+        which, told = which & (outbox_t.c.school_id == school_id), told & (snapshot_t.c.school_id == school_id)
+    holding = conn.execute(sa.select(sa.func.count()).select_from(outbox_t).where(
+        which, outbox_t.c.sealed.is_not(None) | outbox_t.c.recipients.is_not(None))).scalar_one()
+    conn.execute(sa.update(outbox_t).where(which, outbox_t.c.status.in_([OutboxStatus.pending, OutboxStatus.sending]))
+                 .values(status=OutboxStatus.dead, last_error=DESTROYED))
+    conn.execute(sa.update(outbox_t).where(which, outbox_t.c.status == OutboxStatus.accepted)
+                 .values(status=OutboxStatus.sent, claimed_until=None))
+    conn.execute(sa.update(outbox_t).where(which).values(recipients=None, sealed=None))
+    conn.execute(sa.update(snapshot_t).where(told).values(facts=None))
+    return holding

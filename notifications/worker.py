@@ -1,5 +1,5 @@
-"""The worker: the dispatcher, the deadline scanner (which beats the worker's heartbeat) and the
-daily audit checkpoint, in ``breachflow worker`` or inside ``serve``."""
+"""The worker: the dispatcher, the deadline scanner (which beats the worker's heartbeat), the
+daily audit checkpoint and the daily retention run, in ``breachflow worker`` or inside ``serve``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from breachflow.notifications import heartbeat, reminders
 from breachflow.notifications.dispatcher import Dispatcher
 from breachflow.notifications.mailer import Mailer
 from breachflow.notifications.notices import NoticeWriter
-from breachflow.workflow import checkpoints
+from breachflow.workflow import checkpoints, retention
 from breachflow.workflow.context import Context
 
 log = logging.getLogger("breachflow.worker")
@@ -57,6 +57,27 @@ async def checkpoint_forever(ctx: Context, stop: asyncio.Event) -> None:
             pass
 
 
+def retain(ctx: Context, now: datetime) -> bool:
+    """One retention run (``workflow.retention.apply``) at ``now``; a failure is logged, never raised:
+    the next run tries again. Returns whether it ran to the end."""
+    try:
+        retention.apply(notifications_context(ctx), now)
+    except Exception:  # retried at the next run
+        log.exception("retention run failed; trying again in %g hours", ctx.settings.retention_hours)
+        return False
+    return True
+
+
+async def retain_forever(ctx: Context, stop: asyncio.Event) -> None:
+    """Run retention at start, then every ``retention_hours``."""
+    while not stop.is_set():
+        await anyio.to_thread.run_sync(retain, ctx, datetime.now(UTC))
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=ctx.settings.retention_hours * 3600)
+        except TimeoutError:
+            pass
+
+
 async def run_worker(ctx: Context, mailer: Mailer, stop: asyncio.Event | None = None,
                      wake: asyncio.Event | None = None) -> int:
     """Dispatch and scan until ``stop`` is set, then finish or give back what is in flight (see
@@ -68,7 +89,7 @@ async def run_worker(ctx: Context, mailer: Mailer, stop: asyncio.Event | None = 
     dispatcher = Dispatcher(ctx, mailer)
     try:
         await asyncio.gather(dispatcher.run(stop, wake), scan_forever(ctx, stop, wake, worker),
-                             checkpoint_forever(ctx, stop))
+                             checkpoint_forever(ctx, stop), retain_forever(ctx, stop))
     finally:
         try:
             await anyio.to_thread.run_sync(heartbeat.forget, ctx, worker)

@@ -2,7 +2,7 @@
 
 ``fill`` walks real incidents through the lifecycle, with notices sent, pending and acknowledged,
 reminders, an AP notification, a dismissal and a reopening, users, tokens and an idempotent report,
-and a school's master data and the AP dossier's fields.
+a school's master data and the AP dossier's fields, and a school whose data retention destroyed.
 ``dump`` and ``load`` read and write the rows of whatever schema a database has (reflected, so they
 work at any revision). ``python tests/migration_support.py`` writes the snapshot of the newest
 revision: a database filled at that revision, kept in ``tests/migration_data/<revision>.json`` with
@@ -42,7 +42,7 @@ from breachflow.notifications import heartbeat, reminders
 from breachflow.notifications.dispatcher import Dispatcher
 from breachflow.notifications.mailer import mailer_for
 from breachflow.notifications.worker import notifications_context
-from breachflow.workflow import accounts, db, files, keystore, schema, schools, service, sessions
+from breachflow.workflow import accounts, db, files, keystore, retention, schema, schools, service, sessions
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
 from breachflow.workflow.service import Idempotency
@@ -93,9 +93,22 @@ def fill(ctx: Context) -> list[str]:
     service.fire(ctx, reference=again.reference, trigger="dismiss", actor="hanna",
                  fields={"dismissal_reason": "Sent to the school's own test account"})
     service.reopen(ctx, reference=again.reference, actor="hanna", reason="A parent forwarded it after all")
+    gone = _retained(ctx)
     now = datetime.now(UTC)
     heartbeat.beat(ctx, heartbeat.Worker("worker-host:4242", now), now)  # a worker that was running
-    return [closed, open_, again.reference]
+    return [closed, open_, again.reference, gone]
+
+
+def _retained(ctx: Context) -> str:
+    """A school whose contract ended long ago, its incident and its account, destroyed by retention
+    (``retention_log`` rows; a destroyed school key, incident key and affected part)."""
+    schools.add(ctx, brin="56EF", name="De Vlinder", contacts=["directie@56ef.example.nl"],
+                contract_ends_on=date.today() - timedelta(days=400))
+    accounts.add_user(ctx, username="vlinder", role="school", school="56EF", email="ict@56ef.example.nl")
+    gone = reported(ctx, brins=("56EF",))
+    service.fire(ctx, reference=gone, trigger="begin_triage", actor="hanna")
+    retention.apply(ctx, datetime.now(UTC), actor="hanna")
+    return gone
 
 
 def _dispatch(ctx: Context) -> None:

@@ -139,7 +139,7 @@ def test_the_fill_behind_the_snapshots_walks_the_register_through_the_service_la
     """What ``python tests/migration_support.py`` keeps for a new revision (audited after the test)."""
     references = fill(ctx)
     rows = dump(ctx.engine)
-    assert len(references) == len(rows["incident"]) == 3
+    assert len(references) == len(rows["incident"]) == 4
     assert {row["state"] for row in rows["incident"]} == {"closed", "containment", "triage"}
     assert {row["status"] for row in rows["outbox"]} == {"sent", "pending"}
     assert all(rows[table] for table in rows), [table for table in rows if not rows[table]]

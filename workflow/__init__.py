@@ -11,6 +11,7 @@ Public surface, by module:
 - ``queries`` and ``register``: reading incidents, timelines, deadlines and the register's history, a
   page at a time (``pages``: the cursors every list shares).
 - ``audit``: verifying and replaying the chains; ``checkpoints``: signed checkpoints of them.
+- ``retention``: destroying a school's personal data two months after its contract ends (seed section 4).
 - ``context``: settings, database, keys and the ``hooks.Notifier`` a command calls; ``keystore`` and
   ``keycheck``: where keys come from and that they belong to this database.
 - ``errors``: the exception tree. ``api`` and ``notifications`` import this package, never the reverse.

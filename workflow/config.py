@@ -129,6 +129,8 @@ class Settings(BaseSettings):
         default=None, description="where the worker writes signed audit checkpoints; keep it off the database "
         "server, writable by breachflow only (default: data_dir/checkpoints)")
     checkpoint_interval_hours: float = Field(default=24, gt=0, description="how often the worker writes one")
+    retention_hours: float = Field(default=24, gt=0, description="how often the worker runs retention (at start, "
+                                   "then every so many hours)")
 
     # observability
     log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object per line")

@@ -5,7 +5,8 @@
 with what the command said happened: it decides from those events whether anyone must hear of
 it, may write rows through the same connection (the outbox), and returns timeline events of its
 own, so the change, its notices and their events commit together or not at all. It also opens,
-for a school's data-subject request (``workflow.subjects``), the notices it wrote to that school.
+for a school's data-subject request (``workflow.subjects``), the notices it wrote to that school;
+retention asks it, inside the same kind of transaction, to forget what its notices said (``forget``).
 """
 
 from __future__ import annotations
@@ -53,3 +54,8 @@ class Notifier(Protocol):
     def notices_to(self, conn: Connection, school_id: int, incident_ids: list[int]) -> list[HeldNotice]:
         """The notices to school ``school_id`` about ``incident_ids``, opened, oldest first; those whose
         key retention destroyed are left out (nothing of them can be read)."""
+
+    def forget(self, conn: Connection, incident_id: int, school_id: int | None) -> int:
+        """Destroy, through ``conn``, the sealed content of the notices about ``incident_id`` (to
+        ``school_id``, or all of them when ``None``) and of what the last notice told that school;
+        none still to send is sent. Return how many notices held sealed content."""

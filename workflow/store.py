@@ -14,7 +14,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from breachflow.workflow import crypto
 from breachflow.workflow.disclosure import FACT_FIELDS, PERSONAL_FIELDS, Disclosure
-from breachflow.workflow.errors import DataDamaged, NotFound
+from breachflow.workflow.errors import DataDamaged, DataDestroyed, NotFound
 from breachflow.workflow.incident import AffectedSchool, ApKind, ApNotification, Incident, InformedVia, PeopleInformed
 from breachflow.workflow.models import affected_t, ap_t, data_key_t, incident_t, school_t
 
@@ -58,11 +58,12 @@ def seal_disclosure(key: bytes, disclosure: Disclosure) -> dict[str, Any]:
     return values
 
 
-def disclosure_of(row: Any, key: bytes) -> Disclosure:
-    """An incident row's disclosure fields, the sealed ones opened with ``key``; ``DataDamaged``
-    when what is stored is no disclosure (a row written past breachflow)."""
+def disclosure_of(row: Any, key: bytes | None) -> Disclosure:
+    """An incident row's disclosure fields, the sealed ones opened with ``key`` (``None``: its key
+    was destroyed by retention, the plain facts alone remain); ``DataDamaged`` when what is stored
+    is no disclosure (a row written past breachflow)."""
     values = {name: getattr(row, name) for name in FACT_FIELDS}
-    if row.personal is not None:
+    if row.personal is not None and key is not None:
         values.update(crypto.open_sealed(key, row.personal))
     try:
         return Disclosure.model_validate(values)
@@ -128,7 +129,8 @@ class Unreadable:
 
 def load_many(conn: Connection, keys: crypto.KeyRing, ids: list[int]) -> dict[int, Incident | Unreadable]:
     """The incidents ``ids``, decrypted, in three queries: each id maps to its incident, or to why
-    it cannot be read (a destroyed or unopenable data key, a damaged row); absent ids are left out."""
+    it cannot be read (an unopenable data key, a damaged row); absent ids are left out. An incident
+    whose key retention destroyed is read without its personal fields: the register keeps it."""
     schools: dict[int, list[AffectedSchool]] = defaultdict(list)
     for r in conn.execute(_MANY_SCHOOLS, {"ids": ids}):
         schools[r.incident_id].append(_school(r, keys))
@@ -140,12 +142,19 @@ def load_many(conn: Connection, keys: crypto.KeyRing, ids: list[int]) -> dict[in
         try:
             found[row.id] = Incident(
                 id=row.id, reference=row.reference, state=row.state, version=row.version, source=row.source,
-                reported_at=row.reported_at, disclosure=disclosure_of(row, keys.unwrap(row.wrapped)),
+                reported_at=row.reported_at, disclosure=disclosure_of(row, _key_or_none(keys, row.wrapped)),
                 schools=schools[row.id], ap_notifications=notified[row.id], confirmed_at=row.confirmed_at,
                 clock_moved_at=row.clock_moved_at, clock_moved_by=row.clock_moved_by)
         except Exception as exc:  # noqa: BLE001  (the caller decides what an unreadable record means)
             found[row.id] = Unreadable(row.reference, exc)
     return found
+
+
+def _key_or_none(keys: crypto.KeyRing, wrapped: bytes | None) -> bytes | None:
+    try:
+        return keys.unwrap(wrapped)
+    except DataDestroyed:  # retention; a missing master key raises
+        return None
 
 
 def _school(r: Any, keys: crypto.KeyRing) -> AffectedSchool:
