@@ -190,11 +190,8 @@ def _destroy_parts(conn: Connection, ctx: Context, incident: tuple[int, str], sc
     incident_id = incident[0]
     try:
         unit: Unit | None = Unit.open(conn, ctx, incident_id, actor, system=True, now=now)
-    except DataDestroyed:  # its key went already (by hand): its row is locked; what is left goes without an event
-        unit = None
-    if unit is not None and conn.execute(sa.select(data_key_t.c.wrapped).where(
-            data_key_t.c.id == unit.data_key_id)).scalar() is None:
-        unit = None  # another run destroyed it while this one waited for the lock (PostgreSQL read the key before)
+    except DataDestroyed:  # its key went already (by hand, or another run while this one waited for the
+        unit = None  # lock: store.load reads the key again under it): its row is locked; the rest goes without an event
     left = {r.school_id for r in conn.execute(sa.select(affected_t.c.school_id).where(
         affected_t.c.incident_id == incident_id, affected_t.c.destroyed_at.is_(None)))}
     for school in schools:

@@ -96,12 +96,16 @@ def load(conn: Connection, keys: crypto.KeyRing, reference: str | int, *, for_up
     ``for_update`` locks the row on PostgreSQL; SQLite's write transaction already holds the lock.
     """
     query = _BY_ID if isinstance(reference, int) else _BY_REFERENCE
-    if for_update and conn.dialect.name != "sqlite":
+    locking = for_update and conn.dialect.name != "sqlite"
+    if locking:
         query = _FOR_UPDATE[query]
     row = conn.execute(query, {"key": reference}).first()
     if row is None:
         raise NotFound(f"incident {reference} does not exist")
-    key = keys.unwrap(row.wrapped)
+    wrapped = row.wrapped
+    if locking:  # after waiting for the lock PostgreSQL re-reads the incident, not its joined key:
+        wrapped = conn.execute(_WRAPPED, {"key_id": row.data_key_id}).scalar()  # retention may have destroyed it
+    key = keys.unwrap(wrapped)
     return Loaded(row.id, row.reference, row.version, row.event_count, row.head_hash, key,
                   lambda: _incident(conn, row, key, keys), row.data_key_id)
 
