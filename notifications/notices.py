@@ -6,7 +6,7 @@
 - ``contained``, ``remediated``, ``verified`` and a handler's request: an update saying what
   changed since the last notice to that school; ``remediated`` with a school-caused breach sends
   the school-responsible notice instead;
-- reaching ``closed``: the closing notice with the evaluation.
+- reaching ``closed``: the closing notice with the evaluation and its follow-up actions.
 A school that never had a notice gets a first notice whatever the occasion; one that had a notice
 gets an update when an incident is confirmed again after a reopen.
 """
@@ -157,6 +157,7 @@ class NoticeWriter:
             "responsibility": incident.responsibility.value,
             "ap_form": fact_texts.ap_form(incident, language),
             "evaluation": incident.disclosure.evaluation or "",
+            "actions": fact_texts.actions(incident, language),
             "contact": self.settings.processor_contact,
             "handler": change.actor,
             "acknowledge_url": self.link(incident.reference, school.affected.brin, change.now),
