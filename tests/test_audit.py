@@ -284,6 +284,7 @@ def test_a_follow_up_action_settled_deleted_or_planted_past_breachflow_is_found(
         planted = conn.execute(sa.select(action_t).where(action_t.c.number == 2)).one()._asdict()
         conn.execute(sa.delete(deadline_t).where(deadline_t.c.action_id.is_not(None)))
         conn.execute(sa.delete(action_t).where(action_t.c.incident_id == incident_id))
-        conn.execute(sa.insert(action_t).values(planted | {"id": None, "number": 3}))
+        del planted["id"]
+        conn.execute(sa.insert(action_t).values(planted | {"number": 3}))
     problems = [f.problem for f in audit.verify(ctx).findings]
     assert "follow-up actions are [3], its events say [1, 2]" in problems
