@@ -30,7 +30,7 @@ from breachflow.workflow.accounts import Role
 from breachflow.workflow.context import Context
 from breachflow.workflow.deadlines import AMSTERDAM
 from breachflow.workflow.errors import Conflict, FieldProblem, InvalidInput, NotFound
-from breachflow.workflow.incident import Action, ActionStatus, Incident
+from breachflow.workflow.incident import ActionStatus, Incident
 from breachflow.workflow.lifecycle import State
 from breachflow.workflow.models import action_t, user_t
 from breachflow.workflow.timeline import EventKind
@@ -67,7 +67,7 @@ class NewAction(BaseModel):
     """A follow-up action as a handler gives it."""
 
     model_config = ConfigDict(extra="forbid")
-    description: LongText = Field(min_length=1, description="what must be done")
+    description: Annotated[LongText, Field(min_length=1)] = Field(description="what must be done")
     owner: Annotated[ShortText, Field(min_length=1, max_length=80)] = Field(
         description="username of the handler, manager or admin who sees to it")
     due: Due = Field(description=(
@@ -112,12 +112,12 @@ def _validated(unit: Unit, given: Sequence[NewAction | dict[str, Any]]) -> list[
     return result
 
 
-def record(unit: Unit, given: Sequence[NewAction | dict[str, Any]]) -> list[Action]:
+def record(unit: Unit, given: Sequence[NewAction | dict[str, Any]]) -> None:
     """Record follow-up actions on the unit's incident, numbered on from its last; on the timeline
     (``actions_recorded``, the descriptions sealed in its payload)."""
     actions = _validated(unit, given)
     if not actions:
-        return []
+        return
     number = max((a.number for a in unit.incident.actions), default=0)
     rows, recorded = [], []
     for n, (action, due_at) in enumerate(actions, start=number + 1):
@@ -130,7 +130,6 @@ def record(unit: Unit, given: Sequence[NewAction | dict[str, Any]]) -> list[Acti
     unit.conn.execute(sa.insert(action_t), rows)
     unit.actions_changed()
     unit.record(EventKind.actions_recorded, {"actions": recorded})
-    return [a for a in unit.incident.actions if a.number > number]
 
 
 def add(ctx: Context, *, reference: str, actor: str, actions: Sequence[NewAction | dict[str, Any]],
