@@ -101,6 +101,18 @@ def date_arg(text: str) -> date:
         raise argparse.ArgumentTypeError(f"'{text}' is not a date like 2026-12-31") from None
 
 
+def parse_actions(items: Sequence[str]) -> list[Any]:
+    """``--action`` values: one JSON object each (``workflow.actions.NewAction`` checks its fields)."""
+    found = []
+    for n, item in enumerate(items):
+        try:
+            found.append(json.loads(item))
+        except ValueError:
+            raise InvalidInput("invalid input", [FieldProblem(f"actions.{n}", "give a JSON object, e.g. "
+                                                              '{"description": "…", "owner": "hanna", "due": "2026-12-31"}')]) from None
+    return found
+
+
 def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
     """``field=value`` pairs; ``field=@path`` reads the value from a file."""
     fields: dict[str, Any] = {}

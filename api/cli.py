@@ -186,6 +186,22 @@ def build_parser() -> argparse.ArgumentParser:
     fire.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help=set_help)
     fire.add_argument("--expect-version", type=int, help=version_help)
     fire.add_argument("--reason", help=reason_help)
+    fire.add_argument("--action", action="append", default=[], metavar="JSON", help=(
+        "with 'evaluated': a follow-up action, e.g. '{\"description\": \"…\", \"owner\": \"hanna\", "
+        "\"due\": \"2026-12-31\", \"blocking\": true}' (repeatable; a date is the end of that day in Amsterdam)"))
+
+    act = _incident_parser(inc, "action-add", c.cmd_action_add,
+                           "record a follow-up action (from evaluation until closed)", common)
+    act.add_argument("--description", required=True, help="what must be done")
+    act.add_argument("--owner", required=True, help="username of the handler, manager or admin who sees to it")
+    act.add_argument("--due", required=True, help="an ISO time with its zone, or a date (the end of that day, Amsterdam)")
+    act.add_argument("--blocking", action="store_true", help="the incident cannot be closed while it is open")
+    act.add_argument("--expect-version", type=int, help=version_help)
+    settle = _incident_parser(inc, "action-settle", c.cmd_action_settle, "mark a follow-up action done or dropped",
+                              common)
+    settle.add_argument("number", type=int, help="the action's number")
+    settle.add_argument("--status", required=True, help="done or dropped")
+    settle.add_argument("--note", help="how it was done, or why it was dropped")
 
     _incident_parser(inc, "triggers", c.cmd_triggers, "triggers valid now and what each still misses", common)
     note = _incident_parser(inc, "note", c.cmd_note, "add a note to the timeline", common)

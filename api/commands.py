@@ -15,13 +15,14 @@ from typing import Any
 import prometheus_client
 
 from breachflow.api import register_export, render, signals, startup, timeline_text, views
-from breachflow.api.arguments import parse_assignments, parse_schools
+from breachflow.api.arguments import parse_actions, parse_assignments, parse_schools
 from breachflow.api.metrics import delivery_registry
 from breachflow.notifications import outbox
 from breachflow.notifications.mailer import destination, mailer_for
 from breachflow.notifications.worker import notifications_context, run_worker
 from breachflow.workflow import (
     accounts,
+    actions,
     audit,
     backup,
     checkpoints,
@@ -191,8 +192,24 @@ def cmd_fire(args: argparse.Namespace) -> int:
     ctx = _notifying(args)
     incident = service.fire(
         ctx, reference=args.reference, trigger=args.trigger, actor=args.actor,
-        fields=parse_assignments(args.set), reason=args.reason, expected_version=args.expect_version,
+        fields=parse_assignments(args.set), reason=args.reason, actions=parse_actions(args.action),
+        expected_version=args.expect_version,
     )
+    return _show(args, ctx, incident)
+
+
+def cmd_action_add(args: argparse.Namespace) -> int:
+    ctx = _notifying(args)
+    incident = actions.add(ctx, reference=args.reference, actor=args.actor, actions=[
+        {"description": args.description, "owner": args.owner, "due": args.due, "blocking": args.blocking}],
+        expected_version=args.expect_version)
+    return _show(args, ctx, incident)
+
+
+def cmd_action_settle(args: argparse.Namespace) -> int:
+    ctx = _notifying(args)
+    incident = actions.settle(ctx, reference=args.reference, actor=args.actor, number=args.number,
+                              status=args.status, note=args.note)
     return _show(args, ctx, incident)
 
 

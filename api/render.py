@@ -124,6 +124,10 @@ def incident_text(incident: Incident, periods: Periods, now: datetime | None = N
         lines.append(f"  AP {n.kind.value}: {n.ap_reference} at {when(n.notified_at)}")
     for d in views.incident_deadlines_out(OPERATOR, incident, now, periods):
         lines.append("  deadline " + deadline_line(d))
+    for a in incident.actions:
+        settled = f" {when(a.settled_at)} by {a.settled_by}" if a.settled_at else ""
+        lines.append(f"  action {a.number}{' (blocking)' if a.blocking else ''}: {a.description!r}, owner {a.owner}, "
+                     f"due {when(a.due_at)} [{a.status.value}{settled}]")
     for trigger, missing in lifecycle.available(incident).items():
         if missing:
             lines.append(f"  {trigger}: needs " + "; ".join(m.problem for m in missing))
@@ -134,7 +138,7 @@ def incident_text(incident: Incident, periods: Periods, now: datetime | None = N
 
 def deadline_line(d: schemas.DeadlineOut) -> str:
     """A deadline on one line: kind, school, due time, status, when met, how it was settled."""
-    school = f" {d.school}" if d.school else ""
+    school = f" {d.school}" if d.school else f" {d.action} ({d.owner})" if d.action else ""
     met = ""
     if d.met_at:
         met = (" " if d.status == Status.met else ", met ") + when(d.met_at) + (" (late)" if d.met_late else "")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from breachflow.api.errors import FieldProblemOut
+from breachflow.workflow.actions import NewAction
 from breachflow.workflow.disclosure import Disclosure, Source
 from breachflow.workflow.incident import ApKind, ContactChannel, InformedVia
 from breachflow.workflow.informing import RiskReason
@@ -51,6 +52,19 @@ class FireIn(Strict):
     reason: ShortText | None = Field(None, description=(
         "why; required to correct the discovery time or a known cause of a confirmed incident"))
     fields: Disclosure = Field(default_factory=Disclosure, description="saved together with the transition")
+    actions: Items[NewAction] = Field(default_factory=list, description=(
+        "with 'evaluated' only: the follow-up actions that came out of the evaluation"))
+
+
+class ActionsIn(Strict):
+    version: Count | None = Field(None, description="refuse if the incident is no longer at this version")
+    actions: Items[NewAction] = Field(min_length=1, description="follow-up actions to record")
+
+
+class SettleIn(Strict):
+    version: Count | None = Field(None, description="refuse if the incident is no longer at this version")
+    status: Literal["done", "dropped"] = Field(description="done or dropped")
+    note: ShortText | None = Field(None, description="how it was done, or why it was dropped (on the timeline)")
 
 
 class NoteIn(Strict):
@@ -156,18 +170,35 @@ class ApNotificationOut(BaseModel):
 
 class DeadlineOut(BaseModel):
     reference: str
-    kind: str = Field(description="school_notice, ap_notice or school_ap_notice")
+    kind: str = Field(description="school_notice, ap_notice, school_ap_notice or follow_up")
     school: str | None
+    action: int | None = Field(None, description="the follow-up action's number (kind follow_up)")
+    owner: str | None = Field(None, description="the follow-up action's owner (kind follow_up)")
     due_at: datetime
     due_at_local: str = Field(description="due time in Europe/Amsterdam")
     status: str = Field(description="ok, due_soon, overdue, met, or settled (closed without being met)")
     met_at: datetime | None
     met_late: bool
     outcome: str | None = Field(None, description="once the incident is closed: met, met_late, school_told "
-                                                  "(the school was told to notify the AP itself) or unmet")
+                                                  "(the school was told to notify the AP itself) or unmet; "
+                                                  "dropped for a follow-up action dropped")
     clock_moved_at: datetime | None = Field(
         None, description="when a handler last corrected the discovery time or a known cause, moving the clocks")
     clock_moved_by: str | None = Field(None, description="who made that correction")
+
+
+class ActionOut(BaseModel):
+    number: int
+    description: str
+    owner: str
+    due_at: datetime
+    due_at_local: str = Field(description="due time in Europe/Amsterdam")
+    blocking: bool = Field(description="the incident cannot be closed while it is open")
+    status: str = Field(description="open, done or dropped")
+    created_at: datetime | None
+    created_by: str | None
+    settled_at: datetime | None
+    settled_by: str | None
 
 
 class IncidentOut(BaseModel):
@@ -185,6 +216,7 @@ class IncidentOut(BaseModel):
     high_risk: list[RiskReason] = Field(default_factory=list, description=(
         "why the breach is likely a high risk to the people affected, so the schools must inform them "
         "(GDPR art. 34); empty: not"))
+    actions: list[ActionOut] = Field(default_factory=list, description="follow-up actions of the evaluation")
 
 
 class IncidentSummary(BaseModel):

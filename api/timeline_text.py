@@ -93,6 +93,23 @@ def _note(_e: Entry, p: dict[str, Any], w: Words) -> Said:
     return w("notitie", "note") + f': "{p.get("text")}"', []
 
 
+def _actions_recorded(_e: Entry, p: dict[str, Any], w: Words) -> Said:
+    lines = []
+    for a in p.get("actions") or []:
+        blocking = w(", blokkeert het afsluiten", ", blocks closing") if a.get("blocking") else ""
+        due = _time(a.get("due_at"), w)
+        lines.append(f'{a.get("number")}. "{a.get("description")}": '
+                     + w(f"eigenaar {a.get('owner')}, uiterlijk {due}{blocking}",
+                         f"owner {a.get('owner')}, due {due}{blocking}"))
+    return w("vervolgacties vastgelegd", "follow-up actions recorded"), lines
+
+
+def _action_settled(_e: Entry, p: dict[str, Any], w: Words) -> Said:
+    number, status = p.get("number"), w.word(p.get("status"))
+    note = [w("toelichting", "note") + f': "{p["note"]}"'] if p.get("note") else []
+    return w(f"vervolgactie {number}: {status}", f"follow-up action {number}: {status}"), note
+
+
 def _contact(_e: Entry, p: dict[str, Any], w: Words) -> Said:
     told = [w("verteld dat de school zelf de AP moet informeren", "told that the school must notify the AP itself")
             ] if p.get("told_must_notify_ap") else []
@@ -172,6 +189,8 @@ def _reminder(e: Entry, p: dict[str, Any], w: Words) -> Said:
             else w("niet verstuurd: geen behandelaar of manager heeft een e-mailadres",
                    "not sent: no handler or manager has an email address"))
     deadline, due = w.word(p.get("deadline")), _time(p.get("due_at"), w)
+    if p.get("action"):
+        deadline = f"{deadline} {p['action']}"
     return w(f"herinnering, {moment}: termijn {deadline}{school} verloopt {due}, {sent}",
              f"reminder, {moment}: deadline {deadline}{school} due {due}, {sent}"), []
 
@@ -236,4 +255,6 @@ SAYS: dict[str, Callable[[Entry, dict[str, Any], Words], Said]] = {
     EventKind.subject_exported: _subject_exported,
     EventKind.subject_erased: _subject_erased,
     EventKind.retention_destroyed: _retention,
+    EventKind.actions_recorded: _actions_recorded,
+    EventKind.action_settled: _action_settled,
 }

@@ -12,9 +12,9 @@ from datetime import datetime
 from breachflow.api import schemas
 from breachflow.workflow import lifecycle, visibility
 from breachflow.workflow.accounts import Account, Role
-from breachflow.workflow.deadlines import Deadline, Periods, Status, deadlines, local
+from breachflow.workflow.deadlines import Deadline, DeadlineKind, Periods, Status, deadlines, local
 from breachflow.workflow.disclosure import cia
-from breachflow.workflow.incident import AffectedSchool, ApKind, Incident
+from breachflow.workflow.incident import Action, AffectedSchool, ApKind, Incident
 from breachflow.workflow.informing import high_risk
 from breachflow.workflow.queries import Entry, OpenDeadline
 from breachflow.workflow.register import History
@@ -36,15 +36,20 @@ def _visible_schools(account: Account, incident: Incident) -> list[AffectedSchoo
 
 
 def visible_deadlines(account: Account, incident: Incident, periods: Periods) -> list[Deadline]:
+    """The clocks ``account`` sees: a school its own and the processor's AP clock, not the processor's
+    follow-up actions (it reads those in the incident and the closing notice)."""
+    if not is_school(account):
+        return deadlines(incident, periods)
     own = {s.school_id for s in _visible_schools(account, incident)}
-    return [d for d in deadlines(incident, periods) if d.school_id is None or d.school_id in own]
+    return [d for d in deadlines(incident, periods)
+            if d.kind is not DeadlineKind.follow_up and (d.school_id is None or d.school_id in own)]
 
 
 def deadline_out(d: Deadline, now: datetime, periods: Periods, *, reference: str, school: str | None,
-                 moved_at: datetime | None, moved_by: str | None) -> schemas.DeadlineOut:
+                 moved_at: datetime | None, moved_by: str | None, owner: str | None = None) -> schemas.DeadlineOut:
     """One deadline for the API."""
     return schemas.DeadlineOut(
-        reference=reference, kind=d.kind.value, school=school, due_at=d.due_at,
+        reference=reference, kind=d.kind.value, school=school, action=d.action_number, owner=owner, due_at=d.due_at,
         due_at_local=f"{local(d.due_at):%Y-%m-%d %H:%M %Z}", status=d.status(now, periods.due_soon).value,
         met_at=d.met_at, met_late=d.met_late, outcome=d.outcome.value if d.outcome else None,
         clock_moved_at=moved_at, clock_moved_by=moved_by,
@@ -55,15 +60,26 @@ def incident_deadlines_out(account: Account, incident: Incident, now: datetime,
                            periods: Periods) -> list[schemas.DeadlineOut]:
     """The incident's clocks that ``account`` sees, settled ones included."""
     brins = {s.school_id: s.brin for s in incident.schools}
+    owners = {a.id: a.owner for a in incident.actions}
     return [deadline_out(d, now, periods, reference=incident.reference, school=brins.get(d.school_id),
-                         moved_at=incident.clock_moved_at, moved_by=incident.clock_moved_by)
+                         moved_at=incident.clock_moved_at, moved_by=incident.clock_moved_by,
+                         owner=owners.get(d.action_id))
             for d in visible_deadlines(account, incident, periods)]
+
+
+def action_out(action: Action) -> schemas.ActionOut:
+    """One follow-up action for the API."""
+    return schemas.ActionOut(
+        number=action.number, description=action.description, owner=action.owner, due_at=action.due_at,
+        due_at_local=f"{local(action.due_at):%Y-%m-%d %H:%M %Z}", blocking=action.blocking,
+        status=action.status.value, created_at=action.created_at, created_by=action.created_by,
+        settled_at=action.settled_at, settled_by=action.settled_by)
 
 
 def open_deadline_out(o: OpenDeadline, now: datetime, periods: Periods) -> schemas.DeadlineOut:
     """A deadline of the deadlines view."""
     return deadline_out(o.deadline, now, periods, reference=o.reference, school=o.brin,
-                        moved_at=o.clock_moved_at, moved_by=o.clock_moved_by)
+                        moved_at=o.clock_moved_at, moved_by=o.clock_moved_by, owner=o.owner)
 
 
 def deadline_status(account: Account, incident: Incident, now: datetime, periods: Periods) -> str | None:
@@ -98,6 +114,7 @@ def incident_out(account: Account, incident: Incident, now: datetime, periods: P
         ],
         deadlines=incident_deadlines_out(account, incident, now, periods),
         high_risk=high_risk(incident.disclosure),
+        actions=[action_out(a) for a in incident.actions],
     )
 
 
@@ -177,4 +194,5 @@ def register_entry(account: Account, incident: Incident, history: History, now: 
             if not is_school(account) or visible_ids & set(a.school_ids)
         ],
         deadlines=incident_deadlines_out(account, incident, now, periods),
+        actions=[action_out(a) for a in incident.actions],
     )

@@ -31,6 +31,18 @@ def words(values: list | None, language: str) -> str | None:
     return ", ".join(word(getattr(v, "value", v), language) for v in values) if values else None
 
 
+ACTION_STATUS = {"nl": {"open": "open", "done": "gedaan", "dropped": "vervallen"},
+                 "en": {"open": "open", "done": "done", "dropped": "dropped"}}
+
+
+def actions(incident: Incident, language: str) -> list[dict[str, str]]:
+    """The follow-up actions as a notice lists them: number, description, owner, due (Amsterdam
+    time) and status, in words."""
+    return [{"number": str(a.number), "description": a.description, "owner": a.owner,
+             "due": when(a.due_at, language) or "", "status": ACTION_STATUS[language][a.status.value]}
+            for a in incident.actions]
+
+
 def facts(incident: Incident, school: AffectedSchool, language: str) -> dict[str, str]:
     """Label → text for everything a notice shares; unknown fields say so."""
     d = incident.disclosure

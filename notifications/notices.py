@@ -6,7 +6,7 @@
 - ``contained``, ``remediated``, ``verified`` and a handler's request: an update saying what
   changed since the last notice to that school; ``remediated`` with a school-caused breach sends
   the school-responsible notice instead;
-- reaching ``closed``: the closing notice with the evaluation.
+- reaching ``closed``: the closing notice with the evaluation and its follow-up actions.
 When the breach is likely a high risk to the people affected (``workflow.informing.high_risk``), a
 first notice and an update carry the draft of the school's message to them (GDPR art. 34), in the
 school's language; the link in the notice shows it in every language.
@@ -168,6 +168,7 @@ class NoticeWriter:
             "responsibility": incident.responsibility.value,
             "ap_form": fact_texts.ap_form(incident, language),
             "evaluation": incident.disclosure.evaluation or "",
+            "actions": fact_texts.actions(incident, language),
             "contact": self.settings.processor_contact,
             "people": people,
             "handler": change.actor,

@@ -2,7 +2,8 @@
 
 For every unmet deadline of an incident in progress, a reminder is due at each configured offset
 before it (``BREACHFLOW_REMINDER_OFFSETS_HOURS``, default 12 and 2 hours) and once it has passed.
-A reminder is queued once per deadline, due time and offset: the ``reminder`` table's unique key
+A reminder is queued once per deadline, due time and offset (a follow-up action's deadline is
+``follow_up:<number>``, so each action is reminded of on its own, naming its number and owner): the ``reminder`` table's unique key
 holds even when scanners run at once, and a deadline moved by a correction is reminded of anew. When several are due at one scan (the scanner was down),
 only the most urgent is sent and the rest are marked done. Each open ``deadline`` row says when
 the scanner should next look at it (``next_look_at``: set by the command that creates or moves
@@ -26,7 +27,7 @@ from breachflow.workflow.accounts import Role
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
 from breachflow.workflow.deadlines import Deadline, DeadlineKind
-from breachflow.workflow.models import deadline_t, user_t
+from breachflow.workflow.models import action_t, deadline_t, user_t
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.unit import Unit
 
@@ -37,10 +38,18 @@ OVERDUE_AFTER = timedelta(microseconds=1)  # overdue is strictly after the due t
 BATCH = 1000  # incidents per query for the reminders already sent
 DEADLINE_NAMES = {
     "nl": {DeadlineKind.school_notice: "school informeren", DeadlineKind.ap_notice: "melding bij de AP",
-           DeadlineKind.school_ap_notice: "melding bij de AP door de school"},
+           DeadlineKind.school_ap_notice: "melding bij de AP door de school", DeadlineKind.follow_up: "vervolgactie"},
     "en": {DeadlineKind.school_notice: "inform the school", DeadlineKind.ap_notice: "notify the AP",
-           DeadlineKind.school_ap_notice: "the school notifies the AP"},
+           DeadlineKind.school_ap_notice: "the school notifies the AP", DeadlineKind.follow_up: "follow-up action"},
 }
+ACTION_NAME = {"nl": "vervolgactie {number} (eigenaar: {owner})", "en": "follow-up action {number} (owner: {owner})"}
+
+
+def deadline_name(kind: DeadlineKind, language: str, *, number: int | None = None, owner: str | None = None) -> str:
+    """A deadline in words; a follow-up action's names its number and owner."""
+    if kind is DeadlineKind.follow_up and number is not None:
+        return ACTION_NAME[language].format(number=number, owner=owner)
+    return DEADLINE_NAMES[language][kind]
 
 
 def due_labels(deadline: Deadline, now: datetime, offsets: list[float]) -> list[str]:
@@ -89,7 +98,8 @@ def next_look(due_at: datetime, done: set[str], offsets: list[float]) -> datetim
 
 _DUE = (
     sa.select(deadline_t.c.id, deadline_t.c.incident_id, deadline_t.c.kind, deadline_t.c.school_id,
-              deadline_t.c.due_at)
+              deadline_t.c.due_at, action_t.c.number, action_t.c.owner)
+    .outerjoin(action_t, action_t.c.id == deadline_t.c.action_id)
     .where(deadline_t.c.next_look_at <= sa.bindparam("now"), deadline_t.c.kind.in_([k.value for k in DeadlineKind]))
     .order_by(deadline_t.c.next_look_at, deadline_t.c.id)
 )
@@ -102,8 +112,10 @@ _LOOK_AGAIN = sa.update(deadline_t).where(
     deadline_t.c.is_open == sa.true()).values(next_look_at=sa.bindparam("b_next"))
 
 
-def _key(incident_id: int, kind: str, school_id: int | None) -> tuple[int, str, int]:
-    return incident_id, kind, school_id or 0
+def _key(row: Any) -> tuple[int, str, int]:
+    """A deadline's key in the ``reminder`` table: a follow-up action's deadline names its number."""
+    deadline = f"{row.kind}:{row.number}" if row.kind == DeadlineKind.follow_up else row.kind
+    return row.incident_id, deadline, row.school_id or 0
 
 
 def scan(ctx: Context, now: datetime) -> int:
@@ -126,7 +138,7 @@ def scan(ctx: Context, now: datetime) -> int:
     offsets = ctx.settings.reminder_offsets_hours
     staff, queued, moved = None, 0, []
     for row in due:
-        done = _done(sent.get(_key(row.incident_id, row.kind, row.school_id), set()), row.due_at)
+        done = _done(sent.get(_key(row), set()), row.due_at)
         labels = due_labels(Deadline(DeadlineKind(row.kind), row.due_at, school_id=row.school_id), now, offsets)
         if not labels or labels[0] in done:  # nothing new: look again when the next one falls due
             moved.append({"b_id": row.id, "b_due": row.due_at, "b_next": next_look(row.due_at, done | set(labels),
@@ -153,7 +165,7 @@ def _queue(ctx: Context, row: Any, labels: list[str], staff: list[str], now: dat
         if conn.execute(_STILL_DUE, {"b_id": row.id, "b_due": row.due_at}).first() is None:
             return False  # a command moved or met it since the scan looked
         incident = unit.incident
-        key = _key(row.incident_id, row.kind, row.school_id)
+        key = _key(row)
         done = _done(set(conn.execute(
             sa.select(reminder_t.c.offset_label).where(
                 reminder_t.c.incident_id == key[0], reminder_t.c.deadline == key[1], reminder_t.c.school_id == key[2])
@@ -168,11 +180,12 @@ def _queue(ctx: Context, row: Any, labels: list[str], staff: list[str], now: dat
             for label in labels if label not in done])
         kind = DeadlineKind(row.kind)
         school = next((s for s in incident.schools if s.school_id == row.school_id), None)
-        payload = {"deadline": kind.value, "school": school.brin if school else None,
+        payload = {"deadline": kind.value, "school": school.brin if school else None, "action": row.number,
                    "offset": labels[0], "due_at": row.due_at.isoformat(), "recipients": len(staff)}
         if staff:
             subject, text, html = render(MessageKind.reminder, language, {
-                "reference": incident.reference, "deadline": DEADLINE_NAMES[language][kind],
+                "reference": incident.reference,
+                "deadline": deadline_name(kind, language, number=row.number, owner=row.owner),
                 "school_name": school.name if school else None, "due": facts.when(row.due_at, language),
                 "overdue": labels[0] == OVERDUE, "remaining": _remaining(row.due_at, now, language),
                 "state": VALUES[language].get(incident.state, incident.state),

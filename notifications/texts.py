@@ -122,7 +122,7 @@ for _language, _words in {
         "people_informed": "betrokkenen geïnformeerd", "severity": "ernst van de gevolgen",
         "school": "de school", "third_party": "een derde", "monitoring": "monitoring", "processor": "de verwerker",
         "school_notice": "de school informeren", "ap_notice": "melding aan de AP", "school_ap_notice":
-        "melding aan de AP door de school",
+        "melding aan de AP door de school", "follow_up": "vervolgactie", "done": "gedaan", "dropped": "vervallen",
         "ok": "op schema", "due_soon": "verloopt binnenkort", "overdue": "verlopen", "met": "gehaald",
         "settled": "afgesloten zonder te halen",
         "pending": "wacht op verzending", "sending": "wordt verzonden", "accepted": "aangenomen door de mailserver",
@@ -139,7 +139,7 @@ for _language, _words in {
         "school": "the school", "third_party": "a third party", "monitoring": "monitoring", "processor":
         "the processor",
         "school_notice": "inform the school", "ap_notice": "notify the AP", "school_ap_notice":
-        "the school notifies the AP",
+        "the school notifies the AP", "follow_up": "follow-up action", "done": "done", "dropped": "dropped",
         "ok": "on track", "due_soon": "due soon", "overdue": "overdue", "met": "met", "settled":
         "closed without being met",
         "pending": "waiting to be sent", "sending": "being sent", "accepted": "accepted by the mail server",

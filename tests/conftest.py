@@ -202,3 +202,17 @@ def reported(ctx: Context, *, brins: tuple[str, ...] = ("12AB",), discovered_hou
         fields={"discovered_at": hours_ago(discovered_hours_ago)}, schools={b: 28 for b in brins},
     )
     return incident.reference
+
+
+def evaluating(ctx: Context, *, brins: tuple[str, ...] = ("12AB",), school_caused: bool = False) -> str:
+    """A confirmed incident walked to ``evaluation``: contained, remediated (processor-caused, or
+    school-caused with every school told to notify the AP), verified, every school informed."""
+    reference = confirmed(ctx, brins=brins)
+    cause = {"cause_category": "user_error_employee", "cause_description": "A teacher shared a login"}
+    for trigger, fields in (("contained", CONTAIN), ("remediated", REMEDIATE | (cause if school_caused else {})),
+                            ("verified", VERIFY)):
+        service.fire(ctx, reference=reference, trigger=trigger, actor="hanna", fields=fields)
+    for brin in brins:
+        service.log_contact(ctx, reference=reference, actor="hanna", brin=brin, channel="phone",
+                            summary="Director informed of the cause and the fix", told_must_notify_ap=school_caused)
+    return reference

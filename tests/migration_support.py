@@ -1,8 +1,9 @@
 """A register filled through the service layer, and every row of a database as JSON and back.
 
 ``fill`` walks real incidents through the lifecycle, with notices sent, pending and acknowledged,
-reminders, an AP notification, a dismissal and a reopening, users, tokens and an idempotent report,
-a school's master data and the AP dossier's fields, and a school whose data retention destroyed.
+reminders, follow-up actions (one done, one open after the closing), an AP notification, a dismissal and a
+reopening, users, tokens and an idempotent report, a school's master data and the AP dossier's fields, and a
+school whose data retention destroyed.
 ``dump`` and ``load`` read and write the rows of whatever schema a database has (reflected, so they
 work at any revision). ``python tests/migration_support.py`` writes the snapshot of the newest
 revision: a database filled at that revision, kept in ``tests/migration_data/<revision>.json`` with
@@ -42,7 +43,7 @@ from breachflow.notifications import heartbeat, reminders
 from breachflow.notifications.dispatcher import Dispatcher
 from breachflow.notifications.mailer import mailer_for
 from breachflow.notifications.worker import notifications_context
-from breachflow.workflow import accounts, db, files, keystore, retention, schema, schools, service, sessions
+from breachflow.workflow import accounts, actions, db, files, keystore, retention, schema, schools, service, sessions
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
 from breachflow.workflow.service import Idempotency
@@ -76,9 +77,13 @@ def fill(ctx: Context) -> list[str]:
     fire("restored", **RESTORE)
     fire("verified", **VERIFY)
     service.log_contact(ctx, reference=closed, actor="hanna", brin="34CD", channel="phone", summary="Director called")
-    fire("evaluated", **EVALUATE)
+    due = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    service.fire(ctx, reference=closed, trigger="evaluated", actor="hanna", fields=EVALUATE, actions=[
+        {"description": "Extend the release checklist", "owner": "hanna", "due": due, "blocking": True},
+        {"description": "Review every class page", "owner": "hanna", "due": due}])  # follow-up actions, deadlines
+    actions.settle(ctx, reference=closed, actor="hanna", number=1, status="done", note="Item 14")
     service.record_ap_notification(ctx, reference=closed, actor="hanna", kind="final", ap_reference="AP-2026-1234")
-    fire("ap_notified", **AP_FORM, **AP_DOSSIER)  # its closing notices stay pending in the outbox
+    fire("ap_notified", **AP_FORM, **AP_DOSSIER)  # its closing notices stay pending in the outbox; action 2 open
 
     open_ = reported(ctx, brins=("34CD",))
     service.fire(ctx, reference=open_, trigger="begin_triage", actor="hanna")

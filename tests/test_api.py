@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from api_support import SCHOOL_A, SCHOOL_B, assert_error, build
-from conftest import CONFIRM, CONTAIN, hours_ago
+from conftest import CONFIRM, CONTAIN, EVALUATE, evaluating, hours_ago
 
 from breachflow.workflow import accounts, lifecycle
 from breachflow.workflow.models import token_t
@@ -240,3 +240,87 @@ def test_a_school_reports_for_itself_only(api):
     assert (incident["source"], [s["brin"] for s in incident["schools"]]) == ("school", [SCHOOL_A])
     body = {"schools": {SCHOOL_B: 1}, "fields": {"summary": "x"}}
     assert_error(api.call("school_a", "POST", "/incidents", json=body), 403, "forbidden")
+
+
+# --- follow-up actions ----------------------------------------------------------------------
+
+
+def lesson(**given):
+    due = (datetime.now(UTC) + timedelta(days=7)).isoformat()
+    return {"description": "Extend the release checklist", "owner": "handler", "due": due} | given
+
+
+@pytest.fixture
+def evaluating_ref(api, ctx):
+    return evaluating(ctx, brins=(SCHOOL_A,))
+
+
+def test_evaluated_takes_actions_that_a_handler_adds_to_and_settles(api, evaluating_ref):
+    ref = evaluating_ref
+    fired = api.call("handler", "POST", f"/incidents/{ref}/triggers/evaluated",
+                     json={"fields": EVALUATE, "actions": [lesson(blocking=True)]})
+    assert fired.status_code == 200, fired.text
+    assert fired.json()["state"] == "ap_notification"
+    added = api.call("handler", "POST", f"/incidents/{ref}/actions",
+                     json={"version": fired.json()["version"], "actions": [lesson(owner="manager", due="2099-12-31")]})
+    assert added.status_code == 201, added.text
+    listed = added.json()["actions"]
+    assert [(a["number"], a["owner"], a["blocking"], a["status"]) for a in listed] == [
+        (1, "handler", True, "open"), (2, "manager", False, "open")]
+    assert listed[1]["due_at_local"] == "2099-12-31 23:59 CET"  # a date: the end of that day in Amsterdam
+    follow_ups = [(d["kind"], d["action"], d["owner"]) for d in api.call("handler", "GET", "/deadlines").json()["items"]
+                  if d["kind"] == "follow_up"]
+    assert follow_ups == [("follow_up", 1, "handler"), ("follow_up", 2, "manager")]
+
+    settled = api.call("handler", "POST", f"/incidents/{ref}/actions/1/settlement",
+                       json={"status": "done", "note": "Item 14 added"})
+    assert settled.status_code == 200, settled.text
+    assert settled.json()["actions"][0]["status"] == "done" and settled.json()["actions"][0]["settled_by"] == "handler"
+    assert [d["action"] for d in api.call("handler", "GET", "/deadlines").json()["items"]
+            if d["kind"] == "follow_up"] == [2]
+    assert_error(api.call("handler", "POST", f"/incidents/{ref}/actions/1/settlement", json={"status": "dropped"}),
+                 409, "conflict")
+    assert_error(api.call("handler", "POST", f"/incidents/{ref}/actions/9/settlement", json={"status": "done"}),
+                 404, "not_found")
+    assert_error(api.call("handler", "POST", f"/incidents/{ref}/actions", json={"version": 1, "actions": [lesson()]}),
+                 409, "stale_version")
+    words = [e for e in api.call("handler", "GET", f"/incidents/{ref}/timeline").json()["items"]
+             if e["kind"] in ("actions_recorded", "action_settled")]
+    assert [e["kind"] for e in words] == ["actions_recorded", "actions_recorded", "action_settled"]
+
+
+def test_bad_actions_are_422_naming_the_field(api, evaluating_ref):
+    ref = evaluating_ref
+    add = lambda *actions: api.call("handler", "POST", f"/incidents/{ref}/actions", json={"actions": list(actions)})
+    assert_error(add(lesson(description="  ")), 422, "invalid_input", "actions.0.description")
+    assert_error(add(lesson(), lesson(owner="nobody")), 422, "invalid_input", "actions.1.owner")
+    assert_error(add(lesson(owner="school_a")), 422, "invalid_input", "actions.0.owner")  # no staff
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    assert_error(add(lesson(due=yesterday)), 422, "invalid_input", "actions.0.due")
+    assert_error(add(lesson(due="2099-12-31T10:00")), 422, "invalid_input", "actions.0.due")  # no zone
+    assert_error(add(lesson(due="soon")), 422, "invalid_input", "actions.0.due")
+    assert_error(add(), 422, "invalid_input", "actions")
+    assert_error(api.call("handler", "POST", f"/incidents/{ref}/triggers/verified", json={"actions": [lesson()]}),
+                 422, "invalid_input", "actions")  # actions come with evaluated
+    add(lesson())
+    assert_error(api.call("handler", "POST", f"/incidents/{ref}/actions/1/settlement", json={"status": "open"}),
+                 422, "invalid_input", "status")
+    assert_error(api.call("handler", "POST", f"/incidents/{ref}/actions/1/settlement", json={"status": "later"}),
+                 422, "invalid_input", "status")
+    assert [a["status"] for a in api.call("handler", "GET", f"/incidents/{ref}").json()["actions"]] == ["open"]
+
+
+def test_a_school_neither_adds_nor_settles_actions_nor_sees_them_as_its_deadlines(api, evaluating_ref):
+    ref = evaluating_ref
+    assert api.call("handler", "POST", f"/incidents/{ref}/actions", json={"actions": [lesson()]}).status_code == 201
+    assert_error(api.call("school_a", "POST", f"/incidents/{ref}/actions", json={"actions": [lesson()]}),
+                 403, "forbidden")
+    assert_error(api.call("school_a", "POST", f"/incidents/{ref}/actions/1/settlement", json={"status": "done"}),
+                 403, "forbidden")
+    assert_error(api.call("manager", "POST", f"/incidents/{ref}/actions/1/settlement", json={"status": "done"}),
+                 403, "forbidden")
+    seen = api.call("school_a", "GET", f"/incidents/{ref}").json()
+    assert [a["number"] for a in seen["actions"]] == [1]  # as the closing notice will tell it
+    assert "follow_up" not in {d["kind"] for d in seen["deadlines"]}
+    assert "follow_up" not in {d["kind"] for d in api.call("school_a", "GET", "/deadlines").json()["items"]}
+    assert_error(api.call("school_b", "GET", f"/incidents/{ref}"), 404, "not_found")

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from conftest import CONFIRM, add_school, confirmed, hours_ago, reported
+from conftest import CONFIRM, EVALUATE, add_school, confirmed, evaluating, hours_ago, reported
 from notify_support import with_notices
 
-from breachflow.workflow import audit, checkpoints, service
+from breachflow.workflow import accounts, actions, audit, checkpoints, service
 from breachflow.workflow.errors import InvalidInput
-from breachflow.workflow.models import affected_t, ap_t, deadline_t, event_t, incident_t
+from breachflow.workflow.models import action_t, affected_t, ap_t, deadline_t, event_t, incident_t
 
 pytestmark = pytest.mark.tampers  # the databases of these tests are left broken on purpose
 
@@ -261,3 +261,30 @@ def test_workers_writing_one_checkpoint_at_once_each_leave_it_whole(ctx, walked,
         assert failures == []
     (written,) = directory.iterdir()  # one file for the one second, nothing left half-written beside it
     assert audit.verify(ctx, checkpoints.load(written)).intact
+
+
+def test_a_follow_up_action_settled_deleted_or_planted_past_breachflow_is_found(ctx):
+    """Closing waits for blocking actions: a forger who marks one done, deletes it or plants one in the
+    table (bypassing the command and its timeline) is named by the replay."""
+    add_school(ctx)
+    accounts.add_user(ctx, username="hanna", role="handler")
+    ref = evaluating(ctx)
+    due = (datetime.now(UTC) + timedelta(days=9)).isoformat()
+    lessons = [{"description": "Extend the release checklist", "owner": "hanna", "due": due, "blocking": True},
+               {"description": "Review every class page", "owner": "hanna", "due": due}]
+    service.fire(ctx, reference=ref, trigger="evaluated", actor="hanna", fields=EVALUATE, actions=lessons)
+    actions.settle(ctx, reference=ref, actor="hanna", number=2, status="dropped")
+    assert audit.verify(ctx).intact
+    with ctx.engine.begin() as conn:
+        incident_id = _incident_id(conn, ref)
+        conn.execute(sa.update(action_t).where(action_t.c.number == 1).values(status="done"))
+    problems = [f.problem for f in audit.verify(ctx).findings]
+    assert "follow-up action 1 status is 'done', its events say 'open'" in problems
+    with ctx.engine.begin() as conn:
+        planted = conn.execute(sa.select(action_t).where(action_t.c.number == 2)).one()._asdict()
+        conn.execute(sa.delete(deadline_t).where(deadline_t.c.action_id.is_not(None)))
+        conn.execute(sa.delete(action_t).where(action_t.c.incident_id == incident_id))
+        del planted["id"]
+        conn.execute(sa.insert(action_t).values(planted | {"number": 3}))
+    problems = [f.problem for f in audit.verify(ctx).findings]
+    assert "follow-up actions are [3], its events say [1, 2]" in problems

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from api_support import build
 from cli_process import COMMAND, breachflow, environment
-from conftest import CONFIRM, EVALUATE, add_school, hours_ago, reported
+from conftest import CONFIRM, EVALUATE, add_school, evaluating, hours_ago, reported
 from notify_support import drain, due_now, settings_env, smtp_context
 from reading import whole_timeline
 
@@ -466,4 +466,30 @@ def test_user_add_sets_a_password_from_stdin_and_resets_it_for_an_existing_user(
     code, _, err = cli("user", "add", "kees", "--role", "handler", "--password-stdin")
     assert code != 0 and "password" in err
     assert accounts.find_user(ctx, "kees") is None  # refused before the user was made
+
+
+
+def test_follow_up_actions_from_the_command_line(cli, ctx):
+    add_school(ctx)
+    accounts.add_user(ctx, username="hanna", role="handler")
+    ref = evaluating(ctx)
+    service.update(ctx, reference=ref, actor="hanna", fields=EVALUATE)
+    due = (datetime.now(UTC) + timedelta(days=20)).astimezone(ZoneInfo("Europe/Amsterdam")).date()
+    lesson = json.dumps({"description": "Extend the release checklist", "owner": "hanna", "due": due.isoformat(),
+                         "blocking": True})
+    code, _, err = cli("incident", "fire", ref, "evaluated", "--action", "{not json")
+    assert code == 2 and "actions.0" in err
+    code, out, _ = cli("incident", "fire", ref, "evaluated", "--action", lesson)
+    assert code == 0, out
+    assert f"action 1 (blocking): 'Extend the release checklist', owner hanna, due {due:%Y-%m-%d} 23:59" in out
+    assert cli("incident", "action-add", ref, "--description", "Train the team", "--owner", "nobody",
+               "--due", due.isoformat())[0] == 2
+    code, out, _ = cli("incident", "action-add", ref, "--description", "Train the team", "--owner", "hanna",
+                       "--due", due.isoformat(), "--json")
+    assert code == 0 and [a["number"] for a in json.loads(out)["actions"]] == [1, 2]
+    code, out, _ = cli("incident", "action-settle", ref, "1", "--status", "done", "--note", "Item 14")
+    assert code == 0 and "[done " in out
+    assert cli("incident", "action-settle", ref, "7", "--status", "done")[0] != 0
+    _, out, _ = cli("deadlines")
+    assert "follow_up 2 (hanna)" in out
 

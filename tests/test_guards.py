@@ -11,14 +11,15 @@ from reading import whole_timeline
 from breachflow.workflow import lifecycle, queries, service
 from breachflow.workflow.disclosure import Disclosure
 from breachflow.workflow.errors import GuardFailed, TriggerNotAllowed
-from breachflow.workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
+from breachflow.workflow.incident import Action, ActionStatus, AffectedSchool, ApKind, ApNotification, Incident
 from breachflow.workflow.lifecycle import GUARDS
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-def incident(state: str = "triage", schools=(), ap=(), **fields) -> Incident:
-    return Incident(1, "DL-2026-00001", state, 1, "school", NOW, Disclosure(**fields), list(schools), list(ap))
+def incident(state: str = "triage", schools=(), ap=(), actions=(), **fields) -> Incident:
+    return Incident(1, "DL-2026-00001", state, 1, "school", NOW, Disclosure(**fields), list(schools), list(ap),
+                    actions=list(actions))
 
 
 def school(**kwargs) -> AffectedSchool:
@@ -163,3 +164,43 @@ def test_a_failed_guard_through_the_service_changes_nothing(ctx):
     after = queries.get(ctx, ref)
     assert (after.state, after.version, after.disclosure.summary) == ("triage", 2, None)
     assert len(whole_timeline(ctx, ref)) == 2
+
+
+def action(number: int, *, blocking: bool, status: str = "open") -> Action:
+    return Action(number, number, f"Lesson {number}", "hanna", NOW, blocking, ActionStatus(status))
+
+
+CLOSING_STEPS = [s for s in lifecycle.STEPS if s.dest == "closed"]
+
+
+def test_every_step_into_closed_waits_for_the_open_blocking_actions_and_names_them():
+    assert {(s.trigger, s.sources) for s in CLOSING_STEPS} == {("evaluated", ("evaluation",)),
+                                                               ("ap_notified", ("ap_notification",))}
+    waiting = incident("evaluation", actions=[action(1, blocking=True), action(2, blocking=False),
+                                             action(3, blocking=True, status="done"),
+                                             action(4, blocking=True, status="dropped"),
+                                             action(5, blocking=True)])
+    for step in CLOSING_STEPS:
+        problems = step.guard(waiting)
+        assert [p.field for p in problems if p.field.startswith("actions")] == ["actions.1", "actions.5"]
+        assert "blocking follow-up action 5 (owner hanna) is still open" in str(problems[-1])
+
+
+def test_an_open_non_blocking_action_does_not_keep_an_incident_open():
+    informed = [school(informed_at=NOW, told_to_notify_ap_at=NOW)]
+    complete = {"discovered_at": NOW} | CONFIRM | CONTAIN | REMEDIATE | EVALUATE | {"cause_category": "negligence_parent"}
+    settled = [action(1, blocking=True, status="done"), action(2, blocking=False)]
+    assert lifecycle.destination(incident("evaluation", informed, actions=settled, **complete), "evaluated") == "closed"
+    with pytest.raises(GuardFailed) as refused:
+        lifecycle.advance(incident("evaluation", informed, actions=[action(1, blocking=True)], **complete), "evaluated")
+    assert [p.field for p in refused.value.fields] == ["actions.1"]
+
+
+def test_blocking_actions_do_not_hold_back_a_step_that_does_not_close():
+    """On the processor's branch ``evaluated`` leads to ap_notification: an open blocking action waits
+    for ``ap_notified`` instead, and what ``evaluated`` misses does not name it."""
+    informed = [school(informed_at=NOW)]
+    complete = {"discovered_at": NOW} | CONFIRM | CONTAIN | REMEDIATE | EVALUATE
+    waiting = incident("evaluation", informed, actions=[action(1, blocking=True)], **complete)
+    assert lifecycle.missing(waiting, "evaluated") == []
+    assert lifecycle.destination(waiting, "evaluated") == "ap_notification"

@@ -8,15 +8,17 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 import pytest
-from conftest import CONFIRM, add_school
+import sqlalchemy as sa
+from conftest import AP_FORM, CONFIRM, EVALUATE, add_school, evaluating
 from freezegun import freeze_time
 from notify_support import drain, smtp_context
 from reading import whole_timeline
 from smtp_server import SmtpServer
 
 from breachflow.notifications import outbox, reminders
+from breachflow.notifications.models import reminder_t
 from breachflow.notifications.worker import notifications_context
-from breachflow.workflow import accounts, service
+from breachflow.workflow import accounts, actions, service
 from breachflow.workflow.deadlines import Deadline, DeadlineKind
 
 DISCOVERED = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -190,3 +192,38 @@ def test_a_deadline_moved_by_a_correction_is_reminded_of_again(ctx):
     offsets = [e.payload["offset"] for e in whole_timeline(ctx, ref) if e.kind in ("reminder_queued",
                                                                                   "reminder_unsent")]
     assert offsets == ["overdue", "12h", "2h", "overdue"]
+
+
+def test_an_overdue_follow_up_action_is_reminded_of_once_each_even_after_the_closing(ctx):
+    """Each open action is a deadline of its own (``follow_up:<number>``), reminded of by number and
+    owner, also once the incident is closed (it is still work to do); a done one is not."""
+    add_school(ctx)
+    accounts.add_user(ctx, username="hanna", role="handler", email="hanna@basisonline.nl")
+    accounts.add_user(ctx, username="max", role="manager", email="max@basisonline.nl")
+    start = datetime.now(UTC).replace(microsecond=0)
+    due = start + timedelta(days=3)
+    lesson = {"description": "Review every class page", "due": due.isoformat()}
+    with freeze_time(start):
+        ref = evaluating(ctx)
+        service.fire(ctx, reference=ref, trigger="evaluated", actor="hanna", fields=EVALUATE, actions=[
+            lesson | {"owner": "hanna"}, lesson | {"owner": "max"}, lesson | {"owner": "max", "blocking": True}])
+        actions.settle(ctx, reference=ref, actor="hanna", number=3, status="done")
+        service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="final", ap_reference="AP-1")
+        assert service.fire(ctx, reference=ref, trigger="ap_notified", actor="hanna", fields=AP_FORM).state == "closed"
+
+    assert scan_at(ctx, due - timedelta(hours=12, seconds=1)) == 0
+    assert scan_at(ctx, due + timedelta(seconds=1)) == 2  # overdue: one per open action
+    assert scan_at(ctx, due + timedelta(hours=1)) == 0  # never twice
+    assert [(r["deadline"], r["action"], r["offset"]) for r in reminders_on(ctx, ref)] == [
+        ("follow_up", 1, "overdue"), ("follow_up", 2, "overdue")]
+    with ctx.engine.connect() as conn:
+        keys = sorted(conn.execute(sa.select(reminder_t.c.deadline, reminder_t.c.offset_label)).all())
+    assert [k for k, _ in keys] == ["follow_up:1", "follow_up:2"]
+    claimed, _ = outbox.claim(ctx, 10, datetime.now(UTC) + timedelta(days=60))
+    subjects = sorted(message_from_bytes(item.message, policy=policy.default)["Subject"] for item in claimed
+                      if item.school_id is None)
+    assert subjects == [f"VERLOPEN: vervolgactie 1 (eigenaar: hanna) voor {ref}",
+                        f"VERLOPEN: vervolgactie 2 (eigenaar: max) voor {ref}"]
+
+    actions.settle(ctx, reference=ref, actor="max", number=2, status="dropped")
+    assert scan_at(ctx, due + timedelta(days=30)) == 0

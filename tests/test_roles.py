@@ -8,6 +8,7 @@ from conftest import CONFIRM, hours_ago
 
 ROLES = ("handler", "manager", "school_a", "school_b", "admin")
 CONTACT = {"school": SCHOOL_A, "channel": "phone", "summary": "Director informed"}
+LESSON = {"description": "Extend the release checklist", "owner": "handler", "due": "2099-12-31"}
 # route → status per role, in the order of ROLES
 MATRIX = [
     ("GET", "/incidents", None, (200, 200, 200, 200, 403)),
@@ -27,6 +28,9 @@ MATRIX = [
     ("POST", "/incidents/{ref}/acknowledgements", {"comment": "Received"}, (403, 403, 201, 404, 403)),
     ("POST", "/incidents/{ref}/people-informed", {"school": SCHOOL_A, "informed": False, "note": "No addresses"},
      (201, 403, 201, 404, 403)),
+    # follow-up actions are a handler's: added from evaluation on (409 before), settled if they exist (404)
+    ("POST", "/incidents/{ref}/actions", {"actions": [LESSON]}, (409, 403, 403, 403, 403)),
+    ("POST", "/incidents/{ref}/actions/1/settlement", {"status": "done"}, (404, 403, 403, 403, 403)),
     # the cause is not yet known, so the processor notifies the AP: not the school's dossier
     ("GET", "/incidents/{ref}/ap-dossier", None, (200, 200, 403, 404, 403)),
     ("GET", "/register", None, (200, 200, 200, 200, 403)),

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from api_support import SCHOOL_A, SCHOOL_B
-from conftest import confirmed, reported
+from conftest import EVALUATE, confirmed, evaluating, reported
 from reading import statements
 from web_support import browser, installation
 
 from breachflow.api.web.words import countdown
-from breachflow.workflow import dashboard, service
+from breachflow.workflow import actions, dashboard, service
 
 REFERENCE = re.compile(r'href="/incidents/([^"]+)"')
 
@@ -202,3 +202,19 @@ def test_a_school_user_or_an_admin_is_refused_with_a_page(app, ctx, user):
 def test_an_anonymous_visitor_is_sent_to_sign_in_and_back(app):
     sent = browser(app).get("/dashboard?state=triage")
     assert sent.status_code == 303 and sent.headers["location"] == "/signin?next=%2Fdashboard%3Fstate%3Dtriage"
+
+
+def test_a_closed_incident_stays_on_the_dashboard_while_a_follow_up_action_is_open(app, ctx):
+    """An open (non-blocking) action is work still to do after the closing: its incident is listed with
+    the action's clock, naming its number and owner, until the action is settled."""
+    ref = evaluating(ctx, brins=(SCHOOL_A,), school_caused=True)
+    due = (datetime.now(UTC) + timedelta(days=5)).isoformat()
+    closed = service.fire(ctx, reference=ref, trigger="evaluated", actor="handler", fields=EVALUATE, actions=[
+        {"description": "Review every class page", "owner": "manager", "due": due}])
+    assert closed.state == "closed"
+    me = signed_in(app)
+    html = me.get("/dashboard").text
+    assert ref in listed(html)
+    assert "vervolgactie 1 (eigenaar: manager)" in row_of(html, ref)
+    actions.settle(ctx, reference=ref, actor="handler", number=1, status="done")
+    assert ref not in listed(me.get("/dashboard").text)

@@ -5,11 +5,11 @@ the lifecycle picture, and the handler's report form."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import pytest
-from conftest import CONFIRM, confirmed, hours_ago, reported
+from conftest import CONFIRM, confirmed, evaluating, hours_ago, reported
 from notify_support import drain, smtp_context
 from web_support import browser, csrf_of, installation
 
@@ -334,3 +334,38 @@ def test_an_acknowledgement_comment_obeys_the_apis_bounds(app, ctx, smtp):
                                       follow_redirects=False)
         assert response.status_code == 422 and "comment" in response.text
     assert queries.get(ctx, ref).version == version
+
+
+def test_a_handler_adds_and_settles_follow_up_actions_on_the_page_and_a_refusal_names_the_field(app, ctx):
+    ref = evaluating(ctx, brins=("12AB",))
+    handler = signed_in(app, "handler")
+    page = f"/incidents/{ref}"
+    due = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
+    refused = handler.submit(page, f"/incidents/{ref}/actions",
+                             {"description": "Extend the release checklist", "owner": "nobody", "due": due})
+    assert refused.status_code == 422
+    assert "is no handler, manager or admin" in unescape(refused.text)
+    assert "Extend the release checklist" in refused.text  # what was typed is kept
+    assert queries.get(ctx, ref).actions == []
+
+    added = handler.submit(page, f"/incidents/{ref}/actions", {"description": "Extend the release checklist",
+                                                               "owner": "handler", "due": due, "blocking": "yes"})
+    assert added.status_code == 303, added.text[-2000:]
+    html = page_of(handler, ref)
+    assert "Vervolgacties uit de evaluatie" in html and "Extend the release checklist" in html
+    assert f"/incidents/{ref}/actions/1/settlement" in html
+    assert "vervolgactie 1 (handler)" in html  # among the deadlines
+
+    settled = handler.submit(page, f"/incidents/{ref}/actions/1/settlement", {"status": "done", "note": "Item 14"})
+    assert settled.status_code == 303
+    (action,) = queries.get(ctx, ref).actions
+    assert (action.status, action.settled_by) == ("done", "handler")
+    html = page_of(handler, ref)
+    assert f"/incidents/{ref}/actions/1/settlement" not in html and "gedaan" in html
+    assert "vervolgactie 1: gedaan" in html and "Item 14" in html  # the timeline in words
+    school = signed_in(app, "school_a")
+    assert "Extend the release checklist" in page_of(school, ref) and "/settlement" not in page_of(school, ref)
+    replay = school.client.post(f"/incidents/{ref}/actions/1/settlement", data={"csrf": csrf_of(page_of(school, ref)),
+                                                                               "status": "dropped"},
+                                follow_redirects=False)
+    assert replay.status_code == 403

@@ -4,8 +4,8 @@
 - its chain: events numbered 1..n, each pointing at the previous hash, each HMAC (under the audit
   key) matching its content, and the incident row's head matching the last event;
 - its replay: what the events imply (state, discovery time, cause, the affected schools and when
-  each was informed, told to notify the AP and acknowledged, the AP notifications) against the
-  rows as stored, naming every difference;
+  each was informed, told to notify the AP and acknowledged, the AP notifications, the follow-up
+  actions) against the rows as stored, naming every difference;
 - the register: no reference number missing (a deleted incident leaves a gap);
 - its stored deadlines (``workflow.clocks``): what its facts give, none planted, none missing;
 - with a checkpoint: its signature, and that every incident it lists is still there with the
@@ -32,7 +32,16 @@ from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction
 from breachflow.workflow.disclosure import Disclosure
 from breachflow.workflow.errors import DataDamaged, DataDestroyed, SecretUnavailable
-from breachflow.workflow.models import affected_t, ap_t, counter_t, data_key_t, event_t, incident_t, school_t
+from breachflow.workflow.models import (
+    action_t,
+    affected_t,
+    ap_t,
+    counter_t,
+    data_key_t,
+    event_t,
+    incident_t,
+    school_t,
+)
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.unit import moves_a_clock
 
@@ -75,6 +84,8 @@ class _School:
 
 
 _SCHOOL_COLUMNS = tuple(_School.__dataclass_fields__)
+_ACTION_COLUMNS = ("description", "owner", "due_at", "blocking", "status", "created_at", "created_by", "settled_at",
+                   "settled_by")
 
 
 @dataclass
@@ -88,6 +99,7 @@ class _Replayed:
     clock_moved: tuple[datetime, str] | None = None
     schools: dict[str, _School] = field(default_factory=dict)
     ap: list[tuple] = field(default_factory=list)
+    actions: dict[int, list[Any]] = field(default_factory=dict)  # number → the columns of ``_ACTION_COLUMNS``
     complete: bool = True  # False once a payload could not be opened (its key destroyed)
 
 
@@ -130,6 +142,12 @@ def _replay_event(r: _Replayed, ev: Any, payload: dict[str, Any]) -> None:
                     school.told_to_notify_ap_at = school.told_to_notify_ap_at or ev.at
     elif kind == EventKind.acknowledged and payload["school"] in r.schools:
         r.schools[payload["school"]].acknowledged_at = ev.at
+    elif kind == EventKind.actions_recorded:
+        for a in payload["actions"]:
+            r.actions[a["number"]] = [a["description"], a["owner"], _time(a["due_at"]), a["blocking"], "open",
+                                      ev.at, ev.actor, None, None]
+    elif kind == EventKind.action_settled and payload["number"] in r.actions:
+        r.actions[payload["number"]][4:] = [payload["status"], *r.actions[payload["number"]][5:7], ev.at, ev.actor]
     elif kind == EventKind.ap_notification:
         r.ap.append((payload["kind"], payload["ap_reference"], _time(payload["notified_at"]),
                      tuple(sorted(payload["schools"])), ev.at, ev.actor, payload.get("delay_reason")))
@@ -158,7 +176,7 @@ def _check_chain(key: bytes, reference: str, events: list[Any], head: Any) -> Fi
 
 
 def _differences(r: _Replayed, head: Any, key: bytes | None, schools: dict[str, Any],
-                 ap: list[tuple]) -> list[str]:
+                 ap: list[tuple], actions: dict[int, Any]) -> list[str]:
     found = []
     if r.state != head.state:
         found.append(f"state is '{head.state}', its events say '{r.state}'")
@@ -188,6 +206,20 @@ def _differences(r: _Replayed, head: Any, key: bytes | None, schools: dict[str, 
     stored_ap = [(*entry[:6], _opened(key, entry[6])) for entry in ap]
     if sorted(stored_ap, key=repr) != sorted(r.ap, key=repr):
         found.append("the AP notifications differ from the ones on its timeline")
+    return found + _action_differences(r, key, actions)
+
+
+def _action_differences(r: _Replayed, key: bytes | None, actions: dict[int, Any]) -> list[str]:
+    """How the stored follow-up actions differ from what ``actions_recorded`` / ``action_settled`` say."""
+    found = []
+    if set(actions) != set(r.actions):
+        found.append(f"follow-up actions are {sorted(actions)}, its events say {sorted(r.actions)}")
+    for number in sorted(set(actions) & set(r.actions)):
+        row, implied = actions[number], r.actions[number]
+        if _opened(key, row.description) != implied[0]:
+            found.append(f"follow-up action {number} description differs from its timeline")
+        found += [f"follow-up action {number} {column} is {getattr(row, column)!r}, its events say {was!r}"
+                  for column, was in zip(_ACTION_COLUMNS[1:], implied[1:], strict=True) if getattr(row, column) != was]
     return found
 
 
@@ -226,6 +258,7 @@ class _Rows:
     heads: dict[int, Any]
     schools: dict[int, dict[str, Any]]
     ap: dict[int, list[tuple]]
+    actions: dict[int, dict[int, Any]]  # incident id → number → its row
     unreadable: dict[int, list[str]]  # incident id → what could not be read
 
 
@@ -253,7 +286,13 @@ def _rows(conn: Connection) -> _Rows:
             covered = ("<unreadable>",)
         ap.setdefault(row.incident_id, []).append(
             (row.kind, row.ap_reference, row.notified_at, covered, row.recorded_at, row.recorded_by, row.delay_reason))
-    return _Rows({row.id: row for row in heads}, schools, ap, unreadable)
+    stored_actions, bad = _read(conn, sa.select(action_t), action_t)
+    for (_, incident_id), error in bad:
+        unreadable.setdefault(incident_id, []).append(f"a follow-up action's row cannot be read ({error})")
+    actions: dict[int, dict[int, Any]] = {}
+    for row in stored_actions:
+        actions.setdefault(row.incident_id, {})[row.number] = row
+    return _Rows({row.id: row for row in heads}, schools, ap, actions, unreadable)
 
 
 @dataclass(frozen=True)
@@ -367,7 +406,7 @@ def verify(ctx: Context, checkpoint: dict[str, Any] | None = None) -> Report:
             try:
                 key = _data_key(ctx, head)
                 differences = _differences(_replay(events, key), head, key, rows.schools.get(incident_id, {}),
-                                           rows.ap.get(incident_id, []))
+                                           rows.ap.get(incident_id, []), rows.actions.get(incident_id, {}))
             except SecretUnavailable:
                 raise
             except Exception as exc:  # noqa: BLE001  (a payload that does not replay is a finding)

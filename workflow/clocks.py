@@ -40,7 +40,8 @@ _OF_INCIDENT = sa.select(deadline_t).where(deadline_t.c.incident_id == sa.bindpa
 
 def row_values(deadline: Deadline, periods: Periods) -> dict[str, Any]:
     """The ``deadline`` columns for one clock (``next_look_at``: the first reminder's time)."""
-    return {"kind": deadline.kind.value, "school_id": deadline.school_id, "due_at": deadline.due_at,
+    return {"kind": deadline.kind.value, "school_id": deadline.school_id, "action_id": deadline.action_id,
+            "due_at": deadline.due_at,
             "met_at": deadline.met_at, "outcome": deadline.outcome.value if deadline.outcome else None,
             "is_open": deadline.is_open,
             "next_look_at": deadline.due_at - periods.reminder_lead if deadline.is_open else None}
@@ -57,7 +58,8 @@ def sync(conn: Connection, incident: Incident, periods: Periods) -> None:
     if stored_basis != basis(periods):
         raise _mismatch(stored_basis, periods)
     try:
-        stored = {(r.kind, r.school_id): r for r in conn.execute(_OF_INCIDENT, {"incident_id": incident.id})}
+        stored = {(r.kind, r.school_id, r.action_id): r
+                  for r in conn.execute(_OF_INCIDENT, {"incident_id": incident.id})}
     except ValueError:  # a row written past breachflow that does not even read: the command's rows replace it
         log.warning("incident %s: a stored deadline cannot be read; its deadlines are written anew", incident.reference)
         conn.execute(sa.delete(deadline_t).where(deadline_t.c.incident_id == incident.id))
@@ -65,7 +67,7 @@ def sync(conn: Connection, incident: Incident, periods: Periods) -> None:
     new, changed = [], []
     for d in deadlines(incident, periods):
         values = row_values(d, periods)
-        old = stored.pop((values["kind"], values["school_id"]), None)
+        old = stored.pop((values["kind"], values["school_id"], values["action_id"]), None)
         if old is None:
             new.append(values | {"incident_id": incident.id})
         elif any(getattr(old, name) != values[name] for name in _KEPT):
@@ -203,9 +205,10 @@ def differences(conn: Connection, periods: Periods, read: Reader) -> dict[str, l
 
 
 def _compared(row: Any) -> tuple[Any, ...]:
-    return tuple(row[name] for name in ("kind", "school_id", *_KEPT))
+    return tuple(row[name] for name in ("kind", "school_id", "action_id", *_KEPT))
 
 
 def _named(row: tuple[Any, ...]) -> str:
-    kind, school_id, due_at = row[:3]
-    return f"{kind}{f' (school #{school_id})' if school_id else ''} due {due_at:%Y-%m-%d %H:%M} UTC"
+    kind, school_id, action_id, due_at = row[:4]
+    of = f" (school #{school_id})" if school_id else f" (action #{action_id})" if action_id else ""
+    return f"{kind}{of} due {due_at:%Y-%m-%d %H:%M} UTC"

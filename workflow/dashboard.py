@@ -1,7 +1,8 @@
 """The dashboard's read: incidents in progress, the most urgent running clock first, from plain
 columns only (nothing is decrypted).
 
-An incident in progress (neither dismissed nor closed) is listed once. Those with a running clock
+An incident in progress (neither dismissed nor closed) is listed once, and so is a closed (or
+dismissed) one while a follow-up action of it is open: that is work still to do. Those with a running clock
 come first, ordered by their most urgent one, so the overdue lead; those without one (no discovery
 time yet, or every clock met) follow, newest first. The first part of the list walks the
 ``deadline`` rows in due order (``ix_deadline_open_due``) and keeps each incident's soonest, with
@@ -32,7 +33,7 @@ from breachflow.workflow.deadlines import DeadlineKind
 from breachflow.workflow.disclosure import CauseCategory
 from breachflow.workflow.errors import InvalidInput
 from breachflow.workflow.lifecycle import FINAL_STATES, State
-from breachflow.workflow.models import affected_t, deadline_t, event_t, incident_t, school_t
+from breachflow.workflow.models import action_t, affected_t, deadline_t, event_t, incident_t, school_t
 from breachflow.workflow.responsibility import Responsibility, responsibility_for
 from breachflow.workflow.schools import ids_by_brin
 from breachflow.workflow.timeline import EventKind
@@ -48,11 +49,14 @@ TOP = pages.MAX_ID  # the position before the newest incident without a running 
 
 @dataclass(frozen=True)
 class Clock:
-    """A running clock; ``brin`` names the school of a per-school clock."""
+    """A running clock; ``brin`` names the school of a per-school clock, ``action`` and ``owner`` the
+    follow-up action of a ``follow_up`` clock."""
 
     kind: DeadlineKind
     due_at: datetime
     brin: str | None
+    action: int | None = None
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,8 @@ def _page_ids(conn: Connection, conditions: list[Any], position: tuple[Any, ...]
         query = (sa.select(first.c.incident_id, first.c.due_at, first.c.id)
                  .join(incident_t, incident_t.c.id == first.c.incident_id)
                  .where(first.c.is_open == sa.true(), first.c.kind.in_(KINDS), ~sooner,
-                        incident_t.c.state.in_(IN_PROGRESS), *conditions)
+                        incident_t.c.state.in_(IN_PROGRESS) | (first.c.kind == DeadlineKind.follow_up.value),
+                        *conditions)
                  .order_by(first.c.due_at, first.c.id).limit(limit + 1))
         if position is not None:
             due, last = position
@@ -177,8 +182,10 @@ _HANDLERS = sa.select(event_t.c.incident_id, event_t.c.actor).join(
 
 def _clocks(dialect: str) -> sa.Select:
     """The running clocks of the incidents ``ids``, soonest first, read through each incident's rows."""
-    return (sa.select(deadline_t.c.incident_id, deadline_t.c.kind, deadline_t.c.due_at, school_t.c.brin)
+    return (sa.select(deadline_t.c.incident_id, deadline_t.c.kind, deadline_t.c.due_at, school_t.c.brin,
+                      action_t.c.number, action_t.c.owner)
             .outerjoin(school_t, school_t.c.id == deadline_t.c.school_id)
+            .outerjoin(action_t, action_t.c.id == deadline_t.c.action_id)
             .where(deadline_t.c.incident_id.in_(_IDS), queries.deadline_open(dialect, by_incident=True),
                    deadline_t.c.kind.in_(KINDS))
             .order_by(deadline_t.c.due_at, deadline_t.c.id))
@@ -199,7 +206,7 @@ def _rows(conn: Connection, ids: list[int]) -> list[Row]:
         schools[r.incident_id].append((r.brin, r.name))
     clocks: dict[int, list[Clock]] = {i: [] for i in ids}
     for r in conn.execute(_CLOCKS[conn.dialect.name], given):
-        clocks[r.incident_id].append(Clock(DeadlineKind(r.kind), r.due_at, r.brin))
+        clocks[r.incident_id].append(Clock(DeadlineKind(r.kind), r.due_at, r.brin, r.number, r.owner))
     handlers = dict(conn.execute(_HANDLERS, given).all())  # see the module's docstring
     return [Row(facts[i].reference, State(facts[i].state),
                 responsibility_for(CauseCategory(facts[i].cause_category) if facts[i].cause_category else None),

@@ -6,8 +6,11 @@
   notification meets it.
 * ``school_ap_notice``: a school notifies the AP itself (default 72 h from the processor's first
   notice to it); watched while the school is responsible or responsibility is not yet known.
+* ``follow_up``: each follow-up action of the evaluation, due when its owner was given; met when it
+  is done, settled (``dropped``) when dropped. An open action's clock runs on after the incident is
+  closed or dismissed: it is still work to do, shown and reminded of until it is settled.
 
-A closed incident's clocks are settled (``Outcome``): met, met late, left to the school that was
+A closed incident's notification clocks are settled (``Outcome``): met, met late, left to the school that was
 told to notify the AP, or unmet. They leave the open views and stay on the incident and in the
 register. A dismissed incident (not a breach) has no clocks.
 
@@ -22,7 +25,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from breachflow.workflow.config import Settings
-from breachflow.workflow.incident import ApKind, Incident
+from breachflow.workflow.incident import ActionStatus, ApKind, Incident
 from breachflow.workflow.lifecycle import State
 from breachflow.workflow.responsibility import Responsibility
 
@@ -34,6 +37,7 @@ class DeadlineKind(StrEnum):
     school_notice = "school_notice"
     ap_notice = "ap_notice"
     school_ap_notice = "school_ap_notice"
+    follow_up = "follow_up"
 
 
 class Status(StrEnum):
@@ -51,6 +55,7 @@ class Outcome(StrEnum):
     met_late = "met_late"
     school_told = "school_told"  # the school's own AP clock; the processor told it to notify
     unmet = "unmet"
+    dropped = "dropped"  # a follow-up action dropped without being done
 
 
 @dataclass(frozen=True)
@@ -81,13 +86,16 @@ class Periods:
 
 @dataclass(frozen=True)
 class Deadline:
-    """One clock of one incident; ``school_id`` is set for the per-school clocks."""
+    """One clock of one incident; ``school_id`` is set for the per-school clocks, ``action_id`` (the
+    row) and ``action_number`` for a follow-up action's."""
 
     kind: DeadlineKind
     due_at: datetime
     met_at: datetime | None = None
     school_id: int | None = None
-    outcome: Outcome | None = None  # set once the incident is closed
+    outcome: Outcome | None = None  # set once the incident is closed, or a follow-up action dropped
+    action_id: int | None = None
+    action_number: int | None = None
 
     def status(self, now: datetime, due_soon: timedelta) -> Status:
         if self.outcome is not None and self.met_at is None:
@@ -133,8 +141,21 @@ def ap_deadline(incident: Incident, periods: Periods) -> Deadline | None:
     )
 
 
+def follow_ups(incident: Incident) -> list[Deadline]:
+    """The clock of each follow-up action (see the module's docstring)."""
+    return [Deadline(DeadlineKind.follow_up, a.due_at, a.settled_at if a.status is ActionStatus.done else None,
+                     outcome=Outcome.dropped if a.status is ActionStatus.dropped else None, action_id=a.id,
+                     action_number=a.number)
+            for a in incident.actions]
+
+
 def deadlines(incident: Incident, periods: Periods) -> list[Deadline]:
     """Every clock of ``incident``, soonest first; settled ones once it is closed."""
+    return sorted(_notification_clocks(incident, periods) + follow_ups(incident),
+                  key=lambda d: (d.due_at, d.kind, d.school_id or 0, d.action_number or 0))
+
+
+def _notification_clocks(incident: Incident, periods: Periods) -> list[Deadline]:
     discovered = incident.disclosure.discovered_at
     if incident.state in WATCHED_STATES_EXCLUDED or discovered is None:
         return []
@@ -161,7 +182,7 @@ def deadlines(incident: Incident, periods: Periods) -> list[Deadline]:
             )
     if incident.state == State.closed:
         result = [replace(d, outcome=_outcome(incident, d)) for d in result]
-    return sorted(result, key=lambda d: (d.due_at, d.kind, d.school_id or 0))
+    return result
 
 
 def _outcome(incident: Incident, deadline: Deadline) -> Outcome:

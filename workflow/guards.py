@@ -91,6 +91,14 @@ def _final_ap_coverage(incident: Incident) -> list[FieldProblem]:
     ]
 
 
+def blocking_actions_settled(incident: Incident) -> list[FieldProblem]:
+    """Seed 6a: an incident is closed only once every blocking follow-up action is done or dropped;
+    each open one is named (a non-blocking one may stay open after closing)."""
+    return [FieldProblem(f"actions.{a.number}", f"blocking follow-up action {a.number} (owner {a.owner}) is still "
+                                                 "open: settle it (done or dropped) first")
+            for a in incident.open_blocking_actions()]
+
+
 def dismiss(incident: Incident) -> list[FieldProblem]:
     return _required(incident, "dismissal_reason")
 

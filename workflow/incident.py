@@ -78,6 +78,36 @@ class ApNotification:
     school_ids: list[int]
 
 
+class ActionStatus(StrEnum):
+    """Where a follow-up action stands."""
+
+    open = "open"
+    done = "done"
+    dropped = "dropped"
+
+
+@dataclass
+class Action:
+    """A follow-up action that came out of the evaluation: what (decrypted), who, by when, and whether
+    ``closed`` waits for it (``blocking``); numbered 1, 2, … within its incident."""
+
+    id: int
+    number: int
+    description: str
+    owner: str
+    due_at: datetime
+    blocking: bool
+    status: ActionStatus = ActionStatus.open
+    created_at: datetime | None = None
+    created_by: str | None = None
+    settled_at: datetime | None = None
+    settled_by: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is ActionStatus.open
+
+
 @dataclass
 class Incident:
     """One incident with everything the guards and deadlines look at."""
@@ -94,10 +124,15 @@ class Incident:
     confirmed_at: datetime | None = None  # first confirmed as a breach; stays through a reopening
     clock_moved_at: datetime | None = None  # the last correction of a fact that drives the deadlines
     clock_moved_by: str | None = None
+    actions: list[Action] = field(default_factory=list)  # follow-up actions, by number
 
     @property
     def responsibility(self) -> Responsibility:
         return responsibility_for(self.disclosure.cause_category)
+
+    def open_blocking_actions(self) -> list[Action]:
+        """The blocking follow-up actions still open: ``closed`` waits for them."""
+        return [a for a in self.actions if a.blocking and a.is_open]
 
     def withdrawn_references(self) -> set[str]:
         """AP references that a later withdrawal took back."""

@@ -9,7 +9,7 @@ with two destinations is two steps, in order, with complementary branch conditio
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cache
 
@@ -77,8 +77,22 @@ class Step:
         return self.when or self.unless
 
 
+def _closing(step: Step) -> Step:
+    """``step``, and if it leads to ``closed``, guarded also by the blocking follow-up actions: no
+    way into ``closed`` passes an open one."""
+    if step.dest is not State.closed:
+        return step
+    own = step.guard
+
+    def guard(incident: Incident) -> list[FieldProblem]:
+        return (own(incident) if own else []) + guards.blocking_actions_settled(incident)
+
+    guard.__name__ = f"{own.__name__ if own else 'closing'}_and_blocking_actions_settled"
+    return replace(step, guard=guard)
+
+
 S, T = State, Trigger
-STEPS: tuple[Step, ...] = (
+STEPS: tuple[Step, ...] = tuple(_closing(step) for step in (
     Step(T.begin_triage, (S.reported,), S.triage, "start analysing the report"),
     Step(T.dismiss, (S.triage,), S.dismissed, "not a breach; it stays in the register", guards.dismiss),
     Step(T.confirm, (S.triage,), S.containment, "it is a breach: contain it", guards.confirm),
@@ -97,7 +111,7 @@ STEPS: tuple[Step, ...] = (
          guards.evaluated, unless=guards.processor_responsible),
     Step(T.ap_notified, (S.ap_notification,), S.closed, "the final AP notification is recorded", guards.ap_notified),
     Step(T.reopen, (S.dismissed, S.closed), S.triage, "look at it again", guards.reopen),
-)
+))
 GUARDS: dict[Trigger, guards.Guard] = {s.trigger: s.guard for s in STEPS if s.guard is not None}
 
 
@@ -159,10 +173,14 @@ def triggers_from(state: str) -> list[Trigger]:
     return [t for t in Trigger if t.value in valid]
 
 
+def _taken(step: Step, incident: Incident) -> bool:
+    return (step.when is None or step.when(incident)) and (step.unless is None or not step.unless(incident))
+
+
 def missing(incident: Incident, trigger: str) -> list[FieldProblem]:
-    """What ``trigger`` still misses on ``incident`` (empty: it may fire)."""
-    guard = GUARDS.get(trigger)
-    return guard(incident) if guard else []
+    """What ``trigger`` still misses on ``incident`` (empty: it may fire), on the branch it would take."""
+    step = next((s for s in STEPS if s.trigger == trigger and _taken(s, incident)), None)
+    return step.guard(incident) if step and step.guard else []
 
 
 def available(incident: Incident) -> dict[Trigger, list[FieldProblem]]:

@@ -21,7 +21,7 @@ from breachflow.workflow.deadlines import Deadline, DeadlineKind, Status, deadli
 from breachflow.workflow.disclosure import CauseCategory
 from breachflow.workflow.errors import DataDestroyed, NotFound, SecretUnavailable
 from breachflow.workflow.incident import Incident
-from breachflow.workflow.models import affected_t, data_key_t, deadline_t, event_t, incident_t, school_t
+from breachflow.workflow.models import action_t, affected_t, data_key_t, deadline_t, event_t, incident_t, school_t
 from breachflow.workflow.responsibility import Responsibility, responsibility_for
 from breachflow.workflow.schools import ids_by_brin
 from breachflow.workflow.validation import choice
@@ -40,13 +40,16 @@ def get_in(conn: Connection, ctx: Context, reference: str) -> Incident:
     return store.load(conn, ctx.keys, reference).incident
 
 
+_SEEN_BY_SCHOOL = deadline_t.c.kind != DeadlineKind.follow_up.value  # the processor's own follow-up work
+
+
 def _deadline_status_is(status: Status, school_id: int | None, now: datetime, due_soon: timedelta) -> Any:
     """Incidents whose most urgent clock (of those ``school_id`` sees; all when ``None``) has ``status``,
     as ``views.deadline_status`` decides it, from the indexed ``deadline`` rows."""
     def having(*conditions: Any) -> Any:
         seen = deadline_t.c.incident_id == incident_t.c.id
         if school_id is not None:
-            seen &= deadline_t.c.school_id.is_(None) | (deadline_t.c.school_id == school_id)
+            seen &= _SEEN_BY_SCHOOL & (deadline_t.c.school_id.is_(None) | (deadline_t.c.school_id == school_id))
         return sa.exists().where(seen, *conditions)
 
     running = deadline_t.c.is_open == sa.true()
@@ -203,13 +206,15 @@ class OpenDeadline:
     brin: str | None
     clock_moved_at: datetime | None
     clock_moved_by: str | None
+    owner: str | None = None  # of a follow-up action
 
 
 _OPEN_DEADLINES = (
     sa.select(deadline_t, incident_t.c.reference, incident_t.c.clock_moved_at, incident_t.c.clock_moved_by,
-              school_t.c.brin)
+              school_t.c.brin, action_t.c.number, action_t.c.owner)
     .join(incident_t, incident_t.c.id == deadline_t.c.incident_id)
     .outerjoin(school_t, school_t.c.id == deadline_t.c.school_id)
+    .outerjoin(action_t, action_t.c.id == deadline_t.c.action_id)
     .where(deadline_t.c.kind.in_([kind.value for kind in DeadlineKind]))  # a row planted past breachflow is the audit's
     .order_by(deadline_t.c.due_at, deadline_t.c.id)
 )
@@ -227,8 +232,9 @@ def deadline_open(dialect: str, *, by_incident: bool) -> Any:
 
 def open_deadline_page(ctx: Context, *, school_id: int | None = None, limit: int = pages.DEFAULT_LIMIT,
                        cursor: str | None = None) -> pages.Page[OpenDeadline]:
-    """A page of the unmet deadlines of incidents in progress, soonest first; with ``school_id``,
-    those that school sees (its own clocks, and the processor's of its incidents)."""
+    """A page of the unmet deadlines, soonest first (those of incidents in progress, and the open
+    follow-up actions of any); with ``school_id``, those that school sees (its own clocks, and the
+    processor's AP clock of its incidents; not the processor's follow-up actions)."""
     query = _OPEN_DEADLINES.limit(limit + 1)
     after = pages.decode(cursor, pages.strict_time, pages.strict_int)
     if after is not None:
@@ -237,13 +243,14 @@ def open_deadline_page(ctx: Context, *, school_id: int | None = None, limit: int
     with read_transaction(ctx.engine) as conn:
         if school_id is not None:  # its incidents first: a page is then sorted from theirs, not sought among all
             its_incidents = sa.select(affected_t.c.incident_id).where(affected_t.c.school_id == school_id)
-            query = query.where(deadline_t.c.incident_id.in_(its_incidents),
+            query = query.where(deadline_t.c.incident_id.in_(its_incidents), _SEEN_BY_SCHOOL,
                                 deadline_t.c.school_id.is_(None) | (deadline_t.c.school_id == school_id))
         query = query.where(deadline_open(conn.dialect.name, by_incident=school_id is not None))
         rows = conn.execute(query).all()
     rows, next_cursor = pages.cut(rows, limit, lambda r: (r.due_at, r.id))
     return pages.Page([
-        OpenDeadline(r.reference, Deadline(DeadlineKind(r.kind), r.due_at, r.met_at, r.school_id),
-                     r.brin, r.clock_moved_at, r.clock_moved_by)
+        OpenDeadline(r.reference, Deadline(DeadlineKind(r.kind), r.due_at, r.met_at, r.school_id,
+                                           action_id=r.action_id, action_number=r.number),
+                     r.brin, r.clock_moved_at, r.clock_moved_by, r.owner)
         for r in rows
     ], next_cursor)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
+from breachflow.workflow import actions as follow_up
 from breachflow.workflow import crypto, lifecycle, store
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
@@ -176,15 +177,23 @@ def update(ctx: Context, *, reference: str, actor: str, fields: dict[str, Any] |
 
 
 def fire(ctx: Context, *, reference: str, trigger: str, actor: str, fields: dict[str, Any] | None = None,
-         reason: str | None = None, expected_version: int | None = None) -> Incident:
-    """Apply ``fields`` (if any), then fire ``trigger``; both or neither are stored."""
+         reason: str | None = None, actions: list[Any] | None = None,
+         expected_version: int | None = None) -> Incident:
+    """Apply ``fields`` (if any), then fire ``trigger``; all or nothing is stored. ``evaluated`` takes
+    the follow-up actions that came out of the evaluation (``workflow.actions``); its guard into
+    ``closed`` sees them, so a blocking one given here keeps a school-caused incident open."""
     trigger = choice(Trigger, trigger, "trigger")
     reason = optional_text(reason)
+    if actions and trigger is not Trigger.evaluated:
+        raise InvalidInput("invalid input", [FieldProblem("actions", "follow-up actions come with 'evaluated' "
+                                                                     "(or are added on their own)")])
     with change(ctx, reference, actor, expected_version=expected_version) as unit:
         was = unit.incident.state
         changes = unit.apply(fields, reason=reason)
         if trigger is Trigger.reopen and "reopen_reason" not in changes:  # the last reopening's reason is not this one's
             raise InvalidInput("invalid input", [FieldProblem("reopen_reason", "give the reason for this reopening")])
+        if actions:
+            follow_up.record(unit, actions)
         state = unit.fire(trigger)
         unit.record(EventKind.transition, {"trigger": trigger.value, "changes": changes, "reason": reason},
                     from_state=was, to_state=state)

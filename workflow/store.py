@@ -15,8 +15,9 @@ from sqlalchemy import Connection, bindparam, select, update
 from breachflow.workflow import crypto
 from breachflow.workflow.disclosure import FACT_FIELDS, PERSONAL_FIELDS, Disclosure
 from breachflow.workflow.errors import DataDamaged, DataDestroyed, NotFound
-from breachflow.workflow.incident import AffectedSchool, ApKind, ApNotification, Incident, InformedVia, PeopleInformed
-from breachflow.workflow.models import affected_t, ap_t, data_key_t, incident_t, school_t
+from breachflow.workflow.incident import (Action, ActionStatus, AffectedSchool, ApKind, ApNotification, Incident,
+                                           InformedVia, PeopleInformed)
+from breachflow.workflow.models import action_t, affected_t, ap_t, data_key_t, incident_t, school_t
 
 
 class Loaded:
@@ -45,6 +46,7 @@ def _incident(conn: Connection, row: Any, key: bytes, keys: crypto.KeyRing) -> I
         reported_at=row.reported_at, disclosure=disclosure_of(row, key),
         schools=load_schools(conn, keys, row.id), ap_notifications=load_ap_notifications(conn, row.id),
         confirmed_at=row.confirmed_at, clock_moved_at=row.clock_moved_at, clock_moved_by=row.clock_moved_by,
+        actions=load_actions(conn, row.id, key),
     )
 
 
@@ -88,6 +90,7 @@ _SCHOOLS = (
     .order_by(school_t.c.brin)
 )
 _AP_NOTIFICATIONS = select(ap_t).where(ap_t.c.incident_id == bindparam("incident_id")).order_by(ap_t.c.id)
+_ACTIONS = select(action_t).where(action_t.c.incident_id == bindparam("incident_id")).order_by(action_t.c.number)
 
 
 def load(conn: Connection, keys: crypto.KeyRing, reference: str | int, *, for_update: bool = False) -> Loaded:
@@ -121,6 +124,8 @@ _MANY_SCHOOLS = (
 )
 _MANY = _SELECT.where(incident_t.c.id.in_(bindparam("ids", expanding=True)))
 _MANY_AP = select(ap_t).where(ap_t.c.incident_id.in_(bindparam("ids", expanding=True))).order_by(ap_t.c.id)
+_MANY_ACTIONS = (select(action_t).where(action_t.c.incident_id.in_(bindparam("ids", expanding=True)))
+                 .order_by(action_t.c.incident_id, action_t.c.number))
 
 
 @dataclass(frozen=True)
@@ -132,23 +137,29 @@ class Unreadable:
 
 
 def load_many(conn: Connection, keys: crypto.KeyRing, ids: list[int]) -> dict[int, Incident | Unreadable]:
-    """The incidents ``ids``, decrypted, in three queries: each id maps to its incident, or to why
+    """The incidents ``ids``, decrypted, in four queries: each id maps to its incident, or to why
     it cannot be read (an unopenable data key, a damaged row); absent ids are left out. An incident
-    whose key retention destroyed is read without its personal fields: the register keeps it."""
+    whose key retention destroyed is read without its personal fields and action descriptions: the
+    register keeps it."""
     schools: dict[int, list[AffectedSchool]] = defaultdict(list)
     for r in conn.execute(_MANY_SCHOOLS, {"ids": ids}):
         schools[r.incident_id].append(_school(r, keys))
     notified: dict[int, list[ApNotification]] = defaultdict(list)
     for r in conn.execute(_MANY_AP, {"ids": ids}):
         notified[r.incident_id].append(_ap_notification(r))
+    actions: dict[int, list[Any]] = defaultdict(list)
+    for r in conn.execute(_MANY_ACTIONS, {"ids": ids}):
+        actions[r.incident_id].append(r)
     found: dict[int, Incident | Unreadable] = {}
     for row in conn.execute(_MANY, {"ids": ids}):
         try:
+            key = _key_or_none(keys, row.wrapped)
             found[row.id] = Incident(
                 id=row.id, reference=row.reference, state=row.state, version=row.version, source=row.source,
-                reported_at=row.reported_at, disclosure=disclosure_of(row, _key_or_none(keys, row.wrapped)),
+                reported_at=row.reported_at, disclosure=disclosure_of(row, key),
                 schools=schools[row.id], ap_notifications=notified[row.id], confirmed_at=row.confirmed_at,
-                clock_moved_at=row.clock_moved_at, clock_moved_by=row.clock_moved_by)
+                clock_moved_at=row.clock_moved_at, clock_moved_by=row.clock_moved_by,
+                actions=[_action(r, key) for r in actions[row.id]])
         except Exception as exc:  # noqa: BLE001  (the caller decides what an unreadable record means)
             found[row.id] = Unreadable(row.reference, exc)
     return found
@@ -206,6 +217,19 @@ def load_ap_notifications(conn: Connection, incident_id: int) -> list[ApNotifica
     return [_ap_notification(r) for r in conn.execute(_AP_NOTIFICATIONS, {"incident_id": incident_id})]
 
 
+def load_actions(conn: Connection, incident_id: int, key: bytes) -> list[Action]:
+    """The incident's follow-up actions, by number, their descriptions opened with ``key``."""
+    return [_action(r, key) for r in conn.execute(_ACTIONS, {"incident_id": incident_id})]
+
+
+def _action(row: Any, key: bytes | None) -> Action:
+    """A ``follow_up_action`` row; without ``key`` (clocks only) the description is left empty."""
+    return Action(id=row.id, number=row.number, description=crypto.open_sealed(key, row.description) if key else "",
+                  owner=row.owner, due_at=row.due_at, blocking=row.blocking, status=ActionStatus(row.status),
+                  created_at=row.created_at, created_by=row.created_by, settled_at=row.settled_at,
+                  settled_by=row.settled_by)
+
+
 def _ap_notification(row: Any) -> ApNotification:
     return ApNotification(ApKind(row.kind), row.ap_reference, row.notified_at, list(row.school_ids))
 
@@ -219,7 +243,7 @@ def changed_fields(old: Disclosure, new: Disclosure) -> dict[str, list[Any]]:
 def clock_inputs(conn: Connection, ids: Any) -> list[Incident]:
     """The incidents whose ids ``ids`` (a list or a subquery) selects, with only what their deadlines
     read (state, discovery time, cause, when each school was informed and told to notify, AP
-    notifications): plain columns, nothing decrypted, three queries in all. Not for anything but
+    notifications, follow-up actions): plain columns, nothing decrypted, four queries in all. Not for anything but
     clocks: names and sealed fields are left empty; a row no handler could have written is left out."""
     schools: dict[int, list[AffectedSchool]] = defaultdict(list)
     for r in conn.execute(select(affected_t.c.incident_id, affected_t.c.school_id, affected_t.c.informed_at,
@@ -229,6 +253,10 @@ def clock_inputs(conn: Connection, ids: Any) -> list[Incident]:
     notified: dict[int, list[ApNotification]] = defaultdict(list)
     for r in conn.execute(select(ap_t).where(ap_t.c.incident_id.in_(ids)).order_by(ap_t.c.id)):
         notified[r.incident_id].append(_ap_notification(r))
+    actions: dict[int, list[Action]] = defaultdict(list)
+    plain = [c for c in action_t.c if c.name != "description"]
+    for r in conn.execute(select(*plain).where(action_t.c.incident_id.in_(ids)).order_by(action_t.c.number)):
+        actions[r.incident_id].append(_action(r, None))
     incidents = []
     for r in conn.execute(select(incident_t.c.id, incident_t.c.reference, incident_t.c.state, incident_t.c.version,
                                  incident_t.c.source, incident_t.c.reported_at, incident_t.c.discovered_at,
@@ -238,5 +266,5 @@ def clock_inputs(conn: Connection, ids: Any) -> list[Incident]:
         except ValidationError:  # written past breachflow: the audit names it
             continue
         incidents.append(Incident(r.id, r.reference, r.state, r.version, r.source, r.reported_at, facts,
-                                  schools[r.id], notified[r.id]))
+                                  schools[r.id], notified[r.id], actions=actions[r.id]))
     return incidents

@@ -193,6 +193,11 @@ class Unit:
         self._current = replace(self.incident, ap_notifications=store.load_ap_notifications(self.conn, self.loaded.id))
         self._clocks_changed = True
 
+    def actions_changed(self) -> None:
+        """Reload the follow-up actions after their rows changed (each open one is a clock)."""
+        self._current = replace(self.incident, actions=store.load_actions(self.conn, self.loaded.id, self.data_key))
+        self._clocks_changed = True
+
     def record(self, kind: EventKind, payload: dict[str, Any] | None = None, *,
                from_state: str | None = None, to_state: str | None = None) -> None:
         """State that something happened; it goes on the timeline when the unit finishes."""

@@ -24,7 +24,7 @@ from breachflow.api.deps import (
     read,
 )
 from breachflow.api.errors import Forbidden, responses
-from breachflow.workflow import pages, queries, service
+from breachflow.workflow import actions, pages, queries, service
 from breachflow.workflow.accounts import Account
 from breachflow.workflow.context import Context
 from breachflow.workflow.deadlines import Status
@@ -32,7 +32,7 @@ from breachflow.workflow.errors import FieldProblem, InvalidInput, NotFound
 from breachflow.workflow.incident import Incident
 from breachflow.workflow.lifecycle import State, Trigger
 from breachflow.workflow.responsibility import Responsibility
-from breachflow.workflow.validation import no_nul
+from breachflow.workflow.validation import MAX_COUNT, no_nul
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 Reference = Annotated[str, Path(max_length=30, examples=["DL-2026-00042"]), AfterValidator(no_nul)]
@@ -155,7 +155,30 @@ async def fire_trigger(
     body = body or schemas.FireIn()
     incident = await command(request, service.fire, ctx, reference=reference, trigger=trigger.value,
                            actor=account.username, fields=body.fields.model_dump(exclude_unset=True),
-                           reason=body.reason, expected_version=body.version)
+                           reason=body.reason, actions=body.actions, expected_version=body.version)
+    return _out(ctx, account, incident)
+
+
+@router.post("/{reference}/actions", status_code=201, operation_id="add_actions", response_model=schemas.IncidentOut,
+             responses=responses(401, 403, 404, 409, 410, 413, 422, 503))
+async def add_actions(
+    request: Request, ctx: CtxDep, account: Handler, reference: Reference, body: schemas.ActionsIn,
+) -> schemas.IncidentOut:
+    """Record follow-up actions, from the evaluation until the incident is closed."""
+    incident = await command(request, actions.add, ctx, reference=reference, actor=account.username,
+                             actions=body.actions, expected_version=body.version)
+    return _out(ctx, account, incident)
+
+
+@router.post("/{reference}/actions/{number}/settlement", operation_id="settle_action",
+             response_model=schemas.IncidentOut, responses=responses(401, 403, 404, 409, 410, 413, 422, 503))
+async def settle_action(
+    request: Request, ctx: CtxDep, account: Handler, reference: Reference,
+    number: Annotated[int, Path(ge=1, le=MAX_COUNT)], body: schemas.SettleIn,
+) -> schemas.IncidentOut:
+    """Mark a follow-up action done or dropped, with an optional note."""
+    incident = await command(request, actions.settle, ctx, reference=reference, actor=account.username,
+                             number=number, status=body.status, note=body.note, expected_version=body.version)
     return _out(ctx, account, incident)
 
 

@@ -19,7 +19,7 @@ from breachflow.api.deps import Cursor, Limit, read
 from breachflow.api.web.auth import set_cookies, signed_in
 from breachflow.api.web.render import in_language, page
 from breachflow.api.web.words import countdown
-from breachflow.notifications.reminders import DEADLINE_NAMES
+from breachflow.notifications.reminders import deadline_name
 from breachflow.notifications.texts import VALUES
 from breachflow.workflow import dashboard, pages
 from breachflow.workflow.accounts import Role
@@ -55,7 +55,8 @@ def shown_clocks(row: dashboard.Row, now: datetime, due_soon: timedelta, languag
     shown = []
     for clock in row.clocks:
         status = status_at(clock.due_at, None, now, due_soon)
-        shown.append(ShownClock(DEADLINE_NAMES[language][clock.kind], clock.brin, clock.due_at, status.value,
+        name = deadline_name(clock.kind, language, number=clock.action, owner=clock.owner)
+        shown.append(ShownClock(name, clock.brin, clock.due_at, status.value,
                                 in_language(language, *STATUS_WORDS[status]), countdown(clock.due_at, now, language)))
     return shown
 

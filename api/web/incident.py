@@ -3,7 +3,8 @@
 Handlers, managers and school users read it; a school sees only its own part, as the API shows it
 (``api.views``), and a foreign incident is the same 404 as a missing one. Handlers act on it: the
 triggers the lifecycle allows, each with a form for exactly the fields it still needs, and forms
-to edit fields, add a note, log a contact, record an AP notification and send an update. A school
+to edit fields, add a note, log a contact, record an AP notification, send an update, and record
+and settle the follow-up actions of the evaluation. A school
 acknowledges the notices sent to it. A refused command shows the page again (409/422) with the
 problems beside the fields and everything typed kept.
 """
@@ -35,7 +36,7 @@ from breachflow.api.web.forms import checked
 from breachflow.api.web.render import page
 from breachflow.api.web.words import reader
 from breachflow.notifications import outbox
-from breachflow.workflow import diagram, lifecycle, queries, schools, service, visibility
+from breachflow.workflow import actions, diagram, lifecycle, queries, schools, service, visibility
 from breachflow.workflow.accounts import Account, Role
 from breachflow.workflow.context import Context
 from breachflow.workflow.disclosure import Disclosure, Source
@@ -187,6 +188,7 @@ def _context(request: Request, account: Account, found: dict[str, Any], refused:
         "people": informing.section(incident, own[0] if own else None, language, ctx.settings),
         "people_problems": {p.field: p.problem for p in refused.problems} if refused and refused.form == "people" else {},
         "people_typed": {k: v[0] for k, v in refused.raw.items() if v} if refused and refused.form == "people" else {},
+        "adding_actions": incident.state in actions.ADDING_STATES,
     }
 
 
@@ -342,6 +344,13 @@ def _ap_notification(raw: dict[str, list[str]]) -> dict[str, Any]:
             "schools": given.schools, "delay_reason": given.delay_reason}
 
 
+def _new_action(raw: dict[str, list[str]]) -> dict[str, Any]:
+    given = checked(schemas.ActionsIn, {"actions": [{
+        "description": _one(raw, "description"), "owner": _one(raw, "owner"), "due": _one(raw, "due"),
+        "blocking": _one(raw, "blocking") == forms.YES}]})
+    return {"actions": given.actions}
+
+
 def _update_notice(raw: dict[str, list[str]]) -> dict[str, Any]:
     return {"message": checked(schemas.NoticeIn, {"message": _one(raw, "message") or None}).message}
 
@@ -353,6 +362,7 @@ class Record(StrEnum):
     contacts = "contacts"
     ap_notifications = "ap-notifications"
     notices = "notices"
+    actions = "actions"
 
 
 RECORDS: dict[Record, tuple[str, Callable[..., Incident], Callable[[dict[str, list[str]]], dict[str, Any]]]] = {
@@ -360,6 +370,7 @@ RECORDS: dict[Record, tuple[str, Callable[..., Incident], Callable[[dict[str, li
     Record.contacts: ("contact", service.log_contact, _contact),
     Record.ap_notifications: ("ap", service.record_ap_notification, _ap_notification),
     Record.notices: ("notice", service.send_update, _update_notice),
+    Record.actions: ("action", actions.add, _new_action),
 }
 
 
@@ -391,6 +402,15 @@ async def people_informed(request: Request, seen: VisitorDep, reference: Referen
                       actor=account.username, brin=brin or "", **informing.parsed(raw))
 
     return await _act(request, seen, session, reference, "people", act)
+@router.post("/incidents/{reference}/actions/{number}/settlement")
+async def settle_action(request: Request, seen: VisitorDep, session: Handler, reference: Reference,
+                        number: Annotated[int, Path(ge=1, le=10_000)]) -> Response:
+    async def act(raw: dict[str, list[str]]) -> None:
+        given = checked(schemas.SettleIn, {"status": _one(raw, "status"), "note": _one(raw, "note") or None})
+        await command(request, actions.settle, request.app.state.ctx, reference=reference,
+                      actor=session.account.username, number=number, status=given.status, note=given.note)
+
+    return await _act(request, seen, session, reference, f"settle-{number}", act)
 
 
 def _recorder(what: Record) -> Callable[..., Any]:
@@ -406,5 +426,5 @@ def _recorder(what: Record) -> Callable[..., Any]:
     return record
 
 
-for _what in Record:  # a path each: a note, a contact, a notification to the AP, an update to the schools
+for _what in Record:  # a path each: a note, a contact, a notification to the AP, an update, follow-up actions
     router.add_api_route(f"/incidents/{{reference}}/{_what.value}", _recorder(_what), methods=["POST"])
