@@ -29,7 +29,7 @@ from breachflow.notifications import outbox
 from breachflow.workflow import audit, db, queries, schema, service
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
-from breachflow.workflow.errors import SchemaMismatch
+from breachflow.workflow.errors import DataDestroyed, SchemaMismatch
 
 RACERS = 4
 
@@ -111,11 +111,18 @@ def assert_kept(ctx: Context, snapshot: dict) -> None:
     assert report.events == len(snapshot["rows"]["timeline_event"])
     incidents = all_incidents(ctx)
     assert len(incidents) == len(snapshot["rows"]["incident"])
+    destroyed_keys = {row["id"] for row in snapshot["rows"]["data_key"] if row["wrapped"] is None}
+    destroyed = {row["reference"] for row in snapshot["rows"]["incident"] if row["data_key_id"] in destroyed_keys}
     for incident in incidents:
-        assert queries.get(ctx, incident.reference).disclosure.summary
+        if incident.reference in destroyed:  # retention destroyed it before the upgrade: it stays destroyed
+            with pytest.raises(DataDestroyed):
+                queries.get(ctx, incident.reference)
+        else:
+            assert queries.get(ctx, incident.reference).disclosure.summary
     pending = [row for row in snapshot["rows"]["outbox"] if row["status"] == "pending"]
     assert len(outbox.list_messages(ctx, status="pending").items) == len(pending) > 0
-    service.add_note(ctx, reference=incidents[0].reference, actor="hanna", text="After the upgrade")
+    kept = next(i.reference for i in incidents if i.reference not in destroyed)
+    service.add_note(ctx, reference=kept, actor="hanna", text="After the upgrade")
     assert audit.verify(ctx).intact
 
 

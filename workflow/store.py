@@ -15,8 +15,16 @@ from sqlalchemy import Connection, bindparam, select, update
 from breachflow.workflow import crypto
 from breachflow.workflow.disclosure import FACT_FIELDS, PERSONAL_FIELDS, Disclosure
 from breachflow.workflow.errors import DataDamaged, DataDestroyed, NotFound
-from breachflow.workflow.incident import (Action, ActionStatus, AffectedSchool, ApKind, ApNotification, Incident,
-                                           InformedVia, PeopleInformed)
+from breachflow.workflow.incident import (
+    Action,
+    ActionStatus,
+    AffectedSchool,
+    ApKind,
+    ApNotification,
+    Incident,
+    InformedVia,
+    PeopleInformed,
+)
 from breachflow.workflow.models import action_t, affected_t, ap_t, data_key_t, incident_t, school_t
 
 
