@@ -276,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
         .add_subparsers(dest="retention_command", required=True, parser_class=_Parser)
     run = kept.add_parser(
         "run", parents=[common], help="show what is due for destruction; destroy it with --apply",
-        description="Schools whose contract ended two months ago (00:00 Amsterdam time on the day after the "
-                    "contract end, plus two calendar months) are due: their part of every incident (the "
+        description="Schools whose contract ended two months ago (kept through the same day two calendar "
+                    "months after the contract end, due at 00:00 Amsterdam time the day after) are due: their part of every incident (the "
                     "notices to them and what those said, their note on informing the people affected), the "
                     "incident's own data once no school keeps a part of it, the school's own data key (its "
                     "contacts and contact person) and its user accounts' email addresses and passwords. The "

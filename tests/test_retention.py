@@ -43,13 +43,17 @@ ENDED, OTHER_ENDED, OPEN = "12AB", "34CD", "56EF"
 
 
 @pytest.mark.parametrize(("ends", "due"), [
-    (date(2025, 12, 31), datetime(2026, 2, 28, 23, 0, tzinfo=UTC)),  # 1 Jan + 2 months = 1 Mar, Amsterdam winter
-    (date(2026, 6, 30), datetime(2026, 8, 31, 22, 0, tzinfo=UTC)),  # 1 Jul + 2 months = 1 Sep, summer time
-    (date(2026, 12, 30), datetime(2027, 2, 27, 23, 0, tzinfo=UTC)),  # 31 Dec + 2 months: clamped to 28 Feb
-    (date(2027, 12, 30), datetime(2028, 2, 28, 23, 0, tzinfo=UTC)),  # … to 29 Feb in a leap year
-    (date(2026, 10, 31), datetime(2026, 12, 31, 23, 0, tzinfo=UTC)),  # 1 Nov + 2 months = 1 Jan of the next year
+    (date(2025, 12, 31), datetime(2026, 2, 28, 23, 0, tzinfo=UTC)),  # kept until 28 Feb: gone 1 Mar, Amsterdam winter
+    (date(2026, 6, 30), datetime(2026, 8, 31, 22, 0, tzinfo=UTC)),  # a month's end: kept until 31 Aug, summer time
+    (date(2026, 7, 30), datetime(2026, 9, 30, 22, 0, tzinfo=UTC)),  # kept until 30 Sep, gone 1 Oct…
+    (date(2026, 7, 31), datetime(2026, 9, 30, 22, 0, tzinfo=UTC)),  # …as when it ended a day later
+    (date(2026, 12, 28), datetime(2027, 2, 28, 23, 0, tzinfo=UTC)),  # kept until 28 Feb…
+    (date(2026, 12, 30), datetime(2027, 2, 28, 23, 0, tzinfo=UTC)),  # …and 30 Dec too: clamped, never a day early
+    (date(2027, 12, 30), datetime(2028, 2, 29, 23, 0, tzinfo=UTC)),  # kept until 29 Feb in a leap year
+    (date(2026, 10, 31), datetime(2026, 12, 31, 23, 0, tzinfo=UTC)),  # kept until 31 Dec: gone 1 Jan of the next year
+    (date(2026, 8, 15), datetime(2026, 10, 15, 22, 0, tzinfo=UTC)),  # kept until 15 Oct (still summer time)
 ])
-def test_a_school_is_due_at_midnight_in_amsterdam_two_calendar_months_after_the_day_after_its_contract(ends, due):
+def test_a_school_is_due_at_midnight_in_amsterdam_after_the_same_day_two_calendar_months_on(ends, due):
     assert retention.due_at(ends) == due
 
 

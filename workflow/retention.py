@@ -67,13 +67,17 @@ class What(StrEnum):
 
 def due_at(contract_ends_on: date) -> datetime:
     """When the data of a school whose contract ends on ``contract_ends_on`` is due for destruction
-    (UTC): 00:00 in Amsterdam on the day after, plus two calendar months (the 31st becomes the last
-    day of a shorter month)."""
-    start = contract_ends_on + timedelta(days=1)
-    months = start.month - 1 + MONTHS
-    year, month = start.year + months // 12, months % 12 + 1
-    day = min(start.day, calendar.monthrange(year, month)[1])
-    return datetime(year, month, day, tzinfo=AMSTERDAM).astimezone(UTC)
+    (UTC): 00:00 in Amsterdam on the day after the last day kept, which is the same day two calendar
+    months after the contract's end (the last day of that month when the contract ended on the last
+    day of its month, or when that month is shorter). Never a day early: 30 December keeps until
+    28 February, 30 July until 30 September."""
+    months = contract_ends_on.month - 1 + MONTHS
+    year, month = contract_ends_on.year + months // 12, months % 12 + 1
+    last_of_month = calendar.monthrange(year, month)[1]
+    ends_a_month = contract_ends_on.day == calendar.monthrange(contract_ends_on.year, contract_ends_on.month)[1]
+    kept_until = date(year, month, last_of_month if ends_a_month else min(contract_ends_on.day, last_of_month))
+    day = kept_until + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=AMSTERDAM).astimezone(UTC)
 
 
 @dataclass(frozen=True)
