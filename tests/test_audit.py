@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from conftest import CONFIRM, EVALUATE, add_school, confirmed, evaluating, hours_ago, reported
 from notify_support import with_notices
 
-from breachflow.workflow import accounts, actions, audit, checkpoints, service
-from breachflow.workflow.errors import InvalidInput
+from breachflow.workflow import accounts, actions, audit, checkpoints, queries, service
+from breachflow.workflow.errors import DataDamaged, InvalidInput
 from breachflow.workflow.models import action_t, affected_t, ap_t, deadline_t, event_t, incident_t
 
 pytestmark = pytest.mark.tampers  # the databases of these tests are left broken on purpose
@@ -288,3 +288,22 @@ def test_a_follow_up_action_settled_deleted_or_planted_past_breachflow_is_found(
         conn.execute(sa.insert(action_t).values(planted | {"number": 3}))
     problems = [f.problem for f in audit.verify(ctx).findings]
     assert "follow-up actions are [3], its events say [1, 2]" in problems
+
+
+def test_a_follow_up_action_planted_with_a_status_breachflow_never_writes_is_named_not_a_crash(ctx):
+    """A forged status must neither crash the audit nor the reads: the incident reads as damaged (a
+    typed error), the audit names the row, and every other incident keeps working."""
+    add_school(ctx)
+    accounts.add_user(ctx, username="hanna", role="handler")
+    ref, other = evaluating(ctx), evaluating(ctx)
+    due = (datetime.now(UTC) + timedelta(days=9)).isoformat()
+    service.fire(ctx, reference=ref, trigger="evaluated", actor="hanna", fields=EVALUATE,
+                 actions=[{"description": "Review every class page", "owner": "hanna", "due": due}])
+    with ctx.engine.begin() as conn:
+        conn.execute(sa.update(action_t).values(status="bogus"))
+    report = audit.verify(ctx)
+    assert not report.intact
+    assert any("follow-up action 1 status is 'bogus'" in f.problem for f in report.findings)
+    with pytest.raises(DataDamaged):
+        queries.get(ctx, ref)
+    assert queries.get(ctx, other).reference == other
