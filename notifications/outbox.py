@@ -30,7 +30,7 @@ from breachflow.notifications.render import MessageKind
 from breachflow.workflow import crypto, pages, service
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
-from breachflow.workflow.errors import DataDamaged, DataDestroyed, NotFound
+from breachflow.workflow.errors import Conflict, DataDamaged, DataDestroyed, NotFound
 from breachflow.workflow.hooks import HeldNotice
 from breachflow.workflow.models import affected_t, data_key_t, incident_t, school_t
 from breachflow.workflow.redaction import without_addresses
@@ -287,9 +287,13 @@ def count_waiting(ctx: Context, reference: str) -> int:
 
 
 def requeue(ctx: Context, *, ids: list[int] | None, actor: str, now: datetime) -> int:
-    """Put dead letters (the given ids, or all) back in the queue, on their incidents' timelines."""
-    query = sa.select(outbox_t.c.id, outbox_t.c.message_id, outbox_t.c.incident_id).where(
-        outbox_t.c.status == OutboxStatus.dead)
+    """Put dead letters (the given ids, or all) back in the queue, on their incidents' timelines.
+    A dead letter whose content retention destroyed cannot be sent again: all of them leave it out,
+    naming it by id is ``Conflict``."""
+    query = (sa.select(outbox_t.c.id, outbox_t.c.message_id, outbox_t.c.incident_id,
+                       (outbox_t.c.sealed.is_not(None) & data_key_t.c.wrapped.is_not(None)).label("sendable"))
+             .outerjoin(data_key_t, data_key_t.c.id == outbox_t.c.data_key_id)
+             .where(outbox_t.c.status == OutboxStatus.dead))
     if ids is not None:
         query = query.where(outbox_t.c.id.in_(ids))
     with write_transaction(ctx.engine) as conn:
@@ -297,9 +301,13 @@ def requeue(ctx: Context, *, ids: list[int] | None, actor: str, now: datetime) -
         if ids is not None and len(candidates) != len(set(ids)):
             missing = sorted(set(ids) - {r.id for r in candidates})
             raise NotFound(f"no dead letter with id {', '.join(map(str, missing))}")
+        if ids is not None and not all(r.sendable for r in candidates):
+            gone = ", ".join(str(r.id) for r in candidates if not r.sendable)
+            raise Conflict(f"dead letter {gone}: its content was destroyed (retention), it cannot be sent again")
         by_incident: dict[int, list[int]] = defaultdict(list)
         for r in candidates:
-            by_incident[r.incident_id].append(r.id)
+            if r.sendable:
+                by_incident[r.incident_id].append(r.id)
         requeued = 0
         for incident_id in sorted(by_incident):  # lock each incident before its outbox rows
             unit = Unit.open(conn, ctx, incident_id, actor, system=True, now=now)

@@ -30,7 +30,7 @@ from breachflow.api.timeline_text import said
 from breachflow.notifications import outbox, worker
 from breachflow.notifications.models import outbox_t, snapshot_t
 from breachflow.workflow import accounts, audit, crypto, links, queries, retention, schools, service, sessions, store
-from breachflow.workflow.errors import DataDamaged, DataDestroyed
+from breachflow.workflow.errors import Conflict, DataDamaged, DataDestroyed
 from breachflow.workflow.models import affected_t, data_key_t, event_t, incident_t, retention_t, user_t
 from breachflow.workflow.timeline import EventKind
 
@@ -518,3 +518,24 @@ def test_readers_keep_working_after_destruction_and_only_personal_data_is_410(ct
     for path in ("/dashboard", "/register", "/register.csv", f"/incidents/{shared}"):
         assert staff.get(path).status_code == 200, path
     assert staff.get(f"/incidents/{alone}").status_code == 410
+
+
+def test_dead_letters_retention_emptied_are_left_out_of_a_retry_of_all_and_refused_by_id(world):
+    """Retention makes a school's unsent notices dead letters without content: retrying all dead
+    letters still sends the genuine ones, and naming an emptied one says why it cannot be sent."""
+    ctx = world["ctx"]
+    with frozen(world["due"] + timedelta(seconds=1)):
+        retention.apply(ctx, datetime.now(UTC))
+    open_school = schools.get(ctx, OPEN).id
+    with ctx.engine.begin() as conn:
+        genuine = conn.execute(sa.update(outbox_t).where(outbox_t.c.school_id == open_school,
+                                                         outbox_t.c.status == "pending")
+                               .values(status="dead", last_error="550 mailbox full").returning(outbox_t.c.id)).scalars().all()
+        emptied = conn.execute(sa.select(outbox_t.c.id).where(outbox_t.c.status == "dead",
+                                                              outbox_t.c.sealed.is_(None))).scalars().all()
+    assert genuine and emptied
+    with pytest.raises(Conflict, match="destroyed"):
+        outbox.requeue(ctx, ids=[emptied[0]], actor="hanna", now=datetime.now(UTC))
+    assert outbox.requeue(ctx, ids=None, actor="hanna", now=datetime.now(UTC)) == len(genuine)
+    with ctx.engine.connect() as conn:
+        assert set(conn.execute(sa.select(outbox_t.c.id).where(outbox_t.c.status == "pending")).scalars()) == set(genuine)
