@@ -27,6 +27,7 @@ from breachflow.workflow.accounts import Role
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
 from breachflow.workflow.deadlines import Deadline, DeadlineKind
+from breachflow.workflow.errors import DataDestroyed
 from breachflow.workflow.models import action_t, deadline_t, user_t
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.unit import Unit
@@ -150,6 +151,10 @@ def scan(ctx: Context, now: datetime) -> int:
                 queued += 1
         except sa.exc.IntegrityError:  # another scanner queued this reminder first
             continue
+        except DataDestroyed:  # retention destroyed the incident's key: no reminder can be sealed, stop looking
+            log.info("incident #%s's personal data was destroyed: its %s clock is no longer reminded of",
+                     row.incident_id, row.kind)
+            moved.append({"b_id": row.id, "b_due": row.due_at, "b_next": None})
         except Exception:  # one incident's failure must not stop the reminders of the others
             log.exception("reminder for incident #%s (%s) failed; the scan goes on", row.incident_id, row.kind)
     if moved:

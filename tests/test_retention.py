@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from api_support import SCHOOL_A, SCHOOL_B, assert_error
-from conftest import CONFIRM, hours_ago
+from conftest import CONFIRM, evaluating, hours_ago
 from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from notify_support import drain, smtp_context, with_notices
@@ -27,11 +27,32 @@ from web_support import browser, installation
 from breachflow.api import register_export
 from breachflow.api.render import CLI
 from breachflow.api.timeline_text import said
-from breachflow.notifications import outbox, worker
+from breachflow.notifications import outbox, reminders, worker
 from breachflow.notifications.models import outbox_t, snapshot_t
-from breachflow.workflow import accounts, audit, crypto, links, queries, retention, schools, service, sessions, store
+from breachflow.workflow import (
+    accounts,
+    actions,
+    audit,
+    crypto,
+    links,
+    queries,
+    retention,
+    schools,
+    service,
+    sessions,
+    store,
+)
 from breachflow.workflow.errors import Conflict, DataDamaged, DataDestroyed
-from breachflow.workflow.models import affected_t, data_key_t, event_t, incident_t, retention_t, user_t
+from breachflow.workflow.models import (
+    action_t,
+    affected_t,
+    data_key_t,
+    deadline_t,
+    event_t,
+    incident_t,
+    retention_t,
+    user_t,
+)
 from breachflow.workflow.timeline import EventKind
 
 NAME = "Xandra Quispelhorst"  # planted: nowhere after retention
@@ -539,3 +560,30 @@ def test_dead_letters_retention_emptied_are_left_out_of_a_retry_of_all_and_refus
     assert outbox.requeue(ctx, ids=None, actor="hanna", now=datetime.now(UTC)) == len(genuine)
     with ctx.engine.connect() as conn:
         assert set(conn.execute(sa.select(outbox_t.c.id).where(outbox_t.c.status == "pending")).scalars()) == set(genuine)
+
+
+def test_an_open_follow_up_action_goes_with_its_incident_and_no_longer_asks_for_reminders(world, caplog):
+    """When an incident's personal data goes, its open follow-up actions can be neither read nor
+    settled: retention drops them on the timeline, so their clocks close and the scanner stays quiet."""
+    ctx = world["ctx"]
+    accounts.add_user(ctx, username="hanna", role="handler", email="hanna@processor.example.nl")
+    ref = evaluating(ctx, brins=(ENDED,))
+    actions.add(ctx, reference=ref, actor="hanna", actions=[
+        {"description": f"Call {NAME}'s parents", "owner": "hanna", "due": world["due"] + timedelta(days=30),
+         "blocking": True}])
+    with frozen(world["due"] + timedelta(seconds=1)):
+        retention.apply(ctx, datetime.now(UTC))
+    with ctx.engine.connect() as conn:
+        incident_id = conn.execute(sa.select(incident_t.c.id).where(incident_t.c.reference == ref)).scalar_one()
+        assert conn.execute(sa.select(action_t.c.status, action_t.c.settled_by)
+                            .where(action_t.c.incident_id == incident_id)).all() == [("dropped", retention.ACTOR)]
+        assert conn.execute(sa.select(sa.func.count()).select_from(deadline_t).where(
+            deadline_t.c.incident_id == incident_id, deadline_t.c.kind == "follow_up", deadline_t.c.is_open)).scalar_one() == 0
+    assert audit.verify(ctx).intact
+    stopped = lambda: sum("no longer reminded" in r.getMessage() for r in caplog.records)  # noqa: E731
+    with frozen(world["due"] + timedelta(days=31)), caplog.at_level(logging.INFO):  # its other clocks run on
+        reminders.scan(ctx, datetime.now(UTC))
+        first = stopped()
+        reminders.scan(ctx, datetime.now(UTC))  # looked at once, then no more
+    failed = [r for r in caplog.records if r.name.startswith("breachflow") and r.levelno >= logging.ERROR]
+    assert failed == [] and first > 0 and stopped() == first

@@ -30,7 +30,7 @@ from breachflow.workflow.accounts import Role
 from breachflow.workflow.context import Context
 from breachflow.workflow.deadlines import AMSTERDAM
 from breachflow.workflow.errors import Conflict, FieldProblem, InvalidInput, NotFound
-from breachflow.workflow.incident import ActionStatus, Incident
+from breachflow.workflow.incident import Action, ActionStatus, Incident
 from breachflow.workflow.lifecycle import State
 from breachflow.workflow.models import action_t, user_t
 from breachflow.workflow.timeline import EventKind
@@ -158,8 +158,13 @@ def settle(ctx: Context, *, reference: str, actor: str, number: int, status: str
             raise NotFound(f"incident {reference} has no follow-up action {number}")
         if not action.is_open:
             raise Conflict(f"follow-up action {number} of {reference} is {action.status} already")
-        unit.conn.execute(sa.update(action_t).where(action_t.c.id == action.id).values(
-            status=settled.value, settled_at=unit.now, settled_by=actor))
-        unit.actions_changed()
-        unit.record(EventKind.action_settled, {"number": number, "status": settled.value, "note": note})
+        settle_in(unit, action, settled, note)
     return unit.result
+
+
+def settle_in(unit: Unit, action: Action, status: ActionStatus, note: str | None) -> None:
+    """Within ``unit``'s command: mark open ``action`` done or dropped, on the timeline."""
+    unit.conn.execute(sa.update(action_t).where(action_t.c.id == action.id).values(
+        status=status.value, settled_at=unit.now, settled_by=unit.actor))
+    unit.actions_changed()
+    unit.record(EventKind.action_settled, {"number": action.number, "status": status.value, "note": note})

@@ -33,11 +33,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from breachflow.workflow import pages, store
+from breachflow.workflow import actions, pages, store
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
 from breachflow.workflow.deadlines import AMSTERDAM
 from breachflow.workflow.errors import DataDestroyed
+from breachflow.workflow.incident import ActionStatus
 from breachflow.workflow.models import (
     affected_t,
     data_key_t,
@@ -54,6 +55,7 @@ from breachflow.workflow.unit import Unit
 log = logging.getLogger("breachflow.retention")
 ACTOR = "retention"
 MONTHS = 2  # seed section 4: two months after the contract ends
+DROPPED = "dropped by retention: the incident's personal data was destroyed"  # an open follow-up action's end
 
 
 class What(StrEnum):
@@ -209,6 +211,9 @@ def _destroy_parts(conn: Connection, ctx: Context, incident: tuple[int, str], sc
     if unit is None:
         return
     if not left:  # said while the key that seals it is still there
+        for action in unit.incident.actions:  # open work no one could read or settle any more
+            if action.is_open:
+                actions.settle_in(unit, action, ActionStatus.dropped, DROPPED)
         unit.record(EventKind.retention_destroyed, {"incident_key": True})
     unit.finish()
     if left:
