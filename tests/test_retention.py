@@ -42,7 +42,7 @@ from breachflow.workflow import (
     sessions,
     store,
 )
-from breachflow.workflow.errors import Conflict, DataDamaged, DataDestroyed
+from breachflow.workflow.errors import Conflict, DataDamaged, DataDestroyed, InvalidInput
 from breachflow.workflow.models import (
     action_t,
     affected_t,
@@ -587,3 +587,19 @@ def test_an_open_follow_up_action_goes_with_its_incident_and_no_longer_asks_for_
         reminders.scan(ctx, datetime.now(UTC))  # looked at once, then no more
     failed = [r for r in caplog.records if r.name.startswith("breachflow") and r.levelno >= logging.ERROR]
     assert failed == [] and first > 0 and stopped() == first
+
+
+def test_a_school_whose_data_was_destroyed_cannot_be_put_on_an_incident(world):
+    """Nothing may be stored for a school after its retention: a report or an update naming it is
+    refused, naming the school, and nothing is written."""
+    ctx = world["ctx"]
+    with frozen(world["due"] + timedelta(seconds=1)):
+        retention.apply(ctx, datetime.now(UTC))
+    before = _counts(ctx)
+    with pytest.raises(InvalidInput) as refused:
+        service.report(ctx, actor="hanna", source="school", schools={OPEN: 2, ENDED.lower(): 1},
+                       fields={"discovered_at": hours_ago(1)})
+    assert [(p.field, ENDED in p.problem) for p in refused.value.fields] == [("schools", True)]
+    with pytest.raises(InvalidInput):
+        service.update(ctx, reference=world["kept"], actor="hanna", schools={OTHER_ENDED: 1})
+    assert _counts(ctx) == before

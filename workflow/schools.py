@@ -244,15 +244,20 @@ def page(ctx: Context, *, limit: int = pages.DEFAULT_LIMIT, cursor: str | None =
         return pages.Page([_view(ctx, row) for row in rows], next_cursor)
 
 
-def ids_by_brin(conn: Connection, brins: list[str], field: str) -> dict[str, int]:
-    """School ids for BRIN codes; every unknown code is named under ``field``."""
+def ids_by_brin(conn: Connection, brins: list[str], field: str, *, retained: bool = False) -> dict[str, int]:
+    """School ids for BRIN codes; every unknown code is named under ``field``, and with ``retained``
+    every school whose data retention destroyed (its contract ended: nothing may be stored for it)."""
     wanted = [b.strip().upper() for b in brins]
-    found = dict(conn.execute(select(school_t.c.brin, school_t.c.id).where(school_t.c.brin.in_(wanted))).all())
-    unknown = [b for b in wanted if b not in found]
-    if unknown:
-        raise InvalidInput(
-            "unknown school", [FieldProblem(field, f"no school with BRIN code {b}") for b in unknown]
-        )
+    rows = conn.execute(select(school_t.c.brin, school_t.c.id, data_key_t.c.wrapped)
+                        .join(data_key_t, data_key_t.c.id == school_t.c.data_key_id)
+                        .where(school_t.c.brin.in_(wanted))).all()
+    found = {r.brin: r.id for r in rows}
+    problems = [FieldProblem(field, f"no school with BRIN code {b}") for b in wanted if b not in found]
+    if retained:
+        problems += [FieldProblem(field, f"school {r.brin}'s contract ended and its data was destroyed (retention)")
+                     for r in rows if r.wrapped is None]
+    if problems:
+        raise InvalidInput("unknown school", problems)
     return {b: found[b] for b in wanted}
 
 

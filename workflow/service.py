@@ -48,7 +48,7 @@ def _set_schools(unit: Unit, counts: dict[str, int | None]) -> dict[str, Any]:
     for brin, count in counts.items():
         if count is not None and count < 0:
             raise InvalidInput("invalid input", [FieldProblem(f"schools.{brin}", "count must be 0 or more")])
-    ids = ids_by_brin(unit.conn, list(counts), "schools")
+    ids = ids_by_brin(unit.conn, list(counts), "schools", retained=True)
     existing = {s.school_id: s.affected_count for s in unit.incident.schools}
     changes, where = {}, {"b_incident": unit.loaded.id}
     for brin, school_id in ids.items():
