@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     act = _incident_parser(inc, "action-add", c.cmd_action_add,
                            "record a follow-up action (from evaluation until closed)", common)
     act.add_argument("--description", required=True, help="what must be done")
-    act.add_argument("--owner", required=True, help="username of the handler, manager or admin who sees to it")
+    act.add_argument("--owner", required=True, help="username of the handler or manager who sees to it")
     act.add_argument("--due", required=True, help="an ISO time with its zone, or a date (the end of that day, Amsterdam)")
     act.add_argument("--blocking", action="store_true", help="the incident cannot be closed while it is open")
     act.add_argument("--expect-version", type=int, help=version_help)

@@ -295,6 +295,7 @@ def test_bad_actions_are_422_naming_the_field(api, evaluating_ref):
     assert_error(add(lesson(description="  ")), 422, "invalid_input", "actions.0.description")
     assert_error(add(lesson(), lesson(owner="nobody")), 422, "invalid_input", "actions.1.owner")
     assert_error(add(lesson(owner="school_a")), 422, "invalid_input", "actions.0.owner")  # no staff
+    assert_error(add(lesson(owner="admin")), 422, "invalid_input", "actions.0.owner")  # sees no incident, gets no reminder
     yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     assert_error(add(lesson(due=yesterday)), 422, "invalid_input", "actions.0.due")
     assert_error(add(lesson(due="2099-12-31T10:00")), 422, "invalid_input", "actions.0.due")  # no zone

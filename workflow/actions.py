@@ -10,7 +10,7 @@ the deadlines and is reminded of until it is settled.
 
 Decisions:
 
-* The owner is the username of a handler, manager or admin of breachflow: someone the reminders
+* The owner is the username of a handler or manager of breachflow: someone the reminders
   reach and who can settle it. Free text could name nobody, and then nobody would be reminded.
 * ``due`` is an aware ISO time, or a date meaning the end of that day in Europe/Amsterdam
   (23:59:59 there); stored in UTC. It must lie ahead when the action is recorded.
@@ -37,7 +37,7 @@ from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.unit import Unit, change
 from breachflow.workflow.validation import LATEST_DATE, Items, LongText, ShortText, choice, optional_text
 
-OWNER_ROLES = (Role.handler, Role.manager, Role.admin)
+OWNER_ROLES = (Role.handler, Role.manager)  # who the reminders reach, and who can see the incident
 ADDING_STATES = frozenset({State.evaluation, State.ap_notification})  # from the evaluation until closed
 END_OF_DAY = time(23, 59, 59)
 
@@ -69,7 +69,7 @@ class NewAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
     description: Annotated[LongText, Field(min_length=1)] = Field(description="what must be done")
     owner: Annotated[ShortText, Field(min_length=1, max_length=80)] = Field(
-        description="username of the handler, manager or admin who sees to it")
+        description="username of the handler or manager who sees to it")
     due: Due = Field(description=(
         "when it must be done: an ISO time with a zone, or a date (the end of that day, Europe/Amsterdam)"))
     blocking: StrictBool = Field(False, description="the incident cannot be closed while it is open")
@@ -100,7 +100,7 @@ def _validated(unit: Unit, given: Sequence[NewAction | dict[str, Any]]) -> list[
     for n, action in enumerate(actions):
         due_at = due_time(action.due)
         if action.owner not in staff:
-            problems.append(FieldProblem(f"actions.{n}.owner", f"'{action.owner}' is no handler, manager or admin "
+            problems.append(FieldProblem(f"actions.{n}.owner", f"'{action.owner}' is no handler or manager "
                                                                "of breachflow"))
         if due_at <= unit.now:
             problems.append(FieldProblem(f"actions.{n}.due", "must lie ahead"))
