@@ -30,7 +30,7 @@ from breachflow.api.timeline_text import said
 from breachflow.notifications import outbox, worker
 from breachflow.notifications.models import outbox_t, snapshot_t
 from breachflow.workflow import accounts, audit, crypto, links, queries, retention, schools, service, sessions, store
-from breachflow.workflow.errors import DataDamaged, DataDestroyed
+from breachflow.workflow.errors import DataDamaged, DataDestroyed, SchoolDestroyed
 from breachflow.workflow.models import affected_t, data_key_t, event_t, incident_t, retention_t, user_t
 from breachflow.workflow.timeline import EventKind
 
@@ -469,7 +469,8 @@ def test_the_command_line_shows_the_plan_and_destroys_only_with_apply(ctx, cli):
 # --- readers after destruction: the API and the pages -----------------------------------------------
 
 
-def test_readers_keep_working_after_destruction_and_only_personal_data_is_410(ctx, settings):
+def a_destroyed(ctx, settings):
+    """The installation, with an incident of school A alone and one shared with B; A's part destroyed."""
     app = installation(ctx, settings)
     ends = contract_end()
     schools.update(ctx, brin=SCHOOL_A, changes={"contract_ends_on": ends})
@@ -477,6 +478,11 @@ def test_readers_keep_working_after_destruction_and_only_personal_data_is_410(ct
     alone, shared = incident(mail, (SCHOOL_A,), NAME), incident(mail, (SCHOOL_A, SCHOOL_B), KEPT_NAME)
     with frozen(retention.due_at(ends) + timedelta(seconds=1)):
         retention.apply(mail, datetime.now(UTC))
+    return app, alone, shared
+
+
+def test_readers_keep_working_after_destruction_and_only_personal_data_is_410(ctx, settings):
+    app, alone, shared = a_destroyed(ctx, settings)
     client = TestClient(app, raise_server_exceptions=False)
     tokens = {user: accounts.create_token(ctx, username=user).secret for user in ("handler", "manager", "school_b")}
 
@@ -514,3 +520,25 @@ def test_readers_keep_working_after_destruction_and_only_personal_data_is_410(ct
     for path in ("/dashboard", "/register", "/register.csv", f"/incidents/{shared}"):
         assert staff.get(path).status_code == 200, path
     assert staff.get(f"/incidents/{alone}").status_code == 410
+
+
+
+
+def test_the_accounts_of_a_destroyed_school_do_not_come_back(ctx, settings, cli):  # noqa: F811
+    a_destroyed(ctx, settings)
+    refused = "the retention period of school 12AB ended and its data was destroyed"
+    with pytest.raises(SchoolDestroyed, match=refused):
+        accounts.add_user(ctx, username="sa", role="school", school=SCHOOL_A)
+    with pytest.raises(SchoolDestroyed, match=refused):
+        sessions.set_password(ctx, username="school_a", password="a password for the pages")
+    with pytest.raises(SchoolDestroyed, match=refused):
+        accounts.create_token(ctx, username="school_a")
+    code, _, err = cli("user", "add", "sa", "--role", "school", "--school", SCHOOL_A, "--email", "sa@12ab.example.nl")
+    assert (code, refused in err) == (3, True)
+    code, _, err = cli("token", "create", "school_a", "--json")
+    assert (code, json.loads(err)["error"]["code"]) == (3, "school_destroyed")
+    assert accounts.find_user(ctx, "sa") is None
+    with ctx.engine.connect() as conn:
+        user = conn.execute(sa.select(user_t).where(user_t.c.username == "school_a")).one()
+    assert user.password_hash is None
+    assert accounts.create_token(ctx, username="school_b").secret  # the school that keeps its data: as before
