@@ -523,6 +523,32 @@ def test_readers_keep_working_after_destruction_and_only_personal_data_is_410(ct
 
 
 
+def test_a_school_whose_part_was_destroyed_no_longer_sees_the_shared_incident(ctx, settings):
+    """Even with a token planted in the database, school A's account neither reads, lists nor
+    acknowledges the incident B keeps, nor opens the link to its part of it."""
+    app, alone, shared = a_destroyed(ctx, settings)
+    client = TestClient(app, raise_server_exceptions=False)
+    secret = accounts.TOKEN_PREFIX + "planted-token-of-a-destroyed-school"
+    with ctx.engine.begin() as conn:
+        user_id = conn.execute(sa.select(user_t.c.id).where(user_t.c.username == "school_a")).scalar_one()
+        conn.execute(sa.insert(accounts.token_t).values(user_id=user_id, token_hash=accounts.hash_token(secret),
+                                                        created_at=datetime.now(UTC)))
+    headers = {"Authorization": f"Bearer {secret}"}
+    for reference in (alone, shared):
+        assert_error(client.get(f"/api/v1/incidents/{reference}", headers=headers), 404, "not_found")
+        assert_error(client.post(f"/api/v1/incidents/{reference}/acknowledgements", headers=headers), 404, "not_found")
+    assert client.get("/api/v1/incidents", headers=headers).json()["items"] == []
+    school_a = schools.get(ctx, SCHOOL_A).id
+    assert queries.incident_page(ctx, school_id=school_a).items == []
+    still_b = queries.incident_page(ctx, school_id=schools.get(ctx, SCHOOL_B).id).items
+    assert [i.reference for i in still_b] == [shared]
+    for reference in (alone, shared):  # the notice link of the destroyed part: the 404 of a bent link
+        link = links.make(ctx.audit_key, reference=reference, brin=SCHOOL_A, valid_for=timedelta(days=7))
+        opened = browser(app).get("/link/" + link)
+        assert opened.status_code == 404 and "Deze link werkt niet" in opened.text and KEPT_NAME not in opened.text
+    assert browser(app).get("/link/" + links.make(ctx.audit_key, reference=shared, brin=SCHOOL_B,
+                                                  valid_for=timedelta(days=7))).status_code == 200
+
 
 def test_the_accounts_of_a_destroyed_school_do_not_come_back(ctx, settings, cli):  # noqa: F811
     a_destroyed(ctx, settings)
