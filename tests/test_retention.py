@@ -522,6 +522,25 @@ def test_readers_keep_working_after_destruction_and_only_personal_data_is_410(ct
     assert staff.get(f"/incidents/{alone}").status_code == 410
 
 
+def test_another_school_gets_the_404_of_a_missing_incident_for_one_whose_data_is_destroyed(ctx, settings):
+    """A 410 would tell school B that school A had an incident; B gets what an unknown reference gets."""
+    app, alone, _ = a_destroyed(ctx, settings)
+    client = TestClient(app, raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {accounts.create_token(ctx, username='school_b').secret}"}
+    missing = "DL-2000-99999"
+    informed = {"informed": False, "note": "not needed"}
+    for reference in (missing, alone):
+        for method, path, body in [("GET", "", None), ("GET", "/timeline", None), ("GET", "/ap-dossier", None),
+                                   ("POST", "/acknowledgements", None), ("POST", "/people-informed", informed)]:
+            answer = client.request(method, f"/api/v1/incidents/{reference}{path}", headers=headers, json=body)
+            assert_error(answer, 404, "not_found")
+            assert answer.json()["error"]["message"] == f"incident {reference} does not exist", path
+    pages = browser(app)
+    pages.sign_in("school_b")
+    assert pages.get(f"/incidents/{alone}").status_code == pages.get(f"/incidents/{missing}").status_code == 404
+    handler = {"Authorization": f"Bearer {accounts.create_token(ctx, username='handler').secret}"}
+    assert_error(client.get(f"/api/v1/incidents/{alone}", headers=handler), 410, "data_destroyed")  # staff: 410
+
 
 def test_a_school_whose_part_was_destroyed_no_longer_sees_the_shared_incident(ctx, settings):
     """Even with a token planted in the database, school A's account neither reads, lists nor
