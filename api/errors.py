@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from breachflow.workflow.accounts import Role
 from breachflow.workflow.errors import (
     BreachflowError,
     Conflict,
@@ -132,11 +133,24 @@ def _answer(request: Request, status: int, code: str, message: str, fields: Sequ
     return error_response(status, code, message, fields, headers)
 
 
+def as_seen_by_caller(request: Request, exc: BreachflowError) -> BreachflowError:
+    """A school's account gets the 404 of a missing incident where the data is destroyed: retention
+    destroys an incident's key only once no school keeps a part of it (and a school's own key only
+    with its accounts), so a 410 would only tell a school that another school's incident exists.
+    Handlers and managers keep the 410."""
+    account = getattr(request.state, "account", None)
+    if not isinstance(exc, DataDestroyed) or account is None or account.role is not Role.school:
+        return exc
+    reference = request.path_params.get("reference")
+    return NotFound(f"incident {reference} does not exist" if reference else "not found")
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into the one shape (a page, on a page)."""
 
     @app.exception_handler(BreachflowError)
     async def _breachflow(request: Request, exc: BreachflowError) -> Response:
+        exc = as_seen_by_caller(request, exc)
         return _answer(request, status_of(exc), exc.code, exc.message, exc.fields, _headers(exc))
 
     @app.exception_handler(RequestValidationError)

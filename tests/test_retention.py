@@ -42,7 +42,7 @@ from breachflow.workflow import (
     sessions,
     store,
 )
-from breachflow.workflow.errors import Conflict, DataDamaged, DataDestroyed, InvalidInput
+from breachflow.workflow.errors import Conflict, DataDamaged, DataDestroyed, InvalidInput, SchoolDestroyed
 from breachflow.workflow.models import (
     action_t,
     affected_t,
@@ -494,7 +494,8 @@ def test_the_command_line_shows_the_plan_and_destroys_only_with_apply(ctx, cli):
 # --- readers after destruction: the API and the pages -----------------------------------------------
 
 
-def test_readers_keep_working_after_destruction_and_only_personal_data_is_410(ctx, settings):
+def a_destroyed(ctx, settings):
+    """The installation, with an incident of school A alone and one shared with B; A's part destroyed."""
     app = installation(ctx, settings)
     ends = contract_end()
     schools.update(ctx, brin=SCHOOL_A, changes={"contract_ends_on": ends})
@@ -502,6 +503,11 @@ def test_readers_keep_working_after_destruction_and_only_personal_data_is_410(ct
     alone, shared = incident(mail, (SCHOOL_A,), NAME), incident(mail, (SCHOOL_A, SCHOOL_B), KEPT_NAME)
     with frozen(retention.due_at(ends) + timedelta(seconds=1)):
         retention.apply(mail, datetime.now(UTC))
+    return app, alone, shared
+
+
+def test_readers_keep_working_after_destruction_and_only_personal_data_is_410(ctx, settings):
+    app, alone, shared = a_destroyed(ctx, settings)
     client = TestClient(app, raise_server_exceptions=False)
     tokens = {user: accounts.create_token(ctx, username=user).secret for user in ("handler", "manager", "school_b")}
 
@@ -603,3 +609,70 @@ def test_a_school_whose_data_was_destroyed_cannot_be_put_on_an_incident(world):
     with pytest.raises(InvalidInput):
         service.update(ctx, reference=world["kept"], actor="hanna", schools={OTHER_ENDED: 1})
     assert _counts(ctx) == before
+
+
+def test_another_school_gets_the_404_of_a_missing_incident_for_one_whose_data_is_destroyed(ctx, settings):
+    """A 410 would tell school B that school A had an incident; B gets what an unknown reference gets."""
+    app, alone, _ = a_destroyed(ctx, settings)
+    client = TestClient(app, raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {accounts.create_token(ctx, username='school_b').secret}"}
+    missing = "DL-2000-99999"
+    informed = {"informed": False, "note": "not needed"}
+    for reference in (missing, alone):
+        for method, path, body in [("GET", "", None), ("GET", "/timeline", None), ("GET", "/ap-dossier", None),
+                                   ("POST", "/acknowledgements", None), ("POST", "/people-informed", informed)]:
+            answer = client.request(method, f"/api/v1/incidents/{reference}{path}", headers=headers, json=body)
+            assert_error(answer, 404, "not_found")
+            assert answer.json()["error"]["message"] == f"incident {reference} does not exist", path
+    pages = browser(app)
+    pages.sign_in("school_b")
+    assert pages.get(f"/incidents/{alone}").status_code == pages.get(f"/incidents/{missing}").status_code == 404
+    handler = {"Authorization": f"Bearer {accounts.create_token(ctx, username='handler').secret}"}
+    assert_error(client.get(f"/api/v1/incidents/{alone}", headers=handler), 410, "data_destroyed")  # staff: 410
+
+
+def test_a_school_whose_part_was_destroyed_no_longer_sees_the_shared_incident(ctx, settings):
+    """Even with a token planted in the database, school A's account neither reads, lists nor
+    acknowledges the incident B keeps, nor opens the link to its part of it."""
+    app, alone, shared = a_destroyed(ctx, settings)
+    client = TestClient(app, raise_server_exceptions=False)
+    secret = accounts.TOKEN_PREFIX + "planted-token-of-a-destroyed-school"
+    with ctx.engine.begin() as conn:
+        user_id = conn.execute(sa.select(user_t.c.id).where(user_t.c.username == "school_a")).scalar_one()
+        conn.execute(sa.insert(accounts.token_t).values(user_id=user_id, token_hash=accounts.hash_token(secret),
+                                                        created_at=datetime.now(UTC)))
+    headers = {"Authorization": f"Bearer {secret}"}
+    for reference in (alone, shared):
+        assert_error(client.get(f"/api/v1/incidents/{reference}", headers=headers), 404, "not_found")
+        assert_error(client.post(f"/api/v1/incidents/{reference}/acknowledgements", headers=headers), 404, "not_found")
+    assert client.get("/api/v1/incidents", headers=headers).json()["items"] == []
+    school_a = schools.get(ctx, SCHOOL_A).id
+    assert queries.incident_page(ctx, school_id=school_a).items == []
+    still_b = queries.incident_page(ctx, school_id=schools.get(ctx, SCHOOL_B).id).items
+    assert [i.reference for i in still_b] == [shared]
+    for reference in (alone, shared):  # the notice link of the destroyed part: the 404 of a bent link
+        link = links.make(ctx.audit_key, reference=reference, brin=SCHOOL_A, valid_for=timedelta(days=7))
+        opened = browser(app).get("/link/" + link)
+        assert opened.status_code == 404 and "Deze link werkt niet" in opened.text and KEPT_NAME not in opened.text
+    assert browser(app).get("/link/" + links.make(ctx.audit_key, reference=shared, brin=SCHOOL_B,
+                                                  valid_for=timedelta(days=7))).status_code == 200
+
+
+def test_the_accounts_of_a_destroyed_school_do_not_come_back(ctx, settings, cli):  # noqa: F811
+    a_destroyed(ctx, settings)
+    refused = "the retention period of school 12AB ended and its data was destroyed"
+    with pytest.raises(SchoolDestroyed, match=refused):
+        accounts.add_user(ctx, username="sa", role="school", school=SCHOOL_A)
+    with pytest.raises(SchoolDestroyed, match=refused):
+        sessions.set_password(ctx, username="school_a", password="a password for the pages")
+    with pytest.raises(SchoolDestroyed, match=refused):
+        accounts.create_token(ctx, username="school_a")
+    code, _, err = cli("user", "add", "sa", "--role", "school", "--school", SCHOOL_A, "--email", "sa@12ab.example.nl")
+    assert (code, refused in err) == (3, True)
+    code, _, err = cli("token", "create", "school_a", "--json")
+    assert (code, json.loads(err)["error"]["code"]) == (3, "school_destroyed")
+    assert accounts.find_user(ctx, "sa") is None
+    with ctx.engine.connect() as conn:
+        user = conn.execute(sa.select(user_t).where(user_t.c.username == "school_a")).one()
+    assert user.password_hash is None
+    assert accounts.create_token(ctx, username="school_b").secret  # the school that keeps its data: as before

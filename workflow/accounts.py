@@ -20,8 +20,8 @@ from sqlalchemy import Connection
 
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
-from breachflow.workflow.errors import FieldProblem, InvalidInput, NotFound
-from breachflow.workflow.models import school_t, token_t, user_t
+from breachflow.workflow.errors import FieldProblem, InvalidInput, NotFound, SchoolDestroyed
+from breachflow.workflow.models import data_key_t, school_t, token_t, user_t
 from breachflow.workflow.schools import EMAIL, ids_by_brin
 
 TOKEN_PREFIX = "bf_"
@@ -87,6 +87,7 @@ def add_user(ctx: Context, *, username: str, role: str, school: str | None = Non
         if conn.execute(sa.select(user_t.c.id).where(user_t.c.username == username)).first():
             raise InvalidInput("invalid user", [FieldProblem("username", f"user {username} already exists")])
         school_id = ids_by_brin(conn, [school], "school")[school.strip().upper()] if school else None
+        refuse_destroyed_school(conn, school_id)
         try:
             user_id = conn.execute(
                 sa.insert(user_t).values(username=username, role=role.value, school_id=school_id,
@@ -95,6 +96,30 @@ def add_user(ctx: Context, *, username: str, role: str, school: str | None = Non
         except sa.exc.IntegrityError:  # another process added the same name since the check above
             raise InvalidInput("invalid user", [FieldProblem("username", f"user {username} already exists")]) from None
     return Account(user_id, username, role, school_id, school.strip().upper() if school else None)
+
+
+def refuse_destroyed_school(conn: Connection, school_id: int | None) -> None:
+    """``SchoolDestroyed`` if retention destroyed the data key of school ``school_id``: its accounts
+    must not come back (no user, password, address or token)."""
+    if school_id is None:
+        return
+    row = conn.execute(sa.select(school_t.c.brin, data_key_t.c.wrapped)
+                       .join(data_key_t, data_key_t.c.id == school_t.c.data_key_id)
+                       .where(school_t.c.id == school_id)).first()
+    if row is not None and row.wrapped is None:
+        raise SchoolDestroyed(f"the retention period of school {row.brin} ended and its data was destroyed: "
+                              "it gets no users, passwords, email addresses or tokens any more")
+
+
+def writable_user(conn: Connection, username: str) -> int:
+    """The id of ``username``, to give a password or token; ``NotFound`` if there is no such user,
+    ``SchoolDestroyed`` if it belongs to a school retention destroyed."""
+    row = conn.execute(sa.select(user_t.c.id, user_t.c.school_id)
+                       .where(user_t.c.username == username.strip().lower())).first()
+    if row is None:
+        raise NotFound(f"user {username} does not exist")
+    refuse_destroyed_school(conn, row.school_id)
+    return row.id
 
 
 def accounts_query():
@@ -145,9 +170,7 @@ def create_token(ctx: Context, *, username: str, expires_in: timedelta | None = 
     now = datetime.now(UTC)
     expires_at = now + expires_in if expires_in else None
     with write_transaction(ctx.engine) as conn:
-        user_id = conn.execute(sa.select(user_t.c.id).where(user_t.c.username == username.strip().lower())).scalar()
-        if user_id is None:
-            raise NotFound(f"user {username} does not exist")
+        user_id = writable_user(conn, username)
         token_id = conn.execute(
             sa.insert(token_t).values(user_id=user_id, token_hash=hash_token(secret), label=label,
                                       created_at=now, expires_at=expires_at)

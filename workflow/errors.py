@@ -6,7 +6,8 @@ BreachflowError                 base of every error the engine raises on purpose
 ├── Conflict                    the request is valid but the incident's state does not allow it
 │   ├── TriggerNotAllowed       the trigger is not valid in the incident's current state
 │   ├── GuardFailed             the trigger is valid, but fields it needs are missing
-│   └── StaleVersion            another command changed the incident first
+│   ├── StaleVersion            another command changed the incident first
+│   └── SchoolDestroyed         retention destroyed the school's data: no accounts, passwords or tokens for it
 ├── KeyUnavailable              personal data cannot be opened (``except KeyUnavailable`` catches all three)
 │   ├── DataDestroyed           its data key was destroyed when the retention period ended: gone for good
 │   ├── SecretUnavailable       a key is missing, malformed or readable by others, or no configured master
@@ -98,6 +99,12 @@ class GuardFailed(Conflict):
 
 class StaleVersion(Conflict):
     code = "stale_version"
+
+
+class SchoolDestroyed(Conflict):
+    """Retention destroyed the school's data key: its users get no account, password, address or token."""
+
+    code = "school_destroyed"
 
 
 class KeyUnavailable(BreachflowError):

@@ -66,6 +66,7 @@ class AffectedSchool:
     told_to_notify_ap_at: datetime | None = None
     acknowledged_at: datetime | None = None
     people: PeopleInformed | None = None  # whether the school told the people affected; None: not recorded
+    destroyed_at: datetime | None = None  # retention destroyed this school's part: the school no longer sees it
 
 
 @dataclass

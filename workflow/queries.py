@@ -105,8 +105,10 @@ def incident_page(
         if brin is not None:
             schools.append(ids_by_brin(conn, [brin], "school")[brin.strip().upper()])
         for one in schools:
-            query = query.where(incident_t.c.id.in_(sa.select(affected_t.c.incident_id)
-                                                    .where(affected_t.c.school_id == one)))
+            part = affected_t.c.school_id == one
+            if one == school_id:  # a school's own list: not the incidents whose part of it retention destroyed
+                part &= affected_t.c.destroyed_at.is_(None)
+            query = query.where(incident_t.c.id.in_(sa.select(affected_t.c.incident_id).where(part)))
         ids = list(conn.execute(query).scalars())
         ids, next_cursor = pages.cut(ids, limit, lambda i: (i,))
         page = pages.Page([], next_cursor)

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from breachflow.workflow.accounts import Account, account_from, accounts_query, hash_token
+from breachflow.workflow.accounts import Account, account_from, accounts_query, hash_token, writable_user
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
-from breachflow.workflow.errors import FieldProblem, InvalidInput, NotFound
+from breachflow.workflow.errors import FieldProblem, InvalidInput
 from breachflow.workflow.models import session_t, user_t
 
 MIN_PASSWORD = 12
@@ -58,9 +58,7 @@ def set_password(ctx: Context, *, username: str, password: str) -> None:
     hashed = _hasher.hash(password)
     now = datetime.now(UTC)
     with write_transaction(ctx.engine) as conn:
-        user_id = conn.execute(sa.select(user_t.c.id).where(user_t.c.username == username.strip().lower())).scalar()
-        if user_id is None:
-            raise NotFound(f"user {username} does not exist")
+        user_id = writable_user(conn, username)
         conn.execute(sa.update(user_t).where(user_t.c.id == user_id).values(password_hash=hashed))
         conn.execute(sa.update(session_t).where(session_t.c.user_id == user_id, session_t.c.ended_at.is_(None))
                      .values(ended_at=now))

@@ -185,7 +185,7 @@ def _school(r: Any, keys: crypto.KeyRing) -> AffectedSchool:
         school_id=r.school_id, brin=r.brin, name=r.name, affected_count=r.affected_count,
         informed_at=r.informed_at, informed_via=r.informed_via,
         told_to_notify_ap_at=r.told_to_notify_ap_at, acknowledged_at=r.acknowledged_at,
-        people=_people_informed(r, keys),
+        people=_people_informed(r, keys), destroyed_at=r.destroyed_at,
     )
 
 

@@ -1,7 +1,8 @@
 """What a school may see of an incident, one rule for every reader: the API's and the pages' views
 (``api/views.py``) and a school's data-subject requests (``workflow/subjects.py``).
 
-A school sees an incident only while it is among its affected schools; of the affected schools only
+A school sees an incident only while it is among its affected schools and retention has not
+destroyed its part; of the affected schools only
 itself; not the reporter's details; and of the timeline only the kinds of event that concern
 schools, those about one school only when they are about it, with only what it may read of each.
 """
@@ -23,13 +24,14 @@ MESSAGE_FACTS = ("kind", "attempt", "message_id", "school")  # what a school rea
 
 
 def affects(incident: Incident, school_id: int | None) -> bool:
-    """Whether school ``school_id`` is among ``incident``'s affected schools (it may know the incident exists)."""
-    return any(s.school_id == school_id for s in incident.schools)
+    """Whether school ``school_id`` is among ``incident``'s affected schools with its part kept (it may
+    know the incident exists)."""
+    return bool(own_schools(incident, school_id))
 
 
 def own_schools(incident: Incident, school_id: int | None) -> list[AffectedSchool]:
-    """Of ``incident``'s affected schools, the one a school sees: itself."""
-    return [s for s in incident.schools if s.school_id == school_id]
+    """Of ``incident``'s affected schools, the one a school sees: itself, unless retention destroyed its part."""
+    return [s for s in incident.schools if s.school_id == school_id and s.destroyed_at is None]
 
 
 def disclosure_for_school(disclosure: Disclosure) -> Disclosure:

@@ -33,7 +33,7 @@ from breachflow.workflow.accounts import Account, Role
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction
 from breachflow.workflow.disclosure import label
-from breachflow.workflow.errors import BreachflowError, FieldProblem, InvalidInput, NotFound
+from breachflow.workflow.errors import BreachflowError, DataDestroyed, FieldProblem, InvalidInput, NotFound
 from breachflow.workflow.incident import Incident
 from breachflow.workflow.schools import ids_by_brin
 
@@ -59,12 +59,12 @@ def opened(ctx: Context, token: str) -> Opened | None:
         try:
             school_id = ids_by_brin(conn, [link.brin], "school")[link.brin]
             incident = queries.get_in(conn, ctx, link.reference)
-        except (InvalidInput, NotFound):  # a school or incident deleted since the link was made
+        except (InvalidInput, NotFound, DataDestroyed):  # a school or incident deleted or destroyed since
             return None
     account = Account(0, f"link:{link.brin}", Role.school, school_id, link.brin)
     try:
         return Opened(account, seen_by(account, incident))
-    except NotFound:  # the incident no longer affects this school
+    except NotFound:  # the incident no longer affects this school, or retention destroyed its part
         return None
 
 
