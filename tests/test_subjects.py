@@ -249,6 +249,45 @@ def test_erase_takes_the_address_out_of_the_schools_contacts_but_never_the_last(
     assert schools.get(world.ctx, SCHOOL_A).contacts == [DIRECTIE_MAIL]
 
 
+def test_a_name_never_matches_inside_an_email_address(world):
+    """"nl" is in every Dutch address, "Directie" in the school's notice address: neither is a name there."""
+    ref = world.api.report(schools={SCHOOL_A: 2}, discovered_at=hours_ago(2).isoformat(), summary="A letter went astray",
+                           reporter_name=PIETER, reporter_contact="p.devries@example.nl")
+    assert world.ask("handler", "export", name="nl", school=SCHOOL_A)["items"] == []
+    done = world.ask("handler", "erase", name="nl", school=SCHOOL_A)
+    assert done["erased"] == done["kept"] == []
+    reporter = world.ok(world.api.call("handler", "GET", f"/incidents/{ref}"))["disclosure"]
+    assert (reporter["reporter_name"], reporter["reporter_contact"]) == (PIETER, "p.devries@example.nl")
+    assert world.ask("school_a", "erase", name="Directie")["erased"] == []
+    assert schools.get(world.ctx, SCHOOL_A).contacts == [DIRECTIE_MAIL, JAN_MAIL]
+
+
+def test_erase_acts_only_on_a_recorded_value_that_is_exactly_the_one_given(world):
+    """A phrase found inside a longer name or contact may be someone else: it is listed, kept, not erased."""
+    ref = world.api.report(schools={SCHOOL_A: 2}, discovered_at=hours_ago(2).isoformat(), summary="A letter went astray",
+                           reporter_name=f"{PIETER} Jr", reporter_contact=f"Pieter Sr, {PIETER_MAIL}")
+    done = world.ask("handler", "erase", name=PIETER, school=SCHOOL_A)
+    assert (ref, "incident.reporter_name") not in {(e["reference"], e["where"]) for e in done["erased"]}
+    why = {(k["reference"], k["where"]): k["why"] for k in done["kept"]}
+    assert "exactly" in why[(ref, "incident.reporter_name")]
+    done = world.ask("handler", "erase", email=PIETER_MAIL, school=SCHOOL_A)  # the contact holds more than the address
+    assert "exactly" in {(k["reference"], k["where"]): k["why"] for k in done["kept"]}[(ref, "incident.reporter_contact")]
+    reporter = world.ok(world.api.call("handler", "GET", f"/incidents/{ref}"))["disclosure"]
+    assert (reporter["reporter_name"], reporter["reporter_contact"]) == (f"{PIETER} Jr", f"Pieter Sr, {PIETER_MAIL}")
+    done = world.ask("handler", "erase", name="  pieter DE vries   jr ", school=SCHOOL_A)  # exactly, however typed
+    assert {(e["reference"], e["where"]) for e in done["erased"]} >= {
+        (ref, "incident.reporter_name"), (ref, "incident.reporter_contact")}  # the same person's contact with it
+
+
+def test_a_schools_address_is_erased_only_when_it_is_the_address_given(world):
+    shared_box = f"info/{JAN_MAIL}"  # holds Jan's address as a token, and is not his
+    schools.update(world.ctx, brin=SCHOOL_A, changes={"contacts": [DIRECTIE_MAIL, shared_box]})
+    assert (None, "school.contacts[1]") in places(world.ask("school_a", "export", email=JAN_MAIL))
+    done = world.ask("school_a", "erase", email=JAN_MAIL)
+    assert done["erased"] == [] and "exactly" in {k["where"]: k["why"] for k in done["kept"]}["school.contacts[1]"]
+    assert schools.get(world.ctx, SCHOOL_A).contacts == [DIRECTIE_MAIL, shared_box]
+
+
 def test_erase_of_a_person_with_no_match_touches_nothing(world):
     before = {ref: (len(whole_timeline(world.ctx, ref)), world.ok(world.api.call("handler", "GET", f"/incidents/{ref}")))
               for ref in (world.own, world.second, world.shared, world.b_only)}

@@ -56,6 +56,8 @@ WHY_KEPT = {
                        "changes it itself",
     "contact_person": "the school's contact person for the AP is the school's own master data: change it with "
                       "'breachflow school update' or PATCH /api/v1/schools/{brin}",
+    "not_exact": "only a recorded name or address that is exactly the one given is erased: this one merely "
+                 "contains it, and may be someone else's",
     "last_contact": "the school's only notice address: a school must keep one to be told of breaches; add "
                     "another address first",
 }
@@ -103,7 +105,18 @@ class Person:
         return cls(kind, value, _pattern(kind, value))
 
     def found_in(self, text: str) -> bool:
+        """Whether ``text`` holds the person; a name never matches inside an email address."""
+        if self.kind is IdentifierKind.name:
+            text = _ADDRESS.sub(" ", text)
         return self.pattern.search(text) is not None
+
+    def is_(self, value: str | None) -> bool:
+        """Whether a recorded value is exactly this person's (case-insensitive, whitespace normalised):
+        the only match an erasure acts on."""
+        return value is not None and " ".join(value.split()).casefold() == self.value.casefold()
+
+
+_ADDRESS = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")  # an email address in a text
 
 
 def _pattern(kind: IdentifierKind, value: str) -> re.Pattern[str]:
@@ -324,14 +337,19 @@ def erase(ctx: Context, brin: str, person: Person, actor: str, *, staff: bool = 
             if not opened.found:
                 continue
             disclosure = opened.unit.incident.disclosure
+            reporter = {f"incident.{f}" for f in REPORTER_FIELDS}
             erased = []
-            # found among the fields the school sees: in a shared incident the reporter's are not among them
-            if any(i.where in {f"incident.{f}" for f in REPORTER_FIELDS} for i in opened.found):
+            # the reporter is this person only when a recorded value is exactly theirs: the name for a
+            # name, the contact for an email; found among the fields the school sees (in a shared
+            # incident the reporter's are not among them)
+            field_of = {IdentifierKind.name: "reporter_name", IdentifierKind.email: "reporter_contact"}.get(person.kind)
+            if any(i.where == f"incident.{field_of}" and person.is_(i.value) for i in opened.found):
                 erased = [f for f in REPORTER_FIELDS if getattr(disclosure, f) is not None]  # the reporter's details
                 opened.unit.apply(dict.fromkeys(erased))
             result.erased += [Item(opened.reference, f"incident.{f}", None) for f in erased]
             kept = [i for i in opened.found if i.where.removeprefix("incident.") not in erased]
-            result.kept += [Kept(opened.reference, i.where, _why(i.where)) for i in kept]
+            result.kept += [Kept(opened.reference, i.where, WHY_KEPT["not_exact"] if i.where in reporter
+                                 else _why(i.where)) for i in kept]
             if erased:
                 result.kept.append(Kept(opened.reference, "timeline", WHY_KEPT["timeline"]))
             opened.unit.record(EventKind.subject_erased, {
@@ -352,11 +370,13 @@ def _erase_contact(conn: Connection, ctx: Context, school: _School, person: Pers
         return
     view = schools.get_in(conn, ctx, school.brin)
     found = _found(person, view.contacts, "school.contacts", None)
-    remaining = [c for c in view.contacts if not person.found_in(c)]
-    if found and remaining:
+    exact = [i for i in found if person.kind is IdentifierKind.email and person.is_(i.value)]
+    remaining = [c for c in view.contacts if not (person.kind is IdentifierKind.email and person.is_(c))]
+    if exact and remaining:
         schools.update_in(conn, ctx, brin=school.brin, changes={"contacts": remaining})
-        result.erased += [Item(None, i.where, None) for i in found]
-    elif found:
-        result.kept += [Kept(None, i.where, WHY_KEPT["last_contact"]) for i in found]
+        result.erased += [Item(None, i.where, None) for i in exact]
+    elif exact:
+        result.kept += [Kept(None, i.where, WHY_KEPT["last_contact"]) for i in exact]
+    result.kept += [Kept(None, i.where, WHY_KEPT["not_exact"]) for i in found if i not in exact]
     result.kept += [Kept(None, i.where, WHY_KEPT["contact_person"])
                     for i in _found(person, view.contact_person, "school.contact_person", None)]
