@@ -244,7 +244,9 @@ class _Opened:
         for seq, kind, sealed in conn.execute(sa.select(event_t.c.seq, event_t.c.kind, event_t.c.payload)
                                               .where(event_t.c.incident_id == unit.loaded.id).order_by(event_t.c.seq)):
             payload = crypto.open_sealed(unit.data_key, sealed) if sealed is not None else {}
-            shown, details = visibility.event_for_school(kind, payload, school.brin)
+            # staff on a sole controller's request read the whole event (the reporter's details among its
+            # changes); otherwise what the school reads of it
+            shown, details = (True, payload) if reporter else visibility.event_for_school(kind, payload, school.brin)
             if shown:
                 found += _found(person, details, f"timeline[{seq}].payload", self.reference)
         if school.key is not None:
@@ -350,8 +352,6 @@ def erase(ctx: Context, brin: str, person: Person, actor: str, *, staff: bool = 
             kept = [i for i in opened.found if i.where.removeprefix("incident.") not in erased]
             result.kept += [Kept(opened.reference, i.where, WHY_KEPT["not_exact"] if i.where in reporter
                                  else _why(i.where)) for i in kept]
-            if erased:
-                result.kept.append(Kept(opened.reference, "timeline", WHY_KEPT["timeline"]))
             opened.unit.record(EventKind.subject_erased, {
                 "school": school.brin, "identifier": person.kind.value, "erased": erased,
                 # the replay of the record (``workflow.audit``) reads the new values; the old ones
