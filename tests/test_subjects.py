@@ -17,8 +17,8 @@ from breachflow.api.render import Words
 from breachflow.api.timeline_text import entry_text, said
 from breachflow.notifications.models import outbox_t
 from breachflow.notifications.worker import notifications_context
-from breachflow.workflow import crypto, queries, schools, store, subjects, unit
-from breachflow.workflow.models import incident_t, school_t
+from breachflow.workflow import accounts, crypto, queries, schools, store, subjects, unit
+from breachflow.workflow.models import incident_t, school_t, user_t
 from breachflow.workflow.timeline import EventKind
 
 PIETER, PIETER_MAIL, PUPIL = "Pieter de Vries", "pieter.devries@ouders.example.nl", "40123"
@@ -316,6 +316,24 @@ def test_a_schools_address_is_erased_only_when_it_is_the_address_given(world):
     done = world.ask("school_a", "erase", email=JAN_MAIL)
     assert done["erased"] == [] and "exactly" in {k["where"]: k["why"] for k in done["kept"]}["school.contacts[1]"]
     assert schools.get(world.ctx, SCHOOL_A).contacts == [DIRECTIE_MAIL, shared_box]
+
+
+def test_the_schools_own_user_accounts_are_exported_and_kept_with_the_reason(world):
+    marieke = "Marieke@12ab.example.nl"
+    accounts.add_user(world.ctx, username="marieke", role="school", school=SCHOOL_A, email=marieke)
+    accounts.add_user(world.ctx, username="marieke_b", role="school", school=SCHOOL_B, email=marieke)  # B's user
+    accounts.add_user(world.ctx, username="marieke_staff", role="handler", email=marieke)  # the processor's own
+    found = world.ask("school_a", "export", email=marieke.lower())
+    assert [(i["reference"], i["where"], i["value"]) for i in found["items"]] == [
+        (None, "user_account[marieke].email", marieke)]
+    assert places(world.ask("handler", "export", name=" MARIEKE ", school=SCHOOL_A)) == {
+        (None, "user_account[marieke].username")}
+    assert world.ask("school_a", "export", name="marieke_b")["items"] == []
+    done = world.ask("school_a", "erase", email=marieke)
+    assert done["erased"] == []
+    assert "breachflow user" in {k["where"]: k["why"] for k in done["kept"]}["user_account[marieke].email"]
+    with world.ctx.engine.connect() as conn:
+        assert conn.execute(sa.select(user_t.c.email).where(user_t.c.username == "marieke")).scalar() == marieke
 
 
 def test_erase_of_a_person_with_no_match_touches_nothing(world):

@@ -37,7 +37,7 @@ from breachflow.workflow.context import Context
 from breachflow.workflow.db import write_transaction
 from breachflow.workflow.errors import Conflict, DataDamaged, DataDestroyed, FieldProblem, InvalidInput
 from breachflow.workflow.hooks import HeldNotice, Notifier
-from breachflow.workflow.models import affected_t, ap_t, data_key_t, event_t, school_t
+from breachflow.workflow.models import affected_t, ap_t, data_key_t, event_t, school_t, user_t
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.unit import Unit
 
@@ -56,6 +56,8 @@ WHY_KEPT = {
                        "changes it itself",
     "contact_person": "the school's contact person for the AP is the school's own master data: change it with "
                       "'breachflow school update' or PATCH /api/v1/schools/{brin}",
+    "user_account": "a user account is the school's access to breachflow, not part of a breach's record: the "
+                    "processor's staff change or remove it ('breachflow user'), a data-subject request does not",
     "not_exact": "only a recorded name or address that is exactly the one given is erased: this one merely "
                  "contains it, and may be someone else's",
     "last_contact": "the school's only notice address: a school must keep one to be told of breaches; add "
@@ -308,11 +310,23 @@ def export(ctx: Context, brin: str, person: Person, actor: str, *, staff: bool =
 
 
 def _school_record(conn: Connection, ctx: Context, school: _School, person: Person) -> list[Item]:
+    users = _user_accounts(conn, school, person)
     if school.key is None:
-        return []
+        return users
     view = schools.get_in(conn, ctx, school.brin)
     return (_found(person, view.contacts, "school.contacts", None)
-            + _found(person, view.contact_person, "school.contact_person", None))
+            + _found(person, view.contact_person, "school.contact_person", None) + users)
+
+
+def _user_accounts(conn: Connection, school: _School, person: Person) -> list[Item]:
+    """The school's own user accounts that are the person's: their email address is the one given, or
+    their username is the name given (no other school's users)."""
+    column = {IdentifierKind.email: "email", IdentifierKind.name: "username"}.get(person.kind)
+    if column is None:
+        return []
+    rows = conn.execute(sa.select(user_t.c.username, user_t.c[column]).where(user_t.c.school_id == school.id)
+                        .order_by(user_t.c.username)).all()
+    return [Item(None, f"user_account[{username}].{column}", value) for username, value in rows if person.is_(value)]
 
 
 def _why(where: str) -> str:
@@ -365,7 +379,8 @@ def erase(ctx: Context, brin: str, person: Person, actor: str, *, staff: bool = 
 
 def _erase_contact(conn: Connection, ctx: Context, school: _School, person: Person, result: Erasure) -> None:
     """Take the person's address out of the school's contacts (not the last one); name the contact
-    person's details, which stay."""
+    person's details and the school's user accounts that are the person's, which stay."""
+    result.kept += [Kept(None, i.where, WHY_KEPT["user_account"]) for i in _user_accounts(conn, school, person)]
     if school.key is None:
         return
     view = schools.get_in(conn, ctx, school.brin)
