@@ -7,13 +7,16 @@ number), what breachflow holds about them (``export``), or to erase what no lega
 school may see of it (``workflow.visibility``): the disclosure fields (the reporter's details, which a
 school never sees, only when the processor's staff act on the school's request — ``staff`` — and the
 school is the incident's only controller; a school user asking by name must not learn who reported
-its breach), the timeline events it reads with what it reads of them,
+its breach), the timeline events it reads with what it reads of them (for staff asking for an only
+controller: every event, whole, as the reported reporter's details sit there),
 the AP notifications covering it, its own record of informing the people affected, the notices sent to
-it (sealed with its own key: a destroyed key leaves nothing to read) and its own contacts.
+it (sealed with its own key: a destroyed key leaves nothing to read), its own contacts and its own
+user accounts that are the person's.
 
 Matching is case-insensitive: an email address or pupil number matches as a whole token of a text, a
-name as a whole-word phrase (any whitespace between its words). An incident that cannot be read (a
-damaged row) is named as unreadable and the rest is answered.
+name as a whole-word phrase (any whitespace between its words), never inside an email address. An
+erasure acts only on a recorded value that is exactly the one given (``Person.is_``). An incident that
+cannot be read (a damaged row) is named as unreadable and the rest is answered.
 
 Each is one command in one transaction: the incidents are locked in ascending id order, before the
 school's row (the lock order of every command), and every incident in which something was found gets
@@ -340,7 +343,7 @@ def _why(where: str) -> str:
 
 def erase(ctx: Context, brin: str, person: Person, actor: str, *, staff: bool = False) -> Erasure:
     """Erase ``person``'s details where no legal duty keeps them, for school ``brin``: the reporter's
-    name and contact where the reporter is this person (only when ``staff`` act on the school's
+    name and contact where the recorded name or contact is exactly this person's (only when ``staff`` act on the school's
     request, in the school's own incidents: a school never sees them), through the same path as any field update (validated,
     sealed anew; they drive no clock), and their address among the school's contacts (unless it is the
     last). Everything else found stays and is named with the reason; a ``subject_erased`` event goes
