@@ -17,14 +17,15 @@ from breachflow.api.render import Words
 from breachflow.api.timeline_text import entry_text, said
 from breachflow.notifications.models import outbox_t
 from breachflow.notifications.worker import notifications_context
-from breachflow.workflow import crypto, queries, schools, store, subjects, unit
-from breachflow.workflow.models import incident_t, school_t
+from breachflow.workflow import accounts, crypto, queries, schools, store, subjects, unit
+from breachflow.workflow.models import incident_t, school_t, user_t
 from breachflow.workflow.timeline import EventKind
 
 PIETER, PIETER_MAIL, PUPIL = "Pieter de Vries", "pieter.devries@ouders.example.nl", "40123"
 KLAAS = "Klaas Bakker"
 JAN_MAIL, DIRECTIE_MAIL = "jan.jansen@12ab.example.nl", "directie@12ab.example.nl"
 SUBJECT_EVENTS = (EventKind.subject_exported, EventKind.subject_erased)
+REPORTED = "timeline[1].payload.changes"  # the ``reported`` event: every field as reported, [before, after]
 
 
 class World:
@@ -91,6 +92,7 @@ def test_an_export_finds_the_person_across_incidents_saying_where_each_item_sits
     contact_seq = world.seq(world.second, EventKind.contact)
     assert places(found) == {
         (world.own, "incident.reporter_name"), (world.own, "incident.summary"),
+        (world.own, f"{REPORTED}.reporter_name[1]"), (world.own, f"{REPORTED}.summary[1]"),  # staff read A's whole timeline
         (world.second, f"timeline[{contact_seq}].payload.summary"),
         (world.shared, "incident.summary"), (world.shared, f"notice {world.notice_to[SCHOOL_A]} body"),
     }
@@ -102,7 +104,7 @@ def test_an_export_finds_the_person_across_incidents_saying_where_each_item_sits
 
 def test_an_email_or_pupil_number_matches_only_as_a_whole_token(world):
     by_mail = world.ask("handler", "export", email=PIETER_MAIL.upper(), school=SCHOOL_A)
-    assert places(by_mail) == {(world.own, "incident.reporter_contact")}
+    assert places(by_mail) == {(world.own, "incident.reporter_contact"), (world.own, f"{REPORTED}.reporter_contact[1]")}
     assert world.ask("school_a", "export", email="devries@ouders.example.nl")["items"] == []
     contact_seq = world.seq(world.second, EventKind.contact)
     assert places(world.ask("school_a", "export", pupil_number=PUPIL)) == {
@@ -118,7 +120,8 @@ def test_a_shared_incident_gives_a_school_only_its_own_part(world):
     for b_only in ("Called B", "Internal:", "read it at B", world.b_only):  # B's contact, staff's note, B's acknowledgement, B's incident
         assert b_only not in text
     assert places(world.ask("handler", "export", name=KLAAS, school=SCHOOL_B)) == {  # the shared one's reporter: no one school's
-        (world.b_only, "incident.reporter_name"), (world.b_only, "incident.summary")}
+        (world.b_only, "incident.reporter_name"), (world.b_only, "incident.summary"),
+        (world.b_only, f"{REPORTED}.reporter_name[1]"), (world.b_only, f"{REPORTED}.summary[1]")}
     b_found = world.ask("handler", "export", name=PIETER, school=SCHOOL_B)  # B's own part, symmetrically
     assert (world.shared, f"notice {world.notice_to[SCHOOL_B]} body") in places(b_found)
     assert world.notice_to[SCHOOL_A] not in json.dumps(b_found)
@@ -186,7 +189,9 @@ def test_an_export_is_on_the_timeline_of_each_incident_it_found_something_in_wit
         assert all("pieter" not in json.dumps(e.payload).lower() for e in events)
     own = world.subject_events(world.own)
     assert [(e.payload["identifier"], e.payload["found"], e.payload["count"]) for e in own] == [
-        ("email", ["incident.reporter_contact"], 1), ("name", ["incident.reporter_name", "incident.summary"], 2)]
+        ("email", ["incident.reporter_contact", f"{REPORTED}.reporter_contact[1]"], 2),
+        ("name", ["incident.reporter_name", "incident.summary", f"{REPORTED}.reporter_name[1]", f"{REPORTED}.summary[1]"],
+         4)]
     assert world.subject_events(world.b_only) == []
     timeline = world.ok(world.api.call("school_a", "GET", f"/incidents/{world.own}/timeline"))["items"]
     assert EventKind.subject_exported not in {e["kind"] for e in timeline}  # the school's view is unchanged
@@ -205,7 +210,7 @@ def test_erase_clears_the_reporters_details_keeps_the_rest_with_reasons(world):
     why = {(k["reference"], k["where"]): k["why"] for k in done["kept"]}
     assert "33(5)" in why[(world.own, "incident.summary")] and "33(5)" in why[(world.shared, "incident.summary")]
     assert "informed" in why[(world.shared, f"notice {world.notice_to[SCHOOL_A]} body")]
-    assert "append-only" in why[(world.own, "timeline")]
+    assert "append-only" in why[(world.own, f"{REPORTED}.reporter_name[1]")]  # the name as reported stays there
     contact_seq = world.seq(world.second, EventKind.contact)
     assert "append-only" in why[(world.second, f"timeline[{contact_seq}].payload.summary")]
     assert world.ask("school_a", "export", email=PIETER_MAIL)["items"] == []
@@ -213,6 +218,31 @@ def test_erase_clears_the_reporters_details_keeps_the_rest_with_reasons(world):
         loaded = store.load(conn, world.ctx.keys, world.own)
         personal = conn.execute(sa.select(incident_t.c.personal).where(incident_t.c.id == loaded.id)).scalar()
     assert set(subjects.REPORTER_FIELDS).isdisjoint(crypto.open_sealed(loaded.data_key, personal))
+
+
+def test_staff_search_the_whole_timeline_of_a_schools_own_incident_and_it_stays_after_an_erase(world):
+    """The ``reported`` event holds the reporter's name and address, which the school's view of the
+    timeline leaves out: staff asking for a sole controller find them there, before and after an erase."""
+    assert (world.own, f"{REPORTED}.reporter_contact[1]") in places(
+        world.ask("handler", "export", email=PIETER_MAIL, school=SCHOOL_A))
+    assert (world.own, f"{REPORTED}.reporter_name[1]") in places(world.ask("handler", "export", name=PIETER, school=SCHOOL_A))
+    done = world.ask("handler", "erase", email=PIETER_MAIL, school=SCHOOL_A)
+    assert {(e["reference"], e["where"]) for e in done["erased"]} == {
+        (world.own, "incident.reporter_name"), (world.own, "incident.reporter_contact")}
+    why = {(k["reference"], k["where"]): k["why"] for k in done["kept"]}
+    assert "append-only" in why[(world.own, f"{REPORTED}.reporter_contact[1]")]
+    after = {(i["where"], i["value"]) for i in world.ask("handler", "export", email=PIETER_MAIL, school=SCHOOL_A)["items"]}
+    assert after == {(f"{REPORTED}.reporter_contact[1]", PIETER_MAIL)}  # what the timeline keeps is still told
+    assert (world.own, f"{REPORTED}.reporter_name[1]") in places(world.ask("handler", "export", name=PIETER, school=SCHOOL_A))
+
+
+def test_in_a_shared_incident_staff_search_only_the_schools_view_of_the_timeline(world):
+    """The shared incident's reporter (Klaas) is in its ``reported`` event: no one school's to ask about."""
+    assert world.ask("handler", "export", name=KLAAS, school=SCHOOL_A)["items"] == []
+    a_found = world.ask("handler", "export", name=PIETER, school=SCHOOL_A)["items"]
+    assert not [i for i in a_found if i["reference"] == world.shared and i["where"].startswith("timeline[")]
+    b_found = json.dumps(world.ask("handler", "export", name=PIETER, school=SCHOOL_B))
+    assert "read it at B" in b_found and "Called B" in b_found and "Internal:" not in b_found  # B's own, not staff's note
 
 
 def test_erase_is_on_the_timeline_of_every_incident_it_touched_without_the_identifier(world):
@@ -226,7 +256,7 @@ def test_erase_is_on_the_timeline_of_every_incident_it_touched_without_the_ident
     first, second = world.subject_events(world.own)
     assert (first.payload["identifier"], first.payload["erased"]) == ("email", ["reporter_name", "reporter_contact"])
     assert (second.payload["identifier"], second.payload["erased"], second.payload["kept"]) == (
-        "name", [], ["incident.summary"])
+        "name", [], ["incident.summary", f"{REPORTED}.reporter_name[1]", f"{REPORTED}.summary[1]"])
     assert world.subject_events(world.b_only) == []
 
 
@@ -247,6 +277,63 @@ def test_erase_takes_the_address_out_of_the_schools_contacts_but_never_the_last(
     assert last["erased"] == [] and "only notice address" in why[(None, "school.contacts[0]")]
     assert "informed" in why[(world.shared, f"notice {world.notice_to[SCHOOL_A]} recipients[0]")]
     assert schools.get(world.ctx, SCHOOL_A).contacts == [DIRECTIE_MAIL]
+
+
+def test_a_name_never_matches_inside_an_email_address(world):
+    """"nl" is in every Dutch address, "Directie" in the school's notice address: neither is a name there."""
+    ref = world.api.report(schools={SCHOOL_A: 2}, discovered_at=hours_ago(2).isoformat(), summary="A letter went astray",
+                           reporter_name=PIETER, reporter_contact="p.devries@example.nl")
+    assert world.ask("handler", "export", name="nl", school=SCHOOL_A)["items"] == []
+    done = world.ask("handler", "erase", name="nl", school=SCHOOL_A)
+    assert done["erased"] == done["kept"] == []
+    reporter = world.ok(world.api.call("handler", "GET", f"/incidents/{ref}"))["disclosure"]
+    assert (reporter["reporter_name"], reporter["reporter_contact"]) == (PIETER, "p.devries@example.nl")
+    assert world.ask("school_a", "erase", name="Directie")["erased"] == []
+    assert schools.get(world.ctx, SCHOOL_A).contacts == [DIRECTIE_MAIL, JAN_MAIL]
+
+
+def test_erase_acts_only_on_a_recorded_value_that_is_exactly_the_one_given(world):
+    """A phrase found inside a longer name or contact may be someone else: it is listed, kept, not erased."""
+    ref = world.api.report(schools={SCHOOL_A: 2}, discovered_at=hours_ago(2).isoformat(), summary="A letter went astray",
+                           reporter_name=f"{PIETER} Jr", reporter_contact=f"Pieter Sr, {PIETER_MAIL}")
+    done = world.ask("handler", "erase", name=PIETER, school=SCHOOL_A)
+    assert (ref, "incident.reporter_name") not in {(e["reference"], e["where"]) for e in done["erased"]}
+    why = {(k["reference"], k["where"]): k["why"] for k in done["kept"]}
+    assert "exactly" in why[(ref, "incident.reporter_name")]
+    done = world.ask("handler", "erase", email=PIETER_MAIL, school=SCHOOL_A)  # the contact holds more than the address
+    assert "exactly" in {(k["reference"], k["where"]): k["why"] for k in done["kept"]}[(ref, "incident.reporter_contact")]
+    reporter = world.ok(world.api.call("handler", "GET", f"/incidents/{ref}"))["disclosure"]
+    assert (reporter["reporter_name"], reporter["reporter_contact"]) == (f"{PIETER} Jr", f"Pieter Sr, {PIETER_MAIL}")
+    done = world.ask("handler", "erase", name="  pieter DE vries   jr ", school=SCHOOL_A)  # exactly, however typed
+    assert {(e["reference"], e["where"]) for e in done["erased"]} >= {
+        (ref, "incident.reporter_name"), (ref, "incident.reporter_contact")}  # the same person's contact with it
+
+
+def test_a_schools_address_is_erased_only_when_it_is_the_address_given(world):
+    shared_box = f"info/{JAN_MAIL}"  # holds Jan's address as a token, and is not his
+    schools.update(world.ctx, brin=SCHOOL_A, changes={"contacts": [DIRECTIE_MAIL, shared_box]})
+    assert (None, "school.contacts[1]") in places(world.ask("school_a", "export", email=JAN_MAIL))
+    done = world.ask("school_a", "erase", email=JAN_MAIL)
+    assert done["erased"] == [] and "exactly" in {k["where"]: k["why"] for k in done["kept"]}["school.contacts[1]"]
+    assert schools.get(world.ctx, SCHOOL_A).contacts == [DIRECTIE_MAIL, shared_box]
+
+
+def test_the_schools_own_user_accounts_are_exported_and_kept_with_the_reason(world):
+    marieke = "Marieke@12ab.example.nl"
+    accounts.add_user(world.ctx, username="marieke", role="school", school=SCHOOL_A, email=marieke)
+    accounts.add_user(world.ctx, username="marieke_b", role="school", school=SCHOOL_B, email=marieke)  # B's user
+    accounts.add_user(world.ctx, username="marieke_staff", role="handler", email=marieke)  # the processor's own
+    found = world.ask("school_a", "export", email=marieke.lower())
+    assert [(i["reference"], i["where"], i["value"]) for i in found["items"]] == [
+        (None, "user_account[marieke].email", marieke)]
+    assert places(world.ask("handler", "export", name=" MARIEKE ", school=SCHOOL_A)) == {
+        (None, "user_account[marieke].username")}
+    assert world.ask("school_a", "export", name="marieke_b")["items"] == []
+    done = world.ask("school_a", "erase", email=marieke)
+    assert done["erased"] == []
+    assert "breachflow user" in {k["where"]: k["why"] for k in done["kept"]}["user_account[marieke].email"]
+    with world.ctx.engine.connect() as conn:
+        assert conn.execute(sa.select(user_t.c.email).where(user_t.c.username == "marieke")).scalar() == marieke
 
 
 def test_erase_of_a_person_with_no_match_touches_nothing(world):
@@ -344,9 +431,10 @@ def test_the_cli_exports_json_to_stdout_or_an_owner_only_file(world, cli, tmp_pa
     assert json.loads(out) == world.ask("handler", "export", name=PIETER, school=SCHOOL_A)  # staff, as the CLI's user
     target = tmp_path / "pieter.json"
     code, out, err = cli("subject", "export", "--school", SCHOOL_A, "--email", PIETER_MAIL, "--out", str(target))
-    assert code == 0 and out == "" and "1 item(s)" in err
+    assert code == 0 and out == "" and "2 item(s)" in err
     assert target.stat().st_mode & 0o777 == 0o600  # it holds the person's data
-    assert [i["where"] for i in json.loads(target.read_text())["items"]] == ["incident.reporter_contact"]
+    assert [i["where"] for i in json.loads(target.read_text())["items"]] == [
+        "incident.reporter_contact", f"{REPORTED}.reporter_contact[1]"]
     assert {e.actor for e in world.subject_events(world.own)} == {"hanna", "handler"}
 
 
@@ -377,8 +465,9 @@ def test_the_timeline_puts_the_requests_into_words_without_the_person(world):
     world.ask("handler", "export", name=PIETER, school=SCHOOL_A)
     world.ask("handler", "erase", email=PIETER_MAIL, school=SCHOOL_A)
     exported, erased = world.subject_events(world.own)
-    assert said(exported, Words("nl")) == ("inzageverzoek van 12AB, op naam: 2 vindplaats(en) meegegeven",
-                                           ["gevonden in incident.reporter_name", "gevonden in incident.summary"])
+    assert said(exported, Words("nl")) == ("inzageverzoek van 12AB, op naam: 4 vindplaats(en) meegegeven", [
+        "gevonden in incident.reporter_name", "gevonden in incident.summary",
+        f"gevonden in {REPORTED}.reporter_name[1]", f"gevonden in {REPORTED}.summary[1]"])
     assert said(erased, Words("en"))[0] == ("erasure request by 12AB, by email address: erased: who reported it, "
                                             "the reporter's email address or phone number")
     assert said(erased, Words("nl"))[0].endswith("gewist: wie het heeft gemeld, e-mailadres of telefoonnummer van de melder")

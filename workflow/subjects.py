@@ -7,13 +7,16 @@ number), what breachflow holds about them (``export``), or to erase what no lega
 school may see of it (``workflow.visibility``): the disclosure fields (the reporter's details, which a
 school never sees, only when the processor's staff act on the school's request — ``staff`` — and the
 school is the incident's only controller; a school user asking by name must not learn who reported
-its breach), the timeline events it reads with what it reads of them,
+its breach), the timeline events it reads with what it reads of them (for staff asking for an only
+controller: every event, whole, as the reported reporter's details sit there),
 the AP notifications covering it, its own record of informing the people affected, the notices sent to
-it (sealed with its own key: a destroyed key leaves nothing to read) and its own contacts.
+it (sealed with its own key: a destroyed key leaves nothing to read), its own contacts and its own
+user accounts that are the person's.
 
 Matching is case-insensitive: an email address or pupil number matches as a whole token of a text, a
-name as a whole-word phrase (any whitespace between its words). An incident that cannot be read (a
-damaged row) is named as unreadable and the rest is answered.
+name as a whole-word phrase (any whitespace between its words), never inside an email address. An
+erasure acts only on a recorded value that is exactly the one given (``Person.is_``). An incident that
+cannot be read (a damaged row) is named as unreadable and the rest is answered.
 
 Each is one command in one transaction: the incidents are locked in ascending id order, before the
 school's row (the lock order of every command), and every incident in which something was found gets
@@ -37,7 +40,7 @@ from breachflow.workflow.context import Context
 from breachflow.workflow.db import write_transaction
 from breachflow.workflow.errors import Conflict, DataDamaged, DataDestroyed, FieldProblem, InvalidInput
 from breachflow.workflow.hooks import HeldNotice, Notifier
-from breachflow.workflow.models import affected_t, ap_t, data_key_t, event_t, school_t
+from breachflow.workflow.models import affected_t, ap_t, data_key_t, event_t, school_t, user_t
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.unit import Unit
 
@@ -56,6 +59,10 @@ WHY_KEPT = {
                        "changes it itself",
     "contact_person": "the school's contact person for the AP is the school's own master data: change it with "
                       "'breachflow school update' or PATCH /api/v1/schools/{brin}",
+    "user_account": "a user account is the school's access to breachflow, not part of a breach's record: the "
+                    "processor's staff change or remove it ('breachflow user'), a data-subject request does not",
+    "not_exact": "only a recorded name or address that is exactly the one given is erased: this one merely "
+                 "contains it, and may be someone else's",
     "last_contact": "the school's only notice address: a school must keep one to be told of breaches; add "
                     "another address first",
 }
@@ -103,7 +110,18 @@ class Person:
         return cls(kind, value, _pattern(kind, value))
 
     def found_in(self, text: str) -> bool:
+        """Whether ``text`` holds the person; a name never matches inside an email address."""
+        if self.kind is IdentifierKind.name:
+            text = _ADDRESS.sub(" ", text)
         return self.pattern.search(text) is not None
+
+    def is_(self, value: str | None) -> bool:
+        """Whether a recorded value is exactly this person's (case-insensitive, whitespace normalised):
+        the only match an erasure acts on."""
+        return value is not None and " ".join(value.split()).casefold() == self.value.casefold()
+
+
+_ADDRESS = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")  # an email address in a text
 
 
 def _pattern(kind: IdentifierKind, value: str) -> re.Pattern[str]:
@@ -231,7 +249,9 @@ class _Opened:
         for seq, kind, sealed in conn.execute(sa.select(event_t.c.seq, event_t.c.kind, event_t.c.payload)
                                               .where(event_t.c.incident_id == unit.loaded.id).order_by(event_t.c.seq)):
             payload = crypto.open_sealed(unit.data_key, sealed) if sealed is not None else {}
-            shown, details = visibility.event_for_school(kind, payload, school.brin)
+            # staff on a sole controller's request read the whole event (the reporter's details among its
+            # changes); otherwise what the school reads of it
+            shown, details = (True, payload) if reporter else visibility.event_for_school(kind, payload, school.brin)
             if shown:
                 found += _found(person, details, f"timeline[{seq}].payload", self.reference)
         if school.key is not None:
@@ -293,11 +313,23 @@ def export(ctx: Context, brin: str, person: Person, actor: str, *, staff: bool =
 
 
 def _school_record(conn: Connection, ctx: Context, school: _School, person: Person) -> list[Item]:
+    users = _user_accounts(conn, school, person)
     if school.key is None:
-        return []
+        return users
     view = schools.get_in(conn, ctx, school.brin)
     return (_found(person, view.contacts, "school.contacts", None)
-            + _found(person, view.contact_person, "school.contact_person", None))
+            + _found(person, view.contact_person, "school.contact_person", None) + users)
+
+
+def _user_accounts(conn: Connection, school: _School, person: Person) -> list[Item]:
+    """The school's own user accounts that are the person's: their email address is the one given, or
+    their username is the name given (no other school's users)."""
+    column = {IdentifierKind.email: "email", IdentifierKind.name: "username"}.get(person.kind)
+    if column is None:
+        return []
+    rows = conn.execute(sa.select(user_t.c.username, user_t.c[column]).where(user_t.c.school_id == school.id)
+                        .order_by(user_t.c.username)).all()
+    return [Item(None, f"user_account[{username}].{column}", value) for username, value in rows if person.is_(value)]
 
 
 def _why(where: str) -> str:
@@ -311,7 +343,7 @@ def _why(where: str) -> str:
 
 def erase(ctx: Context, brin: str, person: Person, actor: str, *, staff: bool = False) -> Erasure:
     """Erase ``person``'s details where no legal duty keeps them, for school ``brin``: the reporter's
-    name and contact where the reporter is this person (only when ``staff`` act on the school's
+    name and contact where the recorded name or contact is exactly this person's (only when ``staff`` act on the school's
     request, in the school's own incidents: a school never sees them), through the same path as any field update (validated,
     sealed anew; they drive no clock), and their address among the school's contacts (unless it is the
     last). Everything else found stays and is named with the reason; a ``subject_erased`` event goes
@@ -324,16 +356,19 @@ def erase(ctx: Context, brin: str, person: Person, actor: str, *, staff: bool = 
             if not opened.found:
                 continue
             disclosure = opened.unit.incident.disclosure
+            reporter = {f"incident.{f}" for f in REPORTER_FIELDS}
             erased = []
-            # found among the fields the school sees: in a shared incident the reporter's are not among them
-            if any(i.where in {f"incident.{f}" for f in REPORTER_FIELDS} for i in opened.found):
+            # the reporter is this person only when a recorded value is exactly theirs: the name for a
+            # name, the contact for an email; found among the fields the school sees (in a shared
+            # incident the reporter's are not among them)
+            field_of = {IdentifierKind.name: "reporter_name", IdentifierKind.email: "reporter_contact"}.get(person.kind)
+            if any(i.where == f"incident.{field_of}" and person.is_(i.value) for i in opened.found):
                 erased = [f for f in REPORTER_FIELDS if getattr(disclosure, f) is not None]  # the reporter's details
                 opened.unit.apply(dict.fromkeys(erased))
             result.erased += [Item(opened.reference, f"incident.{f}", None) for f in erased]
             kept = [i for i in opened.found if i.where.removeprefix("incident.") not in erased]
-            result.kept += [Kept(opened.reference, i.where, _why(i.where)) for i in kept]
-            if erased:
-                result.kept.append(Kept(opened.reference, "timeline", WHY_KEPT["timeline"]))
+            result.kept += [Kept(opened.reference, i.where, WHY_KEPT["not_exact"] if i.where in reporter
+                                 else _why(i.where)) for i in kept]
             opened.unit.record(EventKind.subject_erased, {
                 "school": school.brin, "identifier": person.kind.value, "erased": erased,
                 # the replay of the record (``workflow.audit``) reads the new values; the old ones
@@ -347,16 +382,19 @@ def erase(ctx: Context, brin: str, person: Person, actor: str, *, staff: bool = 
 
 def _erase_contact(conn: Connection, ctx: Context, school: _School, person: Person, result: Erasure) -> None:
     """Take the person's address out of the school's contacts (not the last one); name the contact
-    person's details, which stay."""
+    person's details and the school's user accounts that are the person's, which stay."""
+    result.kept += [Kept(None, i.where, WHY_KEPT["user_account"]) for i in _user_accounts(conn, school, person)]
     if school.key is None:
         return
     view = schools.get_in(conn, ctx, school.brin)
     found = _found(person, view.contacts, "school.contacts", None)
-    remaining = [c for c in view.contacts if not person.found_in(c)]
-    if found and remaining:
+    exact = [i for i in found if person.kind is IdentifierKind.email and person.is_(i.value)]
+    remaining = [c for c in view.contacts if not (person.kind is IdentifierKind.email and person.is_(c))]
+    if exact and remaining:
         schools.update_in(conn, ctx, brin=school.brin, changes={"contacts": remaining})
-        result.erased += [Item(None, i.where, None) for i in found]
-    elif found:
-        result.kept += [Kept(None, i.where, WHY_KEPT["last_contact"]) for i in found]
+        result.erased += [Item(None, i.where, None) for i in exact]
+    elif exact:
+        result.kept += [Kept(None, i.where, WHY_KEPT["last_contact"]) for i in exact]
+    result.kept += [Kept(None, i.where, WHY_KEPT["not_exact"]) for i in found if i not in exact]
     result.kept += [Kept(None, i.where, WHY_KEPT["contact_person"])
                     for i in _found(person, view.contact_person, "school.contact_person", None)]
