@@ -216,3 +216,39 @@ def evaluating(ctx: Context, *, brins: tuple[str, ...] = ("12AB",), school_cause
         service.log_contact(ctx, reference=reference, actor="hanna", brin=brin, channel="phone",
                             summary="Director informed of the cause and the fix", told_must_notify_ap=school_caused)
     return reference
+
+
+@pytest.fixture
+def cli(ctx, settings, monkeypatch, capsys):
+    """Run ``breachflow`` in-process against the test installation; return (code, out, err)."""
+    from notify_support import settings_env
+
+    from breachflow.api.cli import main
+
+    for name, value in settings_env(settings).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("BREACHFLOW_ACTOR", "hanna")
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(argv))
+        except SystemExit as exit_:
+            code = exit_.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def app(ctx, settings):
+    """breachflow's application over the test installation, with its users (``web_support``)."""
+    from web_support import installation
+
+    return installation(ctx, settings)
+
+
+@pytest.fixture
+def site(app):
+    """The app's own context: it queues notices, as ``serve`` does."""
+    return app.state.ctx

@@ -29,24 +29,6 @@ DISCOVERED = (datetime.now(ZoneInfo("Europe/Amsterdam")) - timedelta(hours=2)).r
 
 
 @pytest.fixture
-def cli(ctx, settings, monkeypatch, capsys):
-    """Run ``breachflow`` in-process against the test installation; return (code, out, err)."""
-    for name, value in settings_env(settings).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("BREACHFLOW_ACTOR", "hanna")
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        try:
-            code = main(list(argv))
-        except SystemExit as exit_:
-            code = exit_.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-@pytest.fixture
 def incident_ref(cli) -> str:
     """A report of two hours ago (Amsterdam time on the command line): its deadlines lie ahead."""
     assert cli("school", "add", "--brin", "12ab", "--name", "De Regenboog", "--contact", "d@regenboog.nl")[0] == 0

@@ -18,7 +18,7 @@ from conftest import CONFIRM, hours_ago, reported
 from notify_support import drain, smtp_context
 from test_web_portal import confirm, deliver, informed, link, part, report
 from test_web_portal import events as events_of
-from web_support import browser, installation
+from web_support import browser
 
 from breachflow.api.render import incident_text
 from breachflow.notifications.people import draft
@@ -331,16 +331,6 @@ def test_the_ap_dossier_shows_the_schools_record_beside_the_processors_answer(ap
 
 
 # --- the school's pages ------------------------------------------------------------------------------
-
-@pytest.fixture
-def app(ctx, settings):
-    return installation(ctx, settings)
-
-
-@pytest.fixture
-def site(app):
-    return app.state.ctx
-
 
 HIGH = {"data_kinds": ["financial"], "data_unreadable": False}
 

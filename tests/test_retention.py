@@ -21,7 +21,6 @@ from fastapi.testclient import TestClient
 from freezegun import freeze_time
 from notify_support import drain, smtp_context, with_notices
 from sqlmodel import SQLModel
-from test_cli import cli  # noqa: F401  (the fixture that runs ``breachflow`` in-process)
 from web_support import browser, installation
 
 from breachflow.api import register_export
@@ -466,7 +465,7 @@ def test_the_worker_runs_retention_at_start_and_survives_a_failure(ctx, monkeypa
     assert "retention run failed; trying again in 24 hours" in caplog.text
 
 
-def test_the_command_line_shows_the_plan_and_destroys_only_with_apply(ctx, cli):  # noqa: F811
+def test_the_command_line_shows_the_plan_and_destroys_only_with_apply(ctx, cli):
     reference = ended_long_ago(ctx)
     code, out, _ = cli("retention", "run", "--json")
     planned = json.loads(out)
@@ -658,7 +657,7 @@ def test_a_school_whose_part_was_destroyed_no_longer_sees_the_shared_incident(ct
                                                   valid_for=timedelta(days=7))).status_code == 200
 
 
-def test_the_accounts_of_a_destroyed_school_do_not_come_back(ctx, settings, cli):  # noqa: F811
+def test_the_accounts_of_a_destroyed_school_do_not_come_back(ctx, settings, cli):
     a_destroyed(ctx, settings)
     refused = "the retention period of school 12AB ended and its data was destroyed"
     with pytest.raises(SchoolDestroyed, match=refused):

@@ -9,10 +9,8 @@ import pytest
 import sqlalchemy as sa
 from api_support import SCHOOL_A, SCHOOL_B, assert_error, build
 from conftest import CONFIRM, hours_ago
-from notify_support import settings_env
 from reading import whole_timeline
 
-from breachflow.api.cli import main
 from breachflow.api.render import Words
 from breachflow.api.timeline_text import entry_text, said
 from breachflow.notifications.models import outbox_t
@@ -405,24 +403,6 @@ def test_a_destroyed_school_key_leaves_no_notice_to_export(world):
 
 
 # --- the command line ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli(world, settings, monkeypatch, capsys):
-    """``breachflow`` in-process against the world's installation; returns (code, out, err)."""
-    for name, value in settings_env(settings).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("BREACHFLOW_ACTOR", "hanna")
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        try:
-            code = main(list(argv))
-        except SystemExit as exit_:
-            code = exit_.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_the_cli_exports_json_to_stdout_or_an_owner_only_file(world, cli, tmp_path):

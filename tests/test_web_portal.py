@@ -29,17 +29,6 @@ from breachflow.workflow.timeline import EventKind
 ALERT = re.compile(r'<p class="alert" role="alert">(.*?)</p>', re.S)
 
 
-@pytest.fixture
-def app(ctx, settings):
-    return installation(ctx, settings)
-
-
-@pytest.fixture
-def site(app):
-    """The app's own context: it queues notices, as ``serve`` does."""
-    return app.state.ctx
-
-
 def report(site, brins=(SCHOOL_A,), summary="Cijferlijsten van groep 7 zichtbaar voor alle ouders"):
     return service.report(site, actor="handler", source="monitoring", schools={b: 28 for b in brins},
                           fields={"discovered_at": hours_ago(2), "summary": summary}).reference
