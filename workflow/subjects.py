@@ -343,10 +343,10 @@ def _why(where: str) -> str:
 
 def erase(ctx: Context, brin: str, person: Person, actor: str, *, staff: bool = False) -> Erasure:
     """Erase ``person``'s details where no legal duty keeps them, for school ``brin``: the reporter's
-    name and contact where the recorded name or contact is exactly this person's (only when ``staff`` act on the school's
-    request, in the school's own incidents: a school never sees them), through the same path as any field update (validated,
-    sealed anew; they drive no clock), and their address among the school's contacts (unless it is the
-    last). Everything else found stays and is named with the reason; a ``subject_erased`` event goes
+    name and contact where the recorded name or contact is exactly this person's (only when ``staff``
+    act on the school's request, in the school's own incidents: a school never sees them), through the
+    same path as any field update (validated, sealed anew; they drive no clock), and their address
+    among the school's contacts (unless it is the last). Everything else found stays and is named with the reason; a ``subject_erased`` event goes
     on each incident where something was found."""
     with write_transaction(ctx.engine) as conn:
         school = _school(conn, ctx, brin)
