@@ -152,11 +152,14 @@ def sent_messages(ctx: Context, reference: str) -> list[tuple[list[str], bytes]]
         rows = conn.execute(
             sa.select(outbox_t.c.recipients, outbox_t.c.sealed, data_key_t.c.wrapped)
             .join(incident_t, incident_t.c.id == outbox_t.c.incident_id)
-            .join(data_key_t, data_key_t.c.id == incident_t.c.data_key_id)
+            .join(data_key_t, data_key_t.c.id == outbox_t.c.data_key_id)  # each school's notices: its own key
             .where(incident_t.c.reference == reference, outbox_t.c.status == "sent")
         ).all()
-    key = ctx.keys.unwrap(rows[0].wrapped)
-    return [(crypto.open_sealed(key, r.recipients), crypto.open_bytes(key, r.sealed)) for r in rows]
+    opened = []
+    for r in rows:
+        key = ctx.keys.unwrap(r.wrapped)
+        opened.append((crypto.open_sealed(key, r.recipients), crypto.open_bytes(key, r.sealed)))
+    return opened
 
 
 def proper_mime(message: bytes) -> bool:

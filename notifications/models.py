@@ -47,6 +47,9 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = None  # never an address: those go to the sealed timeline
     created_at: datetime = utc_column(nullable=False)
     sent_at: datetime | None = utc_column()
+    # recipients whose mail bounced after the server accepted it (JSON list, sealed like ``recipients``)
+    bounced: bytes | None = sealed_column()
+    bounced_at: datetime | None = utc_column()  # the latest bounce read for it
 
 
 class Reminder(SQLModel, table=True):
@@ -70,6 +73,8 @@ class NoticeSnapshot(SQLModel, table=True):
     school_id: int = Field(foreign_key="school.id", primary_key=True)
     facts: bytes | None = sealed_column()
     data_key_id: int | None = Field(default=None, foreign_key="data_key.id")  # what seals ``facts``
+    # the Message-ID of the school's first notice about the incident: later ones refer to it (threading)
+    thread_id: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
     updated_at: datetime = utc_column(nullable=False)
 
 

@@ -30,6 +30,7 @@ class MessageKind(StrEnum):
     school_responsible = "school_responsible"
     closing = "closing"
     reminder = "reminder"
+    bounce = "bounce"  # to handlers and managers: a notice to a school bounced
 
 
 @cache

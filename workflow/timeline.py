@@ -41,6 +41,7 @@ class EventKind(StrEnum):
     notices_failed = "notices_failed"
     notices_dead = "notices_dead"
     notices_requeued = "notices_requeued"
+    notice_bounced = "notice_bounced"  # a bounce (DSN) for a message the server had accepted was read
     reminder_queued = "reminder_queued"
     reminder_unsent = "reminder_unsent"  # due, but no handler or manager has an email address
     actions_recorded = "actions_recorded"  # follow-up actions of the evaluation added
