@@ -25,9 +25,10 @@ from sqlalchemy import Connection
 
 from breachflow.notifications import facts as fact_texts
 from breachflow.notifications import outbox
+from breachflow.notifications.mime import mime, new_message_id
 from breachflow.notifications.models import OutboxStatus, outbox_t, snapshot_t
 from breachflow.notifications.people import draft
-from breachflow.notifications.render import MessageKind, mime, new_message_id, render
+from breachflow.notifications.render import MessageKind, render
 from breachflow.workflow import crypto, links
 from breachflow.workflow.config import Settings
 from breachflow.workflow.deadlines import Periods
@@ -81,6 +82,7 @@ class _School:
     snapshot: dict[str, str] | None
     key: bytes  # the school's data key: its notices are sealed with it, and destroyed with it
     key_id: int
+    thread: str | None  # the Message-ID of its first notice about the incident, which later ones refer to
 
 
 class NoticeWriter:
@@ -113,7 +115,7 @@ class NoticeWriter:
             rows.append(row)
             snapshots.append({"incident_id": incident.id, "school_id": school.affected.school_id,
                               "facts": crypto.seal(school.key, now_facts), "data_key_id": school.key_id,
-                              "updated_at": change.now})
+                              "thread_id": school.thread or row["message_id"], "updated_at": change.now})
             queued.append({"school": school.affected.brin, "kind": school_kind.value,
                            "message_id": row["message_id"]})
         if not rows:
@@ -129,7 +131,8 @@ class NoticeWriter:
         destroyed is told nothing more."""
         snapshot_key = data_key_t.alias("snapshot_key")
         rows = conn.execute(
-            sa.select(affected_t.c.school_id, snapshot_t.c.facts, school_t.c.language, school_t.c.contacts,
+            sa.select(affected_t.c.school_id, snapshot_t.c.facts, snapshot_t.c.thread_id, school_t.c.language,
+                      school_t.c.contacts,
                       school_t.c.data_key_id, data_key_t.c.wrapped, snapshot_key.c.wrapped.label("snapshot_wrapped"))
             .join(school_t, school_t.c.id == affected_t.c.school_id)
             .outerjoin(snapshot_t, (snapshot_t.c.incident_id == affected_t.c.incident_id)
@@ -148,7 +151,7 @@ class NoticeWriter:
             if r.facts is not None and r.snapshot_wrapped is not None:
                 snapshot = crypto.open_sealed(self.keys.unwrap(r.snapshot_wrapped), r.facts)
             found.append(_School(by_id[r.school_id], r.language, crypto.open_sealed(key, r.contacts), snapshot,
-                                 key, r.data_key_id))
+                                 key, r.data_key_id, r.thread_id))
         return found
 
     def _message(self, incident: Incident, school: _School, kind: MessageKind, change: Change,
@@ -180,7 +183,7 @@ class NoticeWriter:
         return queue_row(
             self.settings, (school.key_id, school.key), incident_id=incident.id, school_id=school.affected.school_id,
             kind=kind, reference=incident.reference, recipients=school.contacts,
-            subject=subject, text=text, html=html, now=change.now,
+            subject=subject, text=text, html=html, now=change.now, language=language, thread=school.thread,
         ), now_facts
 
     def forget(self, conn: Connection, incident_id: int, school_id: int | None) -> int:
@@ -199,13 +202,15 @@ class NoticeWriter:
 
 def queue_row(settings: Settings, sealed_with: tuple[int, bytes], *, incident_id: int, school_id: int | None,
               kind: MessageKind, reference: str, recipients: list[str], subject: str, text: str, html: str,
-              now: datetime) -> dict[str, Any]:
+              now: datetime, language: str | None = None, thread: str | None = None) -> dict[str, Any]:
     """An outbox row: the serialised message and its recipients, sealed with the data key
-    ``sealed_with`` (its id and the key): a school's for notices to it, the incident's for staff."""
+    ``sealed_with`` (its id and the key): a school's for notices to it, the incident's for staff.
+    ``thread``: the Message-ID of the first message of the conversation this one continues."""
     key_id, data_key = sealed_with
     message_id = new_message_id(reference, settings.mail_from)
-    message = mime(sender=settings.mail_from, recipients=recipients, subject=subject, text=text, html=html,
-                   message_id=message_id, date=now)
+    message = mime(sender=settings.mail_from, sender_name=settings.processor_name or "breachflow",
+                   recipients=recipients, subject=subject, text=text, html=html, message_id=message_id, date=now,
+                   language=language, thread=thread)
     return {
         "incident_id": incident_id, "school_id": school_id, "data_key_id": key_id, "kind": kind.value,
         "message_id": message_id,

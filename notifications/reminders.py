@@ -198,7 +198,8 @@ def _queue(ctx: Context, row: Any, labels: list[str], staff: list[str], now: dat
             })
             conn.execute(sa.insert(outbox_t), [queue_row(
                 ctx.settings, (unit.data_key_id, unit.data_key), incident_id=incident.id, school_id=None, kind=MessageKind.reminder,
-                reference=incident.reference, recipients=staff, subject=subject, text=text, html=html, now=now)])
+                reference=incident.reference, recipients=staff, subject=subject, text=text, html=html, now=now,
+                language=language)])
         # unsent: no handler or manager has an email address
         unit.record(EventKind.reminder_queued if staff else EventKind.reminder_unsent, payload)
         unit.finish()

@@ -2,18 +2,11 @@
 (package data of ``breachflow.templates``, read through ``importlib.resources``),
 with blocks ``subject``, ``text`` and ``html``; rendered in a sandbox, the HTML block escaped.
 
-``mime`` writes the message itself: multipart/alternative, UTF-8 (base64 bodies), Date and a
-stable Message-ID. Built by hand because the stdlib's ``EmailMessage`` costs about 0.5 ms per
-message (PERFORMANCE.md), which a platform-wide incident pays a thousand times inside ``confirm``.
+A subject is one line (``notifications.mime.one_line``); ``notifications.mime`` writes the message itself.
 """
 
 from __future__ import annotations
 
-import base64
-import uuid
-from datetime import datetime
-from email.header import Header
-from email.utils import format_datetime, formataddr
 from enum import StrEnum
 from functools import cache
 from typing import Any
@@ -21,6 +14,7 @@ from typing import Any
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
+from breachflow.notifications.mime import one_line
 from breachflow.templates import loader
 
 
@@ -50,39 +44,6 @@ def _block(html: bool, kind: MessageKind, language: str, block: str, variables: 
 
 def render(kind: MessageKind, language: str, variables: dict[str, Any]) -> tuple[str, str, str]:
     """Subject, plain text and HTML of a message."""
-    subject = " ".join(_block(False, kind, language, "subject", variables).split())
+    subject = one_line(_block(False, kind, language, "subject", variables))
     return (subject, _block(False, kind, language, "text", variables) + "\n",
             _block(True, kind, language, "html", variables) + "\n")
-
-
-def new_message_id(reference: str, sender: str) -> str:
-    """A Message-ID that stays the same across every retry of this message."""
-    domain = sender.rpartition("@")[2] or "breachflow.localhost"
-    return f"<{uuid.uuid4().hex}.{reference}@{domain}>"
-
-
-def _base64_body(text: str) -> bytes:
-    return base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
-
-
-def mime(*, sender: str, recipients: list[str], subject: str, text: str, html: str,
-         message_id: str, date: datetime) -> bytes:
-    """A multipart/alternative message (text, then HTML), ready for SMTP."""
-    boundary = f"=_{uuid.uuid4().hex}"
-    headers = [
-        f"From: {formataddr(('breachflow', sender))}",
-        f"To: {', '.join(recipients)}",
-        f"Subject: {subject if subject.isascii() else Header(subject, 'utf-8').encode()}",
-        f"Date: {format_datetime(date)}",
-        f"Message-ID: {message_id}",
-        "MIME-Version: 1.0",
-        "Auto-Submitted: auto-generated",
-        f'Content-Type: multipart/alternative; boundary="{boundary}"',
-    ]
-    parts = []
-    for subtype, body in (("plain", text), ("html", html)):
-        parts.append(
-            f"--{boundary}\r\nContent-Type: text/{subtype}; charset=\"utf-8\"\r\n"
-            "Content-Transfer-Encoding: base64\r\n\r\n".encode() + _base64_body(body)
-        )
-    return ("\r\n".join(headers) + "\r\n\r\n").encode() + b"".join(parts) + f"--{boundary}--\r\n".encode()

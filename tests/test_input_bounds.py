@@ -144,6 +144,15 @@ def test_school_maps_and_lists_are_bounded(api, ref):
     assert_error(api.call("admin", "POST", "/schools", json=school), 422, "invalid_input", "contacts.0")
 
 
+@pytest.mark.parametrize("address", ["jürgen@vlinder.nl", "info@vlïnder.nl", "Info <info@vlinder.nl>",
+                                     '"a b"@vlinder.nl', "info@vlinder.nl\r\nBcc: x@y.nl", "info@vlinder"])
+def test_a_contact_address_is_one_bare_ascii_address_a_mail_header_can_carry(api, address):
+    """A school's contacts go into the To header as they are: no name, no second address, ASCII only."""
+    school = {"brin": "56EF", "name": "De Vlinder", "contacts": [address]}
+    response = api.call("admin", "POST", "/schools", json=school)
+    assert response.status_code == 422 and "contacts" in response.text, response.text
+
+
 # --- counts, booleans, NUL -----------------------------------------------------------------------
 
 

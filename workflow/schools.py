@@ -22,7 +22,10 @@ from breachflow.workflow.models import data_key_t, school_t
 from breachflow.workflow.validation import ShortText, kvk_number
 
 BRIN = re.compile(r"^\d{2}[A-Z]{2}(\d{2})?$")
-EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
+# one address as a mail header writes it bare: an ASCII dot-atom local part and domain (an
+# international domain in its xn-- form), nothing a header would read as a second address or a name
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
+NOT_AN_ADDRESS = "is not an email address (ASCII only; write an international domain in its xn-- form)"
 LANGUAGES = ("nl", "en")
 
 
@@ -45,7 +48,7 @@ def dpo_registration(value: str) -> str:
 def email_address(value: str) -> str:
     """``value`` if it looks like one email address."""
     if not EMAIL.match(value):
-        raise ValueError(f"'{value}' is not an email address")
+        raise ValueError(f"'{value}' {NOT_AN_ADDRESS}")
     return value
 
 
@@ -123,7 +126,7 @@ def _validate(brin: str, name: str, contacts: list[str], language: str) -> list[
     if not contacts:
         problems.append(FieldProblem("contacts", "at least one contact email address is required"))
     problems += [
-        FieldProblem("contacts", f"'{c}' is not an email address") for c in contacts if not EMAIL.match(c)
+        FieldProblem("contacts", f"'{c}' {NOT_AN_ADDRESS}") for c in contacts if not EMAIL.match(c)
     ]
     if language not in LANGUAGES:
         problems.append(FieldProblem("language", f"must be one of {', '.join(LANGUAGES)}"))
