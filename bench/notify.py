@@ -163,8 +163,9 @@ def sent_messages(ctx: Context, reference: str) -> list[tuple[list[str], bytes]]
 
 
 def proper_mime(message: bytes) -> bool:
-    """multipart/alternative with UTF-8 text and HTML parts, a Message-ID and a Date."""
-    parsed = message_from_bytes(message, policy=policy.default)
+    """multipart/alternative with UTF-8 text and HTML parts, a Message-ID and a Date, read by the
+    standard library's strict parser (any defect raises)."""
+    parsed = message_from_bytes(message, policy=policy.strict)
     parts = [p for p in parsed.iter_parts()]
     return (parsed.get_content_type() == "multipart/alternative" and bool(parsed["Message-ID"])
             and bool(parsed["Date"]) and [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
