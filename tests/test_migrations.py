@@ -142,6 +142,16 @@ def test_a_register_filled_at_a_revision_upgrades_with_every_row_and_chain_on_po
     assert_kept(ctx, snapshot)
 
 
+def test_upgrading_to_0007_threads_each_schools_later_notices_to_its_first(tmp_path):
+    """0007 fills ``notice_snapshot.thread_id`` from the oldest message to that school about that incident."""
+    ctx, snapshot = upgraded_from(sqlite_engine(tmp_path), "0006", lambda s: snapshot_settings(s, data_dir=tmp_path))
+    first = {}
+    for row in sorted(snapshot["rows"]["outbox"], key=lambda r: r["id"]):
+        first.setdefault((row["incident_id"], row["school_id"]), row["message_id"])
+    threads = dump(ctx.engine)["notice_snapshot"]
+    assert threads and all(row["thread_id"] == first[(row["incident_id"], row["school_id"])] for row in threads)
+
+
 def test_the_fill_behind_the_snapshots_walks_the_register_through_the_service_layer(ctx):
     """What ``python tests/migration_support.py`` keeps for a new revision (audited after the test)."""
     references = fill(ctx)
