@@ -50,7 +50,7 @@ def test_confirm_sends_the_first_notice_in_dutch_with_all_that_is_known(mail_ctx
     assert sorted(dutch.recipients) == ["directie@regenboog.nl", "ib@regenboog.nl"]
     message = dutch.message
     assert message.get_content_type() == "multipart/alternative"
-    assert message["Subject"] == f"Datalek {ref} – De Regenboog"
+    assert message["Subject"] == f"Datalek {ref} - De Regenboog"
     assert first_line(dutch) == f"Eerste melding van datalek {ref}"
     assert message["Message-ID"].endswith("@breachflow.localhost>") and ref in message["Message-ID"]
     assert message["Date"] and message["To"] == "directie@regenboog.nl, ib@regenboog.nl"
@@ -63,7 +63,7 @@ def test_confirm_sends_the_first_notice_in_dutch_with_all_that_is_known(mail_ctx
     assert CONFIRM["summary"] in html and "<table" in html and "<img" not in html and "src=" not in html
 
     (english,) = by_school(smtp, "info@anker.nl")
-    assert english.message["Subject"] == f"Data breach {ref} – Het Anker"
+    assert english.message["Subject"] == f"Data breach {ref} - Het Anker"
     assert first_line(english) == f"First notice of data breach {ref}"
     assert "still under investigation" in english.part("plain")
 
@@ -78,7 +78,7 @@ def test_updates_say_what_changed_since_the_last_notice(mail_ctx, smtp):
     service.fire(mail_ctx, reference=ref, trigger="contained", actor="hanna", fields=CONTAIN)
     drain(mail_ctx)
     update = by_school(smtp, "directie@regenboog.nl")[-1]
-    assert update.message["Subject"] == f"Datalek {ref} – De Regenboog"
+    assert update.message["Subject"] == f"Datalek {ref} - De Regenboog"
     assert first_line(update) == f"Update over datalek {ref}"
     assert first_line(update, "html") == f"<p><strong>Update over datalek {ref}</strong></p>"
     text = update.part("plain")
@@ -99,7 +99,7 @@ def test_a_school_added_to_a_confirmed_incident_gets_its_first_notice_at_once(ma
     drain(mail_ctx)
     (newcomer,) = smtp.received[before:]
     assert newcomer.recipients == ["directie@linde.nl"]
-    assert newcomer.message["Subject"] == f"Datalek {ref} – De Linde"
+    assert newcomer.message["Subject"] == f"Datalek {ref} - De Linde"
     assert "40 bij De Linde" in newcomer.part("plain")
 
 
@@ -110,7 +110,7 @@ def test_a_school_caused_breach_tells_the_school_to_notify_the_ap_itself(mail_ct
                  fields=REMEDIATE | {"cause_category": "user_error_admin", "cause_description": "Shared password"})
     drain(mail_ctx)
     notice = by_school(smtp, "directie@regenboog.nl")[-1]
-    assert notice.message["Subject"] == f"Datalek {ref} – De Regenboog"
+    assert notice.message["Subject"] == f"Datalek {ref} - De Regenboog"
     for subtype in ("plain", "html"):  # what the school must do, and by when, stays at the top
         assert "ACTIE VEREIST: uw school moet dit datalek melden bij de Autoriteit Persoonsgegevens, uiterlijk " \
             in first_line(notice, subtype)
@@ -215,7 +215,7 @@ def test_closing_notice_carries_the_evaluation(mail_ctx, smtp):
     assert closed.state == "closed"
     drain(mail_ctx)
     closing = by_school(smtp, "info@anker.nl")[-1]
-    assert closing.message["Subject"] == f"Data breach {ref} – Het Anker"
+    assert closing.message["Subject"] == f"Data breach {ref} - Het Anker"
     assert first_line(closing) == f"Data breach {ref} is closed"
     assert EVALUATE["evaluation"] in closing.part("plain")
 
@@ -236,10 +236,10 @@ def test_every_message_to_a_school_about_one_incident_has_the_same_subject(mail_
     """So the school's mail client shows them as one conversation; what each is, is its first line."""
     ref = walked(mail_ctx)
     for address, subject, firsts in (
-        ("directie@regenboog.nl", f"Datalek {ref} – De Regenboog",
+        ("directie@regenboog.nl", f"Datalek {ref} - De Regenboog",
          (f"Eerste melding van datalek {ref}", f"Update over datalek {ref}", "ACTIE VEREIST: uw school moet dit",
           f"Update over datalek {ref}", f"Datalek {ref} is afgesloten")),
-        ("info@anker.nl", f"Data breach {ref} – Het Anker",
+        ("info@anker.nl", f"Data breach {ref} - Het Anker",
          (f"First notice of data breach {ref}", f"Update on data breach {ref}", "ACTION REQUIRED: your school must",
           f"Update on data breach {ref}", f"Data breach {ref} is closed")),
     ):
