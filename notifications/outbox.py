@@ -4,13 +4,13 @@ for readiness and metrics).
 
 A message is ``pending`` until a dispatcher claims it (``sending``, with a lease). The moment the
 server accepts it, it is marked ``accepted`` (``accept``), so a dispatcher that dies re-sends at
-most what was in flight; its outcome reaches the timeline with the batch (``record``), which
-makes it ``sent``, or back to ``pending`` with a later ``next_attempt_at`` (temporary failure,
-exponential backoff with jitter: ``backoff``), or ``dead`` (permanent failure, too many tries, or its incident's key
-destroyed). A dispatcher that dies leaves its claims to expire: ``sending`` ones are sent again
-(same Message-ID), ``accepted`` ones are recorded by the next round without being sent again. A
-dispatcher that stops (SIGTERM) gives back what it did not send (``release``): due at once for the
-next dispatcher, without waiting for the lease.
+most what was in flight; its outcome reaches the timeline with the batch (``record``), which makes
+it ``sent``, or back to ``pending`` with a later ``next_attempt_at`` (temporary failure,
+exponential backoff with jitter: ``backoff``), or ``dead`` (permanent failure, too many tries, or
+its incident's key destroyed). A dispatcher that dies leaves its claims to expire: ``sending`` ones
+are sent again (same Message-ID), ``accepted`` ones are recorded by the next round without being
+sent again. A dispatcher that stops (SIGTERM) gives back what it did not send (``release``): due at
+once for the next dispatcher, without waiting for the lease.
 On PostgreSQL several dispatchers claim with ``FOR UPDATE SKIP LOCKED`` and never share a row.
 Recording locks each incident before its outbox and school rows, the order every command keeps.
 """
