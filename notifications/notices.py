@@ -79,6 +79,7 @@ class _School:
     affected: AffectedSchool
     language: str
     contacts: list[str]
+    contact_name: str | None  # the school's contact person, whom a notice greets by name
     snapshot: dict[str, str] | None
     key: bytes  # the school's data key: its notices are sealed with it, and destroyed with it
     key_id: int
@@ -127,13 +128,13 @@ class NoticeWriter:
         return [Event(EventKind.notices_queued, {"messages": queued})]
 
     def _schools(self, conn: Connection, incident: Incident) -> list[_School]:
-        """The incident's schools with their contacts and last snapshot; a school whose part retention
-        destroyed is told nothing more."""
+        """The incident's schools with their contacts, contact person and last snapshot; a school whose
+        part retention destroyed is told nothing more."""
         snapshot_key = data_key_t.alias("snapshot_key")
         rows = conn.execute(
             sa.select(affected_t.c.school_id, snapshot_t.c.facts, snapshot_t.c.thread_id, school_t.c.language,
-                      school_t.c.contacts,
-                      school_t.c.data_key_id, data_key_t.c.wrapped, snapshot_key.c.wrapped.label("snapshot_wrapped"))
+                      school_t.c.contacts, school_t.c.contact_person, school_t.c.data_key_id, data_key_t.c.wrapped,
+                      snapshot_key.c.wrapped.label("snapshot_wrapped"))
             .join(school_t, school_t.c.id == affected_t.c.school_id)
             .outerjoin(snapshot_t, (snapshot_t.c.incident_id == affected_t.c.incident_id)
                        & (snapshot_t.c.school_id == affected_t.c.school_id))
@@ -150,8 +151,9 @@ class NoticeWriter:
             snapshot = None
             if r.facts is not None and r.snapshot_wrapped is not None:
                 snapshot = crypto.open_sealed(self.keys.unwrap(r.snapshot_wrapped), r.facts)
-            found.append(_School(by_id[r.school_id], r.language, crypto.open_sealed(key, r.contacts), snapshot,
-                                 key, r.data_key_id, r.thread_id))
+            person = crypto.open_sealed(key, r.contact_person) if r.contact_person is not None else None
+            found.append(_School(by_id[r.school_id], r.language, crypto.open_sealed(key, r.contacts),
+                                 person["name"] if person else None, snapshot, key, r.data_key_id, r.thread_id))
         return found
 
     def _message(self, incident: Incident, school: _School, kind: MessageKind, change: Change,
@@ -165,6 +167,7 @@ class NoticeWriter:
         variables = {
             "reference": incident.reference,
             "school_name": school.affected.name,
+            "greeting_name": school.contact_name,
             "facts": now_facts,
             "changes": fact_texts.changes(school.snapshot or {}, now_facts) if school.snapshot else [],
             "message": message,
@@ -173,6 +176,7 @@ class NoticeWriter:
             "evaluation": incident.disclosure.evaluation or "",
             "actions": fact_texts.actions(incident, language),
             "contact": self.settings.processor_contact,
+            "processor": self.settings.processor_name,  # the signature's name (the templates' default: BasisOnline)
             "people": people,
             "handler": change.actor,
             "acknowledge_url": self.link(incident.reference, school.affected.brin, change.now),

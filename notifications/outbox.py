@@ -4,19 +4,20 @@ for readiness and metrics).
 
 A message is ``pending`` until a dispatcher claims it (``sending``, with a lease). The moment the
 server accepts it, it is marked ``accepted`` (``accept``), so a dispatcher that dies re-sends at
-most what was in flight; its outcome reaches the timeline with the batch (``record``), which
-makes it ``sent``, or back to ``pending`` with a later ``next_attempt_at`` (temporary failure,
-exponential backoff), or ``dead`` (permanent failure, too many tries, or its incident's key
-destroyed). A dispatcher that dies leaves its claims to expire: ``sending`` ones are sent again
-(same Message-ID), ``accepted`` ones are recorded by the next round without being sent again. A
-dispatcher that stops (SIGTERM) gives back what it did not send (``release``): due at once for the
-next dispatcher, without waiting for the lease.
+most what was in flight; its outcome reaches the timeline with the batch (``record``), which makes
+it ``sent``, or back to ``pending`` with a later ``next_attempt_at`` (temporary failure,
+exponential backoff with jitter: ``backoff``), or ``dead`` (permanent failure, too many tries, or
+its incident's key destroyed). A dispatcher that dies leaves its claims to expire: ``sending`` ones
+are sent again (same Message-ID), ``accepted`` ones are recorded by the next round without being
+sent again. A dispatcher that stops (SIGTERM) gives back what it did not send (``release``): due at
+once for the next dispatcher, without waiting for the lease.
 On PostgreSQL several dispatchers claim with ``FOR UPDATE SKIP LOCKED`` and never share a row.
 Recording locks each incident before its outbox and school rows, the order every command keeps.
 """
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -127,9 +128,13 @@ def release(ctx: Context, ids: list[int]) -> None:
 
 
 def backoff(attempts: int, ctx: Context) -> timedelta:
-    """Wait before the next try: the first retry delay, doubled per attempt, capped."""
+    """Wait before the next try: ``d``, the first retry delay doubled per attempt and capped, made
+    random ("equal jitter"): drawn uniformly from ``[d/2, d]``. Messages that failed together (a
+    platform-wide notice that met an outage) so come back spread over half the delay instead of all
+    at once, yet none sooner than half of it, and the longest wait stays the cap."""
     s = ctx.settings
-    return timedelta(seconds=min(s.dispatch_retry_seconds * 2 ** (attempts - 1), s.dispatch_retry_max_seconds))
+    delay = min(s.dispatch_retry_seconds * 2 ** (attempts - 1), s.dispatch_retry_max_seconds)
+    return timedelta(seconds=random.uniform(delay / 2, delay))
 
 
 def record(ctx: Context, outcomes: list[Outcome], now: datetime) -> dict[str, int]:
@@ -392,6 +397,7 @@ def held_notices(conn: sa.Connection, keys: crypto.KeyRing, school_id: int, inci
         if r.sealed is not None:
             message = BytesParser(policy=policy.default).parsebytes(crypto.open_bytes(key, r.sealed))
             body = message.get_body(preferencelist=("plain",))
-            texts |= {"subject": str(message["Subject"] or ""), "body": body.get_content() if body else ""}
+            text = body.get_content().replace("\r\n", "\n") if body else ""  # the canonical CRLF as newlines
+            texts |= {"subject": str(message["Subject"] or ""), "body": text}
         held.append(HeldNotice(r.incident_id, r.message_id, texts))
     return held

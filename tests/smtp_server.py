@@ -39,7 +39,8 @@ class Received:
         return message_from_bytes(self.raw, policy=policy.default)
 
     def part(self, subtype: str) -> str:
-        return self.message.get_body(preferencelist=(subtype,)).get_content()
+        """The text of one part as a mail client shows it (its CRLF line breaks as newlines)."""
+        return self.message.get_body(preferencelist=(subtype,)).get_content().replace("\r\n", "\n")
 
 
 @dataclass

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,13 +62,44 @@ def test_a_4xx_answer_is_retried_with_backoff_then_succeeds(ctx, smtp):
     confirmed(mail)
     before = datetime.now(UTC)
     assert drain(mail) == {"sent": 0, "retry": 1, "dead": 0}
+    after = datetime.now(UTC)
     (row,) = outbox.list_messages(mail, status="pending").items
     assert row.attempts == 1 and "451" in row.last_error
-    assert timedelta(seconds=29) < row.next_attempt_at - before < timedelta(seconds=31)
+    assert before + timedelta(seconds=15) <= row.next_attempt_at <= after + timedelta(seconds=30)  # jittered
     assert drain(mail) == {"sent": 0, "retry": 0, "dead": 0}  # not due yet: backoff holds it
     due_now(mail)
     assert drain(mail)["sent"] == 1
     assert len(smtp.received) == 1
+
+
+def test_each_wait_lies_between_half_the_doubled_capped_delay_and_all_of_it(ctx):
+    mail = replace(ctx, settings=ctx.settings.model_copy(
+        update={"dispatch_retry_seconds": 30, "dispatch_retry_max_seconds": 600, "dispatch_max_attempts": 8}))
+    for attempts in range(1, 9):
+        planned = min(30 * 2 ** (attempts - 1), 600)  # 30, 60, … 480, then the cap
+        waits = [outbox.backoff(attempts, mail).total_seconds() for _ in range(500)]
+        assert all(planned / 2 <= wait <= planned for wait in waits), (attempts, min(waits), max(waits))
+        assert len(set(waits)) > 400, attempts  # drawn, not fixed
+
+
+def test_a_thousand_notices_that_failed_at_once_come_back_spread_out(ctx, smtp):
+    """A platform-wide notice that met an outage: its retries do not return to the server in lockstep."""
+    brins = [f"{n % 100:02d}{chr(65 + n // 100)}Z" for n in range(1000)]
+    for brin in brins:
+        schools.add(ctx, brin=brin, name=f"School {brin}", contacts=[f"info@{brin.lower()}.example.nl"])
+    mail = smtp_context(ctx, smtp.port, dispatch_retry_seconds=30)  # the server is down
+    confirmed(mail, brins=tuple(brins))
+    before = datetime.now(UTC)
+    assert drain(mail) == {"sent": 0, "retry": 1000, "dead": 0}
+    after = datetime.now(UTC)
+    with mail.engine.connect() as conn:
+        due = sorted(conn.execute(sa.select(outbox_t.c.next_attempt_at)).scalars())
+    assert len(due) == 1000
+    assert before + timedelta(seconds=15) <= due[0] and due[-1] <= after + timedelta(seconds=30)
+    assert len(set(due)) >= 900  # many distinct moments…
+    assert due[-1] - due[0] >= timedelta(seconds=5)  # …over at least a third of the window [15 s, 30 s]
+    seconds = Counter(moment.replace(microsecond=0) for moment in due)
+    assert max(seconds.values()) <= 200  # no second takes more than a fifth (uniform: about 1/15 each)
 
 
 def test_a_5xx_answer_is_a_dead_letter_on_the_timeline_and_in_outbox_list(ctx, smtp, settings, monkeypatch, capsys):

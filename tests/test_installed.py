@@ -132,9 +132,9 @@ def test_an_installed_wheel_runs_from_an_empty_directory_to_a_notice_accepted_by
 
     (notice,) = smtp.received
     assert notice.recipients == ["directie@regenboog.nl"]
-    assert notice.message["Subject"] == f"Datalek {reference}: melding aan De Regenboog"
+    assert notice.message["Subject"] == f"Datalek {reference} - De Regenboog"
     text = notice.part("plain")
-    for expected in ("Beste De Regenboog,", "Klassenlijst zichtbaar voor alle ouders", "Een rechtencontrole ontbrak",
+    for expected in ("Geachte directie van De Regenboog,", "Klassenlijst zichtbaar voor alle ouders", "Een rechtencontrole ontbrak",
                      "nog in onderzoek", "Autoriteit Persoonsgegevens", f"Kenmerk: {reference}"):
         assert expected in text, expected
     assert "{{" not in text and "{%" not in text

@@ -36,6 +36,11 @@ def by_school(smtp, address):
     return [m for m in smtp.received if address in m.recipients]
 
 
+def first_line(message, subtype: str = "plain") -> str:
+    """What a notice is, as it says on its first line (the subject is the same for all of them)."""
+    return message.part(subtype).splitlines()[0]
+
+
 def test_confirm_sends_the_first_notice_in_dutch_with_all_that_is_known(mail_ctx, smtp):
     ref = confirmed(mail_ctx)
     assert smtp.received == []  # queued in the transaction, not sent from it
@@ -45,7 +50,8 @@ def test_confirm_sends_the_first_notice_in_dutch_with_all_that_is_known(mail_ctx
     assert sorted(dutch.recipients) == ["directie@regenboog.nl", "ib@regenboog.nl"]
     message = dutch.message
     assert message.get_content_type() == "multipart/alternative"
-    assert message["Subject"] == f"Datalek {ref}: melding aan De Regenboog"
+    assert message["Subject"] == f"Datalek {ref} - De Regenboog"
+    assert first_line(dutch) == f"Eerste melding van datalek {ref}"
     assert message["Message-ID"].endswith("@breachflow.localhost>") and ref in message["Message-ID"]
     assert message["Date"] and message["To"] == "directie@regenboog.nl, ib@regenboog.nl"
     text, html = dutch.part("plain"), dutch.part("html")
@@ -57,7 +63,8 @@ def test_confirm_sends_the_first_notice_in_dutch_with_all_that_is_known(mail_ctx
     assert CONFIRM["summary"] in html and "<table" in html and "<img" not in html and "src=" not in html
 
     (english,) = by_school(smtp, "info@anker.nl")
-    assert english.message["Subject"] == f"Data breach {ref}: notice to Het Anker"
+    assert english.message["Subject"] == f"Data breach {ref} - Het Anker"
+    assert first_line(english) == f"First notice of data breach {ref}"
     assert "still under investigation" in english.part("plain")
 
     kinds = [e.kind for e in whole_timeline(mail_ctx, ref)]
@@ -71,7 +78,9 @@ def test_updates_say_what_changed_since_the_last_notice(mail_ctx, smtp):
     service.fire(mail_ctx, reference=ref, trigger="contained", actor="hanna", fields=CONTAIN)
     drain(mail_ctx)
     update = by_school(smtp, "directie@regenboog.nl")[-1]
-    assert update.message["Subject"] == f"Datalek {ref}: update voor De Regenboog"
+    assert update.message["Subject"] == f"Datalek {ref} - De Regenboog"
+    assert first_line(update) == f"Update over datalek {ref}"
+    assert first_line(update, "html") == f"<p><strong>Update over datalek {ref}</strong></p>"
     text = update.part("plain")
     assert f"Genomen maatregelen: {CONTAIN['measures']} (was: nog in onderzoek)" in text
     assert "Stand van zaken: oorzaak wordt opgelost (was: wordt ingedamd)" in text
@@ -90,7 +99,7 @@ def test_a_school_added_to_a_confirmed_incident_gets_its_first_notice_at_once(ma
     drain(mail_ctx)
     (newcomer,) = smtp.received[before:]
     assert newcomer.recipients == ["directie@linde.nl"]
-    assert newcomer.message["Subject"] == f"Datalek {ref}: melding aan De Linde"
+    assert newcomer.message["Subject"] == f"Datalek {ref} - De Linde"
     assert "40 bij De Linde" in newcomer.part("plain")
 
 
@@ -101,7 +110,10 @@ def test_a_school_caused_breach_tells_the_school_to_notify_the_ap_itself(mail_ct
                  fields=REMEDIATE | {"cause_category": "user_error_admin", "cause_description": "Shared password"})
     drain(mail_ctx)
     notice = by_school(smtp, "directie@regenboog.nl")[-1]
-    assert "uw school moet melden bij de AP" in notice.message["Subject"]
+    assert notice.message["Subject"] == f"Datalek {ref} - De Regenboog"
+    for subtype in ("plain", "html"):  # what the school must do, and by when, stays at the top
+        assert "ACTIE VEREIST: uw school moet dit datalek melden bij de Autoriteit Persoonsgegevens, uiterlijk " \
+            in first_line(notice, subtype)
     text = notice.part("plain")
     assert "zelf melden bij de Autoriteit Persoonsgegevens" in text and "Meld uiterlijk " in text
     assert "Vertrouwelijkheid geschonden: ja" in text
@@ -140,7 +152,7 @@ def test_a_later_must_notify_notice_states_the_deadline_from_the_schools_first_n
     due = informed + timedelta(hours=72)
     for address, language in (("directie@regenboog.nl", "nl"), ("info@anker.nl", "en")):
         *_, told, update = by_school(smtp, address)
-        assert shown(due, language) in told.message["Subject"]
+        assert shown(due, language) in first_line(told) and shown(due, language) in first_line(told, "html")
         for message in (told, update):
             for body in (message.part("plain"), message.part("html")):
                 assert shown(due, language) in body and shown(informed, language) in body
@@ -170,9 +182,9 @@ def test_a_school_told_after_its_own_deadline_reads_that_it_passed(mail_ctx, smt
     drain(mail_ctx)
     due = informed + timedelta(hours=72)
     dutch, english = by_school(smtp, "directie@regenboog.nl")[-1], by_school(smtp, "info@anker.nl")[-1]
-    assert dutch.message["Subject"].endswith(f"(de termijn verliep op {shown(due, 'nl')})")
+    assert first_line(dutch).endswith(f"; de termijn verliep op {shown(due, 'nl')}")
     assert "Die termijn is verstreken: meld zo snel mogelijk" in dutch.part("plain")
-    assert english.message["Subject"].endswith(f"(the deadline passed at {shown(due, 'en')})")
+    assert first_line(english, "html").endswith(f"; the deadline passed at {shown(due, 'en')}</strong></p>")
     assert "That deadline has passed: notify the AP as soon as possible" in english.part("html")
 
 
@@ -203,8 +215,68 @@ def test_closing_notice_carries_the_evaluation(mail_ctx, smtp):
     assert closed.state == "closed"
     drain(mail_ctx)
     closing = by_school(smtp, "info@anker.nl")[-1]
-    assert closing.message["Subject"] == f"Data breach {ref} is closed"
+    assert closing.message["Subject"] == f"Data breach {ref} - Het Anker"
+    assert first_line(closing) == f"Data breach {ref} is closed"
     assert EVALUATE["evaluation"] in closing.part("plain")
+
+
+def walked(ctx, brins: tuple[str, ...] = ("12AB", "34CD")) -> str:
+    """An incident about ``brins`` walked from its first notice to its closing one, every notice sent:
+    first notice, update (contained), must-notify (remediated, the school's cause), update (verified), closing."""
+    ref = reported(ctx, brins=brins)
+    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+    for trigger, fields in (("confirm", CONFIRM), ("contained", CONTAIN), ("remediated", REMEDIATE | SCHOOL_CAUSE),
+                            ("verified", VERIFY), ("evaluated", EVALUATE)):
+        service.fire(ctx, reference=ref, trigger=trigger, actor="hanna", fields=fields)
+        assert drain(ctx)["sent"] == len(brins)
+    return ref
+
+
+def test_every_message_to_a_school_about_one_incident_has_the_same_subject(mail_ctx, smtp):
+    """So the school's mail client shows them as one conversation; what each is, is its first line."""
+    ref = walked(mail_ctx)
+    for address, subject, firsts in (
+        ("directie@regenboog.nl", f"Datalek {ref} - De Regenboog",
+         (f"Eerste melding van datalek {ref}", f"Update over datalek {ref}", "ACTIE VEREIST: uw school moet dit",
+          f"Update over datalek {ref}", f"Datalek {ref} is afgesloten")),
+        ("info@anker.nl", f"Data breach {ref} - Het Anker",
+         (f"First notice of data breach {ref}", f"Update on data breach {ref}", "ACTION REQUIRED: your school must",
+          f"Update on data breach {ref}", f"Data breach {ref} is closed")),
+    ):
+        received = by_school(smtp, address)
+        assert [m.message["Subject"] for m in received] == [subject] * 5
+        for message, first in zip(received, firsts, strict=True):
+            assert first_line(message).startswith(first)
+            assert first_line(message, "html").startswith(f"<p><strong>{first}")
+
+
+def test_a_notice_greets_the_schools_contact_person_by_name_or_else_its_management(mail_ctx, smtp):
+    schools.add(mail_ctx, brin="56EF", name="De Vlinder", contacts=["info@vlinder.nl"],
+                master={"contact_person": {"name": "Anna de Vries", "phone": "040 123 45 67"}})
+    schools.add(mail_ctx, brin="78GH", name="The Oak", contacts=["office@oak.nl"], language="en",
+                master={"contact_person": {"name": "Jan Jansen"}})
+    walked(mail_ctx, brins=("12AB", "34CD", "56EF", "78GH"))
+    for address, greeting in (("directie@regenboog.nl", "Geachte directie van De Regenboog,"),
+                              ("info@anker.nl", "Dear management of Het Anker,"),
+                              ("info@vlinder.nl", "Geachte Anna de Vries,"), ("office@oak.nl", "Dear Jan Jansen,")):
+        received = by_school(smtp, address)
+        assert len(received) == 5  # every kind of notice
+        for message in received:
+            assert message.part("plain").splitlines()[2] == greeting
+            assert message.part("html").splitlines()[1] == f"<p>{greeting}</p>"
+
+
+@pytest.mark.parametrize("processor", [None, "Basisonline B.V."])
+def test_every_notice_is_signed_by_the_processor_with_its_contact(mail_ctx, smtp, processor):
+    signing = smtp_context(mail_ctx, smtp.port, processor_name=processor)
+    walked(signing)
+    name, contact = processor or "BasisOnline", signing.settings.processor_contact
+    for address, regards in (("directie@regenboog.nl", "Met vriendelijke groet,"), ("info@anker.nl", "Kind regards,")):
+        received = by_school(smtp, address)
+        assert len(received) == 5
+        for message in received:
+            assert message.part("plain").endswith(f".\n\n{regards}\n{name}\n{contact}\n")
+            assert message.part("html").endswith(f"<p>{regards}<br>{name}<br>{contact}</p>\n")
 
 
 @pytest.fixture

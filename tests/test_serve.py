@@ -124,7 +124,7 @@ def test_serve_delivers_notices_to_the_local_maildir(served):
         time.sleep(0.1)
     (delivered,) = inbox.iterdir()
     message = message_from_bytes(delivered.read_bytes(), policy=policy.default)
-    assert message["Subject"] == f"Datalek {ref}: melding aan De Regenboog"
+    assert message["Subject"] == f"Datalek {ref} - De Regenboog"
     assert stat.S_IMODE(delivered.stat().st_mode) == 0o600  # a notice holds personal data
     assert stat.S_IMODE((directory / "var" / "maildir").stat().st_mode) == 0o700
 

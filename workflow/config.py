@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     maildir: Path | None = Field(default=None, description="default: data_dir/maildir")
     dispatch_batch: int = Field(default=500, ge=1)
     dispatch_max_attempts: int = Field(default=8, ge=1)
-    dispatch_retry_seconds: float = Field(default=30, gt=0, description="first retry; doubles each time")
+    dispatch_retry_seconds: float = Field(
+        default=30, gt=0, description="first retry; doubles each time (each wait drawn from [half, all] of it)")
     dispatch_retry_max_seconds: float = Field(default=3600, gt=0)
     dispatch_poll_seconds: float = Field(default=2, gt=0)
     dispatch_lease_seconds: float = Field(default=300, gt=0, description="a dead dispatcher's claims expire")
