@@ -87,6 +87,8 @@ def test_notices_sent_over_smtp_verify_against_the_published_record(signing, ctx
         signed = re.split(r"\s*:\s*", fields[b"h"].decode())
         assert signed.count("from") == 2 and signed.count("subject") == 2  # over-signed
         assert {"to", "date", "message-id", "mime-version", "content-type"} <= set(signed)
+        header = received.raw.split(b"\r\n\r\n", 1)[0].split(b"\r\nFrom:", 1)[0]
+        assert header.startswith(b"DKIM-Signature: ") and max(map(len, header.split(b"\r\n"))) <= 78
 
 
 @pytest.fixture
@@ -111,6 +113,7 @@ def other_letter(message: bytes, at: int) -> bytes:
 ])
 def test_a_changed_notice_fails_verification(signed_notice, change):
     message, record = signed_notice
+    assert dkim.verify(message, dnsfunc=dns_of(record))
     changed = change(message)
     assert changed != message
     assert not dkim.verify(changed, dnsfunc=dns_of(record))
