@@ -487,13 +487,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
     startup.check_workers(settings, args.workers)
     startup.check_listen(args.host, args.port)
+    in_process_worker = settings.in_process_worker and not args.no_worker
+    if in_process_worker:
+        dkim.signer_for(settings)  # a bad DKIM key is refused before anything is written (the server reads it again)
     with signals.raising_stopped():
         ctx, done = startup.open_installation(settings, create=True)
         for line in done:
             print(line)
-        in_process_worker = settings.in_process_worker and not args.no_worker
         if in_process_worker:
-            dkim.signer_for(settings)  # the server's worker reads the key again: refuse a bad one before
             print(f"mail goes to {destination(settings)}")
         else:
             print("no worker in this process: run 'breachflow worker' to send mail and reminders")
@@ -549,12 +550,12 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         startup.check_listen(args.metrics_host, args.metrics_port, ("--metrics-host", "--metrics-port"))
+    mailer = mailer_for(args.settings)  # reads the DKIM key: a bad one is refused before anything is written
     with signals.raising_stopped():  # a stop while starting up ends at once
         ctx, done = startup.open_installation(args.settings, create=True)
         for line in done:
             print(line)
         ctx = notifications_context(ctx)
-        mailer = mailer_for(ctx.settings)
         if args.metrics_port is not None:
             try:
                 prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_host,

@@ -15,6 +15,7 @@ import pytest
 from conftest import add_school, confirmed
 from notify_support import smtp_context, with_notices
 from pydantic import ValidationError
+from smtp_server import free_port
 
 from breachflow.notifications.dispatcher import Dispatcher
 from breachflow.notifications.mailer import SigningMailer, SmtpMailer, mailer_for
@@ -174,6 +175,13 @@ def test_an_unusable_key_file_is_refused_at_start_naming_it(content, mode, says,
     monkeypatch.setenv("BREACHFLOW_DKIM_KEY_FILE", str(path))
     code, _, err = cli("dkim", "record")
     assert code == 4 and str(path) in err and says in err
+
+
+def test_serve_refuses_an_unusable_key_before_it_starts(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("BREACHFLOW_DKIM_SELECTOR", SELECTOR)
+    monkeypatch.setenv("BREACHFLOW_DKIM_KEY_FILE", str(tmp_path / "missing.pem"))
+    code, out, err = cli("serve", "--port", str(free_port()))
+    assert code == 4 and f"DKIM key file {tmp_path / 'missing.pem'} " in err and out == ""
 
 
 def test_keygen_writes_an_owner_only_key_and_never_overwrites_one(cli, tmp_path, settings):
