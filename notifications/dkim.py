@@ -1,4 +1,4 @@
-"""DKIM signatures (RFC 6376) on outgoing mail, with dkimpy: RSA (rsa-sha256) or Ed25519 (RFC 8463).
+"""DKIM signatures (RFC 6376) on outgoing mail: RSA (rsa-sha256) or Ed25519 (RFC 8463), relaxed/relaxed.
 
 The private key is a PEM file named by ``BREACHFLOW_DKIM_KEY_FILE``, read once when the mailer is
 made (``signer_for``) and refused, naming the file, when it is missing, unreadable, open to group or
