@@ -310,6 +310,27 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_parser("rotate", help="add a new master key and rewrap every data key", parents=[common]).set_defaults(
         handler=c.cmd_keys_rotate)
 
+    dk = sub.add_parser("dkim", help="DKIM signing keys for outgoing mail").add_subparsers(
+        dest="dkim_command", required=True, parser_class=_Parser)
+    keygen = dk.add_parser(
+        "keygen", parents=[common], help="write a new DKIM private key and print its DNS record",
+        description="Write a new DKIM private key (PEM, owner-only 0600; an existing file is never overwritten) "
+                    "and print the DNS TXT record that publishes its public key under the selector, for the "
+                    "signing domain (BREACHFLOW_DKIM_DOMAIN, else the domain of BREACHFLOW_MAIL_FROM). Publish "
+                    "the record, then set BREACHFLOW_DKIM_SELECTOR and BREACHFLOW_DKIM_KEY_FILE. To rotate, make "
+                    "a key under a new selector and switch once its record is published.")
+    keygen.add_argument("--selector", required=True, help="the name the key is published under, e.g. bf2026")
+    keygen.add_argument("--out", type=Path, help="the new key file (default: data_dir/dkim-SELECTOR.pem)")
+    keygen.add_argument("--type", choices=["rsa", "ed25519"], default="rsa",
+                        help="rsa (2048 bits, default: every receiver checks it) or ed25519 (short; not every "
+                             "receiver checks it yet)")
+    keygen.set_defaults(handler=c.cmd_dkim_keygen)
+    dk.add_parser(
+        "record", parents=[common], help="print the DNS TXT record of the configured DKIM key",
+        description="Print the DNS TXT record (<selector>._domainkey.<domain> IN TXT \"v=DKIM1; k=…; p=…\", "
+                    "split into strings of at most 255 characters) that publishes the public half of "
+                    "BREACHFLOW_DKIM_KEY_FILE under BREACHFLOW_DKIM_SELECTOR.").set_defaults(handler=c.cmd_dkim_record)
+
     user = sub.add_parser("user", help="API users").add_subparsers(
         dest="user_command", required=True, parser_class=_Parser)
     user_add = user.add_parser("add", help="create a user", parents=[common])

@@ -7,6 +7,7 @@ import dataclasses
 import getpass
 import json
 import os
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ import prometheus_client
 from breachflow.api import register_export, render, signals, startup, timeline_text, views
 from breachflow.api.arguments import parse_actions, parse_assignments, parse_schools
 from breachflow.api.metrics import delivery_registry
-from breachflow.notifications import outbox
+from breachflow.notifications import dkim, outbox
 from breachflow.notifications.mailer import destination, mailer_for
 from breachflow.notifications.worker import notifications_context, run_worker
 from breachflow.workflow import (
@@ -42,7 +43,7 @@ from breachflow.workflow import (
     sessions,
     subjects,
 )
-from breachflow.workflow.config import Settings
+from breachflow.workflow.config import DKIM_SELECTOR, Settings
 from breachflow.workflow.context import Context, initialise
 from breachflow.workflow.errors import FieldProblem, InvalidInput
 
@@ -486,11 +487,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
     startup.check_workers(settings, args.workers)
     startup.check_listen(args.host, args.port)
+    in_process_worker = settings.in_process_worker and not args.no_worker
+    if in_process_worker:
+        dkim.signer_for(settings)  # a bad DKIM key is refused before anything is written (the server reads it again)
     with signals.raising_stopped():
         ctx, done = startup.open_installation(settings, create=True)
         for line in done:
             print(line)
-        in_process_worker = settings.in_process_worker and not args.no_worker
         if in_process_worker:
             print(f"mail goes to {destination(settings)}")
         else:
@@ -547,12 +550,12 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     if args.metrics_port is not None:
         startup.check_listen(args.metrics_host, args.metrics_port, ("--metrics-host", "--metrics-port"))
+    mailer = mailer_for(args.settings)  # reads the DKIM key: a bad one is refused before anything is written
     with signals.raising_stopped():  # a stop while starting up ends at once
         ctx, done = startup.open_installation(args.settings, create=True)
         for line in done:
             print(line)
         ctx = notifications_context(ctx)
-        mailer = mailer_for(ctx.settings)
         if args.metrics_port is not None:
             try:
                 prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_host,
@@ -568,6 +571,37 @@ def cmd_worker(args: argparse.Namespace) -> int:
     left = (f"{released} claimed message(s) not sent went back to the outbox for the next worker" if released
             else "every send in flight finished")
     print(f"breachflow worker: stopped on {signal_name}; {left}", flush=True)
+    return 0
+
+
+def cmd_dkim_keygen(args: argparse.Namespace) -> int:
+    settings: Settings = args.settings
+    if not re.fullmatch(DKIM_SELECTOR, args.selector) or len(args.selector) > 63:
+        raise InvalidInput("invalid input", [FieldProblem("--selector", "letters, digits, '-', '_' and '.', "
+                                                          "at most 63 characters, e.g. bf2026")])
+    out = args.out or settings.data_dir / f"dkim-{args.selector}.pem"
+    key, pem = dkim.generate(args.type)
+    try:
+        written = files.write_private(out, pem, replace=False)
+    except OSError as exc:
+        raise InvalidInput("invalid input", [FieldProblem("--out", f"cannot write {out}: {exc.strerror}")]) from None
+    if not written:
+        raise InvalidInput("invalid input", [FieldProblem("--out", f"{out} exists and is kept: choose another --out "
+                                                          "(a new key goes with a new selector)")])
+    signer = dkim.Signer(args.selector, dkim.domain_of(settings), key)
+    _print(args, {"key_file": str(out), "selector": args.selector, "domain": signer.domain, "record": signer.record()},
+           f"wrote a new {args.type} DKIM key to {out} (owner-only). Publish this DNS record:\n{signer.record()}\n"
+           f"then set BREACHFLOW_DKIM_SELECTOR={args.selector} and BREACHFLOW_DKIM_KEY_FILE={out}")
+    return 0
+
+
+def cmd_dkim_record(args: argparse.Namespace) -> int:
+    signer = dkim.signer_for(args.settings)
+    if signer is None:
+        raise InvalidInput("invalid input", [FieldProblem(
+            "BREACHFLOW_DKIM_SELECTOR", "DKIM is not configured: set BREACHFLOW_DKIM_SELECTOR and "
+            "BREACHFLOW_DKIM_KEY_FILE (make a key with 'breachflow dkim keygen')")])
+    _print(args, {"selector": signer.selector, "domain": signer.domain, "record": signer.record()}, signer.record())
     return 0
 
 

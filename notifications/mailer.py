@@ -1,4 +1,5 @@
-"""Where messages go: a small protocol, an SMTP implementation (aiosmtplib) and a local maildir.
+"""Where messages go: a small protocol, an SMTP implementation (aiosmtplib) and a local maildir,
+either wrapped by a DKIM signer when one is configured (``notifications.dkim``).
 
 ``send`` returns the recipients the server refused (address → reason) when others were accepted,
 and raises ``DeliveryError`` when nothing was delivered: ``permanent`` for 5xx answers, otherwise
@@ -15,6 +16,7 @@ from typing import Protocol
 
 import aiosmtplib
 
+from breachflow.notifications.dkim import Signer, domain_of, signer_for
 from breachflow.workflow import files
 from breachflow.workflow.config import Settings
 
@@ -130,15 +132,32 @@ class MaildirMailer:
         return None
 
 
+class SigningMailer:
+    """Signs each message as it goes out, then hands it to ``inner``."""
+
+    def __init__(self, inner: Mailer, signer: Signer) -> None:
+        self.inner = inner
+        self.signer = signer
+
+    async def send(self, sender: str, recipients: list[str], message: bytes) -> dict[str, str]:
+        return await self.inner.send(sender, recipients, self.signer.sign(message))
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
 def destination(settings: Settings) -> str:
     """Where mail goes, in words for the operator."""
+    signed = f", DKIM-signed for {domain_of(settings)} (selector {settings.dkim_selector})" \
+        if settings.dkim_selector else ""
     if settings.smtp_host:
-        return f"SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security})"
-    return f"maildir {settings.resolved_maildir} (no SMTP server configured)"
+        return f"SMTP {settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security}){signed}"
+    return f"maildir {settings.resolved_maildir} (no SMTP server configured){signed}"
 
 
 def mailer_for(settings: Settings) -> Mailer:
-    """SMTP when ``BREACHFLOW_SMTP_HOST`` is set, else the local maildir."""
-    if settings.smtp_host:
-        return SmtpMailer(settings)
-    return MaildirMailer(settings.resolved_maildir)
+    """SMTP when ``BREACHFLOW_SMTP_HOST`` is set, else the local maildir; signing with DKIM when
+    configured (the key is read now: ``SecretUnavailable`` if it is unusable)."""
+    mailer: Mailer = SmtpMailer(settings) if settings.smtp_host else MaildirMailer(settings.resolved_maildir)
+    signer = signer_for(settings)
+    return SigningMailer(mailer, signer) if signer else mailer

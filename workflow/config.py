@@ -28,6 +28,7 @@ SECRET_FILES = {
 }
 
 
+DKIM_SELECTOR = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"  # DNS labels, as in <selector>._domainkey.<domain>
 DATA_KEY_CACHE_BYTES = 36 * 2**20  # about 100,000 opened data keys
 
 
@@ -111,6 +112,13 @@ class Settings(BaseSettings):
     smtp_connections: int = Field(default=16, ge=1, le=100, description="reused connections at most")
     smtp_timeout_seconds: float = Field(default=30, gt=0)
     maildir: Path | None = Field(default=None, description="default: data_dir/maildir")
+    dkim_selector: str | None = Field(
+        default=None, pattern=DKIM_SELECTOR, max_length=63, description="DKIM: the selector the public key is published under (with the key file: sign)")
+    dkim_key_file: Path | None = Field(
+        default=None, description="DKIM: the private key, PEM (RSA or Ed25519), owner-only; read at start")
+    dkim_domain: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9.-]+$", max_length=253,
+        description="DKIM: the signing domain (d=); default: the domain of mail_from")
     dispatch_batch: int = Field(default=500, ge=1)
     dispatch_max_attempts: int = Field(default=8, ge=1)
     dispatch_retry_seconds: float = Field(
@@ -189,6 +197,14 @@ class Settings(BaseSettings):
         elif self.worker_stale_seconds <= self.reminder_scan_seconds:
             raise ValueError("BREACHFLOW_WORKER_STALE_SECONDS must be longer than BREACHFLOW_REMINDER_SCAN_SECONDS: "
                              "the worker beats once per scan")
+        return self
+
+    @model_validator(mode="after")
+    def _dkim_selector_with_key(self) -> Settings:
+        if (self.dkim_selector is None) != (self.dkim_key_file is None):
+            given, missing = (("SELECTOR", "KEY_FILE") if self.dkim_key_file is None else ("KEY_FILE", "SELECTOR"))
+            raise ValueError(f"BREACHFLOW_DKIM_{missing} is unset while BREACHFLOW_DKIM_{given} is set: DKIM signing "
+                             "needs both (or neither, for no signing)")
         return self
 
     @model_validator(mode="after")
