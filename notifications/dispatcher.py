@@ -80,7 +80,7 @@ class Dispatcher:
         async with self._in_flight:
             if self._stopping.is_set():
                 return None
-            send = asyncio.create_task(self.mailer.send(self.ctx.settings.mail_from, item.recipients, item.message))
+            send = asyncio.create_task(self.mailer.send(self.ctx.settings.sender[1], item.recipients, item.message))
             self._sending.add(send)
             try:
                 refused = await send

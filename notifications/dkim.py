@@ -16,7 +16,6 @@ import base64
 import hashlib
 import os
 import time
-from email.utils import parseaddr
 from pathlib import Path
 
 import dkim
@@ -93,7 +92,7 @@ class Signer:
 
 def domain_of(settings: Settings) -> str:
     """The signing domain: ``BREACHFLOW_DKIM_DOMAIN``, else the domain of ``BREACHFLOW_MAIL_FROM``."""
-    return settings.dkim_domain or parseaddr(settings.mail_from)[1].rpartition("@")[2]
+    return settings.dkim_domain or settings.sender[1].rpartition("@")[2]
 
 
 def signer_for(settings: Settings) -> Signer | None:

@@ -211,8 +211,9 @@ def queue_row(settings: Settings, sealed_with: tuple[int, bytes], *, incident_id
     ``sealed_with`` (its id and the key): a school's for notices to it, the incident's for staff.
     ``thread``: the Message-ID of the first message of the conversation this one continues."""
     key_id, data_key = sealed_with
-    message_id = new_message_id(reference, settings.mail_from)
-    message = mime(sender=settings.mail_from, sender_name=settings.processor_name or "breachflow",
+    sender_name, sender = settings.sender
+    message_id = new_message_id(reference, sender)
+    message = mime(sender=sender, sender_name=sender_name,
                    recipients=recipients, subject=subject, text=text, html=html, message_id=message_id, date=now,
                    language=language, thread=thread)
     return {

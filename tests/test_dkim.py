@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import email.parser
+import email.policy
 import json
 import re
 import stat
@@ -90,6 +92,17 @@ def test_notices_sent_over_smtp_verify_against_the_published_record(signing, ctx
         assert {"to", "date", "message-id", "mime-version", "content-type"} <= set(signed)
         header = received.raw.split(b"\r\n\r\n", 1)[0].split(b"\r\nFrom:", 1)[0]
         assert header.startswith(b"DKIM-Signature: ") and max(map(len, header.split(b"\r\n"))) <= 78
+    update = smtp.received[-1]
+    assert update.message["In-Reply-To"] is not None, "the update continues the school's thread"
+    signed = re.split(r"\s*:\s*", dkim.util.parse_tag_value(update.message["DKIM-Signature"].encode())[b"h"].decode())
+    assert {"in-reply-to", "references"} <= set(signed)
+    rethreaded = re.sub(rb"(?m)^In-Reply-To:[^\r]*(\r\n [^\r]*)?", b"In-Reply-To: <other@evil.example>", update.raw)
+    assert rethreaded != update.raw and not dkim.verify(rethreaded, dnsfunc=dns_of(record))
+    parsed = email.parser.BytesParser(policy=email.policy.strict).parsebytes(update.raw)
+    (sender,) = parsed["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("Privacy BasisOnline", f"privacy@{DOMAIN}"), \
+        "a sender that names itself in BREACHFLOW_MAIL_FROM keeps its name"
+    assert update.sender == f"privacy@{DOMAIN}"
 
 
 @pytest.fixture

@@ -221,6 +221,13 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.data_dir / 'breachflow.db'}"
 
     @property
+    def sender(self) -> tuple[str, str]:
+        """(display name, address) of every message: ``mail_from`` may name itself
+        (``Privacy BasisOnline <privacy@…>``); else the processor's name, else "breachflow"."""
+        name, address = parseaddr(self.mail_from)
+        return name or self.processor_name or "breachflow", address or self.mail_from
+
+    @property
     def resolved_maildir(self) -> Path:
         """Where mail goes when no SMTP server is configured."""
         return self.maildir or self.data_dir / "maildir"
@@ -277,7 +284,7 @@ def _unsafe_in_production(s: Settings) -> Iterator[str]:
     elif public.scheme != "https":
         yield (f"BREACHFLOW_PUBLIC_URL is {s.public_url}: the links in notices lead schools to their "
                "incidents, so they must use https, e.g. https://breachflow.example.nl")
-    _, at, domain = parseaddr(s.mail_from)[1].rpartition("@")
+    _, at, domain = s.sender[1].rpartition("@")
     if not (at and domain) or _is_local_host(domain):
         yield (f"BREACHFLOW_MAIL_FROM is {s.mail_from}, a sender no mail server accepts or answers to: set it "
                "to the processor's address, e.g. privacy@example.nl")
