@@ -220,6 +220,8 @@ def test_a_soft_bounce_is_recorded_and_nothing_else(mail, smtp, box):
     (event,) = bounced_events(mail, reference)
     assert event.payload["failures"] == [{"address": ADDRESS, "status": "4.4.1", "hard": False}]
     assert "reminded" not in event.payload
+    put(box, dsn(headers, action="delayed", status="4.4.1"))  # the same delay notice read again
+    assert bouncebox.read(mail).unchanged == 1 and len(bounced_events(mail, reference)) == 1
 
 
 def test_a_failed_action_with_a_4xx_status_is_soft():
@@ -379,3 +381,11 @@ def test_outbox_listing_names_no_address(mail, smtp, box):
     bouncebox.read(mail)
     (row,) = outbox.list_messages(mail).items
     assert row.bounced_at is not None and "@" not in row.last_error
+
+
+def test_only_our_bounce_address_carries_a_token():
+    token = "ab" * 16
+    assert bounces.parse(exim_bounce(f"bounces+{token}@processor.nl"), BOUNCE_ADDRESS).token == token
+    assert bounces.parse(exim_bounce(f"bounces+{token}@elsewhere.nl"), BOUNCE_ADDRESS).token is None
+    assert bounces.parse(exim_bounce(f"other+{token}@processor.nl"), BOUNCE_ADDRESS).token is None
+    assert bounces.parse(exim_bounce(f"bounces+{token}@processor.nl"), None).token is None
