@@ -20,6 +20,7 @@ from pysasl.hashing import BuiltinHash
 from reading import whole_timeline
 from smtp_server import SmtpServer, free_port
 
+from breachflow.api import timeline_text
 from breachflow.notifications import bouncebox, bounces, outbox, reminders
 from breachflow.notifications.models import outbox_t
 from breachflow.notifications.worker import read_bounces_forever
@@ -153,6 +154,9 @@ def test_a_dsn_in_the_maildir_makes_a_dead_letter_uninforms_the_school_and_tells
         "dead": True, "uninformed": True, "reminded": 1}
     assert unseen(box) == 0
     assert audit.verify(mail).intact
+    said = timeline_text.entry_text(event)
+    assert "bounced: first notice to 12AB" in said and "12AB no longer counts as informed" in said
+    assert "dead letter" in said and "1 handler(s) and manager(s) told" in said
 
     assert drain(mail)["sent"] == 1  # the warning reaches the handler, in the staff language
     warned = smtp.received[-1]
@@ -389,3 +393,27 @@ def test_only_our_bounce_address_carries_a_token():
     assert bounces.parse(exim_bounce(f"bounces+{token}@elsewhere.nl"), BOUNCE_ADDRESS).token is None
     assert bounces.parse(exim_bounce(f"other+{token}@processor.nl"), BOUNCE_ADDRESS).token is None
     assert bounces.parse(exim_bounce(f"bounces+{token}@processor.nl"), None).token is None
+
+
+@pytest.mark.tampers
+def test_the_audit_finds_a_school_marked_informed_again_past_the_bounce(mail, smtp, box):
+    reference, _, headers = sent_notice(mail, smtp)
+    put(box, dsn(headers))
+    bouncebox.read(mail)
+    with mail.engine.begin() as conn:
+        conn.execute(sa.update(affected_t).values(informed_at=datetime.now(UTC), informed_via="email"))
+    findings = [str(f) for f in audit.verify(mail).findings]
+    assert any(reference in f and "informed_at" in f for f in findings), findings
+
+
+def test_a_bounce_of_a_message_to_staff_tells_nobody_again(mail, smtp, box):
+    reference, _, headers = sent_notice(mail, smtp)
+    put(box, dsn(headers))
+    bouncebox.read(mail)
+    drain(mail)  # the handler's bounce message, accepted
+    staff = smtp.received[-1]
+    put(box, dsn(staff.raw.split(b"\r\n\r\n", 1)[0], "hanna@basisonline.nl", bounce_id="<b2@mx.example.nl>"))
+    (recorded,) = bouncebox.read(mail).recorded
+    assert (recorded.kind, recorded.school, recorded.dead, recorded.uninformed) == ("bounce", None, True, False)
+    assert [r.kind for r in outbox_rows(mail)] == ["initial", "bounce"]  # no message about the message
+    assert "reminded" not in bounced_events(mail, reference)[-1].payload
