@@ -2,10 +2,11 @@
 
 Hard-bounced addresses join the message's ``outbox.bounced`` (sealed like its recipients). Once
 every recipient the server had accepted (not refused at sending) bounced hard, the message is a dead
-letter. A school whose every notice about the incident that was sent has now bounced for every
-address no longer counts as informed by email (``informed_at`` cleared): its 24 h clock is open
-again and reminded of. The bounce goes on the timeline (``notice_bounced``) and, when hard and the
-message was to a school, the handlers and managers get a ``bounce`` message. An address already in
+letter. A school informed by email whose every notice about the incident that was sent has now
+bounced for every address no longer counts as informed (``informed_at`` cleared), nor as told to
+notify the AP itself unless a logged contact told it: its 24 h clock is open again and reminded
+of. The bounce goes on the timeline (``notice_bounced``) and, when hard and the message was to a
+school, the handlers and managers get a ``bounce`` message. An address already in
 ``outbox.bounced``, or a bounce whose Message-ID the timeline holds already, changes nothing, so
 reading a bounce again (a crash before it was marked seen) is harmless.
 """
@@ -96,7 +97,7 @@ def record(ctx: Context, bounce: Bounce, staff: list[str], now: datetime) -> Rec
         soft = [f for f in failures if not f.hard]
         if not hard and not soft:
             return UNCHANGED
-        dead = uninformed = False
+        dead = uninformed = untold = False
         if hard:
             bounced |= set(hard)
             accepted = set(recipients.values()) - history.refused.get(row.message_id, set())
@@ -108,11 +109,11 @@ def record(ctx: Context, bounce: Bounce, staff: list[str], now: datetime) -> Rec
                            "last_error": f"bounced ({status}) for every recipient the server had accepted"}
             conn.execute(sa.update(outbox_t).where(outbox_t.c.id == row.id).values(**values))
             if row.school_id is not None:
-                uninformed = _uninform(ctx, unit, row.school_id, history.refused)
+                uninformed, untold = _uninform(ctx, unit, row.school_id, row.brin, history)
         payload = {"message_id": row.message_id, "kind": row.kind, "school": row.brin, "bounce": bounce.bounce_id,
                    "failures": [{"address": recipients[f.address], "status": f.status, "hard": f.hard}
                                 for f in failures if not f.hard or recipients[f.address] in hard],
-                   "dead": dead, "uninformed": uninformed}
+                   "dead": dead, "uninformed": uninformed, "untold": untold}
         if hard and row.school_id is not None:
             payload["reminded"] = len(staff)
             if staff:
@@ -127,31 +128,37 @@ def record(ctx: Context, bounce: Bounce, staff: list[str], now: datetime) -> Rec
 class _History:
     refused: dict[str, set[str]]  # Message-ID → the addresses the server refused when it was sent
     bounces: set[tuple[str, str]]  # (Message-ID, the bounce's Message-ID) already on the timeline
+    told_by_contact: set[str]  # schools a logged contact told to notify the AP themselves
 
 
 def _history(conn: sa.Connection, unit: Unit) -> _History:
     """What the incident's timeline says of its messages: who refused them, which bounces were read."""
     refused: dict[str, set[str]] = {}
-    bounces = set()
+    bounces, told = set(), set()
+    kinds = [EventKind.notices_sent.value, EventKind.notice_bounced.value, EventKind.contact.value]
     for kind, sealed in conn.execute(sa.select(event_t.c.kind, event_t.c.payload).where(
-            event_t.c.incident_id == unit.loaded.id,
-            event_t.c.kind.in_([EventKind.notices_sent.value, EventKind.notice_bounced.value]))):
+            event_t.c.incident_id == unit.loaded.id, event_t.c.kind.in_(kinds))):
         payload = crypto.open_sealed(unit.data_key, sealed)
         if kind == EventKind.notice_bounced:
             bounces.add((payload["message_id"], payload.get("bounce")))
-            continue
-        for m in payload["messages"]:
-            refused.setdefault(m["message_id"], set()).update(m.get("refused") or {})
-    return _History(refused, bounces)
+        elif kind == EventKind.contact:
+            if payload.get("told_must_notify_ap"):
+                told.add(payload["school"])
+        else:
+            for m in payload["messages"]:
+                refused.setdefault(m["message_id"], set()).update(m.get("refused") or {})
+    return _History(refused, bounces, told)
 
 
-def _uninform(ctx: Context, unit: Unit, school_id: int, refused: dict[str, set[str]]) -> bool:
-    """Take back "informed" when no notice to the school about the incident reached an address."""
+def _uninform(ctx: Context, unit: Unit, school_id: int, brin: str, history: _History) -> tuple[bool, bool]:
+    """Take back "informed" when no notice to the school about the incident reached an address, and
+    "told to notify the AP" unless a logged contact told it; return which were taken back."""
     conn = unit.conn
     where = (affected_t.c.incident_id == unit.loaded.id) & (affected_t.c.school_id == school_id)
-    informed_via = conn.execute(sa.select(affected_t.c.informed_via).where(where)).scalar()
-    if informed_via != ContactChannel.email.value:  # not informed, or by another channel than this mail
-        return False
+    affected = conn.execute(sa.select(affected_t.c.informed_via, affected_t.c.told_to_notify_ap_at).where(where)).one()
+    if affected.informed_via != ContactChannel.email.value:  # not informed, or by another channel than this mail
+        return False, False
+    refused = history.refused
     notices = conn.execute(
         sa.select(outbox_t.c.message_id, outbox_t.c.recipients, outbox_t.c.bounced, data_key_t.c.wrapped)
         .join(data_key_t, data_key_t.c.id == outbox_t.c.data_key_id)
@@ -161,10 +168,14 @@ def _uninform(ctx: Context, unit: Unit, school_id: int, refused: dict[str, set[s
         key = ctx.keys.unwrap(n.wrapped)
         bounced = set(crypto.open_sealed(key, n.bounced)) if n.bounced is not None else set()
         if set(crypto.open_sealed(key, n.recipients)) - refused.get(n.message_id, set()) - bounced:
-            return False
-    conn.execute(sa.update(affected_t).where(where).values(informed_at=None, informed_via=None))
+            return False, False
+    untold = affected.told_to_notify_ap_at is not None and brin not in history.told_by_contact
+    values: dict[str, Any] = {"informed_at": None, "informed_via": None}
+    if untold:  # only a notice that did not arrive told it
+        values["told_to_notify_ap_at"] = None
+    conn.execute(sa.update(affected_t).where(where).values(**values))
     unit.schools_changed()  # the school_notice clock opens again, and its reminders come
-    return True
+    return True, untold
 
 
 def _remind(ctx: Context, unit: Unit, brin: str, staff: list[str], *, status: str | None, count: int,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import add_school, confirmed
+from conftest import CONFIRM, add_school, confirmed, reported
 from notify_support import drain, smtp_context
 from pysasl.hashing import BuiltinHash
 from reading import whole_timeline
@@ -151,7 +151,7 @@ def test_a_dsn_in_the_maildir_makes_a_dead_letter_uninforms_the_school_and_tells
     assert event.payload | {"bounce": None} == {
         "message_id": message_id, "kind": "initial", "school": "12AB", "bounce": None,
         "failures": [{"address": ADDRESS, "status": "5.1.1", "hard": True}],
-        "dead": True, "uninformed": True, "reminded": 1}
+        "dead": True, "uninformed": True, "untold": False, "reminded": 1}
     assert unseen(box) == 0
     assert audit.verify(mail).intact
     said = timeline_text.entry_text(event)
@@ -417,3 +417,25 @@ def test_a_bounce_of_a_message_to_staff_tells_nobody_again(mail, smtp, box):
     assert (recorded.kind, recorded.school, recorded.dead, recorded.uninformed) == ("bounce", None, True, False)
     assert [r.kind for r in outbox_rows(mail)] == ["initial", "bounce"]  # no message about the message
     assert "reminded" not in bounced_events(mail, reference)[-1].payload
+
+
+SCHOOL_CAUSE = {"cause_category": "user_error_admin", "cause_description": "Shared password"}
+
+
+@pytest.mark.parametrize("by_phone", [False, True], ids=["told-by-the-notice", "told-by-phone-too"])
+def test_a_school_told_only_by_a_bounced_notice_to_notify_the_ap_is_no_longer_told(mail, smtp, box, by_phone):
+    reference = reported(mail)
+    service.fire(mail, reference=reference, trigger="begin_triage", actor="hanna")
+    service.fire(mail, reference=reference, trigger="confirm", actor="hanna", fields=CONFIRM | SCHOOL_CAUSE)
+    drain(mail)
+    assert smtp.received[-1].message["Message-ID"] == outbox_rows(mail)[0].message_id
+    assert outbox_rows(mail)[0].kind == "school_responsible"
+    if by_phone:
+        service.log_contact(mail, reference=reference, actor="hanna", brin="12AB", channel="phone",
+                            summary="Told them to notify the AP", told_must_notify_ap=True)
+    put(box, dsn(smtp.received[-1].raw.split(b"\r\n\r\n", 1)[0]))
+    (recorded,) = bouncebox.read(mail).recorded
+    assert recorded.uninformed
+    (school,) = queries.get(mail, reference).schools
+    assert (school.informed_at, school.told_to_notify_ap_at is not None) == (None, by_phone)
+    assert bounced_events(mail, reference)[0].payload["untold"] is not by_phone

@@ -143,6 +143,8 @@ def _replay_event(r: _Replayed, ev: Any, payload: dict[str, Any]) -> None:
     elif kind == EventKind.notice_bounced and payload.get("uninformed") and payload.get("school") in r.schools:
         school = r.schools[payload["school"]]  # no notice reached it: informed again by the next one that does
         school.informed_at, school.informed_via = None, None
+        if payload.get("untold"):
+            school.told_to_notify_ap_at = None
     elif kind == EventKind.acknowledged and payload["school"] in r.schools:
         r.schools[payload["school"]].acknowledged_at = ev.at
     elif kind == EventKind.actions_recorded:
