@@ -62,13 +62,14 @@ class ImapBox:
 
     def __init__(self, settings: Settings) -> None:
         s = settings
+        verified = ssl.create_default_context(cafile=s.bounce_imap_ca_file)
         if s.bounce_imap_security == "tls":
             self.imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(s.bounce_imap_host, s.bounce_imap_port,
-                                                         ssl_context=ssl.create_default_context(), timeout=30)
+                                                         ssl_context=verified, timeout=30)
         else:
             self.imap = imaplib.IMAP4(s.bounce_imap_host, s.bounce_imap_port, timeout=30)
             if s.bounce_imap_security == "starttls":
-                self.imap.starttls(ssl.create_default_context())
+                self.imap.starttls(verified)
         password = s.bounce_imap_password.get_secret_value() if s.bounce_imap_password else ""
         self.imap.login(s.bounce_imap_username or "", password)
         self.imap.select(s.bounce_imap_mailbox)

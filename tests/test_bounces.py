@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
+import ssl
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from conftest import CONFIRM, add_school, confirmed, reported
 from notify_support import drain, smtp_context
 from pysasl.hashing import BuiltinHash
 from reading import whole_timeline
-from smtp_server import SmtpServer, free_port
+from smtp_server import SmtpServer, free_port, self_signed
 
 from breachflow.api import timeline_text
 from breachflow.notifications import bouncebox, bounces, outbox, reminders
@@ -335,15 +336,23 @@ def pymap_users(base: Path, password: str) -> None:
     (base / "pymap-etc-shadow").write_text(f"bounces:{BuiltinHash(rounds=1000).hash(password)}\n")
 
 
-@pytest.fixture
-def imap(tmp_path):
-    """A real IMAP server (pymap, maildir backend) on a free loopback port: (port, the user's maildir)."""
+@pytest.fixture(params=["none", "starttls"])
+def imap(tmp_path, request):
+    """A real IMAP server (pymap, maildir backend) on a free loopback port, plain or with STARTTLS:
+    (the settings that reach it, the user's maildir)."""
     base = tmp_path / "imap"
     base.mkdir()
     pymap_users(base, "geheim")
     port = free_port()
+    reach = {"bounce_imap_host": "127.0.0.1", "bounce_imap_port": port, "bounce_imap_security": request.param,
+             "bounce_imap_username": "bounces", "bounce_imap_password": "geheim"}
+    tls = []
+    if request.param == "starttls":
+        cert, key = self_signed(tmp_path)
+        tls = ["--cert", str(cert), "--key", str(key)]
+        reach["bounce_imap_ca_file"] = cert
     server = subprocess.Popen([str(Path(sys.executable).parent / "pymap"), "--host", "127.0.0.1", "--port", str(port),
-                               "maildir", str(base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               *tls, "maildir", str(base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -351,21 +360,22 @@ def imap(tmp_path):
             break
         except OSError:
             time.sleep(0.05)
-    yield port, base / "bounces"
+    yield reach, base / "bounces"
     server.terminate()
     server.wait(timeout=30)
 
 
 def test_a_dsn_read_over_imap_is_recorded_and_marked_seen(ctx, smtp, imap):
-    port, folder = imap
+    reach, folder = imap
     add_school(ctx)
     accounts.add_user(ctx, username="hanna", role="handler", email="hanna@basisonline.nl")
-    mail = smtp_context(ctx, smtp.port, bounce_address=BOUNCE_ADDRESS, bounce_imap_host="127.0.0.1",
-                        bounce_imap_port=port, bounce_imap_security="none", bounce_imap_username="bounces",
-                        bounce_imap_password="geheim")
+    mail = smtp_context(ctx, smtp.port, bounce_address=BOUNCE_ADDRESS, **reach)
     reference, _, headers = sent_notice(mail, smtp)
     put(folder, b"From: someone@example.nl\r\nSubject: hello\r\n\r\nnot a bounce\r\n", dsn(headers))
-    done = bouncebox.read(mail)
+    opened = bouncebox.open_box(mail.settings)
+    assert isinstance(opened.imap.sock, ssl.SSLSocket) is (reach["bounce_imap_security"] == "starttls")
+    done = bouncebox.read(mail, opened)
+    opened.close()
     assert (len(done.recorded), done.ignored) == (1, 1)
     assert outbox_rows(mail)[0].status == "dead" and school_row(mail, reference) == (None, None)
     again = bouncebox.read(mail)  # the bounce is \Seen now; the other mail is left unseen

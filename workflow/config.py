@@ -118,6 +118,7 @@ class Settings(BaseSettings):
     bounce_imap_host: str | None = Field(default=None, description="an IMAP server the worker reads bounces from")
     bounce_imap_port: int = Field(default=993, gt=0, lt=65536)
     bounce_imap_security: Literal["none", "starttls", "tls"] = "tls"
+    bounce_imap_ca_file: Path | None = Field(default=None, description="CA bundle to verify it (default: system)")
     bounce_imap_username: str | None = None
     bounce_imap_password: SecretStr | None = None
     bounce_imap_mailbox: str = "INBOX"
