@@ -98,15 +98,15 @@ def record(ctx: Context, bounce: Bounce, staff: list[str], now: datetime) -> Rec
         if not hard and not soft:
             return UNCHANGED
         dead = uninformed = untold = False
+        status = next((f.status for f in failures if f.hard and f.status), None)
         if hard:
             bounced |= set(hard)
             accepted = set(recipients.values()) - history.refused.get(row.message_id, set())
             dead = row.status == OutboxStatus.sent and accepted <= bounced
             values: dict[str, Any] = {"bounced": crypto.seal(key, sorted(bounced)), "bounced_at": now}
             if dead:
-                status = next((f.status for f in failures if f.hard and f.status), "5.0.0")
                 values |= {"status": OutboxStatus.dead.value,
-                           "last_error": f"bounced ({status}) for every recipient the server had accepted"}
+                           "last_error": f"bounced ({status or '5.0.0'}) for every recipient the server had accepted"}
             conn.execute(sa.update(outbox_t).where(outbox_t.c.id == row.id).values(**values))
             if row.school_id is not None:
                 uninformed, untold = _uninform(ctx, unit, row.school_id, row.brin, history)
@@ -117,8 +117,7 @@ def record(ctx: Context, bounce: Bounce, staff: list[str], now: datetime) -> Rec
         if hard and row.school_id is not None:
             payload["reminded"] = len(staff)
             if staff:
-                _remind(ctx, unit, row.brin, staff, status=payload["failures"][0]["status"], count=len(hard),
-                        dead=dead, uninformed=uninformed)
+                _remind(ctx, unit, row.brin, staff, status=status, count=len(hard), dead=dead, uninformed=uninformed)
         unit.record(EventKind.notice_bounced, payload)
         unit.finish()
     return Recorded(unit.loaded.reference, row.brin, row.kind, row.message_id, len(hard), len(soft), dead, uninformed)
