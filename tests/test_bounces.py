@@ -449,3 +449,25 @@ def test_a_school_told_only_by_a_bounced_notice_to_notify_the_ap_is_no_longer_to
     (school,) = queries.get(mail, reference).schools
     assert (school.informed_at, school.told_to_notify_ap_at is not None) == (None, by_phone)
     assert bounced_events(mail, reference)[0].payload["untold"] is not by_phone
+
+
+def test_a_report_of_delivery_is_no_bounce(mail, smtp, box):
+    reference, _, headers = sent_notice(mail, smtp)
+    put(box, dsn(headers, action="delivered", status="2.0.0"))
+    done = bouncebox.read(mail)
+    assert (done.recorded, done.ignored, unseen(box)) == ([], 1, 1)
+    assert bounced_events(mail, reference) == []
+
+
+def test_a_report_with_a_failed_and_a_delayed_recipient_counts_each_as_it_is(ctx, smtp, box):
+    schools.add(ctx, brin="12AB", name="De Regenboog", contacts=[ADDRESS, "info@12ab.example.nl"])
+    mail = smtp_context(ctx, smtp.port, bounce_address=BOUNCE_ADDRESS, bounce_maildir=box)
+    reference, _, headers = sent_notice(mail, smtp)
+    both = dsn(headers).replace(b"--B\r\nContent-Type: text/rfc822-headers", (
+        "Final-Recipient: rfc822; info@12ab.example.nl\r\nAction: delayed\r\nStatus: 4.2.2\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers").encode(), 1)
+    put(box, both)
+    (recorded,) = bouncebox.read(mail).recorded
+    assert (recorded.hard, recorded.soft, recorded.dead, recorded.uninformed) == (1, 1, False, False)
+    assert [(f["address"], f["hard"]) for f in bounced_events(mail, reference)[0].payload["failures"]] == [
+        (ADDRESS, True), ("info@12ab.example.nl", False)]
