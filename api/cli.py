@@ -386,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--all", action="store_true", help="every dead letter")
     retry.set_defaults(handler=c.cmd_outbox_retry)
 
+    bounce = sub.add_parser("bounces", help="bounced mail").add_subparsers(
+        dest="bounces_command", required=True, parser_class=_Parser)
+    bounce.add_parser("read", help="read the bounce mailbox once and print what was matched (the worker does it "
+                      "every BREACHFLOW_BOUNCE_POLL_SECONDS)", parents=[common]).set_defaults(handler=c.cmd_bounces_read)
+
     dia = sub.add_parser("diagram", help="write the lifecycle diagram into diagrams/")
     dia.add_argument("--check", action="store_true", help="exit 1 if the committed diagram is stale")
     dia.add_argument("--dir", default="diagrams", help="directory (default: diagrams)")

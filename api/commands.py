@@ -18,7 +18,7 @@ import prometheus_client
 from breachflow.api import register_export, render, signals, startup, timeline_text, views
 from breachflow.api.arguments import parse_actions, parse_assignments, parse_schools
 from breachflow.api.metrics import delivery_registry
-from breachflow.notifications import dkim, outbox
+from breachflow.notifications import bouncebox, dkim, outbox
 from breachflow.notifications.mailer import destination, mailer_for
 from breachflow.notifications.worker import notifications_context, run_worker
 from breachflow.workflow import (
@@ -535,7 +535,8 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
                                 limit=args.limit, cursor=args.cursor)
     _print_page(args, page, [r.__dict__ for r in page.items], [
         f"{r.id:>6} {r.reference} {r.school or '-':<7} {r.kind:<18} {r.status:<8} tries {r.attempts}"
-        f"  {r.last_error or ''}" for r in page.items], f"no {args.status} messages")
+        f"  {r.last_error or ''}" + (f"  bounced {r.bounced_at:%Y-%m-%d %H:%M} UTC" if r.bounced_at else "")
+        for r in page.items], f"no {args.status} messages")
     return 0
 
 
@@ -544,6 +545,20 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
         raise InvalidInput("invalid input", [FieldProblem("id", "give message ids, or --all for every dead letter")])
     count = outbox.requeue(_ctx(args), ids=args.id or None, actor=args.actor, now=datetime.now(UTC))
     _print(args, {"requeued": count}, f"requeued {count} message(s); the worker sends them")
+    return 0
+
+
+def cmd_bounces_read(args: argparse.Namespace) -> int:
+    if not bouncebox.configured(args.settings):
+        raise InvalidInput("invalid input", [FieldProblem(
+            "BREACHFLOW_BOUNCE_MAILDIR", "no bounce mailbox configured: set it or BREACHFLOW_BOUNCE_IMAP_HOST")])
+    done = bouncebox.read(_ctx(args))
+    lines = [f"{r.reference} {r.school or '-':<7} {r.kind:<18} {r.message_id}: {r.hard} hard, {r.soft} soft"
+             + (", dead letter" if r.dead else "") + (", school no longer informed" if r.uninformed else "")
+             for r in done.recorded]
+    lines.append(f"{len(done.recorded)} bounce(s) recorded, {done.unchanged} read before, {done.ignored} left alone "
+                 f"(no bounce of ours), {done.failed} failed")
+    _print(args, dataclasses.asdict(done), "\n".join(lines))
     return 0
 
 

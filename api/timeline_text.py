@@ -20,7 +20,8 @@ INDENT = " " * 6
 MESSAGES = {"initial": ("eerste melding", "first notice"), "update": ("update", "update"),
             "school_responsible": ("melding dat de school zelf de AP moet informeren",
                                    "notice that the school must notify the AP itself"),
-            "closing": ("afsluitende melding", "closing notice"), "reminder": ("herinnering", "reminder")}
+            "closing": ("afsluitende melding", "closing notice"), "reminder": ("herinnering", "reminder"),
+            "bounce": ("waarschuwing: melding teruggekomen", "warning: notice bounced")}
 Said = tuple[str, list[str]]
 
 
@@ -175,6 +176,20 @@ def _failed(m: dict[str, Any], w: Words) -> str:
     return f"{_attempt(m, w)}: {m.get('error')}; " + w(f"volgende poging {again}", f"next try {again}")
 
 
+def _bounced(_e: Entry, p: dict[str, Any], w: Words) -> Said:
+    lines = [w(f"{f.get('address')}: {'blijvend' if f.get('hard') else 'tijdelijk'} ({f.get('status') or '?'})",
+               f"{f.get('address')}: {'permanent' if f.get('hard') else 'temporary'} ({f.get('status') or '?'})")
+             for f in p.get("failures") or []]
+    if p.get("dead"):
+        lines.append(w("niet bezorgd: geen adres heeft de melding ontvangen", "dead letter: no address received it"))
+    if p.get("uninformed"):
+        lines.append(w(f"{p.get('school')} geldt niet meer als geïnformeerd", f"{p.get('school')} no longer counts as informed"))
+    if p.get("reminded") is not None:
+        lines.append(w(f"{p['reminded']} behandelaar(s) en manager(s) gewaarschuwd",
+                       f"{p['reminded']} handler(s) and manager(s) told"))
+    return w(f"teruggekomen: {message_words(p, w)}", f"bounced: {message_words(p, w)}"), lines
+
+
 def _requeued(_e: Entry, p: dict[str, Any], w: Words) -> Said:
     n = len(p.get("messages") or [])
     return w(f"{n} niet bezorgde melding(en) opnieuw in de wachtrij", f"{n} dead letter(s) queued again"), []
@@ -250,6 +265,7 @@ SAYS: dict[str, Callable[[Entry, dict[str, Any], Words], Said]] = {
     EventKind.notices_dead: _messages("meldingen opgegeven (niet bezorgd)", "notices given up (dead letters)",
                                       lambda m, w: f"{_attempt(m, w)}: {m.get('error')}"),
     EventKind.notices_requeued: _requeued,
+    EventKind.notice_bounced: _bounced,
     EventKind.reminder_queued: _reminder,
     EventKind.reminder_unsent: _reminder,
     EventKind.subject_exported: _subject_exported,

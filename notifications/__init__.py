@@ -6,6 +6,8 @@
 - ``mailer``: where messages go: an SMTP server (aiosmtplib) or a local maildir.
 - ``dispatcher``: sends what is due, with retries, backoff and dead letters.
 - ``reminders``: the deadline scanner.
-- ``worker``: dispatcher, scanner, checkpoints and the daily retention run together; ``heartbeat``: its row in the database.
+- ``bounces``, ``bounced``, ``bouncebox``: bounces read (DSN, non-standard, VERP), recorded against their
+  message (dead letters, schools no longer informed), from a maildir or IMAP mailbox.
+- ``worker``: dispatcher, scanner, bounce reader, checkpoints and the daily retention run together; ``heartbeat``: its row in the database.
 - ``health``: readiness (database, a worker's heartbeat, an outbox that moves).
 """

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import anyio
 from prometheus_client import Counter
 
-from breachflow.notifications import outbox
+from breachflow.notifications import bounces, outbox
 from breachflow.notifications.mailer import DeliveryError, Mailer
 from breachflow.workflow.context import Context
 
@@ -80,7 +80,7 @@ class Dispatcher:
         async with self._in_flight:
             if self._stopping.is_set():
                 return None
-            send = asyncio.create_task(self.mailer.send(self.ctx.settings.sender[1], item.recipients, item.message))
+            send = asyncio.create_task(self.mailer.send(self._sender(item), item.recipients, item.message))
             self._sending.add(send)
             try:
                 refused = await send
@@ -94,6 +94,11 @@ class Dispatcher:
                 self._sending.discard(send)
             await self.acceptances.accepted(item.id)
         return outbox.Outcome(item, refused=refused)
+
+    def _sender(self, item: outbox.Claimed) -> str:
+        """The envelope sender: with a bounce address, one naming the message (VERP), so its bounce is matched."""
+        bounce_address = self.ctx.settings.bounce_address
+        return bounces.return_path(bounce_address, item.message_id) if bounce_address else self.ctx.settings.sender[1]
 
     async def _send_in_order(self, items: list[outbox.Claimed]) -> list[outbox.Outcome | None]:
         return [await self._send(item) for item in items]

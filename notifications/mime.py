@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import re
+import secrets
 import uuid
 from datetime import datetime
 from email.utils import format_datetime
@@ -39,9 +40,12 @@ def one_line(text: str) -> str:
 
 
 def new_message_id(reference: str, sender: str) -> str:
-    """A Message-ID that stays the same across every retry of this message."""
+    """A Message-ID that stays the same across every retry of this message: 80 random bits in hex
+    (the VERP token of ``notifications.bounces``), the incident's reference and the sender's domain,
+    short enough that ``Message-ID``, ``In-Reply-To`` and ``References`` fit on one line for a domain
+    of up to 29 characters (a longer one folds, which some parsers read with a leading space)."""
     domain = sender.rpartition("@")[2] or "breachflow.localhost"
-    return f"<{uuid.uuid4().hex}.{reference}@{domain}>"
+    return f"<{secrets.token_hex(10)}.{reference}@{domain}>"
 
 
 def _encoded_words(text: str) -> list[str]:

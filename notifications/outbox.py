@@ -236,6 +236,7 @@ class Row:
     next_attempt_at: datetime
     last_error: str | None
     message_id: str
+    bounced_at: datetime | None  # a bounce was read for it (the addresses are on the timeline)
 
 
 def list_messages(ctx: Context, *, status: str | None = OutboxStatus.dead, reference: str | None = None,
@@ -258,7 +259,7 @@ def list_messages(ctx: Context, *, status: str | None = OutboxStatus.dead, refer
     with read_transaction(ctx.engine) as conn:
         rows, next_cursor = pages.cut(conn.execute(query).all(), limit, lambda r: (r.id,))
     return pages.Page([Row(r.id, r.reference, r.brin, r.kind, r.status, r.attempts, r.next_attempt_at,
-                           r.last_error, r.message_id) for r in rows], next_cursor)
+                           r.last_error, r.message_id, r.bounced_at) for r in rows], next_cursor)
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,8 @@ def due_labels(deadline: Deadline, now: datetime, offsets: list[float]) -> list[
     return labels
 
 
-def _staff_addresses(ctx: Context) -> list[str]:
+def staff_addresses(ctx: Context) -> list[str]:
+    """The addresses of the handlers and managers, to whom reminders go."""
     with read_transaction(ctx.engine) as conn:
         return sorted(conn.execute(
             sa.select(user_t.c.email).where(user_t.c.role.in_([Role.handler.value, Role.manager.value]),
@@ -145,7 +146,7 @@ def scan(ctx: Context, now: datetime) -> int:
             moved.append({"b_id": row.id, "b_due": row.due_at, "b_next": next_look(row.due_at, done | set(labels),
                                                                                      offsets)})
             continue
-        staff = _staff_addresses(ctx) if staff is None else staff
+        staff = staff_addresses(ctx) if staff is None else staff
         try:
             if _queue(ctx, row, labels, staff, now):
                 queued += 1

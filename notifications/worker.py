@@ -1,5 +1,6 @@
 """The worker: the dispatcher, the deadline scanner (which beats the worker's heartbeat), the
-daily audit checkpoint and the daily retention run, in ``breachflow worker`` or inside ``serve``."""
+daily audit checkpoint, the daily retention run and, when a bounce mailbox is configured, the
+bounce reader, in ``breachflow worker`` or inside ``serve``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 
-from breachflow.notifications import heartbeat, reminders
+from breachflow.notifications import bouncebox, heartbeat, reminders
 from breachflow.notifications.dispatcher import Dispatcher
 from breachflow.notifications.mailer import Mailer
 from breachflow.notifications.notices import NoticeWriter
@@ -78,6 +79,21 @@ async def retain_forever(ctx: Context, stop: asyncio.Event) -> None:
             pass
 
 
+async def read_bounces_forever(ctx: Context, stop: asyncio.Event, wake: asyncio.Event) -> None:
+    """Read the bounce mailbox every ``bounce_poll_seconds``; a failed pass is retried at the next."""
+    while not stop.is_set():
+        try:
+            done = await anyio.to_thread.run_sync(bouncebox.read, ctx)
+            if done.recorded:
+                wake.set()  # a bounce message to the handlers is queued
+        except Exception:  # the mailbox or the database is away: the next pass tries again
+            log.exception("reading the bounce mailbox failed; trying again")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=ctx.settings.bounce_poll_seconds)
+        except TimeoutError:
+            pass
+
+
 async def run_worker(ctx: Context, mailer: Mailer, stop: asyncio.Event | None = None,
                      wake: asyncio.Event | None = None) -> int:
     """Dispatch and scan until ``stop`` is set, then finish or give back what is in flight (see
@@ -88,8 +104,11 @@ async def run_worker(ctx: Context, mailer: Mailer, stop: asyncio.Event | None = 
     worker = heartbeat.Worker.here(datetime.now(UTC))
     dispatcher = Dispatcher(ctx, mailer)
     try:
-        await asyncio.gather(dispatcher.run(stop, wake), scan_forever(ctx, stop, wake, worker),
-                             checkpoint_forever(ctx, stop), retain_forever(ctx, stop))
+        tasks = [dispatcher.run(stop, wake), scan_forever(ctx, stop, wake, worker), checkpoint_forever(ctx, stop),
+                 retain_forever(ctx, stop)]
+        if bouncebox.configured(ctx.settings):
+            tasks.append(read_bounces_forever(ctx, stop, wake))
+        await asyncio.gather(*tasks)
     finally:
         try:
             await anyio.to_thread.run_sync(heartbeat.forget, ctx, worker)

@@ -1,6 +1,6 @@
 """A register filled through the service layer, and every row of a database as JSON and back.
 
-``fill`` walks real incidents through the lifecycle, with notices sent, pending and acknowledged,
+``fill`` walks real incidents through the lifecycle, with notices sent, pending, acknowledged and bounced,
 reminders, follow-up actions (one done, one open after the closing), an AP notification, a dismissal and a
 reopening, users, tokens and an idempotent report, a school's master data and the AP dossier's fields, and a
 school whose data retention destroyed.
@@ -39,13 +39,15 @@ from conftest import (
 )
 from sqlalchemy import Connection, Engine
 
-from breachflow.notifications import heartbeat, reminders
+from breachflow.notifications import bounced, bounces, heartbeat, reminders
 from breachflow.notifications.dispatcher import Dispatcher
 from breachflow.notifications.mailer import mailer_for
+from breachflow.notifications.models import outbox_t
 from breachflow.notifications.worker import notifications_context
 from breachflow.workflow import accounts, actions, db, files, keystore, retention, schema, schools, service, sessions
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
+from breachflow.workflow.models import incident_t, school_t
 from breachflow.workflow.service import Idempotency
 
 SNAPSHOTS = Path(__file__).parent / "migration_data"
@@ -69,6 +71,7 @@ def fill(ctx: Context) -> list[str]:
     fire("begin_triage")
     fire("confirm", **CONFIRM)
     _dispatch(ctx)  # the first notices, sent: the schools count as informed
+    _bounce(ctx, closed, "34CD")  # ... until the one to 34CD bounces (it is informed by phone below)
     service.acknowledge(ctx, reference=closed, actor="regenboog", brin="12AB", comment="Received")
     service.record_people_informed(ctx, reference=closed, actor="regenboog", brin="12AB", informed=True,
                                    at=datetime.now(UTC), via="letter", count=3, note="A letter to the parents")
@@ -102,6 +105,18 @@ def fill(ctx: Context) -> list[str]:
     now = datetime.now(UTC)
     heartbeat.beat(ctx, heartbeat.Worker("worker-host:4242", now), now)  # a worker that was running
     return [closed, open_, again.reference, gone]
+
+
+def _bounce(ctx: Context, reference: str, brin: str) -> None:
+    """A hard bounce of the first notice to ``brin``: a dead letter with ``outbox.bounced`` set, the
+    school no longer informed, the handlers' bounce message queued."""
+    with ctx.engine.connect() as conn:
+        message_id = conn.execute(sa.select(outbox_t.c.message_id).join(school_t, school_t.c.id == outbox_t.c.school_id)
+                                  .join(incident_t, incident_t.c.id == outbox_t.c.incident_id)
+                                  .where(school_t.c.brin == brin, incident_t.c.reference == reference)).scalar_one()
+    failure = bounces.Failure(f"directie@{brin.lower()}.example.nl", "5.1.1", hard=True)
+    bounced.record(ctx, bounces.Bounce((message_id,), None, (failure,), "<bounce-1@mx.example.nl>"),
+                   reminders.staff_addresses(ctx), datetime.now(UTC))
 
 
 def _retained(ctx: Context) -> str:

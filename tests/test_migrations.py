@@ -158,7 +158,8 @@ def test_the_fill_behind_the_snapshots_walks_the_register_through_the_service_la
     rows = dump(ctx.engine)
     assert len(references) == len(rows["incident"]) == 4
     assert {row["state"] for row in rows["incident"]} == {"closed", "containment", "triage"}
-    assert {row["status"] for row in rows["outbox"]} == {"sent", "pending"}
+    assert {row["status"] for row in rows["outbox"]} == {"sent", "pending", "dead"}  # dead: a bounced notice
+    assert [row["kind"] for row in rows["outbox"] if row["bounced"]] == ["initial"]
     assert all(rows[table] for table in rows), [table for table in rows if not rows[table]]
 
 

@@ -4,7 +4,7 @@
 - its chain: events numbered 1..n, each pointing at the previous hash, each HMAC (under the audit
   key) matching its content, and the incident row's head matching the last event;
 - its replay: what the events imply (state, discovery time, cause, the affected schools and when
-  each was informed, told to notify the AP and acknowledged, the AP notifications, the follow-up
+  each was informed (a bounce of every notice takes it back), told to notify the AP and acknowledged, the AP notifications, the follow-up
   actions) against the rows as stored, naming every difference;
 - the register: no reference number missing (a deleted incident leaves a gap);
 - its stored deadlines (``workflow.clocks``): what its facts give, none planted, none missing;
@@ -140,6 +140,11 @@ def _replay_event(r: _Replayed, ev: Any, payload: dict[str, Any]) -> None:
                     school.informed_at, school.informed_via = ev.at, "email"
                 if message["kind"] == _SCHOOL_RESPONSIBLE:
                     school.told_to_notify_ap_at = school.told_to_notify_ap_at or ev.at
+    elif kind == EventKind.notice_bounced and payload.get("uninformed") and payload.get("school") in r.schools:
+        school = r.schools[payload["school"]]  # no notice reached it: informed again by the next one that does
+        school.informed_at, school.informed_via = None, None
+        if payload.get("untold"):
+            school.told_to_notify_ap_at = None
     elif kind == EventKind.acknowledged and payload["school"] in r.schools:
         r.schools[payload["school"]].acknowledged_at = ev.at
     elif kind == EventKind.actions_recorded:

@@ -119,6 +119,18 @@ class Settings(BaseSettings):
     dkim_domain: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9.-]+$", max_length=253,
         description="DKIM: the signing domain (d=); default: the domain of mail_from")
+    bounce_address: str | None = Field(
+        default=None, description="return path for bounces; set, each message's envelope sender is "
+        "local+<token>@domain (VERP), so a bounce names its message")
+    bounce_maildir: Path | None = Field(default=None, description="a local maildir the worker reads bounces from")
+    bounce_imap_host: str | None = Field(default=None, description="an IMAP server the worker reads bounces from")
+    bounce_imap_port: int = Field(default=993, gt=0, lt=65536)
+    bounce_imap_security: Literal["none", "starttls", "tls"] = "tls"
+    bounce_imap_ca_file: Path | None = Field(default=None, description="CA bundle to verify it (default: system)")
+    bounce_imap_username: str | None = None
+    bounce_imap_password: SecretStr | None = None
+    bounce_imap_mailbox: str = "INBOX"
+    bounce_poll_seconds: float = Field(default=300, gt=0, description="how often the worker reads bounces")
     dispatch_batch: int = Field(default=500, ge=1)
     dispatch_max_attempts: int = Field(default=8, ge=1)
     dispatch_retry_seconds: float = Field(
@@ -277,6 +289,8 @@ def _unsafe_in_production(s: Settings) -> Iterator[str]:
                "school reads: set BREACHFLOW_SMTP_HOST to your mail server (with BREACHFLOW_SMTP_SECURITY)")
     elif s.smtp_security == "none":
         yield "BREACHFLOW_SMTP_SECURITY must be starttls or tls in production: notices carry personal data"
+    if s.bounce_imap_host and s.bounce_imap_security == "none":
+        yield "BREACHFLOW_BOUNCE_IMAP_SECURITY must be starttls or tls in production: bounces carry the notices"
     public = urlsplit(s.public_url)
     if public.hostname is None or _is_local_host(public.hostname):
         yield (f"BREACHFLOW_PUBLIC_URL is {s.public_url}, which schools cannot open: set it to the address they "
