@@ -423,7 +423,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signal.SIGPIPE
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were no UTF-8, kept as lone surrogates
+        return False
+    return True
+
+
 def _run(argv: list[str]) -> int:
+    bad = next((n for n, arg in enumerate(argv, start=1) if not _utf8(arg)), None)
+    if bad is not None:
+        return _fail("breachflow", InvalidInput(f"argument {bad} is not UTF-8 text"), as_json="--json" in argv)
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:  # JSON if asked for, though the parser never got to read --json

@@ -80,12 +80,17 @@ class Dispatcher:
         async with self._in_flight:
             if self._stopping.is_set():
                 return None
+            if not item.recipients:  # every address it had was unusable (see ``notices``)
+                return outbox.Outcome(item, error="no usable recipient address", permanent=True)
             send = asyncio.create_task(self.mailer.send(self._sender(item), item.recipients, item.message))
             self._sending.add(send)
             try:
                 refused = await send
             except DeliveryError as exc:
                 return outbox.Outcome(item, error=str(exc), permanent=exc.permanent, refused=exc.refused)
+            except Exception as exc:  # a mailer's fault (a full disk, a bad row): this message's failure, not the batch's
+                log.exception("sending outbox message %d failed", item.id)
+                return outbox.Outcome(item, error=f"{type(exc).__name__}: {exc}")
             except asyncio.CancelledError:
                 if asyncio.current_task().cancelling():  # this task is cancelled, not just its send
                     raise

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -40,6 +41,7 @@ SIGNED = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b
           b"in-reply-to", b"references")
 OVERSIGNED = (b"from", b"subject")
 MIN_RSA_BITS = 1024  # RFC 8301; 2048 is what keygen makes
+MAX_KEY_FILE = 16_384  # bytes: a PEM RSA key of 4096 bits is about 3,300
 TXT_STRING = 255  # one character-string of a TXT record holds at most this many bytes
 
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -106,12 +108,16 @@ def read_key(path: Path) -> PrivateKey:
     """The private key in the owner-only PEM file ``path``; ``SecretUnavailable`` naming it if unusable."""
     where = f"DKIM key file {path} (BREACHFLOW_DKIM_KEY_FILE)"
     try:
-        with path.open("rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            if mode & 0o077:
-                raise SecretUnavailable(f"{where} is open to group or others (mode {mode & 0o777:o}): "
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:  # a FIFO must not hang the start
+            found = os.fstat(handle.fileno())
+            if not stat.S_ISREG(found.st_mode):
+                raise SecretUnavailable(f"{where} is not a regular file")
+            if found.st_mode & 0o077:
+                raise SecretUnavailable(f"{where} is open to group or others (mode {found.st_mode & 0o777:o}): "
                                         f"run 'chmod 600 {path}'")
-            data = handle.read()
+            data = handle.read(MAX_KEY_FILE + 1)
+            if len(data) > MAX_KEY_FILE:
+                raise SecretUnavailable(f"{where} is larger than a PEM private key ({MAX_KEY_FILE} bytes at most)")
     except FileNotFoundError:
         raise SecretUnavailable(f"{where} is missing: make one with 'breachflow dkim keygen'") from None
     except OSError as exc:

@@ -92,6 +92,8 @@ class SmtpMailer:
                                     "BREACHFLOW_SMTP_USERNAME and BREACHFLOW_SMTP_PASSWORD", permanent=False) from None
             except aiosmtplib.SMTPResponseException as exc:
                 raise DeliveryError(f"{exc.code} {exc.message}", permanent=_is_permanent(exc.code)) from None
+            except UnicodeError:  # an address not in ASCII: this server would need SMTPUTF8, and no retry helps
+                raise DeliveryError("an address of this message is not ASCII", permanent=True) from None
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
                 raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False) from None
             finally:

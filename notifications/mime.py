@@ -1,7 +1,7 @@
 """Messages as bytes on the wire, exact to RFC 5322 and RFC 2045–2047.
 
 - CRLF only, in headers and bodies; no bare CR or LF anywhere.
-- Headers folded at 78 characters (never longer: a word that cannot fit is sent as encoded words),
+- Headers folded at 76 characters (never longer: a word that cannot fit is sent as encoded words),
   non-ASCII, control characters and anything a decoder could misread (``=?``, runs of spaces) as
   RFC 2047 encoded words (UTF-8, base64, split on character boundaries), so a subject or a name
   round-trips exactly and can never start a header of its own.
@@ -25,11 +25,13 @@ import uuid
 from datetime import datetime
 from email.utils import format_datetime
 
-LIMIT = 78  # characters per header line, CRLF not counted (RFC 5322 2.1.1)
-_ENCODED_CHUNK = 42  # UTF-8 bytes per encoded word: "=?utf-8?b?" + 56 + "?=" fits "Subject: " on one line
+LIMIT = 76  # characters per header line, CRLF not counted: RFC 5322 wants 78 at most, RFC 2047 76 for a
+# line with an encoded word
+_ENCODED_CHUNK = 39  # UTF-8 bytes per encoded word: "Subject: =?utf-8?b?" + 52 + "?=" within RFC 2047's 76
 _PLAIN = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")  # printable ASCII words, single spaces between
 _QUOTABLE = re.compile(r"[\x20-\x7e]*")
 _ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")  # a display name that needs no quotes
+_BARE_ADDRESS = re.compile(r"[\x21-\x7e]+")  # no space, control or non-ASCII character: no second line
 _BLANK = re.compile(r"[\s\x00-\x1f\x7f-\x9f]+")  # whitespace and control characters
 
 
@@ -90,7 +92,7 @@ def unstructured(name: str, value: str) -> str:
 def _display_name(name: str) -> list[str]:
     if _ATOM.fullmatch(name) and _is_plain(name):
         return name.split(" ")
-    if _QUOTABLE.fullmatch(name) and _is_plain(name):
+    if _QUOTABLE.fullmatch(name) and _is_plain(name) and len(name) <= LIMIT - 20:  # a quoted string does not fold
         return ['"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"']
     return _encoded_words(name)
 
@@ -101,6 +103,8 @@ def addresses(name: str, mailboxes: list[tuple[str, str]]) -> str:
     refuses others)."""
     tokens: list[str] = []
     for n, (display, address) in enumerate(mailboxes):
+        if not _BARE_ADDRESS.fullmatch(address):
+            raise ValueError("an address a mail header cannot carry as it is (not bare ASCII)")
         last, display = n == len(mailboxes) - 1, one_line(display)
         if display:
             tokens += _display_name(display)

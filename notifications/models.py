@@ -31,7 +31,9 @@ class OutboxMessage(SQLModel, table=True):
     """A rendered message waiting for dispatch."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),
+                      # a school's messages about an incident in order (``outbox.claim``: none overtakes another)
+                      Index("ix_outbox_school_order", "incident_id", "school_id", "id"))
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
     school_id: int | None = Field(default=None, foreign_key="school.id")

@@ -39,6 +39,7 @@ from breachflow.workflow.lifecycle import NOT_YET_CONFIRMED, State, Trigger
 from breachflow.workflow.models import affected_t, data_key_t, school_t
 from breachflow.workflow.responsibility import Responsibility
 from breachflow.workflow.timeline import Event, EventKind
+from breachflow.workflow.validation import EMAIL
 
 UPDATE_TRIGGERS = frozenset({Trigger.contained, Trigger.remediated, Trigger.verified})
 PEOPLE_DRAFT_KINDS = frozenset({MessageKind.initial, MessageKind.school_responsible, MessageKind.update})
@@ -78,7 +79,8 @@ def occasion(change: Change) -> Occasion | None:
 class _School:
     affected: AffectedSchool
     language: str
-    contacts: list[str]
+    contacts: list[str]  # the usable ones: bare ASCII addresses, as ``workflow.schools`` accepts them
+    unusable: int  # contacts stored before that rule, which no mail header can carry: left out
     contact_name: str | None  # the school's contact person, whom a notice greets by name
     snapshot: dict[str, str] | None
     key: bytes  # the school's data key: its notices are sealed with it, and destroyed with it
@@ -94,9 +96,10 @@ class NoticeWriter:
         self.audit_key = audit_key  # signs the link to the incident (``workflow.links``)
 
     def after_change(self, conn: Connection, change: Change) -> list[Event]:
+        cancelled = self._cancel_for_removed(conn, change)
         found = occasion(change)
         if found is None:
-            return []
+            return cancelled
         kind = found.kind
         incident = change.after
         schools = self._schools(conn, incident)
@@ -118,14 +121,37 @@ class NoticeWriter:
                               "facts": crypto.seal(school.key, now_facts), "data_key_id": school.key_id,
                               "thread_id": school.thread or row["message_id"], "updated_at": change.now})
             queued.append({"school": school.affected.brin, "kind": school_kind.value,
-                           "message_id": row["message_id"]})
+                           "message_id": row["message_id"]} | ({"unusable": school.unusable} if school.unusable else {}))
         if not rows:
-            return []
+            return cancelled
         conn.execute(sa.insert(outbox_t), rows)
         conn.execute(sa.delete(snapshot_t).where(snapshot_t.c.incident_id == incident.id,
                                                  snapshot_t.c.school_id.in_([s["school_id"] for s in snapshots])))
         conn.execute(sa.insert(snapshot_t), snapshots)
-        return [Event(EventKind.notices_queued, {"messages": queued})]
+        return [*cancelled, Event(EventKind.notices_queued, {"messages": queued})]
+
+    def _cancel_for_removed(self, conn: Connection, change: Change) -> list[Event]:
+        """A school removed from the incident is sent nothing more that waits for it, and what it was
+        told is forgotten, so being added again brings it a first notice (and a thread of its own)."""
+        remaining = {s.school_id for s in change.after.schools}
+        removed = [s for s in change.before.schools if s.school_id not in remaining]
+        if not removed:
+            return []
+        ids = [s.school_id for s in removed]
+        brins = {s.school_id: s.brin for s in removed}
+        which = (outbox_t.c.incident_id == change.after.id) & outbox_t.c.school_id.in_(ids)
+        waiting = conn.execute(sa.select(outbox_t.c.id, outbox_t.c.school_id, outbox_t.c.kind, outbox_t.c.message_id,
+                                         outbox_t.c.attempts)
+                               .where(which, outbox_t.c.status == OutboxStatus.pending)).all()
+        conn.execute(sa.update(outbox_t).where(outbox_t.c.id.in_([w.id for w in waiting]))
+                     .values(status=OutboxStatus.dead, last_error=REMOVED))
+        conn.execute(sa.delete(snapshot_t).where(snapshot_t.c.incident_id == change.after.id,
+                                                 snapshot_t.c.school_id.in_(ids)))
+        if not waiting:
+            return []
+        return [Event(EventKind.notices_dead, {"messages": [
+            {"message_id": w.message_id, "kind": w.kind, "attempt": w.attempts, "school": brins[w.school_id],
+             "error": REMOVED} for w in waiting]})]
 
     def _schools(self, conn: Connection, incident: Incident) -> list[_School]:
         """The incident's schools with their contacts, contact person and last snapshot; a school whose
@@ -152,7 +178,9 @@ class NoticeWriter:
             if r.facts is not None and r.snapshot_wrapped is not None:
                 snapshot = crypto.open_sealed(self.keys.unwrap(r.snapshot_wrapped), r.facts)
             person = crypto.open_sealed(key, r.contact_person) if r.contact_person is not None else None
-            found.append(_School(by_id[r.school_id], r.language, crypto.open_sealed(key, r.contacts),
+            contacts = crypto.open_sealed(key, r.contacts)
+            usable = [c for c in contacts if EMAIL.fullmatch(c)]
+            found.append(_School(by_id[r.school_id], r.language, usable, len(contacts) - len(usable),
                                  person["name"] if person else None, snapshot, key, r.data_key_id, r.thread_id))
         return found
 
@@ -225,6 +253,7 @@ def queue_row(settings: Settings, sealed_with: tuple[int, bytes], *, incident_id
 
 
 DESTROYED = "destroyed by retention; not sent"
+REMOVED = "the school was removed from the incident; not sent"
 
 
 def forget(conn: Connection, incident_id: int, school_id: int | None) -> int:

@@ -67,10 +67,18 @@ class Outcome:
     refused: dict[str, str] = field(default_factory=dict)  # address → answer; only on the sealed timeline
 
 
-_DUE = sa.or_(
-    sa.and_(outbox_t.c.status == OutboxStatus.pending, outbox_t.c.next_attempt_at <= sa.bindparam("now")),
-    sa.and_(outbox_t.c.status.in_([OutboxStatus.sending, OutboxStatus.accepted]),
-            outbox_t.c.claimed_until < sa.bindparam("now")),
+_EARLIER = outbox_t.alias("earlier")
+_DUE = sa.and_(
+    sa.or_(
+        sa.and_(outbox_t.c.status == OutboxStatus.pending, outbox_t.c.next_attempt_at <= sa.bindparam("now")),
+        sa.and_(outbox_t.c.status.in_([OutboxStatus.sending, OutboxStatus.accepted]),
+                outbox_t.c.claimed_until < sa.bindparam("now")),
+    ),
+    # a school reads its messages about an incident in order: none overtakes an earlier one still
+    # waiting (out its backoff, or in another dispatcher's hands), so no update precedes its first notice
+    outbox_t.c.school_id.is_(None) | ~sa.exists().where(
+        _EARLIER.c.incident_id == outbox_t.c.incident_id, _EARLIER.c.school_id == outbox_t.c.school_id,
+        _EARLIER.c.id < outbox_t.c.id, _EARLIER.c.status.in_([OutboxStatus.pending, OutboxStatus.sending])),
 )
 
 
@@ -133,7 +141,7 @@ def backoff(attempts: int, ctx: Context) -> timedelta:
     platform-wide notice that met an outage) so come back spread over half the delay instead of all
     at once, yet none sooner than half of it, and the longest wait stays the cap."""
     s = ctx.settings
-    delay = min(s.dispatch_retry_seconds * 2 ** (attempts - 1), s.dispatch_retry_max_seconds)
+    delay = min(s.dispatch_retry_seconds * 2 ** min(attempts - 1, 40), s.dispatch_retry_max_seconds)  # 2**40: past any cap
     return timedelta(seconds=random.uniform(delay / 2, delay))
 
 

@@ -31,6 +31,7 @@ from breachflow.workflow.errors import DataDestroyed
 from breachflow.workflow.models import action_t, deadline_t, user_t
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.unit import Unit
+from breachflow.workflow.validation import EMAIL
 
 log = logging.getLogger("breachflow.reminders")
 ACTOR = "deadline-scanner"
@@ -64,12 +65,13 @@ def due_labels(deadline: Deadline, now: datetime, offsets: list[float]) -> list[
 
 
 def staff_addresses(ctx: Context) -> list[str]:
-    """The addresses of the handlers and managers, to whom reminders go."""
+    """The addresses of the handlers and managers, to whom reminders go (one stored before addresses
+    had to be bare ASCII is left out: no mail header can carry it)."""
     with read_transaction(ctx.engine) as conn:
-        return sorted(conn.execute(
+        return sorted(address for address in conn.execute(
             sa.select(user_t.c.email).where(user_t.c.role.in_([Role.handler.value, Role.manager.value]),
                                             user_t.c.email.is_not(None))
-        ).scalars())
+        ).scalars() if EMAIL.fullmatch(address))
 
 
 def _remaining(due: datetime, now: datetime, language: str) -> str:

@@ -7,6 +7,7 @@ import asyncio
 import email.parser
 import email.policy
 import json
+import os
 import re
 import stat
 from dataclasses import replace
@@ -168,6 +169,8 @@ def test_half_a_dkim_configuration_names_what_is_missing(given, missing, cli, mo
     (b"not a key\n", 0o600, "does not hold a PEM private key"),
     ("ecdsa", 0o600, "holds no RSA key"),
     ("rsa", 0o640, "is open to group or others (mode 640)"),
+    ("fifo", 0o600, "is not a regular file"),  # opening a FIFO would wait for a writer for ever
+    (b"-----BEGIN PRIVATE KEY-----\n" + b"A" * 20_000, 0o600, "is larger than a PEM private key"),
 ])
 def test_an_unusable_key_file_is_refused_at_start_naming_it(content, mode, says, settings, cli, tmp_path,
                                                           monkeypatch):
@@ -178,7 +181,9 @@ def test_an_unusable_key_file_is_refused_at_start_naming_it(content, mode, says,
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048) if content == "rsa" \
             else ec.generate_private_key(ec.SECP256R1())
         content = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    if content is not None:
+    if content == "fifo":
+        os.mkfifo(path, mode)
+    elif content is not None:
         path.write_bytes(content)
         path.chmod(mode)
     configured = settings.model_copy(update={"dkim_selector": SELECTOR, "dkim_key_file": path})

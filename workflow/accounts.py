@@ -22,7 +22,8 @@ from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
 from breachflow.workflow.errors import FieldProblem, InvalidInput, NotFound, SchoolDestroyed
 from breachflow.workflow.models import data_key_t, school_t, token_t, user_t
-from breachflow.workflow.schools import EMAIL, ids_by_brin
+from breachflow.workflow.schools import ids_by_brin
+from breachflow.workflow.validation import EMAIL
 
 TOKEN_PREFIX = "bf_"
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,79}$")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Iterator
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from breachflow.workflow.validation import kvk_number
+from breachflow.workflow.validation import EMAIL, NOT_AN_ADDRESS, kvk_number
 
 DEFAULT_SYSTEMS = ("parent_portal", "plaza", "cms", "website")
 # each secret's setting → the setting naming its file, and that file's name in the data directory
@@ -175,6 +175,23 @@ class Settings(BaseSettings):
     @classmethod
     def _kvk_digits(cls, value: str | None) -> str | None:
         return kvk_number(value) if value else None
+
+    @field_validator("mail_from")
+    @classmethod
+    def _one_sender(cls, value: str) -> str:
+        found = getaddresses([value])
+        if len(found) != 1 or not EMAIL.match(found[0][1]):
+            raise ValueError(f"'{value}' is not one sender: give one address, optionally named, e.g. privacy@example.nl "
+                             "or \"Privacy, BasisOnline\" <privacy@example.nl> (a name with a comma in quotes; the "
+                             "address in ASCII, an international domain in its xn-- form)")
+        return value
+
+    @field_validator("bounce_address")
+    @classmethod
+    def _bare_bounce_address(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL.match(value):
+            raise ValueError(f"'{value}' {NOT_AN_ADDRESS}")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

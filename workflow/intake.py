@@ -14,7 +14,7 @@ from breachflow.workflow import service
 from breachflow.workflow.context import Context
 from breachflow.workflow.errors import FieldProblem, InvalidInput
 from breachflow.workflow.incident import Incident
-from breachflow.workflow.schools import EMAIL
+from breachflow.workflow.validation import EMAIL
 
 PUBLIC_ACTOR = "public-form"
 NAME_LENGTH, CONTACT_LENGTH, SCHOOL_LENGTH = 200, 200, 200

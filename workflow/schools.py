@@ -19,13 +19,9 @@ from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
 from breachflow.workflow.errors import DataDestroyed, FieldProblem, InvalidInput, NotFound
 from breachflow.workflow.models import data_key_t, school_t
-from breachflow.workflow.validation import ShortText, kvk_number
+from breachflow.workflow.validation import EMAIL, NOT_AN_ADDRESS, ShortText, kvk_number, one_line
 
 BRIN = re.compile(r"^\d{2}[A-Z]{2}(\d{2})?$")
-# one address as a mail header writes it bare: an ASCII dot-atom local part and domain (an
-# international domain in its xn-- form), nothing a header would read as a second address or a name
-EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
-NOT_AN_ADDRESS = "is not an email address (ASCII only; write an international domain in its xn-- form)"
 LANGUAGES = ("nl", "en")
 
 
@@ -63,7 +59,7 @@ def phone_number(value: str) -> str:
 KvkNumber = Annotated[str, Field(max_length=20), AfterValidator(kvk_number)]
 DpoRegistration = Annotated[ShortText, Field(max_length=30), AfterValidator(dpo_registration)]
 Address = Annotated[ShortText, Field(max_length=300)]
-Name = Annotated[ShortText, Field(min_length=1, max_length=200)]
+Name = Annotated[ShortText, Field(min_length=1, max_length=200), AfterValidator(one_line)]
 
 
 class ContactPerson(BaseModel):
@@ -123,6 +119,11 @@ def _validate(brin: str, name: str, contacts: list[str], language: str) -> list[
         problems.append(FieldProblem("brin", f"'{brin}' is not a BRIN code (like 12AB or 12AB00)"))
     if not name.strip():
         problems.append(FieldProblem("name", "the school's name is required"))
+    else:
+        try:
+            one_line(name)
+        except ValueError as exc:
+            problems.append(FieldProblem("name", f"the school's name {exc}"))
     if not contacts:
         problems.append(FieldProblem("contacts", "at least one contact email address is required"))
     problems += [

@@ -43,6 +43,7 @@ from breachflow.workflow.hooks import HeldNotice, Notifier
 from breachflow.workflow.models import affected_t, ap_t, data_key_t, event_t, school_t, user_t
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.unit import Unit
+from breachflow.workflow.validation import EMAIL
 
 REPORTER_FIELDS = ("reporter_name", "reporter_contact")
 MAX_IDENTIFIER = 254  # the longest email address; names and pupil numbers are shorter
@@ -99,7 +100,7 @@ class Person:
         problem = None
         if "\x00" in raw or len(raw) > MAX_IDENTIFIER:
             problem = f"must be at most {MAX_IDENTIFIER} characters, without NUL characters"
-        elif kind is IdentifierKind.email and not schools.EMAIL.match(value):
+        elif kind is IdentifierKind.email and not EMAIL.match(value):
             problem = f"'{value}' is not an email address"
         elif kind is IdentifierKind.name and len(value) < 2:
             problem = "give the name as recorded, at least 2 characters"

@@ -3,6 +3,7 @@ bounded types (text, lists, counts, times) that every user-given value is declar
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, TypeVar
@@ -12,6 +13,20 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 from breachflow.workflow.errors import FieldProblem, InvalidInput
 
 E = TypeVar("E", bound=StrEnum)
+
+# one address as a mail header writes it bare: an ASCII dot-atom local part and domain (an
+# international domain in its xn-- form), nothing a header would read as a second address or a name
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
+NOT_AN_ADDRESS = "is not an email address (ASCII only; write an international domain in its xn-- form)"
+# control characters (line breaks among them), and the invisible marks that reorder or hide text
+_NOT_ON_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def one_line(value: str) -> str:
+    """``value`` if it is one line of visible text: a name that a notice's greeting and subject carry."""
+    if _NOT_ON_ONE_LINE.search(value):
+        raise ValueError("must be one line of text, without control or invisible direction characters")
+    return value
 
 
 def choice(enum: type[E], value: str, name: str) -> E:
