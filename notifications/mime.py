@@ -144,3 +144,15 @@ def mime(*, sender: str, sender_name: str, recipients: list[str], subject: str, 
         for subtype, body in (("plain", text), ("html", html))
     ]
     return ("\r\n".join(headers) + "\r\n\r\n").encode() + b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
+_TO = re.compile(rb"^To:[^\r]*\r\n(?:[ \t][^\r]*\r\n)*", re.MULTILINE)
+
+
+def readdressed(message: bytes, recipients: list[str]) -> bytes:
+    """``message`` (as ``mime`` wrote it) with its ``To`` header naming ``recipients`` instead."""
+    head, _, body = message.partition(b"\r\n\r\n")
+    head, found = _TO.subn(addresses("To", [("", r) for r in recipients]).encode() + b"\r\n", head + b"\r\n", count=1)
+    if not found:
+        raise ValueError("the message has no To header")
+    return head[:-2] + b"\r\n\r\n" + body

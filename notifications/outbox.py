@@ -26,6 +26,7 @@ from email.parser import BytesHeaderParser, BytesParser
 
 import sqlalchemy as sa
 
+from breachflow.notifications.mime import readdressed
 from breachflow.notifications.models import OutboxStatus, outbox_t
 from breachflow.notifications.render import MessageKind
 from breachflow.workflow import crypto, pages, service
@@ -37,6 +38,7 @@ from breachflow.workflow.models import affected_t, data_key_t, incident_t, schoo
 from breachflow.workflow.redaction import without_addresses
 from breachflow.workflow.timeline import EventKind
 from breachflow.workflow.unit import Unit
+from breachflow.workflow.validation import EMAIL
 
 ACTOR = "dispatcher"
 
@@ -302,8 +304,9 @@ def count_waiting(ctx: Context, reference: str) -> int:
 
 def requeue(ctx: Context, *, ids: list[int] | None, actor: str, now: datetime) -> int:
     """Put dead letters (the given ids, or all) back in the queue, on their incidents' timelines.
-    A dead letter whose content retention destroyed cannot be sent again: all of them leave it out,
-    naming it by id is ``Conflict``."""
+    A notice to a school goes to the school's contacts as they are now (corrected after a bounce,
+    say). A dead letter whose content retention destroyed cannot be sent again: all of them leave it
+    out, naming it by id is ``Conflict``."""
     query = (sa.select(outbox_t.c.id, outbox_t.c.message_id, outbox_t.c.incident_id,
                        (outbox_t.c.sealed.is_not(None) & data_key_t.c.wrapped.is_not(None)).label("sendable"))
              .outerjoin(data_key_t, data_key_t.c.id == outbox_t.c.data_key_id)
@@ -328,11 +331,37 @@ def requeue(ctx: Context, *, ids: list[int] | None, actor: str, now: datetime) -
             rows = conn.execute(query.where(outbox_t.c.id.in_(by_incident[incident_id]))).all()
             conn.execute(sa.update(outbox_t).where(outbox_t.c.id.in_([r.id for r in rows]))
                          .values(status=OutboxStatus.pending, attempts=0, next_attempt_at=now, last_error=None))
-            unit.record(EventKind.notices_requeued, {"messages": [r.message_id for r in rows]})
+            changed = _readdress(ctx, conn, [r.id for r in rows])
+            unit.record(EventKind.notices_requeued, {"messages": [r.message_id for r in rows]}
+                        | ({"readdressed": changed} if changed else {}))
             unit.finish()
             requeued += len(rows)
     return requeued
 
+
+def _readdress(ctx: Context, conn: sa.Connection, ids: list[int]) -> list[dict[str, object]]:
+    """Address the notices to schools among ``ids`` to their school's usable contacts as they are
+    now; return, for the (sealed) timeline, each one whose recipients changed, with old and new."""
+    school_key = data_key_t.alias("school_key")
+    rows = conn.execute(
+        sa.select(outbox_t.c.id, outbox_t.c.message_id, outbox_t.c.recipients, outbox_t.c.sealed,
+                  data_key_t.c.wrapped, school_t.c.contacts, school_key.c.wrapped.label("school_wrapped"))
+        .join(data_key_t, data_key_t.c.id == outbox_t.c.data_key_id)
+        .join(school_t, school_t.c.id == outbox_t.c.school_id)
+        .join(school_key, school_key.c.id == school_t.c.data_key_id)
+        .where(outbox_t.c.id.in_(ids), school_key.c.wrapped.is_not(None))).all()
+    changed = []
+    for r in rows:
+        key = ctx.keys.unwrap(r.wrapped)
+        before = crypto.open_sealed(key, r.recipients)
+        now = [c for c in crypto.open_sealed(ctx.keys.unwrap(r.school_wrapped), r.contacts) if EMAIL.fullmatch(c)]
+        if now == before or not now:
+            continue
+        message = readdressed(crypto.open_bytes(key, r.sealed), now)
+        conn.execute(sa.update(outbox_t).where(outbox_t.c.id == r.id).values(
+            recipients=crypto.seal(key, now), sealed=crypto.seal_bytes(key, message)))
+        changed.append({"message_id": r.message_id, "before": before, "after": now})
+    return changed
 
 
 @dataclass(frozen=True)

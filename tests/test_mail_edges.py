@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import UTC, datetime, timedelta
+from email import policy
+from email.parser import BytesParser
 
 import pytest
 import sqlalchemy as sa
@@ -23,7 +25,7 @@ from breachflow.notifications.mailer import SmtpMailer
 from breachflow.notifications.mime import addresses
 from breachflow.notifications.models import outbox_t
 from breachflow.notifications.reminders import staff_addresses
-from breachflow.workflow import accounts, crypto, queries, service
+from breachflow.workflow import accounts, crypto, queries, schools, service
 from breachflow.workflow.config import Settings
 from breachflow.workflow.models import data_key_t, school_t, user_t
 
@@ -181,3 +183,23 @@ def test_the_backoff_of_an_absurd_attempt_count_is_the_cap(ctx):
 def test_a_command_line_argument_that_is_no_utf8_is_one_line_and_exit_2(cli):
     code, out, err = cli("school", "add", "--brin", "56EF", "--name", os.fsdecode(b"Bad\xffname"), "--contact", "i@v.nl")
     assert code == 2 and err.strip() == "breachflow: error: argument 6 is not UTF-8 text" and out == ""
+
+
+def test_a_dead_first_notice_retried_after_the_address_is_corrected_goes_to_the_new_address(mail_ctx, smtp):
+    smtp.handler.refuse = {"directie@34cd.example.nl": "550 5.1.1 no such user"}
+    reference = confirmed(mail_ctx, brins=("12AB", "34CD"))
+    assert drain(mail_ctx)["dead"] == 1
+    (dead,) = [r for r in rows(mail_ctx) if r.status == "dead"]
+    schools.update(mail_ctx, brin="34CD", changes={"contacts": ["secretariaat@34cd.example.nl"]})
+
+    assert outbox.requeue(mail_ctx, ids=[dead.id], actor="hanna", now=datetime.now(UTC)) == 1
+    drain(mail_ctx)
+    (retried,) = [m for m in smtp.received if "secretariaat@34cd.example.nl" in m.recipients]
+    assert retried.recipients == ["secretariaat@34cd.example.nl"]
+    parsed = BytesParser(policy=policy.strict).parsebytes(retried.raw)
+    assert [a.addr_spec for a in parsed["To"].addresses] == ["secretariaat@34cd.example.nl"]
+    assert parsed["Message-ID"] == dead.message_id and parsed["In-Reply-To"] is None, "still the first notice"
+    assert {s.brin: s.informed_at is not None for s in queries.get(mail_ctx, reference).schools}["34CD"]
+    requeued = next(e for e in whole_timeline(mail_ctx, reference) if e.kind == "notices_requeued")
+    assert requeued.payload["readdressed"] == [{"message_id": dead.message_id, "before": ["directie@34cd.example.nl"],
+                                                "after": ["secretariaat@34cd.example.nl"]}]
