@@ -64,11 +64,14 @@ def _find(conn: sa.Connection, bounce: Bounce) -> Any:
 
 
 UNCHANGED = "unchanged"
+LATER = "later"
 
 
-def record(ctx: Context, bounce: Bounce, staff: list[str], now: datetime) -> Recorded | Literal["unchanged"] | None:
-    """Record ``bounce``; ``None`` when it is about no message of ours, ``UNCHANGED`` when it changes
-    nothing (read before, or retention destroyed what it is about)."""
+def record(ctx: Context, bounce: Bounce, staff: list[str],
+           now: datetime) -> Recorded | Literal["unchanged", "later"] | None:
+    """Record ``bounce``; ``None`` when it is about no message of ours or names none of its recipients
+    (for a person to look at), ``UNCHANGED`` when it changes nothing (read before, or retention destroyed
+    what it is about), ``LATER`` when its message's sending is not recorded yet (read it again then)."""
     with write_transaction(ctx.engine) as conn:
         found = _find(conn, bounce)
         if found is None:
@@ -87,14 +90,18 @@ def record(ctx: Context, bounce: Bounce, staff: list[str], now: datetime) -> Rec
             return UNCHANGED
         if row.recipients is None:  # retention destroyed it
             return UNCHANGED
+        if row.status in (OutboxStatus.sending, OutboxStatus.accepted):  # its record would mark the school informed
+            return LATER
         history = _history(conn, unit)
         if bounce.bounce_id is not None and (row.message_id, bounce.bounce_id) in history.bounces:
             return UNCHANGED
         recipients = {a.lower(): a for a in crypto.open_sealed(key, row.recipients)}
         failures = [f for f in bounce.failures if f.address in recipients]
+        if not failures:  # about our message, yet naming none of its recipients (a forwarded address?)
+            return None
         bounced = set(crypto.open_sealed(key, row.bounced)) if row.bounced is not None else set()
         hard = sorted({recipients[f.address] for f in failures if f.hard} - bounced)
-        soft = [f for f in failures if not f.hard]
+        soft = [f for f in failures if not f.hard and recipients[f.address] not in bounced]
         if not hard and not soft:
             return UNCHANGED
         dead = uninformed = untold = False
@@ -128,12 +135,13 @@ class _History:
     refused: dict[str, set[str]]  # Message-ID → the addresses the server refused when it was sent
     bounces: set[tuple[str, str]]  # (Message-ID, the bounce's Message-ID) already on the timeline
     told_by_contact: set[str]  # schools a logged contact told to notify the AP themselves
+    contacted: set[str]  # schools a handler logged a contact with (by phone or email): informed whatever bounced
 
 
 def _history(conn: sa.Connection, unit: Unit) -> _History:
     """What the incident's timeline says of its messages: who refused them, which bounces were read."""
     refused: dict[str, set[str]] = {}
-    bounces, told = set(), set()
+    bounces, told, contacted = set(), set(), set()
     kinds = [EventKind.notices_sent.value, EventKind.notice_bounced.value, EventKind.contact.value]
     for kind, sealed in conn.execute(sa.select(event_t.c.kind, event_t.c.payload).where(
             event_t.c.incident_id == unit.loaded.id, event_t.c.kind.in_(kinds))):
@@ -141,12 +149,13 @@ def _history(conn: sa.Connection, unit: Unit) -> _History:
         if kind == EventKind.notice_bounced:
             bounces.add((payload["message_id"], payload.get("bounce")))
         elif kind == EventKind.contact:
+            contacted.add(payload["school"])
             if payload.get("told_must_notify_ap"):
                 told.add(payload["school"])
         else:
             for m in payload["messages"]:
                 refused.setdefault(m["message_id"], set()).update(m.get("refused") or {})
-    return _History(refused, bounces, told)
+    return _History(refused, bounces, told, contacted)
 
 
 def _uninform(ctx: Context, unit: Unit, school_id: int, brin: str, history: _History) -> tuple[bool, bool]:
@@ -154,8 +163,11 @@ def _uninform(ctx: Context, unit: Unit, school_id: int, brin: str, history: _His
     "told to notify the AP" unless a logged contact told it; return which were taken back."""
     conn = unit.conn
     where = (affected_t.c.incident_id == unit.loaded.id) & (affected_t.c.school_id == school_id)
-    affected = conn.execute(sa.select(affected_t.c.informed_via, affected_t.c.told_to_notify_ap_at).where(where)).one()
+    affected = conn.execute(sa.select(affected_t.c.informed_via, affected_t.c.told_to_notify_ap_at,
+                                      affected_t.c.acknowledged_at).where(where)).one()
     if affected.informed_via != ContactChannel.email.value:  # not informed, or by another channel than this mail
+        return False, False
+    if affected.acknowledged_at is not None or brin in history.contacted:  # it confirmed, or a handler reached it
         return False, False
     refused = history.refused
     notices = conn.execute(

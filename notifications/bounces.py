@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import Message
 from email.parser import BytesHeaderParser
-from email.utils import getaddresses
+from email.utils import getaddresses, parseaddr
 
 from flufl.bounce import all_failures
 
@@ -84,11 +84,15 @@ def _dsn_failures(message: Message) -> list[Failure]:
         for fields in part.get_payload()[1:]:  # the per-message fields come first
             action = (fields["Action"] or "").strip().lower()
             status = (fields["Status"] or "").strip().split(" ")[0] or None
-            address = _address(fields["Final-Recipient"] or fields["Original-Recipient"] or "")
-            if address and action in ("failed", "delayed"):
-                hard = action == "failed" and (status or "5").startswith("5")
-                failures.append(Failure(address, status, hard))
-    return failures
+            if action not in ("failed", "delayed"):
+                continue
+            hard = action == "failed" and (status or "5").startswith("5")
+            # the address we sent to (Original-Recipient) may have been forwarded to the one that failed
+            for name in ("Original-Recipient", "Final-Recipient"):
+                address = _address(str(fields[name] or ""))
+                if address:
+                    failures.append(Failure(address, status, hard))
+    return list(dict.fromkeys(failures))
 
 
 def _other_failures(message: Message) -> list[Failure]:
@@ -99,8 +103,8 @@ def _other_failures(message: Message) -> list[Failure]:
 
 
 def _address(field: str) -> str:
-    """``rfc822; someone@example.nl`` → ``someone@example.nl``."""
-    return field.rpartition(";")[2].strip().strip("<>").lower()
+    """``rfc822; someone@example.nl`` (or ``<someone@example.nl> (a comment)``) → ``someone@example.nl``."""
+    return parseaddr(field.rpartition(";")[2])[1].lower()
 
 
 def _message_ids(message: Message, raw: bytes) -> list[str]:

@@ -79,15 +79,26 @@ async def retain_forever(ctx: Context, stop: asyncio.Event) -> None:
             pass
 
 
+async def _abort_when_set(stop: asyncio.Event, reader: bouncebox.Reader) -> None:
+    await stop.wait()
+    reader.abort()
+
+
 async def read_bounces_forever(ctx: Context, stop: asyncio.Event, wake: asyncio.Event) -> None:
-    """Read the bounce mailbox every ``bounce_poll_seconds``; a failed pass is retried at the next."""
+    """Read the bounce mailbox every ``bounce_poll_seconds``; a failed pass is retried at the next.
+    Stopping cuts a pass short, even one waiting for a slow IMAP server."""
     while not stop.is_set():
+        reader = bouncebox.Reader(ctx)
+        aborting = asyncio.create_task(_abort_when_set(stop, reader))
         try:
-            done = await anyio.to_thread.run_sync(bouncebox.read, ctx)
+            done = await anyio.to_thread.run_sync(reader.read)
             if done.recorded:
                 wake.set()  # a bounce message to the handlers is queued
         except Exception:  # the mailbox or the database is away: the next pass tries again
-            log.exception("reading the bounce mailbox failed; trying again")
+            if not stop.is_set():
+                log.exception("reading the bounce mailbox failed; trying again")
+        finally:
+            aborting.cancel()
         try:
             await asyncio.wait_for(stop.wait(), timeout=ctx.settings.bounce_poll_seconds)
         except TimeoutError:

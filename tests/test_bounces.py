@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import mailbox
 import re
+import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -104,6 +106,12 @@ def unseen(box: Path) -> int:
     folder = mailbox.Maildir(box, create=True)
     return sum(1 for key in folder.keys()
                if folder.get_message(key).get_subdir() == "new" or "S" not in folder.get_message(key).get_flags())
+
+
+def set_aside(box: Path) -> int:
+    """Messages seen and flagged: for a person to look at, not read again."""
+    folder = mailbox.Maildir(box, create=True)
+    return sum(1 for key in folder.keys() if set("FS") <= set(folder.get_message(key).get_flags()))
 
 
 def school_row(ctx, reference: str):
@@ -286,7 +294,9 @@ def test_unknown_foreign_and_garbage_mail_is_left_alone_and_stops_nothing(mail, 
         dsn(headers))
     done = bouncebox.read(mail)
     assert (len(done.recorded), done.ignored, done.failed) == (1, 4, 0)
-    assert unseen(box) == 4  # left for a person to look at
+    assert (unseen(box), set_aside(box), len(mailbox.Maildir(box).keys())) == (0, 4, 4), \
+        "the four set aside for a person, read once; the recorded bounce removed"
+    assert bouncebox.read(mail).ignored == 0
     assert len(bounced_events(mail, reference)) == 1
 
 
@@ -380,8 +390,8 @@ def test_a_dsn_read_over_imap_is_recorded_and_marked_seen(ctx, smtp, imap):
     opened.close()
     assert (len(done.recorded), done.ignored) == (1, 1)
     assert outbox_rows(mail)[0].status == "dead" and school_row(mail, reference) == (None, None)
-    again = bouncebox.read(mail)  # the bounce is \Seen now; the other mail is left unseen
-    assert (again.recorded, again.unchanged, again.ignored) == ([], 0, 1)
+    again = bouncebox.read(mail)  # the bounce is removed now; the other mail is set aside (seen and flagged)
+    assert (again.recorded, again.unchanged, again.ignored) == ([], 0, 0)
 
 
 def test_production_refuses_an_imap_mailbox_without_tls(settings):
@@ -447,17 +457,55 @@ def test_a_school_told_only_by_a_bounced_notice_to_notify_the_ap_is_no_longer_to
                             summary="Told them to notify the AP", told_must_notify_ap=True)
     put(box, dsn(smtp.received[-1].raw.split(b"\r\n\r\n", 1)[0]))
     (recorded,) = bouncebox.read(mail).recorded
-    assert recorded.uninformed
+    assert recorded.uninformed is not by_phone, "a school a handler reached by phone stays informed"
     (school,) = queries.get(mail, reference).schools
-    assert (school.informed_at, school.told_to_notify_ap_at is not None) == (None, by_phone)
+    assert (school.informed_at is not None, school.told_to_notify_ap_at is not None) == (by_phone, by_phone)
     assert bounced_events(mail, reference)[0].payload["untold"] is not by_phone
+
+
+@pytest.mark.parametrize("after", ["acknowledged", "phoned"])
+def test_a_school_that_confirmed_receipt_or_was_phoned_after_the_mail_stays_informed(mail, smtp, box, after):
+    reference, _, headers = sent_notice(mail, smtp)
+    if after == "acknowledged":
+        service.acknowledge(mail, reference=reference, brin="12AB", actor="school-12ab")
+    else:
+        service.log_contact(mail, reference=reference, actor="hanna", brin="12AB", channel="phone",
+                            summary="Spoke to the head about the breach")
+    put(box, dsn(headers))
+    (recorded,) = bouncebox.read(mail).recorded
+    assert recorded.dead and not recorded.uninformed
+    assert school_row(mail, reference).informed_at is not None
+
+
+def test_a_bounce_read_before_its_sending_is_recorded_waits_for_it(mail, smtp, box):
+    reference, _, headers = sent_notice(mail, smtp)
+    with mail.engine.begin() as conn:  # as a dispatcher has it between the server's yes and its record
+        conn.execute(sa.update(outbox_t).values(status="accepted"))
+    put(box, dsn(headers))
+    done = bouncebox.read(mail)
+    assert (done.recorded, done.failed, unseen(box)) == ([], 1, 1), "left unseen, read again next pass"
+    with mail.engine.begin() as conn:
+        conn.execute(sa.update(outbox_t).values(status="sent"))
+    (recorded,) = bouncebox.read(mail).recorded
+    assert recorded.dead and recorded.uninformed
+
+
+def test_a_bounce_for_a_forwarded_address_names_the_address_we_sent_to(mail, smtp, box):
+    reference, _, headers = sent_notice(mail, smtp)
+    forwarded = dsn(headers, recipient="oud@elders.example.nl").replace(
+        b"Final-Recipient: rfc822; oud@elders.example.nl",
+        f"Original-Recipient: rfc822;{ADDRESS}\r\nFinal-Recipient: rfc822; <oud@elders.example.nl> (forwarded)".encode())
+    assert forwarded.count(ADDRESS.encode()) >= 1
+    put(box, forwarded)
+    (recorded,) = bouncebox.read(mail).recorded
+    assert recorded.hard == 1 and recorded.dead
 
 
 def test_a_report_of_delivery_is_no_bounce(mail, smtp, box):
     reference, _, headers = sent_notice(mail, smtp)
     put(box, dsn(headers, action="delivered", status="2.0.0"))
     done = bouncebox.read(mail)
-    assert (done.recorded, done.ignored, unseen(box)) == ([], 1, 1)
+    assert (done.recorded, done.ignored, unseen(box), set_aside(box)) == ([], 1, 0, 1)
     assert bounced_events(mail, reference) == []
 
 
@@ -473,3 +521,59 @@ def test_a_report_with_a_failed_and_a_delayed_recipient_counts_each_as_it_is(ctx
     assert (recorded.hard, recorded.soft, recorded.dead, recorded.uninformed) == (1, 1, False, False)
     assert [(f["address"], f["hard"]) for f in bounced_events(mail, reference)[0].payload["failures"]] == [
         (ADDRESS, True), ("info@12ab.example.nl", False)]
+
+
+class _DrippingServer:
+    """A TCP server on loopback that accepts and then sends one byte a second, never a whole line:
+    an IMAP server too slow to ever finish its greeting, yet never silent long enough to time out."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                while not self.stopped.wait(1):
+                    try:
+                        conn.sendall(b"*")
+                    except OSError:
+                        break
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self.listener.close()
+
+
+def test_a_stopping_worker_does_not_wait_for_a_dripping_imap_server(ctx):
+    server = _DrippingServer()
+    slow = smtp_context(ctx, free_port(), bounce_imap_host="127.0.0.1", bounce_imap_port=server.port,
+                        bounce_imap_security="none", bounce_poll_seconds=3600)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        reading = asyncio.create_task(read_bounces_forever(slow, stop, asyncio.Event()))
+        await asyncio.sleep(1.5)  # connected, waiting for a greeting that never ends
+        stop.set()
+        await asyncio.wait_for(reading, timeout=60)  # without the cut-off: for ever (the server never goes quiet)
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.close()
+
+
+def test_a_mailbox_that_cannot_be_opened_is_named(imap):
+    reach, _ = imap
+    wrong = Settings.model_validate(reach | {"bounce_imap_mailbox": "Bounces"})
+    with pytest.raises(Exception, match="mailbox 'Bounces' \\(BREACHFLOW_BOUNCE_IMAP_MAILBOX\\) cannot be opened"):
+        bouncebox.open_box(wrong)
