@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from breachflow.notifications.dispatcher import Dispatcher
-from breachflow.notifications.mailer import SmtpMailer
+from breachflow.notifications.mailer import mailer_for
 from breachflow.notifications.models import outbox_t
 from breachflow.notifications.notices import NoticeWriter
 from breachflow.workflow.context import Context
@@ -47,10 +47,11 @@ def due_now(ctx: Context) -> None:
 
 
 def drain(ctx: Context) -> dict[str, int]:
-    """Run a dispatcher with a fresh SMTP mailer until nothing is due."""
+    """Run a dispatcher with a fresh mailer, the one the worker would use (SMTP, DKIM-signing when
+    configured), until nothing is due."""
 
     async def run() -> dict[str, int]:
-        dispatcher = Dispatcher(ctx, SmtpMailer(ctx.settings))
+        dispatcher = Dispatcher(ctx, mailer_for(ctx.settings))
         try:
             return await dispatcher.drain()
         finally:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import email.parser
 import email.policy
 import json
@@ -16,11 +15,10 @@ from pathlib import Path
 import dkim
 import pytest
 from conftest import add_school, confirmed
-from notify_support import smtp_context, with_notices
+from notify_support import drain, smtp_context, with_notices
 from pydantic import ValidationError
 from smtp_server import free_port
 
-from breachflow.notifications.dispatcher import Dispatcher
 from breachflow.notifications.mailer import SigningMailer, SmtpMailer, mailer_for
 from breachflow.workflow import service
 from breachflow.workflow.config import Settings
@@ -49,19 +47,6 @@ def dns_of(record: str):
     return dnsfunc
 
 
-def dispatch(ctx) -> dict[str, int]:
-    """Send what is due through the mailer the worker would use."""
-
-    async def run() -> dict[str, int]:
-        dispatcher = Dispatcher(ctx, mailer_for(ctx.settings))
-        try:
-            return await dispatcher.drain()
-        finally:
-            await dispatcher.mailer.close()
-
-    return asyncio.run(run())
-
-
 @pytest.fixture(params=["rsa", "ed25519"])
 def signing(request, ctx, cli, tmp_path, monkeypatch):
     """(the mailing context with a fresh DKIM key of each type, the record ``dkim record`` prints for it)."""
@@ -83,7 +68,7 @@ def test_notices_sent_over_smtp_verify_against_the_published_record(signing, ctx
     mail_ctx = smtp_context(ctx, smtp.port, **configured)
     reference = confirmed(mail_ctx)
     service.send_update(mail_ctx, reference=reference, actor="hanna", message="De oorzaak is gevonden")
-    assert dispatch(mail_ctx)["sent"] == len(smtp.received) >= 2
+    assert drain(mail_ctx)["sent"] == len(smtp.received) >= 2
     for received in smtp.received:
         assert dkim.verify(received.raw, dnsfunc=dns_of(record)), received.raw[:400]
         fields = dkim.util.parse_tag_value(received.message["DKIM-Signature"].encode())
@@ -111,7 +96,7 @@ def signed_notice(signing, ctx, smtp) -> tuple[bytes, str]:
     configured, record = signing
     mail_ctx = smtp_context(ctx, smtp.port, **configured)
     confirmed(mail_ctx)
-    dispatch(mail_ctx)
+    drain(mail_ctx)
     return smtp.received[0].raw, record
 
 
@@ -139,7 +124,7 @@ def test_the_maildir_copy_verifies(signing, ctx):
     mail_ctx = with_notices(replace(ctx, settings=Settings.model_validate(
         ctx.settings.model_dump(exclude_unset=True) | configured)))
     confirmed(mail_ctx)
-    assert dispatch(mail_ctx)["sent"] >= 1
+    assert drain(mail_ctx)["sent"] >= 1
     copies = sorted((mail_ctx.settings.resolved_maildir / "new").iterdir())
     assert copies and all(dkim.verify(copy.read_bytes(), dnsfunc=dns_of(record)) for copy in copies)
 
@@ -149,7 +134,7 @@ def test_unsigned_when_not_configured(ctx, smtp):
     mail_ctx = smtp_context(ctx, smtp.port)
     assert isinstance(mailer_for(mail_ctx.settings), SmtpMailer)
     confirmed(mail_ctx)
-    dispatch(mail_ctx)
+    drain(mail_ctx)
     assert smtp.received and all(m.message["DKIM-Signature"] is None for m in smtp.received)
 
 
