@@ -76,7 +76,7 @@ def test_an_altered_event_with_the_chain_recomputed_is_found(ctx, walked, hasher
 
 @HASHERS
 def test_an_altered_payload_with_the_chain_recomputed_is_found(ctx, walked, hasher):
-    """The forger swaps the AP notification's sealed payload (event 4) for the note's (event 6)."""
+    """The forger puts the note's sealed payload (event 6) in event 2, then rechains without the key."""
     with ctx.engine.begin() as conn:
         note = conn.execute(sa.select(event_t.c.payload).where(
             event_t.c.incident_id == _incident_id(conn, walked), event_t.c.seq == 6)).scalar_one()
