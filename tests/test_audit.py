@@ -35,6 +35,21 @@ def _incident_id(conn, ref: str) -> int:
     return conn.execute(sa.select(incident_t.c.id).where(incident_t.c.reference == ref)).scalar_one()
 
 
+def _rechain(conn, incident_id: int, hasher) -> None:
+    """Recompute every link and hash of an incident's chain, and its head, with ``hasher``."""
+    prev, count = None, 0
+    for ev in conn.execute(sa.select(event_t).where(event_t.c.incident_id == incident_id)
+                           .order_by(event_t.c.seq)).all():
+        prev = prev or ev.prev_hash
+        canonical = json.dumps([prev, ev.incident_id, ev.seq, ev.at.isoformat(), ev.actor, ev.kind, ev.from_state,
+                                ev.to_state, ev.payload.hex() if ev.payload is not None else None],
+                               separators=(",", ":")).encode()
+        digest = hasher(canonical)
+        conn.execute(sa.update(event_t).where(event_t.c.id == ev.id).values(prev_hash=prev, hash=digest))
+        prev, count = digest, ev.seq
+    conn.execute(sa.update(incident_t).where(incident_t.c.id == incident_id).values(head_hash=prev, event_count=count))
+
+
 def forge(ctx, ref: str, hasher, **changes_of_event_2) -> None:
     """Change event 2 and recompute every hash after it, and the incident's head, with ``hasher``:
     what someone with database access and the source code, but not the audit key, can do."""
@@ -42,28 +57,72 @@ def forge(ctx, ref: str, hasher, **changes_of_event_2) -> None:
         incident_id = _incident_id(conn, ref)
         conn.execute(sa.update(event_t).where(event_t.c.incident_id == incident_id, event_t.c.seq == 2)
                      .values(**changes_of_event_2))
-        prev = None
-        for ev in conn.execute(sa.select(event_t).where(event_t.c.incident_id == incident_id)
-                               .order_by(event_t.c.seq)).all():
-            prev = prev or ev.prev_hash
-            canonical = json.dumps([prev, ev.incident_id, ev.seq, ev.at.isoformat(), ev.actor, ev.kind, ev.from_state,
-                                    ev.to_state, ev.payload.hex() if ev.payload is not None else None],
-                                   separators=(",", ":")).encode()
-            digest = hasher(canonical)
-            conn.execute(sa.update(event_t).where(event_t.c.id == ev.id).values(prev_hash=prev, hash=digest))
-            prev = digest
-        conn.execute(sa.update(incident_t).where(incident_t.c.id == incident_id).values(head_hash=prev))
+        _rechain(conn, incident_id, hasher)
 
 
-@pytest.mark.parametrize("hasher", [
+HASHERS = pytest.mark.parametrize("hasher", [
     lambda data: hashlib.sha256(data).hexdigest(),  # the chain as it was: plain SHA-256
     lambda data: __import__("hmac").new(os.urandom(32), data, hashlib.sha256).hexdigest(),  # a guessed key
 ], ids=["sha256", "guessed-key"])
+
+
+@HASHERS
 def test_an_altered_event_with_the_chain_recomputed_is_found(ctx, walked, hasher):
     forge(ctx, walked, hasher, actor="someone-else")
     findings = audit.verify(ctx).findings
     assert [(f.reference, f.seq) for f in findings] == [(walked, 1)]  # the first link no longer verifies
     assert "altered or forged" in findings[0].problem
+
+
+@HASHERS
+def test_an_altered_payload_with_the_chain_recomputed_is_found(ctx, walked, hasher):
+    """The forger puts the note's sealed payload (event 6) in event 2, then rechains without the key."""
+    with ctx.engine.begin() as conn:
+        note = conn.execute(sa.select(event_t.c.payload).where(
+            event_t.c.incident_id == _incident_id(conn, walked), event_t.c.seq == 6)).scalar_one()
+    forge(ctx, walked, hasher, payload=note)
+    assert [(f.reference, f.seq, "altered or forged" in f.problem) for f in audit.verify(ctx).findings][:1] == [
+        (walked, 1, True)]
+
+
+@HASHERS
+def test_a_dropped_event_with_the_rest_renumbered_and_relinked_is_found(ctx, walked, hasher):
+    with ctx.engine.begin() as conn:
+        incident_id = _incident_id(conn, walked)
+        conn.execute(sa.delete(event_t).where(event_t.c.incident_id == incident_id, event_t.c.seq == 5))
+        conn.execute(sa.update(event_t).where(event_t.c.incident_id == incident_id, event_t.c.seq == 6)
+                     .values(seq=5))
+        _rechain(conn, incident_id, hasher)
+    findings = audit.verify(ctx).findings
+    assert [(f.reference, f.seq, "altered or forged" in f.problem) for f in findings] == [(walked, 1, True)]
+
+
+@pytest.mark.parametrize("relinked", [False, True], ids=["link-left", "link-rewritten"])
+def test_an_event_spliced_in_from_an_earlier_history_is_found(ctx, walked, relinked):
+    """Every event below carries a genuine hash under the audit key: the forger cuts the last two notes,
+    lets breachflow record two others, then puts the first old note back in place of the first new one.
+    Only the hash covering the previous event's hash (link rewritten) and the verifier comparing each
+    link (link left) tell the two histories apart."""
+    service.add_note(ctx, reference=walked, actor="hanna", text="Director told at 09:00")
+    service.add_note(ctx, reference=walked, actor="hanna", text="Director confirmed by mail")
+    with ctx.engine.begin() as conn:
+        incident_id = _incident_id(conn, walked)
+        this = (event_t.c.incident_id == incident_id)
+        old = {ev.seq: ev for ev in conn.execute(sa.select(event_t).where(this)).all()}
+        conn.execute(sa.delete(event_t).where(this, event_t.c.seq > 6))
+        conn.execute(sa.update(incident_t).where(incident_t.c.id == incident_id)
+                     .values(event_count=6, head_hash=old[6].hash))
+    service.add_note(ctx, reference=walked, actor="hanna", text="Director told at 11:00")
+    service.add_note(ctx, reference=walked, actor="hanna", text="Director confirmed by phone")
+    assert audit.verify(ctx).intact  # the cut alone shows only against a checkpoint
+    with ctx.engine.begin() as conn:
+        conn.execute(sa.update(event_t).where(this, event_t.c.seq == 7).values(
+            at=old[7].at, actor=old[7].actor, payload=old[7].payload, prev_hash=old[7].prev_hash, hash=old[7].hash))
+        if relinked:
+            conn.execute(sa.update(event_t).where(this, event_t.c.seq == 8).values(prev_hash=old[7].hash))
+    findings = audit.verify(ctx).findings
+    assert [(f.reference, f.seq) for f in findings] == [(walked, 8)]
+    assert ("altered or forged" if relinked else "previous event's hash") in findings[0].problem
 
 
 def test_a_cut_tail_with_the_head_fixed_is_found_by_the_checkpoint(ctx, walked, tmp_path):

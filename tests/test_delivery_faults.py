@@ -54,6 +54,22 @@ def test_server_down_then_up_delivers_once_after_retries(ctx, smtp):
     assert failed["attempt"] == 1 and "SMTPConnect" in failed["error"]
 
 
+def test_a_message_failing_temporarily_is_a_dead_letter_exactly_at_the_maximum_attempt(ctx, smtp):
+    """Not before the last attempt, and not retried forever: the server stays down."""
+    add_school(ctx)
+    mail = smtp_context(ctx, smtp.port, dispatch_max_attempts=3)
+    ref = confirmed(mail)
+    outcomes = []
+    for _ in range(4):
+        outcomes.append(drain(mail))
+        due_now(mail)
+    assert outcomes == [{"sent": 0, "retry": 1, "dead": 0}, {"sent": 0, "retry": 1, "dead": 0},
+                        {"sent": 0, "retry": 0, "dead": 1}, {"sent": 0, "retry": 0, "dead": 0}]
+    (row,) = outbox.list_messages(mail, status="dead").items
+    assert row.attempts == 3 and "SMTPConnect" in row.last_error
+    assert timeline_kinds(mail, ref)[-3:] == ["notices_failed", "notices_failed", "notices_dead"]
+
+
 def test_a_4xx_answer_is_retried_with_backoff_then_succeeds(ctx, smtp):
     add_school(ctx)
     smtp.handler.data_replies = ["451 4.3.0 Try again later"]

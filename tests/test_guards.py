@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import CONFIRM, CONTAIN, EVALUATE, REMEDIATE, add_school, reported
+from conftest import CONFIRM, CONTAIN, EVALUATE, REMEDIATE, add_school, hours_ago, reported
 from reading import whole_timeline
 
 from breachflow.workflow import lifecycle, queries, service
+from breachflow.workflow.deadlines import AMSTERDAM
 from breachflow.workflow.disclosure import Disclosure
-from breachflow.workflow.errors import GuardFailed, TriggerNotAllowed
+from breachflow.workflow.errors import GuardFailed, InvalidInput, TriggerNotAllowed
 from breachflow.workflow.incident import Action, ActionStatus, AffectedSchool, ApKind, ApNotification, Incident
 from breachflow.workflow.lifecycle import GUARDS
 
@@ -204,3 +205,24 @@ def test_blocking_actions_do_not_hold_back_a_step_that_does_not_close():
     waiting = incident("evaluation", informed, actions=[action(1, blocking=True)], **complete)
     assert lifecycle.missing(waiting, "evaluated") == []
     assert lifecycle.destination(waiting, "evaluated") == "ap_notification"
+
+
+def test_a_responsible_schools_late_ap_notification_needs_its_reason(ctx):
+    """The school's own 72 hours run from its notice: past them, its AP notification needs the reason."""
+    add_school(ctx)
+    ref = reported(ctx, discovered_hours_ago=100)
+    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(ctx, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM | {
+        "cause_category": "user_error_employee", "cause_description": "A teacher shared a login"})
+    informed = hours_ago(80)
+    service.log_contact(ctx, reference=ref, actor="hanna", brin="12AB", channel="phone", at=informed,
+                        summary="Director told to notify the AP", told_must_notify_ap=True)
+    record = {"reference": ref, "actor": "hanna", "kind": "preliminary", "ap_reference": "AP-12AB"}
+    with pytest.raises(InvalidInput) as failure:
+        service.record_ap_notification(ctx, **record)
+    assert fields_of(failure.value.fields) == ["delay_reason"]
+    assert f"{(informed + timedelta(hours=72)).astimezone(AMSTERDAM):%H:%M}" in failure.value.fields[0].problem
+    assert queries.get(ctx, ref).ap_notifications == []
+    done = service.record_ap_notification(ctx, **record, delay_reason="The director was abroad")
+    assert [n.ap_reference for n in done.ap_notifications] == ["AP-12AB"]
+    assert whole_timeline(ctx, ref)[-1].payload["late"] is True

@@ -90,9 +90,18 @@ def test_updates_say_what_changed_since_the_last_notice(mail_ctx, smtp):
     assert "De politie is ingelicht." in by_school(smtp, "directie@regenboog.nl")[-1].part("plain")
 
 
-def test_a_school_added_to_a_confirmed_incident_gets_its_first_notice_at_once(mail_ctx, smtp):
+@pytest.mark.parametrize("state,steps", [
+    ("containment", ()),
+    ("remediation", (("contained", CONTAIN),)),
+    ("verification", (("contained", CONTAIN), ("remediated", REMEDIATE))),
+], ids=["containment", "remediation", "verification"])
+def test_a_school_added_to_a_confirmed_incident_gets_its_first_notice_at_once(mail_ctx, smtp, state, steps):
+    """In whichever state after confirmation the school is added, not only the first."""
     schools.add(mail_ctx, brin="78GH", name="De Linde", contacts=["directie@linde.nl"])
     ref = confirmed(mail_ctx)
+    for trigger, fields in steps:
+        service.fire(mail_ctx, reference=ref, trigger=trigger, actor="hanna", fields=fields)
+    assert queries.get(mail_ctx, ref).state == state
     drain(mail_ctx)
     before = len(smtp.received)
     service.update(mail_ctx, reference=ref, actor="hanna", schools={"78GH": 40})

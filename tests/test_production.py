@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import pytest
 from cli_process import breachflow
-from conftest import CONFIGURED_KEYS
+from conftest import CONFIGURED_KEYS, add_school, confirmed
+from notify_support import drain, smtp_context
 from pydantic import ValidationError
+from smtp_server import SmtpServer
 
+from breachflow.notifications import outbox
 from breachflow.workflow.config import Settings
 
 PRODUCTION = {
@@ -43,6 +46,23 @@ def test_mail_to_a_local_maildir_is_refused():
 
 def test_smtp_without_tls_is_refused():
     assert "BREACHFLOW_SMTP_SECURITY must be starttls or tls" in refusal(smtp_security="none")
+
+
+def test_a_server_that_offers_no_starttls_gets_no_notice_in_plain_text(ctx):
+    """The other half of the rule: with STARTTLS configured, a server (or a man in the middle) that
+    does not offer it is refused; the notice waits, never sent unencrypted."""
+    add_school(ctx)
+    server = SmtpServer()  # no TLS on offer
+    server.start()
+    try:
+        mail = smtp_context(ctx, server.port, smtp_security="starttls")
+        confirmed(mail)
+        assert drain(mail) == {"sent": 0, "retry": 1, "dead": 0}
+        assert server.received == []
+        (waiting,) = outbox.list_messages(mail, status="pending").items
+        assert "STARTTLS" in waiting.last_error
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://localhost:8000", "https://LOCALHOST./",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,11 +16,11 @@ from reading import whole_timeline
 from breachflow.api.errors import status_of
 from breachflow.notifications import outbox
 from breachflow.notifications.worker import notifications_context
-from breachflow.workflow import audit, crypto, keystore, queries, service, store
+from breachflow.workflow import audit, crypto, keystore, queries, register, service, store
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
 from breachflow.workflow.errors import DataDamaged, DataDestroyed, NotInitialised, SecretUnavailable
-from breachflow.workflow.models import data_key_t, incident_t
+from breachflow.workflow.models import ap_t, data_key_t, incident_t
 
 PLANTED = "Fenna Wijnbergen-Oosterhuis"
 
@@ -53,6 +54,30 @@ def test_a_planted_name_is_nowhere_in_the_database(ctx, backend):
     stored = _all_stored_text(ctx, backend)
     assert PLANTED.encode() not in stored
     assert b"directie@12ab.example.nl" not in stored  # the school's contact address
+
+
+def test_a_late_ap_notifications_delay_reason_is_sealed_at_rest(ctx, backend):
+    reason = f"{PLANTED} was on leave and held the only copy"
+    add_school(ctx)
+    ref = reported(ctx, discovered_hours_ago=80)
+    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(ctx, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-9",
+                                   delay_reason=reason)
+    with ctx.engine.connect() as conn:
+        incident_id, column = conn.execute(sa.select(ap_t.c.incident_id, ap_t.c.delay_reason)).one()
+    assert reason.encode() not in bytes(column) and PLANTED.encode() not in bytes(column)
+    (delay,) = register.histories(ctx, [incident_id])[incident_id].ap_delays
+    assert delay.reason == reason  # sealed, and opened again with the incident's data key
+    assert PLANTED.encode() not in _all_stored_text(ctx, backend)
+
+
+def test_sealing_the_same_value_twice_uses_a_fresh_nonce_each_time():
+    """AES-GCM under one key with a repeated nonce leaks the XOR of plaintexts and the key for forging."""
+    key = os.urandom(32)
+    first, second = crypto.seal_bytes(key, b"same plaintext"), crypto.seal_bytes(key, b"same plaintext")
+    assert first[1:13] != second[1:13] and first != second  # version byte, then a 12-byte nonce
+    assert crypto.open_bytes(key, first) == crypto.open_bytes(key, second) == b"same plaintext"
 
 
 def test_open_without_init_says_what_to_run(tmp_path):
