@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +29,24 @@ from breachflow.workflow import audit, db, keystore, schema, schools, service
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
 
-PG_URL = os.environ.get("BREACHFLOW_TEST_DATABASE_URL")
+
+def _own_database(url: str | None) -> str | None:
+    """Under xdist each worker drops and recreates breachflow's tables in a database of its own,
+    ``<name>_<worker>`` (``pytest_configure`` creates it)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
+
+
+GIVEN_PG_URL = os.environ.get("BREACHFLOW_TEST_DATABASE_URL")
+PG_URL = _own_database(GIVEN_PG_URL)
+# Installations made by tests live in memory where the machine has a tmpfs: SQLite's fsyncs cost nothing
+# there, and nothing a test writes needs to outlive the run.
+if "TMPDIR" not in os.environ and os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+    os.environ["TMPDIR"] = "/dev/shm"
+    tempfile.tempdir = None
 MASTER_KEY = Fernet.generate_key().decode()
 CONFIGURED_KEYS = {"master_keys": MASTER_KEY, "audit_key": keystore.AUDIT.generate().decode(),
                    "checkpoint_key": keystore.CHECKPOINT.generate().decode()}
@@ -60,7 +79,13 @@ def refuse_unsafe_database(url: str) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if PG_URL:
+    if GIVEN_PG_URL:
+        refuse_unsafe_database(GIVEN_PG_URL)
+    if PG_URL != GIVEN_PG_URL:
+        with db.engine_for(GIVEN_PG_URL).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            name = make_url(PG_URL).database
+            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
         refuse_unsafe_database(PG_URL)
 
 
@@ -97,16 +122,85 @@ def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     return Settings(data_dir=tmp_path / "var")
 
 
+@pytest.fixture(scope="session")
+def _fresh_installation(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory initialised once per run (per xdist worker): its key files and an empty
+    database at the newest revision, its write-ahead log folded in."""
+    where = tmp_path_factory.mktemp("fresh") / "var"
+    settings = Settings(data_dir=where)
+    initialise(settings)
+    engine = db.engine_of(settings)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return where
+
+
+def _is_embedded_default(settings: Settings) -> bool:
+    """Whether ``settings`` keep the database and every key in their default files in ``data_dir``."""
+    return settings.database_url is None and not any(
+        getattr(settings, name) for name in ("master_keys", "audit_key", "checkpoint_key", "key_file",
+                                             "audit_key_file", "checkpoint_key_file"))
+
+
 @pytest.fixture
 def ctx(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Context]:
     """An initialised installation. After the test, the audit runs over the database it leaves
-    behind: every chain verifies and replays to the stored rows (unless the test tampers)."""
-    initialise(settings)
+    behind: every chain verifies and replays to the stored rows (unless the test tampers).
+
+    On SQLite a new data directory is a copy of one initialised once per run (the same files
+    ``initialise`` writes, in a thousandth of its time); tests of initialising call it themselves."""
+    if not PG_URL and _is_embedded_default(settings) and not settings.data_dir.exists():
+        fresh = request.getfixturevalue("_fresh_installation")
+        shutil.copytree(fresh, settings.data_dir, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
+    else:
+        initialise(settings)
     context = Context.open(settings)
     yield context
+    audit_after(context, request)
+
+
+def audit_after(context: Context, request: pytest.FixtureRequest) -> None:
+    """Unless the test tampers or failed: every chain verifies and replays to the stored rows."""
     if request.node.get_closest_marker("tampers") is None and getattr(request.node, "rep_call", None) and request.node.rep_call.passed:
         report = audit.verify(context)
         assert report.intact, "the audit after the test found: " + "; ".join(map(str, report.findings))
+
+
+@pytest.fixture(scope="module")
+def shared_installation(tmp_path_factory: pytest.TempPathFactory,
+                        request: pytest.FixtureRequest) -> tuple[Settings, Context]:
+    """One installation for all the tests of a module that each start from the same world, built
+    once and put back before each test with ``Snapshot``."""
+    where = tmp_path_factory.mktemp("shared") / "var"
+    if PG_URL:
+        request.getfixturevalue("_pg_schema")
+        _truncate_all()
+        settings = Settings(data_dir=where, database_url=PG_URL, **CONFIGURED_KEYS)
+        initialise(settings)
+    else:
+        shutil.copytree(request.getfixturevalue("_fresh_installation"), where,
+                        ignore=shutil.ignore_patterns("*-wal", "*-shm"))
+        settings = Settings(data_dir=where)
+    return settings, Context.open(settings)
+
+
+class Snapshot:
+    """Every row of breachflow's tables as they are when taken; ``restore`` puts exactly those back."""
+
+    def __init__(self, context: Context) -> None:
+        self.engine = context.engine
+        with self.engine.connect() as conn:
+            self.rows = {table: [dict(row._mapping) for row in conn.execute(table.select())]
+                         for table in SQLModel.metadata.sorted_tables}
+
+    def restore(self) -> None:
+        with self.engine.begin() as conn:
+            for table in reversed(self.rows):
+                conn.execute(table.delete())
+            for table, rows in self.rows.items():
+                if rows:
+                    conn.execute(table.insert(), rows)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from api_support import SCHOOL_A, build
-from conftest import CONFIRM, hours_ago
+from conftest import CONFIRM, Snapshot, audit_after, hours_ago
 
 ROLES = ("handler", "manager", "school_a", "school_b", "admin")
 CONTACT = {"school": SCHOOL_A, "channel": "phone", "summary": "Director informed"}
@@ -49,16 +49,27 @@ CASES = [(method, path, body, role, statuses[i])
          for method, path, body, statuses in MATRIX for i, role in enumerate(ROLES)]
 
 
-@pytest.fixture
-def world(ctx, settings):
-    """A confirmed incident affecting school A only, whose first notice went out (by phone)."""
+@pytest.fixture(scope="module")
+def built(shared_installation):
+    """A confirmed incident affecting school A only, whose first notice went out (by phone); built
+    once for the module, its rows kept to be put back before each case."""
+    settings, ctx = shared_installation
     api = build(ctx, settings)
     ref = api.report(schools={SCHOOL_A: 12}, discovered_at=hours_ago(2).isoformat())
     api.call("handler", "POST", f"/incidents/{ref}/triggers/begin_triage")
     api.call("handler", "POST", f"/incidents/{ref}/triggers/confirm", json={"fields": CONFIRM})
     api.call("handler", "POST", f"/incidents/{ref}/contacts", json=CONTACT)
     assert api.call("handler", "GET", f"/incidents/{ref}").json()["version"] == 4
-    return api, ref
+    return api, ref, Snapshot(ctx)
+
+
+@pytest.fixture
+def world(built, shared_installation, request):
+    """The world as built, whatever the case before did to it; audited after the case."""
+    api, ref, snapshot = built
+    snapshot.restore()
+    yield api, ref
+    audit_after(shared_installation[1], request)
 
 
 @pytest.mark.parametrize(("method", "path", "body", "role", "status"), CASES,

@@ -1,0 +1,199 @@
+"""``make mutate``: mutation testing of the modules that hold breachflow's rules (mutmut).
+
+For each group of ``groups.toml`` the sources are staged as the installed package
+(``var/mutation/<group>/src/breachflow/...``, so mutmut's module names are the ones the tests
+import), mutmut mutates the group's files and runs, per mutant, the group's tests that call the
+mutated function. Prints the score of each group and of all, and every surviving mutant with its
+diff. Survivors judged equivalent in ``equivalent.toml`` are left out of the score; an entry there
+that matches nothing is reported as stale. Exit 1 when the score is under ``--target`` (95 %).
+
+``--compliance`` then checks ``docs/compliance.md`` by mutation (``compliance.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+STAGE = ROOT / "var" / "mutation"
+PACKAGES = ("workflow", "api", "notifications", "templates")
+DETECTED = {"killed", "timeout", "caught by type check"}  # a test (or the type checker) noticed
+
+
+@dataclass
+class Survivor:
+    name: str
+    status: str
+    diff: str
+    before: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+
+    @property
+    def function(self) -> str:
+        return self.name.partition("__mutmut_")[0]
+
+
+@dataclass
+class GroupResult:
+    name: str
+    counts: Counter[str]
+    survivors: list[Survivor]
+    seconds: float
+
+
+def stage(name: str, mutate: list[str], tests: list[str]) -> Path:
+    """A fresh copy of the sources laid out as the package ``breachflow``, with its tests and a
+    ``pyproject.toml`` that tells mutmut what to mutate and which tests to run."""
+    where = STAGE / name
+    shutil.rmtree(where, ignore_errors=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    package = where / "src" / "breachflow"
+    for folder in PACKAGES:
+        shutil.copytree(ROOT / folder, package / folder, ignore=ignore)
+    # a regular package: imported from mutmut's copy ahead of the editable install's finder
+    (package / "__init__.py").write_text('"""breachflow, staged for mutation testing."""\n')
+    shutil.copytree(ROOT / "tests", where / "tests", ignore=shutil.ignore_patterns("__pycache__", "mutation"))
+    settings = {
+        "source_paths": ["src"],
+        "only_mutate": [f"src/breachflow/{path}" for path in mutate],
+        "pytest_add_cli_args_test_selection": tests,
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-m", "not browser"],
+        "use_git_change_detection": False,
+    }
+    lines = ["", "[tool.mutmut]"] + [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    (where / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + "\n".join(lines) + "\n")
+    return where
+
+
+def verdicts(where: Path) -> dict[str, str]:
+    """Every mutant of the staged run → its status as mutmut names it."""
+    from mutmut.stats import status_by_exit_code
+
+    found: dict[str, str] = {}
+    for meta in sorted((where / "mutants").rglob("*.py.meta")):
+        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            found[name] = status_by_exit_code[code]
+    return found
+
+
+def diff_of(where: Path, name: str) -> Survivor:
+    shown = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=where, capture_output=True, text=True)
+    diff = shown.stdout.strip()
+    body = [line for line in diff.splitlines() if not line.startswith(("---", "+++", "# "))]
+    return Survivor(name=name, status="", diff=diff,
+                    before=[line[1:].strip() for line in body if line.startswith("-")],
+                    after=[line[1:].strip() for line in body if line.startswith("+")])
+
+
+def run_group(name: str, group: dict, verbose: bool) -> GroupResult:
+    started = time.monotonic()
+    where = stage(name, group["mutate"], group["tests"])
+    modules = [f"breachflow.{path.removesuffix('.py').replace('/', '.')}" for path in group["mutate"]]
+    patterns = [f"{module}.x*{function}__mutmut_*" for module in modules for function in group.get("functions", [])]
+    print(f"== {name}: mutating {', '.join(group['mutate'])} against {', '.join(group['tests'])}", flush=True)
+    env = os.environ | {"PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("BREACHFLOW_TEST_DATABASE_URL", None)  # mutants run on SQLite, each test in its own file
+    log = where / "mutmut.log"
+    with log.open("w") as out:
+        done = subprocess.run([sys.executable, "-m", "mutmut", "run", *patterns], cwd=where, env=env,
+                              stdout=None if verbose else out, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise SystemExit(f"mutmut failed on group {name} (exit {done.returncode}); see {log}")
+    found = verdicts(where)
+    if group.get("functions"):
+        found = {k: v for k, v in found.items()
+                 if any(k.startswith(f"{m}.x") and f"{f}__mutmut_" in k for m in modules for f in group["functions"])}
+    survivors = []
+    for mutant, status in sorted(found.items()):
+        if status not in DETECTED:
+            survivor = diff_of(where, mutant)
+            survivor.status = status
+            survivors.append(survivor)
+    return GroupResult(name, Counter(found.values()), survivors, time.monotonic() - started)
+
+
+def load_equivalents() -> list[dict]:
+    entries = tomllib.loads((HERE / "equivalent.toml").read_text()).get("equivalent", [])
+    for entry in entries:
+        missing = {"function", "before", "after", "why"} - set(entry)
+        if missing:
+            raise SystemExit(f"equivalent.toml: an entry for {entry.get('function')} lacks {', '.join(sorted(missing))}")
+    return entries
+
+
+def matches(entry: dict, survivor: Survivor) -> bool:
+    return (entry["function"] == survivor.function and entry["before"] in survivor.before
+            and entry["after"] in survivor.after)
+
+
+def report(results: list[GroupResult], equivalents: list[dict], target: float) -> int:
+    used: set[int] = set()
+    total = detected = judged = 0
+    for result in results:
+        kept = []
+        for survivor in result.survivors:
+            hits = [i for i, entry in enumerate(equivalents) if matches(entry, survivor)]
+            used.update(hits)
+            if not hits:
+                kept.append(survivor)
+        equivalent = len(result.survivors) - len(kept)
+        counted = sum(result.counts.values()) - equivalent
+        caught = sum(n for status, n in result.counts.items() if status in DETECTED)
+        total, detected, judged = total + counted, detected + caught, judged + equivalent
+        score = 100 * caught / counted if counted else 100.0
+        print(f"\n== {result.name}: {score:.1f} % killed ({caught} of {counted}; {equivalent} judged equivalent; "
+              f"{dict(result.counts)}) in {result.seconds:.0f} s")
+        for survivor in kept:
+            print(f"\n-- {survivor.name}: {survivor.status}\n{survivor.diff}")
+    for i, entry in enumerate(equivalents):
+        if i not in used:
+            print(f"\nstale entry in equivalent.toml (it matches no surviving mutant): {entry['function']}: "
+                  f"{entry['before']!r} -> {entry['after']!r}")
+    score = 100 * detected / total if total else 100.0
+    print(f"\n== mutation score: {score:.1f} % ({detected} of {total} killed; {judged} judged equivalent); "
+          f"target {target:.0f} %")
+    return 0 if score >= target else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("groups", nargs="*", help="groups of groups.toml to run (default: all)")
+    parser.add_argument("--target", type=float, default=95.0, help="the score below which the run fails (%%)")
+    parser.add_argument("--verbose", action="store_true", help="show mutmut's own output")
+    parser.add_argument("--compliance", action="store_true",
+                        help="then check that every row of docs/compliance.md names a test a mutant fails")
+    args = parser.parse_args(argv)
+    groups = tomllib.loads((HERE / "groups.toml").read_text())
+    unknown = set(args.groups) - set(groups)
+    if unknown:
+        parser.error(f"unknown group(s) {', '.join(sorted(unknown))}; groups.toml has {', '.join(groups)}")
+    chosen = args.groups or list(groups)
+    equivalents = load_equivalents()
+    results = [run_group(name, groups[name], args.verbose) for name in chosen]
+    code = report(results, equivalents if not args.groups else
+                  [e for e in equivalents if any(e["function"].startswith(_prefix(groups[g])) for g in chosen)],
+                  args.target)
+    if args.compliance:
+        from compliance import check
+
+        code |= check(ROOT, STAGE / "compliance")
+    return code
+
+
+def _prefix(group: dict) -> tuple[str, ...]:
+    return tuple(f"breachflow.{p.removesuffix('.py').replace('/', '.')}." for p in group["mutate"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
