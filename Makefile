@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test screenshots bench bench-load bench-scale bench-pages diagram clean
+.PHONY: run test mutate screenshots bench bench-load bench-scale bench-pages diagram clean
 
 $(BIN)/breachflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,12 @@ $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 test: $(BIN)/breachflow $(CHROMIUM)
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
+
+# mutation testing of the modules that hold the rules, and of the compliance map's rows (tests/mutation;
+# about 30 minutes); MUTATE=guards runs one group of tests/mutation/groups.toml
+mutate: $(BIN)/breachflow
+	$(BIN)/python tests/mutation/run.py --compliance $(MUTATE)
 
 # the browser tests write the pictures shown in the README
 screenshots: $(BIN)/breachflow $(CHROMIUM)

@@ -142,14 +142,14 @@ def rows(root: Path) -> list[Row]:
 def check(root: Path, where: Path) -> int:
     """Stage, mutate and run each row; print each row's verdict; 1 if a row is not shown."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from run import stage
+    from run import read_groups, stage
 
     table = rows(root)
     modules = sorted({m for row in table for m in row.modules})
     files = [m.removeprefix("breachflow.").replace(".", "/") + ".py" for m in modules]
     files = [f if (root / f).is_file() else f.removesuffix(".py") + "/__init__.py" for f in files]
     tests = sorted({t.partition("::")[0] for row in table for t in row.tests})
-    stage(where.name, files, tests)
+    stage(where.name, files, tests, read_groups()[1])
     (where / "rows.json").write_text(json.dumps([asdict(row) for row in table if not row.problem]))
     print(f"\n== compliance: {len(table)} rows; mutating {len(files)} files for them", flush=True)
     env = os.environ | {"PYTHONDONTWRITEBYTECODE": "1"}

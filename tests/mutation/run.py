@@ -52,7 +52,7 @@ class GroupResult:
     seconds: float
 
 
-def stage(name: str, mutate: list[str], tests: list[str]) -> Path:
+def stage(name: str, mutate: list[str], tests: list[str], not_mutated: list[str]) -> Path:
     """A fresh copy of the sources laid out as the package ``breachflow``, with its tests and a
     ``pyproject.toml`` that tells mutmut what to mutate and which tests to run."""
     where = STAGE / name
@@ -70,6 +70,7 @@ def stage(name: str, mutate: list[str], tests: list[str]) -> Path:
         "pytest_add_cli_args_test_selection": tests,
         "pytest_add_cli_args": ["-p", "no:cacheprovider", "-m", "not browser"],
         "use_git_change_detection": False,
+        "do_not_mutate_patterns": not_mutated,
     }
     lines = ["", "[tool.mutmut]"] + [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
     (where / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + "\n".join(lines) + "\n")
@@ -87,39 +88,51 @@ def verdicts(where: Path) -> dict[str, str]:
     return found
 
 
-def diff_of(where: Path, name: str) -> Survivor:
-    shown = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=where, capture_output=True, text=True)
-    diff = shown.stdout.strip()
-    body = [line for line in diff.splitlines() if not line.startswith(("---", "+++", "# "))]
-    return Survivor(name=name, status="", diff=diff,
-                    before=[line[1:].strip() for line in body if line.startswith("-")],
-                    after=[line[1:].strip() for line in body if line.startswith("+")])
+DIFFS = """
+import json, sys
+from mutmut.mutation.diff_apply import find_mutant, get_diff_for_mutant
+names = json.loads(sys.stdin.read())
+print(json.dumps({name: get_diff_for_mutant(name, path=find_mutant(name).path) for name in names}))
+"""
 
 
-def run_group(name: str, group: dict, verbose: bool) -> GroupResult:
+def survivors_of(where: Path, found: dict[str, str]) -> list[Survivor]:
+    """The mutants no test noticed, each with its diff (``mutmut show``'s, read in one process)."""
+    names = sorted(name for name, status in found.items() if status not in DETECTED)
+    shown = subprocess.run([sys.executable, "-c", DIFFS], cwd=where, input=json.dumps(names), capture_output=True,
+                           text=True, check=True)
+    survivors = []
+    for name, diff in json.loads(shown.stdout).items():
+        body = [line for line in diff.splitlines() if not line.startswith(("---", "+++"))]
+        survivors.append(Survivor(name=name, status=found[name], diff=diff,
+                                  before=[line[1:].strip() for line in body if line.startswith("-")],
+                                  after=[line[1:].strip() for line in body if line.startswith("+")]))
+    return survivors
+
+
+def run_group(name: str, group: dict, not_mutated: list[str], verbose: bool, again: bool) -> GroupResult:
     started = time.monotonic()
-    where = stage(name, group["mutate"], group["tests"])
+    where = STAGE / name
     modules = [f"breachflow.{path.removesuffix('.py').replace('/', '.')}" for path in group["mutate"]]
     patterns = [f"{module}.x*{function}__mutmut_*" for module in modules for function in group.get("functions", [])]
-    print(f"== {name}: mutating {', '.join(group['mutate'])} against {', '.join(group['tests'])}", flush=True)
-    env = os.environ | {"PYTHONDONTWRITEBYTECODE": "1"}
-    env.pop("BREACHFLOW_TEST_DATABASE_URL", None)  # mutants run on SQLite, each test in its own file
-    log = where / "mutmut.log"
-    with log.open("w") as out:
-        done = subprocess.run([sys.executable, "-m", "mutmut", "run", *patterns], cwd=where, env=env,
-                              stdout=None if verbose else out, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        raise SystemExit(f"mutmut failed on group {name} (exit {done.returncode}); see {log}")
+    if again:
+        print(f"== {name}: mutating {', '.join(group['mutate'])} against {', '.join(group['tests'])}", flush=True)
+        stage(name, group["mutate"], group["tests"], not_mutated)
+        env = os.environ | {"PYTHONDONTWRITEBYTECODE": "1"}
+        env.pop("BREACHFLOW_TEST_DATABASE_URL", None)  # mutants run on SQLite, each test in its own file
+        log = where / "mutmut.log"
+        with log.open("w") as out:
+            done = subprocess.run([sys.executable, "-m", "mutmut", "run", *patterns], cwd=where, env=env,
+                                  stdout=None if verbose else out, stderr=subprocess.STDOUT)
+        if done.returncode != 0:
+            raise SystemExit(f"mutmut failed on group {name} (exit {done.returncode}); see {log}")
+    elif not (where / "mutants").is_dir():
+        raise SystemExit(f"group {name} has not run yet: run it without --report")
     found = verdicts(where)
     if group.get("functions"):
         found = {k: v for k, v in found.items()
                  if any(k.startswith(f"{m}.x") and f"{f}__mutmut_" in k for m in modules for f in group["functions"])}
-    survivors = []
-    for mutant, status in sorted(found.items()):
-        if status not in DETECTED:
-            survivor = diff_of(where, mutant)
-            survivor.status = status
-            survivors.append(survivor)
+    survivors = survivors_of(where, found)
     return GroupResult(name, Counter(found.values()), survivors, time.monotonic() - started)
 
 
@@ -171,16 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("groups", nargs="*", help="groups of groups.toml to run (default: all)")
     parser.add_argument("--target", type=float, default=95.0, help="the score below which the run fails (%%)")
     parser.add_argument("--verbose", action="store_true", help="show mutmut's own output")
+    parser.add_argument("--report", action="store_true", help="report the last run's verdicts again, running nothing")
     parser.add_argument("--compliance", action="store_true",
                         help="then check that every row of docs/compliance.md names a test a mutant fails")
     args = parser.parse_args(argv)
-    groups = tomllib.loads((HERE / "groups.toml").read_text())
+    groups, not_mutated = read_groups()
     unknown = set(args.groups) - set(groups)
     if unknown:
         parser.error(f"unknown group(s) {', '.join(sorted(unknown))}; groups.toml has {', '.join(groups)}")
     chosen = args.groups or list(groups)
     equivalents = load_equivalents()
-    results = [run_group(name, groups[name], args.verbose) for name in chosen]
+    results = [run_group(name, groups[name], not_mutated, args.verbose, not args.report) for name in chosen]
     code = report(results, equivalents if not args.groups else
                   [e for e in equivalents if any(e["function"].startswith(_prefix(groups[g])) for g in chosen)],
                   args.target)
@@ -189,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
 
         code |= check(ROOT, STAGE / "compliance")
     return code
+
+
+def read_groups() -> tuple[dict[str, dict], list[str]]:
+    """The groups of ``groups.toml``, and the patterns of statements no group mutates."""
+    read = tomllib.loads((HERE / "groups.toml").read_text())
+    return {k: v for k, v in read.items() if isinstance(v, dict)}, read.get("not_mutated", [])
 
 
 def _prefix(group: dict) -> tuple[str, ...]:
