@@ -289,6 +289,13 @@ def confirmed(ctx: Context, *, brins: tuple[str, ...] = ("12AB",)) -> str:
     return reference
 
 
+@pytest.fixture
+def confirmed_incident(ctx: Context) -> str:
+    """School 12AB and a confirmed incident affecting it: its reference."""
+    add_school(ctx)
+    return confirmed(ctx)
+
+
 def reported(ctx: Context, *, brins: tuple[str, ...] = ("12AB",), discovered_hours_ago: float = 2) -> str:
     """A fresh report affecting ``brins`` (the schools must exist)."""
     incident = service.report(
@@ -332,6 +339,14 @@ def cli(ctx, settings, monkeypatch, capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def api(ctx, settings):
+    """The API over the test installation: two schools, a user and token per role (``api_support``)."""
+    from api_support import build
+
+    return build(ctx, settings)
 
 
 @pytest.fixture

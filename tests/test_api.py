@@ -8,17 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from api_support import SCHOOL_A, SCHOOL_B, assert_error, build
+from api_support import SCHOOL_A, SCHOOL_B, assert_error
 from conftest import CONFIRM, CONTAIN, EVALUATE, evaluating, hours_ago
 
 from breachflow.workflow import accounts, lifecycle
 from breachflow.workflow.models import token_t
-
-
-@pytest.fixture
-def api(ctx, settings):
-    return build(ctx, settings)
-
 
 # --- authentication -------------------------------------------------------------------------
 

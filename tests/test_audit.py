@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from conftest import CONFIRM, EVALUATE, add_school, confirmed, evaluating, hours_ago, reported
+from conftest import CONFIRM, EVALUATE, add_school, evaluating, hours_ago, reported
 from notify_support import with_notices
 
 from breachflow.workflow import accounts, actions, audit, checkpoints, queries, service
@@ -21,9 +21,8 @@ pytestmark = pytest.mark.tampers  # the databases of these tests are left broken
 
 
 @pytest.fixture
-def walked(ctx) -> str:
-    add_school(ctx)
-    ref = confirmed(ctx)
+def walked(ctx, confirmed_incident) -> str:
+    ref = confirmed_incident
     service.log_contact(ctx, reference=ref, actor="hanna", brin="12AB", channel="phone", summary="Director told")
     service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-1")
     service.add_note(ctx, reference=ref, actor="hanna", text="School called back")

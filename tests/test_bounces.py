@@ -22,7 +22,7 @@ from conftest import CONFIRM, add_school, confirmed, reported
 from notify_support import drain, smtp_context
 from pysasl.hashing import BuiltinHash
 from reading import whole_timeline
-from smtp_server import SmtpServer, free_port, self_signed
+from smtp_server import free_port, self_signed
 
 from breachflow.api import timeline_text
 from breachflow.notifications import bouncebox, bounces, outbox, reminders
@@ -34,14 +34,6 @@ from breachflow.workflow.models import affected_t, deadline_t
 
 BOUNCE_ADDRESS = "bounces@processor.nl"
 ADDRESS = "directie@12ab.example.nl"
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -7,17 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from api_support import SCHOOL_A, SCHOOL_B, build
+from api_support import SCHOOL_A, SCHOOL_B
 from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, hours_ago
 
 from breachflow.notifications import reminders
 from breachflow.workflow import audit, queries, service
 from breachflow.workflow.models import incident_t
-
-
-@pytest.fixture
-def api(ctx, settings):
-    return build(ctx, settings)
 
 
 @pytest.fixture

@@ -10,14 +10,9 @@ from collections.abc import Iterator
 
 import httpx2
 import pytest
-from api_support import SCHOOL_A, SCHOOL_B, build
+from api_support import SCHOOL_A, SCHOOL_B
 from sqlalchemy import event
 from sqlalchemy.pool import QueuePool
-
-
-@pytest.fixture
-def api(ctx, settings):
-    return build(ctx, settings)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from api_support import SCHOOL_A, SCHOOL_B, assert_error, build
+from api_support import SCHOOL_A, SCHOOL_B, assert_error
 from conftest import AP_DOSSIER, AP_FORM, EVALUATE, MASTER_DATA, hours_ago
 from web_support import browser, installation
 
@@ -287,11 +287,6 @@ def test_a_schools_master_data_is_updated_and_its_contact_person_sealed(ctx):
 
 
 # --- who reads it: the API --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def api(ctx, settings):
-    return build(ctx, settings)
 
 
 def report(api, *, cause: str = "user_error_employee", schools_: dict | None = None) -> str:

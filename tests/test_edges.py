@@ -23,11 +23,6 @@ SECURITY_HEADERS = {
 }
 
 
-@pytest.fixture
-def api(ctx, settings):
-    return build(ctx, settings)
-
-
 def small_limits(settings, **limits):
     return settings.model_copy(update={"in_process_worker": False, **limits})
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from api_support import SCHOOL_A, assert_error, build
+from api_support import SCHOOL_A, assert_error
 from conftest import hours_ago
 from freezegun import freeze_time
 from pydantic import ValidationError
@@ -15,11 +15,6 @@ from breachflow.workflow.disclosure import Disclosure
 from breachflow.workflow.validation import LONG_TEXT, MAX_COUNT, MAX_ITEMS, SHORT_TEXT
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def api(ctx, settings):
-    return build(ctx, settings)
 
 
 @pytest.fixture

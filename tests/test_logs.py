@@ -22,6 +22,7 @@ from fastapi.exceptions import ResponseValidationError
 from notify_support import settings_env
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ValidationError
+from smtp_server import free_port
 
 from breachflow.notifications.models import outbox_t
 from breachflow.workflow import accounts, logs
@@ -247,11 +248,6 @@ class Served:
         status, _, content = self.call(method, path, token, body, request_id)
         assert status in (200, 201), (method, path, status, content)
         return content
-
-
-def free_port() -> int:
-    from smtp_server import free_port as pick
-    return pick()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from email.parser import BytesParser
 
 import pytest
 import sqlalchemy as sa
-from api_support import build
 from conftest import CONFIRM, CONTAIN, add_school, confirmed, reported
 from notify_support import drain, smtp_context
 from pydantic import ValidationError
@@ -160,11 +159,6 @@ def test_an_update_never_overtakes_a_first_notice_waiting_out_its_backoff(mail_c
     drain(mail_ctx)
     first, update = (m.message for m in smtp.received)
     assert first["In-Reply-To"] is None and update["In-Reply-To"] == first["Message-ID"]
-
-
-@pytest.fixture
-def api(ctx, settings):
-    return build(ctx, settings)
 
 
 @pytest.mark.parametrize("name", ["De Regenboog\r\nBcc: x@y.nl", "De\u202eRegenboog", "\u200bRegenboog", "De\tRegenboog"])

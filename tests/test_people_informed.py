@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from api_support import SCHOOL_A, SCHOOL_B, assert_error, build
+from api_support import SCHOOL_A, SCHOOL_B, assert_error
 from conftest import CONFIRM, hours_ago, reported
 from notify_support import drain, smtp_context
 from test_web_portal import confirm, deliver, informed, link, part, report
@@ -197,11 +197,6 @@ def test_an_update_carries_the_draft_once_the_breach_turns_out_a_high_risk(mail_
 
 
 # --- recording through the API -----------------------------------------------------------------------
-
-@pytest.fixture
-def api(ctx, settings):
-    return build(ctx, settings)
-
 
 def confirmed_api(api, schools_=None, **fields) -> str:
     ref = api.report(schools=schools_ or {SCHOOL_A: 28}, discovered_at=hours_ago(5).isoformat())

@@ -18,18 +18,13 @@ import sqlalchemy as sa
 from cli_process import COMMAND, breachflow, environment
 from conftest import CONFIRM
 from cryptography.fernet import Fernet, InvalidToken
+from smtp_server import free_port
 
 from breachflow.workflow import accounts
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context
 from breachflow.workflow.db import write_transaction
 from breachflow.workflow.models import data_key_t, user_t
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

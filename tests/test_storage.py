@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import CONFIRM, add_school, confirmed, reported
+from conftest import CONFIRM, add_school, reported
 from cryptography.fernet import Fernet, MultiFernet
 from reading import whole_timeline
 
@@ -86,9 +86,8 @@ def test_open_without_init_says_what_to_run(tmp_path):
 
 
 @pytest.fixture
-def walked(ctx) -> str:
-    add_school(ctx)
-    ref = confirmed(ctx)
+def walked(ctx, confirmed_incident) -> str:
+    ref = confirmed_incident
     service.add_note(ctx, reference=ref, actor="hanna", text="School called back")
     return ref
 
