@@ -37,8 +37,9 @@ from breachflow.workflow.db import is_sqlite, read_transaction
 from breachflow.workflow.errors import FieldProblem, InvalidInput
 
 T = TypeVar("T")
-NO_TOKEN = "send 'Authorization: Bearer <token>'; create one with 'breachflow token create'"
-UNKNOWN_TOKEN = "the token is unknown, revoked or expired"
+# error messages, not secrets
+NO_TOKEN = "send 'Authorization: Bearer <token>'; create one with 'breachflow token create'"  # noqa: S105
+UNKNOWN_TOKEN = "the token is unknown, revoked or expired"  # noqa: S105
 bearer = HTTPBearer(auto_error=False, description="an API token from 'breachflow token create'")
 
 

@@ -12,6 +12,7 @@ slow IMAP server.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import logging
 import mailbox
@@ -66,10 +67,8 @@ class MaildirBox:
                 continue
 
     def done(self, key: str) -> None:
-        try:
+        with contextlib.suppress(KeyError, FileNotFoundError):  # another reader removed it first
             self.maildir.remove(key)
-        except (KeyError, FileNotFoundError):  # another reader removed it first
-            pass
 
     def set_aside(self, key: str) -> None:
         try:
@@ -161,10 +160,8 @@ class ImapBox:
 
 def _cut(sock: socket.socket) -> None:
     """Shut ``sock`` down: a read waiting on it in another thread ends at once."""
-    try:
+    with contextlib.suppress(OSError):  # already closed or never connected: nothing to cut
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def configured(settings: Settings) -> bool:

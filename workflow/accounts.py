@@ -25,7 +25,7 @@ from breachflow.workflow.models import data_key_t, school_t, token_t, user_t
 from breachflow.workflow.schools import ids_by_brin
 from breachflow.workflow.validation import EMAIL
 
-TOKEN_PREFIX = "bf_"
+TOKEN_PREFIX = "bf_"  # noqa: S105 the public mark of every token, not a secret
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,79}$")
 
 

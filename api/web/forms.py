@@ -173,7 +173,7 @@ def _group_named(problem: FieldProblem, groups: list[dict[str, Any]]) -> FieldPr
 
 def multi(form: Any) -> dict[str, list[str]]:
     """A submitted form (Starlette's ``FormData``) as input name → every value given."""
-    return {key: [v for v in form.getlist(key) if isinstance(v, str)] for key in form.keys()}
+    return {key: [v for v in form.getlist(key) if isinstance(v, str)] for key in form}
 
 
 def checked(model: type[ModelT], values: dict[str, Any]) -> ModelT:
