@@ -47,7 +47,7 @@ LABELS = {
     },
 }
 
-VALUES = {
+VALUES: dict[str, dict[str | bool, str]] = {  # bool: the words for yes and no
     "nl": {
         "read": "ingezien", "copied": "gekopieerd", "altered": "gewijzigd", "deleted": "verwijderd of vernietigd",
         "stolen": "gestolen",

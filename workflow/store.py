@@ -37,7 +37,8 @@ class Loaded:
         self.id, self.reference, self.version = id, reference, version
         self.event_count, self.head_hash, self.data_key = event_count, head_hash, data_key
         self.data_key_id = data_key_id
-        self._build, self._incident = build, None
+        self._build = build
+        self._incident: Incident | None = None
 
     @property
     def incident(self) -> Incident:
