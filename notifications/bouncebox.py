@@ -123,7 +123,7 @@ class ImapBox:
             status, answer = self.imap.select(s.bounce_imap_mailbox)
             if status != "OK":
                 raise imaplib.IMAP4.error(f"mailbox {s.bounce_imap_mailbox!r} (BREACHFLOW_BOUNCE_IMAP_MAILBOX) cannot be "
-                                          f"opened: {answer[0].decode(errors='replace') if answer else status}")
+                                          f"opened: {answer[0].decode(errors='replace') if answer and answer[0] else status}")
         except BaseException:
             self.imap.shutdown()  # a refused login or mailbox leaves no socket behind
             raise
@@ -247,10 +247,10 @@ class Reader:
             elif result == bounced.LATER:
                 done.failed += 1
             else:
-                if result == bounced.UNCHANGED:
-                    done.unchanged += 1
-                else:
+                if isinstance(result, bounced.Recorded):
                     done.recorded.append(result)
+                else:  # UNCHANGED
+                    done.unchanged += 1
                 box.done(key)
 
 

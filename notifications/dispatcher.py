@@ -92,7 +92,8 @@ class Dispatcher:
                 log.exception("sending outbox message %d failed", item.id)
                 return outbox.Outcome(item, error=f"{type(exc).__name__}: {exc}")
             except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():  # this task is cancelled, not just its send
+                task = asyncio.current_task()  # never None: this runs in a task
+                if task is not None and task.cancelling():  # this task is cancelled, not just its send
                     raise
                 return None  # cut off after the grace period: the connection is closed, nothing accepted
             finally:

@@ -225,8 +225,9 @@ _EXPIRED = sa.select(sa.func.count()).where(
 
 def backlog(conn: sa.Connection, now: datetime) -> Backlog:
     """The outbox's ``Backlog`` at ``now`` (three indexed queries)."""
-    found = dict(conn.execute(sa.select(outbox_t.c.status, sa.func.count()).where(outbox_t.c.status.in_(WAITING))
-                              .group_by(outbox_t.c.status)).all())
+    found: dict[str, int] = dict(conn.execute(
+        sa.select(outbox_t.c.status, sa.func.count()).where(outbox_t.c.status.in_(WAITING))
+        .group_by(outbox_t.c.status)).all())
     oldest = conn.execute(_OLDEST_DUE, {"now": now}).scalar()
     return Backlog({status: found.get(status, 0) for status in WAITING},
                    (now - oldest).total_seconds() if oldest is not None else 0.0,

@@ -7,9 +7,10 @@ of one page from plain indexed columns (``deadline`` rows for the clocks) and de
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -74,6 +75,15 @@ def responsibility_is(responsibility: str) -> Any:
     return matches
 
 
+class Filters(TypedDict, total=False):
+    """The register's filters, as ``incident_page`` takes them."""
+
+    state: str | None
+    brin: str | None
+    responsibility: str | None
+    deadline: str | None
+
+
 def incident_page(
     ctx: Context,
     *,
@@ -109,14 +119,13 @@ def incident_page(
             if one == school_id:  # a school's own list: not the incidents whose part of it retention destroyed
                 part &= affected_t.c.destroyed_at.is_(None)
             query = query.where(incident_t.c.id.in_(sa.select(affected_t.c.incident_id).where(part)))
-        ids = list(conn.execute(query).scalars())
-        ids, next_cursor = pages.cut(ids, limit, lambda i: (i,))
-        page = pages.Page([], next_cursor)
+        ids, next_cursor = pages.cut(list(conn.execute(query).scalars()), limit, lambda i: (i,))
+        page: pages.Page[Incident] = pages.Page([], next_cursor)
         page.items = readable(ctx, conn, ids, page.unreadable)
     return page
 
 
-def readable(ctx: Context, conn: Connection, ids: list[int], unreadable: list[str]) -> list[Incident]:
+def readable(ctx: Context, conn: Connection, ids: Sequence[int], unreadable: list[str]) -> list[Incident]:
     """The incidents ``ids`` in that order, decrypted in a few queries for them all.
 
     One record that cannot be read or whose clocks cannot be computed (a forged or damaged row, a
