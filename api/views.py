@@ -146,7 +146,7 @@ def timeline_out(account: Account, entries: list[Entry]) -> list[schemas.Timelin
     result = []
     for e in entries:
         if is_school(account):
-            shown, details = visibility.event_for_school(e.kind, e.payload, account.school_brin)
+            shown, details = visibility.event_for_school(e.kind, e.payload, own_brin(account))
             if not shown:
                 continue
         else:

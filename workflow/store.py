@@ -4,7 +4,7 @@ a data key."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -145,7 +145,7 @@ class Unreadable:
     error: Exception
 
 
-def load_many(conn: Connection, keys: crypto.KeyRing, ids: list[int]) -> dict[int, Incident | Unreadable]:
+def load_many(conn: Connection, keys: crypto.KeyRing, ids: Sequence[int]) -> dict[int, Incident | Unreadable]:
     """The incidents ``ids``, decrypted, in four queries: each id maps to its incident, or to why
     it cannot be read (an unopenable data key, a damaged row); absent ids are left out. An incident
     whose key retention destroyed is read without its personal fields and action descriptions: the

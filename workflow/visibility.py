@@ -52,8 +52,7 @@ def _details(kind: str, payload: dict[str, Any], brin: str) -> dict[str, Any] | 
     return None
 
 
-def event_for_school(kind: str, payload: dict[str, Any] | None,
-                     brin: str | None) -> tuple[bool, dict[str, Any] | None]:
+def event_for_school(kind: str, payload: dict[str, Any] | None, brin: str) -> tuple[bool, dict[str, Any] | None]:
     """Whether school ``brin`` sees a timeline event of ``kind``, and what it reads of its ``payload``."""
     if kind not in SCHOOL_EVENT_KINDS:
         return False, None
