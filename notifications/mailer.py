@@ -12,7 +12,7 @@ import asyncio
 import mailbox
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import aiosmtplib
 
@@ -51,7 +51,7 @@ class _PromptSMTP(aiosmtplib.SMTP):
 
     def close(self) -> None:
         if self.transport is not None:
-            self.transport.abort()
+            cast(asyncio.Transport, self.transport).abort()  # aiosmtplib types it as any transport
         super().close()
 
 

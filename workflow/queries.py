@@ -69,7 +69,7 @@ def responsibility_is(responsibility: str) -> Any:
     """Incidents whose responsibility (derived from the plain ``cause_category``) is ``responsibility``."""
     wanted = choice(Responsibility, responsibility, "responsibility")
     causes = [c.value for c in CauseCategory if responsibility_for(c) is wanted]
-    matches = incident_t.c.cause_category.in_(causes)
+    matches: sa.ColumnElement[bool] = incident_t.c.cause_category.in_(causes)
     if wanted is Responsibility.unknown:
         matches = matches | incident_t.c.cause_category.is_(None)
     return matches
@@ -181,6 +181,8 @@ def timeline_page(ctx: Context, reference: str, *, limit: int = pages.DEFAULT_LI
                   cursor: str | None = None, newest_first: bool = False) -> pages.Page[Entry]:
     """A page of the incident's timeline, oldest first (or newest first)."""
     after = pages.decode(cursor, pages.strict_int)
+    beyond: sa.ColumnElement[bool]
+    order: sa.ColumnElement[Any]
     if newest_first:  # the first page starts at the newest event, whatever its number
         beyond, order = (event_t.c.seq < after[0]) if after else sa.true(), event_t.c.seq.desc()
     else:

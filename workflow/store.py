@@ -277,15 +277,15 @@ def clock_inputs(conn: Connection, ids: Any) -> list[Incident]:
         except DataDamaged:  # written past breachflow: the audit names it
             damaged.add(r.incident_id)
     incidents = []
-    for r in conn.execute(select(incident_t.c.id, incident_t.c.reference, incident_t.c.state, incident_t.c.version,
+    for row in conn.execute(select(incident_t.c.id, incident_t.c.reference, incident_t.c.state, incident_t.c.version,
                                  incident_t.c.source, incident_t.c.reported_at, incident_t.c.discovered_at,
                                  incident_t.c.cause_category).where(incident_t.c.id.in_(ids))):
         try:
-            facts = Disclosure(discovered_at=r.discovered_at, cause_category=r.cause_category)
+            facts = Disclosure(discovered_at=row.discovered_at, cause_category=row.cause_category)
         except ValidationError:  # written past breachflow: the audit names it
             continue
-        if r.id in damaged:
+        if row.id in damaged:
             continue
-        incidents.append(Incident(r.id, r.reference, r.state, r.version, r.source, r.reported_at, facts,
-                                  schools[r.id], notified[r.id], actions=actions[r.id]))
+        incidents.append(Incident(row.id, row.reference, row.state, row.version, row.source, row.reported_at, facts,
+                                  schools[row.id], notified[row.id], actions=actions[row.id]))
     return incidents

@@ -89,7 +89,7 @@ def shown(d: Disclosure, names: Iterable[str]) -> dict[str, list[str]]:
         elif kind == "bool":
             raw[name] = [YES if value else NO]
         elif isinstance(value, list):
-            raw[name] = [getattr(v, "value", v) for v in value]
+            raw[name] = [str(getattr(v, "value", v)) for v in value]  # codes and texts
         else:
             raw[name] = [str(getattr(value, "value", value))]
     return raw
