@@ -174,8 +174,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         + "".join(f"\n    {line}" for line in render.history_lines(entries[i.id]))
         for i in rows
     ]
-    data = [render.incident_json(i, ctx.periods) | entries[i.id].model_dump(mode="json", include=set(render.HISTORY_FIELDS))
-            for i in rows]
+    data = [render.incident_json(i, ctx.periods)
+            | entries[i.id].model_dump(mode="json", include=set(render.HISTORY_FIELDS)) for i in rows]
     _print_page(args, page, data, lines, "no incidents")
     return 0
 

@@ -40,7 +40,8 @@ def page(ctx: Context, account: Account, *, limit: int = pages.DEFAULT_LIMIT, cu
                       found.next_cursor, found.unreadable)
 
 
-def _pages(ctx: Context, account: Account, **filters: Unpack[queries.Filters]) -> Iterator[pages.Page[schemas.RegisterEntry]]:
+def _pages(ctx: Context, account: Account,
+           **filters: Unpack[queries.Filters]) -> Iterator[pages.Page[schemas.RegisterEntry]]:
     cursor = None
     while True:
         found = page(ctx, account, limit=EXPORT_PAGE, cursor=cursor, **filters)

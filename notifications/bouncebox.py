@@ -122,8 +122,9 @@ class ImapBox:
             self.imap.login(s.bounce_imap_username or "", password)
             status, answer = self.imap.select(s.bounce_imap_mailbox)
             if status != "OK":
+                said = answer[0].decode(errors="replace") if answer and answer[0] else status
                 raise imaplib.IMAP4.error(f"mailbox {s.bounce_imap_mailbox!r} (BREACHFLOW_BOUNCE_IMAP_MAILBOX) cannot be "
-                                          f"opened: {answer[0].decode(errors='replace') if answer and answer[0] else status}")
+                                          f"opened: {said}")
         except BaseException:
             self.imap.shutdown()  # a refused login or mailbox leaves no socket behind
             raise
