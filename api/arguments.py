@@ -65,7 +65,7 @@ def fields_help(allowed: dict[str, Sequence[str]]) -> str:
     for name, spec in FIELD_SPECS.items():
         lines += textwrap.wrap(shape(spec, allowed.get(name, ())), 100, initial_indent=f"  {name:<30}",
                                subsequent_indent=" " * 32)
-        lines.append(" " * 32 + Disclosure.model_fields[name].description)
+        lines.append(" " * 32 + (Disclosure.model_fields[name].description or ""))
     return "\n".join(lines)
 
 

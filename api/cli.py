@@ -61,18 +61,22 @@ class _Parser(argparse.ArgumentParser):
 # --- parser ---------------------------------------------------------------------------------
 
 
-def _incident_parser(sub, name: str, handler: Callable[[argparse.Namespace], int], help_: str, *parents,
-                     epilog: str | None = None):
-    parser = sub.add_parser(name, help=help_, description=help_, parents=list(parents), epilog=epilog,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+def _incident_parser(sub: argparse._SubParsersAction[_Parser], name: str,
+                     handler: Callable[[argparse.Namespace], int], help_: str, *parents: argparse.ArgumentParser,
+                     epilog: str | None = None) -> argparse.ArgumentParser:
+    # typeshed wants parents of the subparsers' class; argparse takes any parser
+    parser = sub.add_parser(name, help=help_, description=help_, parents=list(parents),  # type: ignore[arg-type]
+                            epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reference", help="the incident's reference, e.g. DL-2026-00042")
     parser.set_defaults(handler=handler)
     return parser
 
 
-def _subject_parser(sub, name: str, handler: Callable[[argparse.Namespace], int], common, help_: str,
-                    description: str):
-    parser = sub.add_parser(name, parents=[common], help=help_, description=description)
+def _subject_parser(sub: argparse._SubParsersAction[_Parser], name: str,
+                    handler: Callable[[argparse.Namespace], int], common: argparse.ArgumentParser, help_: str,
+                    description: str) -> argparse.ArgumentParser:
+    # typeshed wants parents of the subparsers' class; argparse takes any parser
+    parser = sub.add_parser(name, parents=[common], help=help_, description=description)  # type: ignore[list-item]
     parser.add_argument("--school", required=True, help="BRIN code of the school whose request this is")
     person = parser.add_mutually_exclusive_group(required=True)
     person.add_argument("--email", help="the person's email address, as recorded (matched as a whole token)")

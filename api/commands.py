@@ -46,6 +46,7 @@ from breachflow.workflow import (
 from breachflow.workflow.config import DKIM_SELECTOR, Settings
 from breachflow.workflow.context import Context, initialise
 from breachflow.workflow.errors import FieldProblem, InvalidInput
+from breachflow.workflow.incident import Incident
 
 
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -130,7 +131,7 @@ def cmd_school_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(args: argparse.Namespace, ctx: Context, incident) -> int:
+def _show(args: argparse.Namespace, ctx: Context, incident: Incident) -> int:
     _print(args, render.incident_json(incident, ctx.periods), render.incident_text(incident, ctx.periods))
     if ctx.notifier is not None:  # a command ran: say if its mail is waiting for a worker
         waiting = outbox.count_waiting(ctx, incident.reference)
@@ -173,8 +174,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         + "".join(f"\n    {line}" for line in render.history_lines(entries[i.id]))
         for i in rows
     ]
-    data = [render.incident_json(i, ctx.periods) | entries[i.id].model_dump(mode="json", include=render.HISTORY_FIELDS)
-            for i in rows]
+    data = [render.incident_json(i, ctx.periods)
+            | entries[i.id].model_dump(mode="json", include=set(render.HISTORY_FIELDS)) for i in rows]
     _print_page(args, page, data, lines, "no incidents")
     return 0
 
@@ -511,7 +512,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         try:
             uvicorn.run("breachflow.api.main:app_from_environment", factory=True, host=args.host, port=args.port,
                         workers=args.workers, log_config=logs.config(settings), access_log=False, server_header=False,
-                        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+                        # uvicorn waits any number of seconds; its annotation says int
+                        timeout_graceful_shutdown=settings.shutdown_grace_seconds,  # type: ignore[arg-type]
                         proxy_headers=False)  # X-Forwarded-For from anyone would pick the address the auth limit counts
         except SystemExit:  # uvicorn's start-up failure (it logged the reason), e.g. the port taken since the check
             raise startup.CannotStart(f"the server could not start on {args.host} port {args.port} (the line above "

@@ -21,12 +21,13 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import anyio
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
+from sqlalchemy.pool import QueuePool
 
 from breachflow.api.errors import Forbidden, TooManyFailures, Unauthenticated
 from breachflow.api.throttle import SlidingWindow
@@ -37,8 +38,9 @@ from breachflow.workflow.db import is_sqlite, read_transaction
 from breachflow.workflow.errors import FieldProblem, InvalidInput
 
 T = TypeVar("T")
-NO_TOKEN = "send 'Authorization: Bearer <token>'; create one with 'breachflow token create'"
-UNKNOWN_TOKEN = "the token is unknown, revoked or expired"
+# error messages, not secrets
+NO_TOKEN = "send 'Authorization: Bearer <token>'; create one with 'breachflow token create'"  # noqa: S105
+UNKNOWN_TOKEN = "the token is unknown, revoked or expired"  # noqa: S105
 bearer = HTTPBearer(auto_error=False, description="an API token from 'breachflow token create'")
 
 
@@ -73,7 +75,7 @@ async def known_query(request: Request) -> None:
 def connection_slots(engine: Engine) -> anyio.CapacityLimiter:
     """The limiter of worker threads that use ``engine``: as many as its pool keeps open, less the
     one the loop holds on SQLite."""
-    size = engine.pool.size()
+    size = cast(QueuePool, engine.pool).size()  # the pool of every engine breachflow makes
     return anyio.CapacityLimiter(max(1, size - 1) if is_sqlite(engine) else size)
 
 
@@ -176,17 +178,17 @@ class Caller:
     async def read(self, fn: Callable[..., T], *args: Any) -> tuple[Account, T]:
         """The caller's account and ``fn(conn, *args)``, read in one transaction after the token
         lookup and the role check in it; on PostgreSQL in one trip to a worker thread."""
-        account, result = await brief(self.request, self._read, fn, args)
-        if account is None:
+        found = await brief(self.request, self._read, fn, args)
+        if found is None:
             self.request.app.state.auth_failures.add(client_address(self.request))
             raise Unauthenticated(UNKNOWN_TOKEN)
-        return account, result
+        return found
 
-    def _read(self, fn: Callable[..., T], args: tuple) -> tuple[Account | None, T | None]:
+    def _read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> tuple[Account, T] | None:
         with read_transaction(self.ctx.engine) as conn:
             account = accounts.account_of(conn, self.secret)
             if account is None:
-                return None, None
+                return None
             self.request.state.account = account  # for the access log, whatever happens next
             admitted(account, self.roles)
             return account, fn(conn, *args)

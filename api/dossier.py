@@ -48,12 +48,20 @@ def school_for(account: Account, incident: Incident, brin: str | None, language:
     return next(s for s in incident.schools if s.school_id == account.school_id)
 
 
-def load(ctx: Context, account: Account, reference: str, brin: str | None, *, language: str, now: datetime,
-         choose: bool = False) -> tuple[Incident, dossier.Dossier | None]:
-    """The incident and its dossier as ``account`` may read it. With ``choose``, a staff member who
-    names no school of an incident with several gets no dossier (``None``) but the incident, to choose."""
+def load(ctx: Context, account: Account, reference: str, brin: str | None, *, language: str,
+         now: datetime) -> tuple[Incident, dossier.Dossier]:
+    """The incident and its dossier as ``account`` may read it."""
     incident = seen_by(account, queries.get(ctx, reference))
-    if choose and brin is None and not views.is_school(account) and len(incident.schools) > 1:
+    affected = school_for(account, incident, brin, language)
+    return incident, dossier.read(ctx, incident, affected, now=now, language=language)
+
+
+def load_or_choose(ctx: Context, account: Account, reference: str, brin: str | None, *, language: str,
+                   now: datetime) -> tuple[Incident, dossier.Dossier | None]:
+    """As ``load``, but a staff member who names no school of an incident with several gets no
+    dossier (``None``) but the incident, to choose."""
+    incident = seen_by(account, queries.get(ctx, reference))
+    if brin is None and not views.is_school(account) and len(incident.schools) > 1:
         return incident, None
     affected = school_for(account, incident, brin, language)
     return incident, dossier.read(ctx, incident, affected, now=now, language=language)

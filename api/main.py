@@ -16,6 +16,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 from swagger_ui_bundle import swagger_ui_path
 
 from breachflow.api import errors, web
@@ -31,6 +32,7 @@ from breachflow.workflow.context import Context
 from breachflow.workflow.db import is_sqlite
 
 API_PREFIX = "/api/v1"
+OPENAPI_URL = "/openapi.json"
 DESCRIPTION = """Data-breach response for a processor of school data.
 
 Authenticate with `Authorization: Bearer <token>` (`breachflow token create`). Every error has the
@@ -43,7 +45,7 @@ class Breachflow(FastAPI):
 
     max_body_bytes: int
 
-    def build_middleware_stack(self):
+    def build_middleware_stack(self) -> ASGIApp:
         inner = SecurityHeaders(BodyLimit(super().build_middleware_stack(), self.max_body_bytes))
         return RequestLog(inner, self.state.metrics, self.state.route_templates)
 
@@ -70,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = Breachflow(
         title="breachflow", version="1", description=DESCRIPTION, lifespan=lifespan,
-        docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+        docs_url=None, redoc_url=None, openapi_url=OPENAPI_URL,
         # Starlette's redirect to the path without its trailing slash names the Host the client sent:
         # a forged Host would make breachflow send people elsewhere
         redirect_slashes=False,
@@ -99,7 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url, title="breachflow API",
+            openapi_url=OPENAPI_URL, title="breachflow API",
             swagger_js_url="/docs/static/swagger-ui-bundle.js", swagger_css_url="/docs/static/swagger-ui.css",
             swagger_favicon_url="/docs/static/favicon-32x32.png",
         )
@@ -113,8 +115,9 @@ def _templates(app: FastAPI, modules: tuple) -> dict[int, str]:
     """By ``id`` of each endpoint (the ``endpoint`` of a request's scope), the path template it is served
     under, for the access log and the metrics. Asked of its route, an included route would give the
     path it was declared with, without the prefix it is served under."""
-    served = {id(route.endpoint): API_PREFIX + route.path for m in modules for route in m.router.routes}
-    served |= {id(route.endpoint): route.path for route in monitoring.metrics_router.routes}
+    served = {id(route.endpoint): API_PREFIX + route.path for m in modules for route in m.router.routes
+              if isinstance(route, Route)}
+    served |= {id(route.endpoint): route.path for route in monitoring.metrics_router.routes if isinstance(route, Route)}
     for route in app.router.routes:
         if isinstance(route, Mount):
             served[id(route.app)] = route.path + "/{path}"

@@ -7,6 +7,7 @@ Pure ASGI rather than ``BaseHTTPMiddleware``, which costs a task and a copy per 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -170,9 +171,7 @@ class BodyLimit:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
+        with contextlib.suppress(_BodyTooLarge):  # the cut-off read: answered with 413 below
             await self.app(scope, counting_receive, guarded_send)
-        except _BodyTooLarge:
-            pass
         if over and not started:
             await self._refuse(scope, receive, send)

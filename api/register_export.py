@@ -11,6 +11,7 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Unpack
 
 from fastapi.responses import StreamingResponse
 
@@ -27,7 +28,7 @@ UNREADABLE = "(this record cannot be read: run 'breachflow audit verify')"
 
 
 def page(ctx: Context, account: Account, *, limit: int = pages.DEFAULT_LIMIT, cursor: str | None = None,
-         **filters: str | None) -> pages.Page[schemas.RegisterEntry]:
+         **filters: Unpack[queries.Filters]) -> pages.Page[schemas.RegisterEntry]:
     """A page of the register as ``account`` may see it, newest first, dismissed ones included (a
     school: its own), narrowed by ``filters`` (those of ``queries.incident_page``: state, brin,
     responsibility); records that cannot be read are named in the page's ``unreadable``."""
@@ -39,7 +40,8 @@ def page(ctx: Context, account: Account, *, limit: int = pages.DEFAULT_LIMIT, cu
                       found.next_cursor, found.unreadable)
 
 
-def _pages(ctx: Context, account: Account, **filters: str | None) -> Iterator[pages.Page[schemas.RegisterEntry]]:
+def _pages(ctx: Context, account: Account,
+           **filters: Unpack[queries.Filters]) -> Iterator[pages.Page[schemas.RegisterEntry]]:
     cursor = None
     while True:
         found = page(ctx, account, limit=EXPORT_PAGE, cursor=cursor, **filters)
@@ -63,7 +65,7 @@ def stream_json(ctx: Context, account: Account) -> Iterator[bytes]:
     yield b'],"unreadable":' + json.dumps(unreadable).encode() + b"}\n"
 
 
-def stream_csv(ctx: Context, account: Account, **filters: str | None) -> Iterator[bytes]:
+def stream_csv(ctx: Context, account: Account, **filters: Unpack[queries.Filters]) -> Iterator[bytes]:
     """The whole register (or the part ``filters`` keep, as in ``page``) as CSV, a page at a time:
     one column per field of ``RegisterEntry``, times in Amsterdam time. A record that cannot be
     read keeps its row, with its reference and a note."""
@@ -81,7 +83,7 @@ def stream_csv(ctx: Context, account: Account, **filters: str | None) -> Iterato
         out.truncate()
 
 
-def csv_download(ctx: Context, account: Account, **filters: str | None) -> StreamingResponse:
+def csv_download(ctx: Context, account: Account, **filters: Unpack[queries.Filters]) -> StreamingResponse:
     """``stream_csv`` as a download named for the register."""
     return StreamingResponse(stream_csv(ctx, account, **filters), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="datalekkenregister.csv"'})

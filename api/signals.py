@@ -43,10 +43,16 @@ def run_until_stopped(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -
     signal's name (``None`` if ``main`` ended by itself) and what ``main`` returned."""
 
     async def run() -> tuple[str | None, T]:
-        stop, received = asyncio.Event(), []
+        stop = asyncio.Event()
+        received: list[str] = []  # the names of the signals received
         loop = asyncio.get_running_loop()
+
+        def stopping(signum: int) -> None:
+            received.append(signal.Signals(signum).name)
+            stop.set()
+
         for signum in STOP_SIGNALS:
-            loop.add_signal_handler(signum, lambda s=signum: (received.append(signal.Signals(s).name), stop.set()))
+            loop.add_signal_handler(signum, stopping, signum)
         result = await main(stop)
         return (received[0] if received else None), result
 

@@ -150,7 +150,7 @@ def _notice_requested(_e: Entry, p: dict[str, Any], w: Words) -> Said:
 
 def message_words(m: dict[str, Any], w: Words) -> str:
     """One message of a notices event: what kind of notice, to whom."""
-    nl, en = MESSAGES.get(m.get("kind"), (str(m.get("kind")),) * 2)
+    nl, en = MESSAGES.get(str(m.get("kind")), (str(m.get("kind")),) * 2)
     return w(f"{nl} aan {m['school']}" if m.get("school") else f"{nl} aan medewerkers",
              f"{en} to {m['school']}" if m.get("school") else f"{en} to staff")
 
@@ -215,7 +215,8 @@ IDENTIFIERS = {"email": ("e-mailadres", "email address"), "name": ("naam", "name
 
 
 def _asked(p: dict[str, Any], w: Words) -> str:
-    nl, en = IDENTIFIERS.get(p.get("identifier"), (p.get("identifier"), p.get("identifier")))
+    identifier = p.get("identifier")
+    nl, en = IDENTIFIERS.get(str(identifier), (identifier, identifier))
     return w(f"van {p.get('school')}, op {nl}", f"by {p.get('school')}, by {en}")
 
 

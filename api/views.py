@@ -26,6 +26,13 @@ def is_school(account: Account) -> bool:
     return account.role is Role.school
 
 
+def own_brin(account: Account) -> str:
+    """A school user's BRIN code: every school user belongs to a school."""
+    if account.school_brin is None:
+        raise TypeError(f"school user {account.username} has no school")
+    return account.school_brin
+
+
 def can_see(account: Account, incident: Incident) -> bool:
     """Whether ``account`` may know that ``incident`` exists."""
     return not is_school(account) or visibility.affects(incident, account.school_id)
@@ -59,8 +66,8 @@ def deadline_out(d: Deadline, now: datetime, periods: Periods, *, reference: str
 def incident_deadlines_out(account: Account, incident: Incident, now: datetime,
                            periods: Periods) -> list[schemas.DeadlineOut]:
     """The incident's clocks that ``account`` sees, settled ones included."""
-    brins = {s.school_id: s.brin for s in incident.schools}
-    owners = {a.id: a.owner for a in incident.actions}
+    brins: dict[int | None, str] = {s.school_id: s.brin for s in incident.schools}
+    owners: dict[int | None, str] = {a.id: a.owner for a in incident.actions}
     return [deadline_out(d, now, periods, reference=incident.reference, school=brins.get(d.school_id),
                          moved_at=incident.clock_moved_at, moved_by=incident.clock_moved_by,
                          owner=owners.get(d.action_id))
@@ -139,7 +146,7 @@ def timeline_out(account: Account, entries: list[Entry]) -> list[schemas.Timelin
     result = []
     for e in entries:
         if is_school(account):
-            shown, details = visibility.event_for_school(e.kind, e.payload, account.school_brin)
+            shown, details = visibility.event_for_school(e.kind, e.payload, own_brin(account))
             if not shown:
                 continue
         else:
@@ -194,5 +201,4 @@ def register_entry(account: Account, incident: Incident, history: History, now: 
             if not is_school(account) or visible_ids & set(a.school_ids)
         ],
         deadlines=incident_deadlines_out(account, incident, now, periods),
-        actions=[action_out(a) for a in incident.actions],
     )

@@ -162,12 +162,12 @@ def main() -> None:
     result = {
         "raw_sqlite3_per_s": round(statistics.median(r.per_s for r in raw)),
         "breachflow_fire_per_s": round(statistics.median(o.per_s for o in ours)),
-        "ratio": round(statistics.median(o.per_s / r.per_s for o, r in zip(ours, raw)), 3),
+        "ratio": round(statistics.median(o.per_s / r.per_s for o, r in zip(ours, raw, strict=True)), 3),
         "raw_cpu_ms_per_transaction": round(1000 * statistics.median(r.cpu_per_transaction for r in raw), 3),
         "breachflow_cpu_ms_per_transaction": round(1000 * statistics.median(o.cpu_per_transaction for o in ours), 3),
         # like "ratio", higher is better for breachflow: raw CPU per transaction / breachflow's
         "cpu_ratio": round(statistics.median(r.cpu_per_transaction / o.cpu_per_transaction
-                                             for o, r in zip(ours, raw)), 3),
+                                             for o, r in zip(ours, raw, strict=True)), 3),
         "target": 0.3,
         "transactions_per_round": args.incidents,
         "rounds": args.rounds,

@@ -167,7 +167,7 @@ ACTIONS = {report: 25, update: 20, trigger: 20, timeline: 20, school_read: 15}  
 
 async def client(load: Load, seed: int, until: float) -> None:
     """Requests one after another until ``until``; a client that owns nothing to act on reports."""
-    rng, own = random.Random(seed), []
+    rng, own = random.Random(seed), []  # noqa: S311 a reproducible load, not a secret
     actions, weights = list(ACTIONS), list(ACTIONS.values())
     while time.monotonic() < until:
         action = rng.choices(actions, weights)[0]
@@ -271,7 +271,7 @@ def bench(url: str, seconds: float, clients: int, school_count: int) -> dict:
             processes = [Running(directory / f"api-{n}", "serve", "--no-worker", "--port", str(port), **environment)
                          for n, port in enumerate(ports)]
             processes.append(Running(directory / "worker", "worker", **environment))
-            for process, port in zip(processes, [*ports, None]):
+            for process, port in zip(processes, [*ports, None], strict=True):
                 process.wait_until_ready(port)
             print(f"  {school_count} schools; 2 API processes and 1 worker on {db.where(ctx.engine)}; "
                   f"{clients} clients for {seconds:g} s", file=sys.stderr)

@@ -112,7 +112,8 @@ class Usage:
         return cls(time.perf_counter(), time.process_time(), sinks.cpu())
 
     def since(self, start: Usage) -> Usage:
-        return Usage(self.wall - start.wall, self.cpu - start.cpu, [b - a for a, b in zip(start.sink, self.sink)])
+        return Usage(self.wall - start.wall, self.cpu - start.cpu,
+                     [b - a for a, b in zip(start.sink, self.sink, strict=True)])
 
 
 def prepare(directory: Path, count: int, rounds: int, port: int, signing: str | None) -> tuple[Context, list[str]]:
@@ -206,12 +207,12 @@ def summary(ours: list[Usage], raw: list[Usage], schools: int, sinks: int, recei
 
     wall = {"breachflow": statistics.median(u.wall for u in ours), "raw": statistics.median(u.wall for u in raw)}
     return {
-        "ratio": round(statistics.median(r.wall / o.wall for r, o in zip(raw, ours)), 3),
+        "ratio": round(statistics.median(r.wall / o.wall for r, o in zip(raw, ours, strict=True)), 3),
         "breachflow_seconds": round(wall["breachflow"], 3),
         "raw_seconds": round(wall["raw"], 3),
         "breachflow_messages_per_s": round(schools / wall["breachflow"]),
         "raw_messages_per_s": round(schools / wall["raw"]),
-        "cpu_ratio": round(statistics.median(r.cpu / o.cpu for r, o in zip(raw, ours)), 3),
+        "cpu_ratio": round(statistics.median(r.cpu / o.cpu for r, o in zip(raw, ours, strict=True)), 3),
         "breachflow_cpu_ms_per_message": per_message_ms([u.cpu for u in ours]),
         "raw_cpu_ms_per_message": per_message_ms([u.cpu for u in raw]),
         # the raw sender's CPU over its wall clock: near 1, it is bounded by itself, not by the sink

@@ -24,6 +24,7 @@ breachflow's settings (``synchronous=FULL``).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -82,6 +83,10 @@ def loading_context(settings: Settings) -> Context:
     return Context.open(settings, engine)
 
 
+def _fire(ctx: Context, ref: str, trigger: str, fields: dict | None = None) -> None:
+    service.fire(ctx, reference=ref, trigger=trigger, actor="loader", fields=fields)
+
+
 def load(ctx: Context, start: int, stop: int, now: datetime) -> None:
     """Incidents ``start``..``stop``: of every six, two in progress, three dismissed, one closed."""
     for n in range(start, stop):
@@ -89,8 +94,7 @@ def load(ctx: Context, start: int, stop: int, now: datetime) -> None:
         discovered = now - timedelta(hours=(n * 7919) % (24 * 20) + 1)
         ref = service.report(ctx, actor="loader", source="monitoring", schools={school: 25},
                              fields={"discovered_at": discovered, "summary": f"Report {n}"}).reference
-        fire = lambda trigger, fields=None: service.fire(ctx, reference=ref, trigger=trigger,  # noqa: E731
-                                                         actor="loader", fields=fields)
+        fire = functools.partial(_fire, ctx, ref)
         kind = n % 6
         if kind == 0:
             continue  # in progress: reported

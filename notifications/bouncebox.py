@@ -12,6 +12,7 @@ slow IMAP server.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import logging
 import mailbox
@@ -66,10 +67,8 @@ class MaildirBox:
                 continue
 
     def done(self, key: str) -> None:
-        try:
+        with contextlib.suppress(KeyError, FileNotFoundError):  # another reader removed it first
             self.maildir.remove(key)
-        except (KeyError, FileNotFoundError):  # another reader removed it first
-            pass
 
     def set_aside(self, key: str) -> None:
         try:
@@ -123,8 +122,9 @@ class ImapBox:
             self.imap.login(s.bounce_imap_username or "", password)
             status, answer = self.imap.select(s.bounce_imap_mailbox)
             if status != "OK":
+                said = answer[0].decode(errors="replace") if answer and answer[0] else status
                 raise imaplib.IMAP4.error(f"mailbox {s.bounce_imap_mailbox!r} (BREACHFLOW_BOUNCE_IMAP_MAILBOX) cannot be "
-                                          f"opened: {answer[0].decode(errors='replace') if answer else status}")
+                                          f"opened: {said}")
         except BaseException:
             self.imap.shutdown()  # a refused login or mailbox leaves no socket behind
             raise
@@ -161,10 +161,8 @@ class ImapBox:
 
 def _cut(sock: socket.socket) -> None:
     """Shut ``sock`` down: a read waiting on it in another thread ends at once."""
-    try:
+    with contextlib.suppress(OSError):  # already closed or never connected: nothing to cut
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def configured(settings: Settings) -> bool:
@@ -250,10 +248,10 @@ class Reader:
             elif result == bounced.LATER:
                 done.failed += 1
             else:
-                if result == bounced.UNCHANGED:
-                    done.unchanged += 1
-                else:
+                if isinstance(result, bounced.Recorded):
                     done.recorded.append(result)
+                else:  # UNCHANGED
+                    done.unchanged += 1
                 box.done(key)
 
 

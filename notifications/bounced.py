@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import sqlalchemy as sa
 
@@ -63,8 +63,8 @@ def _find(conn: sa.Connection, bounce: Bounce) -> Any:
     return None
 
 
-UNCHANGED = "unchanged"
-LATER = "later"
+UNCHANGED: Final = "unchanged"
+LATER: Final = "later"
 
 
 def record(ctx: Context, bounce: Bounce, staff: list[str],

@@ -17,6 +17,7 @@ from email import message_from_bytes, policy
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr
+from typing import cast
 
 from flufl.bounce import all_failures
 
@@ -81,7 +82,7 @@ def _dsn_failures(message: Message) -> list[Failure]:
     for part in message.walk():
         if part.get_content_type() != "message/delivery-status":
             continue
-        for fields in part.get_payload()[1:]:  # the per-message fields come first
+        for fields in cast(list[Message], part.get_payload())[1:]:  # the per-message fields come first
             action = (fields["Action"] or "").strip().lower()
             status = (fields["Status"] or "").strip().split(" ")[0] or None
             if action not in ("failed", "delayed"):
@@ -115,10 +116,11 @@ def _message_ids(message: Message, raw: bytes) -> list[str]:
         kind = part.get_content_type()
         if kind == "message/rfc822":
             payload = part.get_payload()
-            attached = payload[0] if isinstance(payload, list) else payload
+            attached = cast(Message, payload[0] if isinstance(payload, list) else payload)
             found.append(attached["Message-ID"])
         elif kind == "text/rfc822-headers":
-            found.append(BytesHeaderParser(policy=policy.compat32).parsebytes(part.get_payload(decode=True))["Message-ID"])
+            headers = cast(bytes, part.get_payload(decode=True))  # decoded: the bytes of a non-multipart part
+            found.append(BytesHeaderParser(policy=policy.compat32).parsebytes(headers)["Message-ID"])
     own = (message["Message-ID"] or "").encode()
     found += [m.decode("ascii", "replace") for m in _MESSAGE_ID_LINE.findall(raw.split(b"\n\n", 1)[-1]) if m != own]
     return list(dict.fromkeys(str(m).strip() for m in found if m))

@@ -92,7 +92,8 @@ class Dispatcher:
                 log.exception("sending outbox message %d failed", item.id)
                 return outbox.Outcome(item, error=f"{type(exc).__name__}: {exc}")
             except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():  # this task is cancelled, not just its send
+                task = asyncio.current_task()  # never None: this runs in a task
+                if task is not None and task.cancelling():  # this task is cancelled, not just its send
                     raise
                 return None  # cut off after the grace period: the connection is closed, nothing accepted
             finally:
@@ -124,7 +125,8 @@ class Dispatcher:
             queues[(item.incident_id, item.school_id, item.id if item.school_id is None else 0)].append(item)
         groups = list(queues.values())
         sent = await asyncio.gather(*(self._send_in_order(items) for items in groups))
-        unsent = [item.id for items, outcomes in zip(groups, sent) for item, o in zip(items, outcomes) if o is None]
+        unsent = [item.id for items, outcomes in zip(groups, sent, strict=True)
+                  for item, o in zip(items, outcomes, strict=True) if o is None]
         if unsent:
             await anyio.to_thread.run_sync(outbox.release, self.ctx, unsent)
             self.released += len(unsent)

@@ -94,7 +94,7 @@ def ap_form(incident: Incident, language: str) -> dict[str, str]:
               word(impact["availability"], language),
               word(d.data_unreadable, language) if d.data_unreadable is not None else None,
               word(d.subjects_informed, language) if d.subjects_informed is not None else None)
-    return {label: value or UNKNOWN[language] for label, value in zip(labels, values)}
+    return {label: value or UNKNOWN[language] for label, value in zip(labels, values, strict=True)}
 
 
 def deadlines(incident: Incident, periods: Periods, notified_at: datetime, language: str,

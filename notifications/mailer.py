@@ -12,7 +12,7 @@ import asyncio
 import mailbox
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import aiosmtplib
 
@@ -51,7 +51,7 @@ class _PromptSMTP(aiosmtplib.SMTP):
 
     def close(self) -> None:
         if self.transport is not None:
-            self.transport.abort()
+            cast(asyncio.Transport, self.transport).abort()  # aiosmtplib types it as any transport
         super().close()
 
 
@@ -67,7 +67,7 @@ class SmtpMailer:
         s = self.settings
         return _PromptSMTP(
             hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_seconds,
-            use_tls=s.smtp_security == "tls", start_tls=True if s.smtp_security == "starttls" else False,
+            use_tls=s.smtp_security == "tls", start_tls=s.smtp_security == "starttls",
             username=s.smtp_username, password=s.smtp_password.get_secret_value() if s.smtp_password else None,
             cert_bundle=str(s.smtp_ca_file) if s.smtp_ca_file else None,
         )
@@ -94,7 +94,7 @@ class SmtpMailer:
                 raise DeliveryError(f"{exc.code} {exc.message}", permanent=_is_permanent(exc.code)) from None
             except UnicodeError:  # an address not in ASCII: this server would need SMTPUTF8, and no retry helps
                 raise DeliveryError("an address of this message is not ASCII", permanent=True) from None
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False) from None
             finally:
                 if delivered:
@@ -109,7 +109,7 @@ class SmtpMailer:
             if smtp.is_connected:
                 try:
                     await smtp.quit()
-                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                except (aiosmtplib.SMTPException, OSError, TimeoutError):
                     pass
                 finally:
                     smtp.close()

@@ -13,7 +13,7 @@ from enum import StrEnum
 from sqlalchemy import Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from breachflow.workflow.models import sealed_column, utc_column
+from breachflow.workflow.models import sealed_column, table_of, utc_column
 
 
 class OutboxStatus(StrEnum):
@@ -90,7 +90,7 @@ class WorkerHeartbeat(SQLModel, table=True):
     beat_at: datetime = utc_column(nullable=False)
 
 
-outbox_t = OutboxMessage.__table__
-reminder_t = Reminder.__table__
-snapshot_t = NoticeSnapshot.__table__
-heartbeat_t = WorkerHeartbeat.__table__
+outbox_t = table_of(OutboxMessage)
+reminder_t = table_of(Reminder)
+snapshot_t = table_of(NoticeSnapshot)
+heartbeat_t = table_of(WorkerHeartbeat)

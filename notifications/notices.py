@@ -69,9 +69,9 @@ def occasion(change: Change) -> Occasion | None:
                 return Occasion(MessageKind.school_responsible)
             if trigger in UPDATE_TRIGGERS:
                 return Occasion(MessageKind.update)
-        if event.kind is EventKind.updated and change.after.state not in NOT_YET_CONFIRMED:
-            if any(old is None for old, _new in event.payload.get("schools", {}).values()):
-                return Occasion(MessageKind.initial, newcomers_only=True)  # a newly affected school hears at once
+        if (event.kind is EventKind.updated and change.after.state not in NOT_YET_CONFIRMED
+                and any(old is None for old, _new in event.payload.get("schools", {}).values())):
+            return Occasion(MessageKind.initial, newcomers_only=True)  # a newly affected school hears at once
     return None
 
 

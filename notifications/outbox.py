@@ -144,7 +144,7 @@ def backoff(attempts: int, ctx: Context) -> timedelta:
     at once, yet none sooner than half of it, and the longest wait stays the cap."""
     s = ctx.settings
     delay = min(s.dispatch_retry_seconds * 2 ** min(attempts - 1, 40), s.dispatch_retry_max_seconds)  # 2**40: past any cap
-    return timedelta(seconds=random.uniform(delay / 2, delay))
+    return timedelta(seconds=random.uniform(delay / 2, delay))  # noqa: S311 jitter, not a secret
 
 
 def record(ctx: Context, outcomes: list[Outcome], now: datetime) -> dict[str, int]:
@@ -225,8 +225,9 @@ _EXPIRED = sa.select(sa.func.count()).where(
 
 def backlog(conn: sa.Connection, now: datetime) -> Backlog:
     """The outbox's ``Backlog`` at ``now`` (three indexed queries)."""
-    found = dict(conn.execute(sa.select(outbox_t.c.status, sa.func.count()).where(outbox_t.c.status.in_(WAITING))
-                              .group_by(outbox_t.c.status)).all())
+    found: dict[str, int] = dict(conn.execute(
+        sa.select(outbox_t.c.status, sa.func.count()).where(outbox_t.c.status.in_(WAITING))
+        .group_by(outbox_t.c.status)).all())
     oldest = conn.execute(_OLDEST_DUE, {"now": now}).scalar()
     return Backlog({status: found.get(status, 0) for status in WAITING},
                    (now - oldest).total_seconds() if oldest is not None else 0.0,

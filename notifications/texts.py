@@ -47,7 +47,7 @@ LABELS = {
     },
 }
 
-VALUES = {
+VALUES: dict[str, dict[str | bool, str]] = {  # bool: the words for yes and no
     "nl": {
         "read": "ingezien", "copied": "gekopieerd", "altered": "gewijzigd", "deleted": "verwijderd of vernietigd",
         "stolen": "gestolen",
@@ -111,7 +111,7 @@ UNKNOWN = {"nl": "nog in onderzoek", "en": "still under investigation"}
 
 # Words of the pages and the timeline for what the engine names by code: triggers, kinds of AP
 # notification and of contact, sources, responsibility, deadlines and the outbox's statuses.
-for _language, _words in {
+_CODES: dict[str, dict[str | bool, str]] = {
     "nl": {
         "begin_triage": "analyse starten", "dismiss": "afwijzen", "confirm": "bevestigen", "contained":
         "ingedamd", "remediated": "opgelost", "restored": "hersteld", "verified": "gecontroleerd", "evaluated":
@@ -145,5 +145,6 @@ for _language, _words in {
         "pending": "waiting to be sent", "sending": "being sent", "accepted": "accepted by the mail server",
         "sent": "sent", "dead": "not delivered (given up)",
     },
-}.items():
+}
+for _language, _words in _CODES.items():
     VALUES[_language] |= _words

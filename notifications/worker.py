@@ -5,6 +5,7 @@ bounce reader, in ``breachflow worker`` or inside ``serve``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -34,10 +35,8 @@ async def scan_forever(ctx: Context, stop: asyncio.Event, wake: asyncio.Event, w
                 wake.set()
         except Exception:  # a failed scan is retried at the next interval
             log.exception("deadline scan failed; trying again")
-        try:
+        with contextlib.suppress(TimeoutError):  # the interval passed without a stop
             await asyncio.wait_for(stop.wait(), timeout=ctx.settings.reminder_scan_seconds)
-        except TimeoutError:
-            pass
 
 
 async def checkpoint_forever(ctx: Context, stop: asyncio.Event) -> None:
@@ -52,10 +51,8 @@ async def checkpoint_forever(ctx: Context, stop: asyncio.Event) -> None:
                 log.info("wrote audit checkpoint %s", path)
         except Exception:  # retried at the next look
             log.exception("audit checkpoint failed; trying again")
-        try:
+        with contextlib.suppress(TimeoutError):  # the interval passed without a stop
             await asyncio.wait_for(stop.wait(), timeout=min(interval.total_seconds(), 3600))
-        except TimeoutError:
-            pass
 
 
 def retain(ctx: Context, now: datetime) -> bool:
@@ -73,10 +70,8 @@ async def retain_forever(ctx: Context, stop: asyncio.Event) -> None:
     """Run retention at start, then every ``retention_hours``."""
     while not stop.is_set():
         await anyio.to_thread.run_sync(retain, ctx, datetime.now(UTC))
-        try:
+        with contextlib.suppress(TimeoutError):  # the interval passed without a stop
             await asyncio.wait_for(stop.wait(), timeout=ctx.settings.retention_hours * 3600)
-        except TimeoutError:
-            pass
 
 
 async def _abort_when_set(stop: asyncio.Event, reader: bouncebox.Reader) -> None:
@@ -99,10 +94,8 @@ async def read_bounces_forever(ctx: Context, stop: asyncio.Event, wake: asyncio.
                 log.exception("reading the bounce mailbox failed; trying again")
         finally:
             aborting.cancel()
-        try:
+        with contextlib.suppress(TimeoutError):  # the interval passed without a stop
             await asyncio.wait_for(stop.wait(), timeout=ctx.settings.bounce_poll_seconds)
-        except TimeoutError:
-            pass
 
 
 async def run_worker(ctx: Context, mailer: Mailer, stop: asyncio.Event | None = None,

@@ -3,6 +3,7 @@ they are found wherever breachflow is installed (a wheel, an editable checkout, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
@@ -15,7 +16,7 @@ class ResourceLoader(BaseLoader):
     def __init__(self, folder: str) -> None:
         self.root: Traversable = files(__name__) / folder
 
-    def get_source(self, environment: Environment, template: str) -> tuple[str, None, object]:
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str | None, Callable[[], bool]]:
         resource = self.root
         for part in template.split("/"):
             if part in ("", ".", ".."):

@@ -49,7 +49,7 @@ class Site:
     def mail(self) -> list[EmailMessage]:
         """Every message the worker delivered to the local maildir, oldest first."""
         box = mailbox.Maildir(self.settings.resolved_maildir, factory=None, create=False)
-        parsed = [message_from_bytes(box.get_bytes(key), policy=policy.default) for key in box.keys()]
+        parsed = [message_from_bytes(box.get_bytes(key), policy=policy.default) for key in box.iterkeys()]
         return sorted(parsed, key=lambda m: m["Date"].datetime)
 
     def stop(self) -> None:

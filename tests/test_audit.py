@@ -211,14 +211,17 @@ def test_a_school_informed_by_its_notice_replays(ctx):
 def _damage_event_3(ctx, ref: str, damage: str) -> None:
     with ctx.engine.begin() as conn:
         incident_id = _incident_id(conn, ref)
-        where = f"incident_id = {incident_id} AND seq = 3"
+        event_3 = {"incident_id": incident_id}
         if damage == "unreadable-time" and conn.dialect.name == "sqlite":
-            conn.execute(sa.text(f"UPDATE timeline_event SET at = 'yesterday' WHERE {where}"))
+            conn.execute(sa.text("UPDATE timeline_event SET at = 'yesterday' "
+                                 "WHERE incident_id = :incident_id AND seq = 3"), event_3)
         elif damage == "unreadable-time":  # PostgreSQL keeps types: the nearest damage is a missing time
             conn.execute(sa.text("ALTER TABLE timeline_event ALTER COLUMN at DROP NOT NULL"))
-            conn.execute(sa.text(f"UPDATE timeline_event SET at = NULL WHERE {where}"))
+            conn.execute(sa.text("UPDATE timeline_event SET at = NULL WHERE incident_id = :incident_id AND seq = 3"),
+                         event_3)
         elif damage == "wrong-seq":
-            conn.execute(sa.text(f"UPDATE timeline_event SET seq = 99 WHERE {where}"))
+            conn.execute(sa.text("UPDATE timeline_event SET seq = 99 WHERE incident_id = :incident_id AND seq = 3"),
+                         event_3)
         else:
             conn.execute(sa.update(event_t).where(event_t.c.incident_id == incident_id, event_t.c.seq == 3)
                          .values(payload=b"\x00garbage"))
@@ -304,14 +307,14 @@ def test_workers_writing_one_checkpoint_at_once_each_leave_it_whole(ctx, walked,
     for _ in range(10):
         released, failures = threading.Barrier(writers), []
 
-        def write() -> None:
+        def write(released: threading.Barrier, failures: list[OSError]) -> None:
             released.wait(timeout=10)
             try:
                 checkpoints.write(ctx, directory, now)
             except OSError as exc:
                 failures.append(exc)
 
-        threads = [threading.Thread(target=write) for _ in range(writers)]
+        threads = [threading.Thread(target=write, args=(released, failures)) for _ in range(writers)]
         for thread in threads:
             thread.start()
         for thread in threads:

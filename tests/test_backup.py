@@ -130,8 +130,8 @@ def test_a_database_in_use_is_not_replaced(live, tmp_path):
     database = live / "var" / "breachflow.db"
     holder = subprocess.Popen(  # a process with the database open, as serve and worker have it
         [sys.executable, "-c", "import sqlite3, sys, time\n"
-         f"c = sqlite3.connect({str(database)!r}); c.execute('SELECT count(*) FROM incident').fetchall()\n"
-         "print('open', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+         "c = sqlite3.connect(sys.argv[1]); c.execute('SELECT count(*) FROM incident').fetchall()\n"
+         "print('open', flush=True); time.sleep(60)", str(database)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"
         current = sql_of(database)

@@ -96,14 +96,14 @@ def put(box: Path, *messages: bytes) -> None:
 
 def unseen(box: Path) -> int:
     folder = mailbox.Maildir(box, create=True)
-    return sum(1 for key in folder.keys()
+    return sum(1 for key in folder.iterkeys()
                if folder.get_message(key).get_subdir() == "new" or "S" not in folder.get_message(key).get_flags())
 
 
 def set_aside(box: Path) -> int:
     """Messages seen and flagged: for a person to look at, not read again."""
     folder = mailbox.Maildir(box, create=True)
-    return sum(1 for key in folder.keys() if set("FS") <= set(folder.get_message(key).get_flags()))
+    return sum(1 for key in folder.iterkeys() if set("FS") <= set(folder.get_message(key).get_flags()))
 
 
 def school_row(ctx, reference: str):
@@ -506,8 +506,8 @@ def test_a_report_with_a_failed_and_a_delayed_recipient_counts_each_as_it_is(ctx
     mail = smtp_context(ctx, smtp.port, bounce_address=BOUNCE_ADDRESS, bounce_maildir=box)
     reference, _, headers = sent_notice(mail, smtp)
     both = dsn(headers).replace(b"--B\r\nContent-Type: text/rfc822-headers", (
-        "Final-Recipient: rfc822; info@12ab.example.nl\r\nAction: delayed\r\nStatus: 4.2.2\r\n\r\n"
-        "--B\r\nContent-Type: text/rfc822-headers").encode(), 1)
+        b"Final-Recipient: rfc822; info@12ab.example.nl\r\nAction: delayed\r\nStatus: 4.2.2\r\n\r\n"
+        b"--B\r\nContent-Type: text/rfc822-headers"), 1)
     put(box, both)
     (recorded,) = bouncebox.read(mail).recorded
     assert (recorded.hard, recorded.soft, recorded.dead, recorded.uninformed) == (1, 1, False, False)

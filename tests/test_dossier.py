@@ -25,6 +25,7 @@ from breachflow.workflow.register import ApDelay
 
 CHAPTER_ORDER = ["notification", "controller", "processor", "other_parties", "international", "timeline", "nature",
                  "personal_data", "people", "prior_measures", "consequences", "follow_up"]
+UNKNOWN_PROCESSOR = Processor()  # no processor settings
 PROCESSOR = Processor("Basisonline B.V.", "Markt 1, 5611 AB Eindhoven", "17012345", "FG009876")
 COMPLETE = {
     "discovered_at": hours_ago(5), "breach_started_at": hours_ago(30), "breach_ended_at": hours_ago(4),
@@ -47,7 +48,8 @@ def incident(fields: dict | None = None, *, schools_: list[AffectedSchool] | Non
                     notifications or [])
 
 
-def made(found_incident: Incident, school: schools.SchoolView | None = None, processor: Processor = Processor(), *,
+def made(found_incident: Incident, school: schools.SchoolView | None = None,
+         processor: Processor = UNKNOWN_PROCESSOR, *,
          delays: list[ApDelay] | None = None, language: str = "nl") -> dossier.Dossier:
     return build_dossier(found_incident, school if school is not None else school_view(), processor,
                          delays=delays or [], periods=Periods(), now=datetime.now(UTC), language=language)

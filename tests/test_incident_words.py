@@ -18,7 +18,7 @@ AT = datetime(2026, 7, 1, 8, 30, tzinfo=UTC)  # a summer time: Amsterdam is two 
 
 
 def test_the_picture_draws_every_state_and_step_and_marks_only_the_current_one():
-    drawn = ET.fromstring(diagram.svg(State.remediation))
+    drawn = ET.fromstring(diagram.svg(State.remediation))  # noqa: S314 our own picture, not untrusted input
     groups = list(drawn.iter(f"{SVG}g"))
     assert {g.get("data-state") for g in groups if g.get("data-state")} == {s.value for s in State}
     assert {(g.get("data-trigger"), g.get("data-from")) for g in groups if g.get("data-trigger")} == {
@@ -27,7 +27,8 @@ def test_the_picture_draws_every_state_and_step_and_marks_only_the_current_one()
     assert "current state: remediation" in drawn.find(f"{SVG}title").text
     assert not any(e.get("style") for e in drawn.iter()) and drawn.find(f"{SVG}style") is None  # CSP: no inline styles
     assert diagram.svg(State.remediation) == diagram.svg("remediation")  # the same picture every time
-    assert not [g for g in ET.fromstring(diagram.svg()).iter(f"{SVG}g") if g.get("data-current")]
+    unmarked = ET.fromstring(diagram.svg())  # noqa: S314 our own picture
+    assert not [g for g in unmarked.iter(f"{SVG}g") if g.get("data-current")]
 
 
 def test_the_picture_speaks_the_readers_words():

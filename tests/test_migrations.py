@@ -340,11 +340,10 @@ def test_processes_starting_at_once_on_postgresql_upgrade_once(tmp_path, needs_p
 def test_an_upgrade_on_sqlite_that_leaves_a_dangling_reference_is_rolled_back(tmp_path):
     engine = sqlite_engine(tmp_path)
     schema.upgrade(engine)
-    with pytest.raises(SchemaMismatch, match="rows referring to nothing"):
-        with db.migration_transaction(engine) as conn:
-            conn.execute(sa.text("INSERT INTO reference_counter (year, last) VALUES (2026, 1)"))
-            conn.execute(sa.text("INSERT INTO school (brin, name, language, data_key_id, created_at) "
-                                 "VALUES ('12AB', 'x', 'nl', 42, '2026-01-01 00:00:00')"))
+    with pytest.raises(SchemaMismatch, match="rows referring to nothing"), db.migration_transaction(engine) as conn:
+        conn.execute(sa.text("INSERT INTO reference_counter (year, last) VALUES (2026, 1)"))
+        conn.execute(sa.text("INSERT INTO school (brin, name, language, data_key_id, created_at) "
+                             "VALUES ('12AB', 'x', 'nl', 42, '2026-01-01 00:00:00')"))
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM reference_counter")).scalar() == 0
         assert conn.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1  # on again for the next user

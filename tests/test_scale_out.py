@@ -68,7 +68,7 @@ def cluster(needs_postgres, ctx, settings, smtp, tmp_path):
         for n, port in enumerate(ports):  # started at once, on an installation without users yet
             processes.append(Running(tmp_path / f"api-{n}", "serve", "--no-worker", "--port", str(port),
                                      **environment, PGAPPNAME=f"{APPLICATION}api-{n}"))
-        for process, port in zip(processes, ports):
+        for process, port in zip(processes, ports, strict=True):
             process.wait_until_ready(port)
         accounts.add_user(ctx, username="hanna", role="handler", email="hanna@processor.example.nl")
         accounts.add_user(ctx, username="mia", role="manager", email="mia@processor.example.nl")

@@ -14,18 +14,19 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from breachflow.workflow.context import Context
-from breachflow.workflow.db import read_transaction, write_transaction
+from breachflow.workflow.db import inserted_id, read_transaction, write_transaction
 from breachflow.workflow.errors import FieldProblem, InvalidInput, NotFound, SchoolDestroyed
 from breachflow.workflow.models import data_key_t, school_t, token_t, user_t
 from breachflow.workflow.schools import ids_by_brin
 from breachflow.workflow.validation import EMAIL
 
-TOKEN_PREFIX = "bf_"
+TOKEN_PREFIX = "bf_"  # noqa: S105 the public mark of every token, not a secret
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,79}$")
 
 
@@ -74,14 +75,14 @@ def add_user(ctx: Context, *, username: str, role: str, school: str | None = Non
     if not USERNAME.match(username):
         problems.append(FieldProblem("username", "use 2–80 lowercase letters, digits and . _ @ -"))
     try:
-        role = Role(role)
+        kind = Role(role)
     except ValueError:
         problems.append(FieldProblem("role", f"must be one of {', '.join(Role)}"))
     else:
-        if role is Role.school and not school:
+        if kind is Role.school and not school:
             problems.append(FieldProblem("school", "a school user needs the BRIN code of its school"))
-        if role is not Role.school and school:
-            problems.append(FieldProblem("school", f"only school users belong to a school, not a {role.value}"))
+        if kind is not Role.school and school:
+            problems.append(FieldProblem("school", f"only school users belong to a school, not a {kind.value}"))
     if problems:
         raise InvalidInput("invalid user", problems)
     with write_transaction(ctx.engine) as conn:
@@ -90,13 +91,13 @@ def add_user(ctx: Context, *, username: str, role: str, school: str | None = Non
         school_id = ids_by_brin(conn, [school], "school")[school.strip().upper()] if school else None
         refuse_destroyed_school(conn, school_id)
         try:
-            user_id = conn.execute(
-                sa.insert(user_t).values(username=username, role=role.value, school_id=school_id,
+            user_id = inserted_id(conn.execute(
+                sa.insert(user_t).values(username=username, role=kind.value, school_id=school_id,
                                          email=email.strip() if email else None, created_at=datetime.now(UTC))
-            ).inserted_primary_key[0]
+            ))
         except sa.exc.IntegrityError:  # another process added the same name since the check above
             raise InvalidInput("invalid user", [FieldProblem("username", f"user {username} already exists")]) from None
-    return Account(user_id, username, role, school_id, school.strip().upper() if school else None)
+    return Account(user_id, username, kind, school_id, school.strip().upper() if school else None)
 
 
 def refuse_destroyed_school(conn: Connection, school_id: int | None) -> None:
@@ -123,12 +124,12 @@ def writable_user(conn: Connection, username: str) -> int:
     return row.id
 
 
-def accounts_query():
+def accounts_query() -> sa.Select[Any]:
     """Users with the BRIN code of their school (if any): rows for ``account_from``."""
     return sa.select(user_t, school_t.c.brin).outerjoin(school_t, school_t.c.id == user_t.c.school_id)
 
 
-def account_from(row) -> Account:
+def account_from(row: sa.Row[Any]) -> Account:
     return Account(row.id, row.username, Role(row.role), row.school_id, row.brin)
 
 
@@ -172,10 +173,10 @@ def create_token(ctx: Context, *, username: str, expires_in: timedelta | None = 
     expires_at = now + expires_in if expires_in else None
     with write_transaction(ctx.engine) as conn:
         user_id = writable_user(conn, username)
-        token_id = conn.execute(
+        token_id = inserted_id(conn.execute(
             sa.insert(token_t).values(user_id=user_id, token_hash=hash_token(secret), label=label,
                                       created_at=now, expires_at=expires_at)
-        ).inserted_primary_key[0]
+        ))
     return IssuedToken(token_id, username, secret, expires_at)
 
 

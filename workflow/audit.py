@@ -18,7 +18,7 @@ Checkpoints are written and checked by ``workflow.checkpoints``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import groupby
@@ -134,12 +134,12 @@ def _replay_event(r: _Replayed, ev: Any, payload: dict[str, Any]) -> None:
             school.told_to_notify_ap_at = school.told_to_notify_ap_at or _time(payload["at"])
     elif kind == EventKind.notices_sent:
         for message in payload["messages"]:
-            school = r.schools.get(message.get("school"))
-            if school is not None:
-                if school.informed_at is None:
-                    school.informed_at, school.informed_via = ev.at, "email"
+            sent_to = r.schools.get(message.get("school"))
+            if sent_to is not None:
+                if sent_to.informed_at is None:
+                    sent_to.informed_at, sent_to.informed_via = ev.at, "email"
                 if message["kind"] == _SCHOOL_RESPONSIBLE:
-                    school.told_to_notify_ap_at = school.told_to_notify_ap_at or ev.at
+                    sent_to.told_to_notify_ap_at = sent_to.told_to_notify_ap_at or ev.at
     elif kind == EventKind.notice_bounced and payload.get("uninformed") and payload.get("school") in r.schools:
         school = r.schools[payload["school"]]  # no notice reached it: informed again by the next one that does
         school.informed_at, school.informed_via = None, None
@@ -240,7 +240,7 @@ def _opened(key: bytes | None, sealed: bytes | None) -> Any:
 _READ_ERRORS = (ValueError, TypeError, sa.exc.StatementError)
 
 
-def _read(conn: Connection, query: sa.Select, table: sa.Table) -> tuple[list[Any], list[tuple[Any, str]]]:
+def _read(conn: Connection, query: sa.Select[Any], table: sa.Table) -> tuple[Sequence[Any], list[tuple[Any, str]]]:
     """The rows of ``query``; should one hold a value its column type cannot read, row by row,
     returning the unreadable ones as (their row id and incident, the error) instead of failing."""
     try:
@@ -273,7 +273,7 @@ def _rows(conn: Connection) -> _Rows:
     unreadable: dict[int, list[str]] = {}
     for (incident_id, *_), error in bad:
         unreadable.setdefault(incident_id, []).append(f"its row cannot be read ({error})")
-    brins = dict(conn.execute(sa.select(school_t.c.id, school_t.c.brin)).all())
+    brins: dict[int, str] = dict(conn.execute(sa.select(school_t.c.id, school_t.c.brin)).all())
     affected, bad = _read(conn, sa.select(affected_t), affected_t)
     for (_, incident_id), error in bad:
         unreadable.setdefault(incident_id, []).append(f"an affected school's row cannot be read ({error})")
@@ -312,16 +312,17 @@ class _Unreadable:
 def _events(conn: Connection) -> Iterator[tuple[int, list[Any]]]:
     """Every incident's events in order; a row that cannot be read comes as ``_Unreadable``."""
     try:
-        rows = conn.execute(sa.select(event_t).order_by(event_t.c.incident_id, event_t.c.seq)).all()
+        rows: Sequence[Any] = conn.execute(sa.select(event_t).order_by(event_t.c.incident_id, event_t.c.seq)).all()
     except (ValueError, TypeError, sa.exc.StatementError):  # one bad value: read row by row to find it
-        rows = []
+        one_by_one: list[Any] = []
         for row_id, incident_id, seq in conn.execute(
                 sa.select(event_t.c.id, event_t.c.incident_id, event_t.c.seq)
                 .order_by(event_t.c.incident_id, event_t.c.seq)).all():
             try:
-                rows.append(conn.execute(sa.select(event_t).where(event_t.c.id == row_id)).one())
+                one_by_one.append(conn.execute(sa.select(event_t).where(event_t.c.id == row_id)).one())
             except (ValueError, TypeError, sa.exc.StatementError) as exc:
-                rows.append(_Unreadable(incident_id, seq, f"{type(exc).__name__}: {exc}"))
+                one_by_one.append(_Unreadable(incident_id, seq, f"{type(exc).__name__}: {exc}"))
+        rows = one_by_one
     for incident_id, group in groupby(rows, key=lambda ev: ev.incident_id):
         yield incident_id, list(group)
 
@@ -371,7 +372,8 @@ def _register_gaps(conn: Connection, references: list[str]) -> list[Finding]:
             findings.append(Finding(f"DL-{year}-{beyond[0]:05d}", f"lies beyond the counter ({last}): it was "
                                     "lowered, and new reports of this year will fail"))
         missing_count = last - len([n for n in present if n <= last])
-        gaps, n = [], 1
+        gaps: list[int] = []
+        n = 1
         for number in sorted(present | {last + 1}):  # walk the gaps, never the whole range
             gaps += range(n, min(number, n + _LISTED - len(gaps)))
             n = number + 1

@@ -77,11 +77,11 @@ def create(settings: Settings, target: Path | None = None, now: datetime | None 
     if target.is_dir() or not target.suffix:
         target = target / f"breachflow-{(now or datetime.now(UTC)).strftime(_STAMP)}.db"
     try:
-        with files.new_private(target) as tmp:
-            with closing(sqlite3.connect(source, timeout=30)) as live, closing(sqlite3.connect(tmp)) as copy:
-                live.backup(copy)  # every page in one step: one read transaction, one moment
-                copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
-                revision, incidents, events = _describe(copy)
+        with (files.new_private(target) as tmp, closing(sqlite3.connect(source, timeout=30)) as live,
+              closing(sqlite3.connect(tmp)) as copy):
+            live.backup(copy)  # every page in one step: one read transaction, one moment
+            copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+            revision, incidents, events = _describe(copy)
     except FileExistsError:
         raise InvalidInput("backup not written", [FieldProblem("out", f"{target} exists; breachflow never "
                                                                       "overwrites a backup")]) from None

@@ -97,7 +97,7 @@ def problems(public_key: Ed25519PublicKey, document: dict[str, Any],
     except (InvalidSignature, KeyError, TypeError, ValueError):
         return [(where, "its signature does not verify with this installation's checkpoint key: "
                         "the file was altered or comes from elsewhere; nothing in it can be trusted", None)]
-    found = []
+    found: list[tuple[str, str, int | None]] = []
     for entry in listed:
         reference, count, digest = entry["reference"], entry["event_count"], entry["head_hash"]
         if reference not in chains:

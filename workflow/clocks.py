@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -165,7 +165,7 @@ def recompute_all(conn: Connection, periods: Periods) -> int:
 
 
 
-Reader = Callable[[Connection, sa.Select, sa.Table], tuple[list[Any], list[tuple[Any, str]]]]
+Reader = Callable[[Connection, sa.Select[Any], sa.Table], tuple[Sequence[Any], list[tuple[Any, str]]]]
 
 
 def differences(conn: Connection, periods: Periods, read: Reader) -> dict[str, list[str]]:

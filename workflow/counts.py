@@ -16,7 +16,8 @@ OPEN = (Status.ok, Status.due_soon, Status.overdue)
 
 def incidents_by_state(conn: Connection) -> dict[str, int]:
     """How many incidents are in each state (every state named, 0 included)."""
-    found = dict(conn.execute(sa.select(incident_t.c.state, sa.func.count()).group_by(incident_t.c.state)).all())
+    found: dict[str, int] = dict(
+        conn.execute(sa.select(incident_t.c.state, sa.func.count()).group_by(incident_t.c.state)).all())
     return {state.value: found.get(state.value, 0) for state in lifecycle.State}
 
 

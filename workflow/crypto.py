@@ -129,8 +129,8 @@ class KeyRing:
 
     def _follow(self) -> bool:
         """Read the key file again if another one is there now; ``True`` if the ring changed."""
-        if self._source is None:
-            return False
+        if self._source is None or self._source.path is None or self._settings is None:
+            return False  # keys from a variable: no file to follow
         path = self._source.path
         now = keystore.current_stamp(path)
         if now is None:

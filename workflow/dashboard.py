@@ -167,7 +167,7 @@ def _page_ids(conn: Connection, conditions: list[Any], position: tuple[Any, ...]
     return ids + taken, next_cursor
 
 
-_IDS = sa.bindparam("ids", expanding=True)
+_IDS: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
 _FACTS = sa.select(incident_t.c.id, incident_t.c.reference, incident_t.c.state,
                    incident_t.c.cause_category).where(incident_t.c.id.in_(_IDS))
 _SCHOOLS = (sa.select(affected_t.c.incident_id, school_t.c.brin, school_t.c.name)
@@ -207,7 +207,7 @@ def _rows(conn: Connection, ids: list[int]) -> list[Row]:
     clocks: dict[int, list[Clock]] = {i: [] for i in ids}
     for r in conn.execute(_CLOCKS[conn.dialect.name], given):
         clocks[r.incident_id].append(Clock(DeadlineKind(r.kind), r.due_at, r.brin, r.number, r.owner))
-    handlers = dict(conn.execute(_HANDLERS, given).all())  # see the module's docstring
+    handlers: dict[int, str] = dict(conn.execute(_HANDLERS, given).all())  # see the module's docstring
     return [Row(facts[i].reference, State(facts[i].state),
                 responsibility_for(CauseCategory(facts[i].cause_category) if facts[i].cause_category else None),
                 schools[i], handlers.get(i), clocks[i])

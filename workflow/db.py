@@ -18,8 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 from breachflow.workflow import files, models  # noqa: F401  (models registers the tables)
@@ -33,7 +34,7 @@ MIGRATION_WAIT_MS = 120_000  # a process starting while another upgrades waits f
 
 def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection, _record) -> None:
+    def _connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         dbapi_connection.isolation_level = None  # breachflow emits BEGIN itself
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # first: turning on WAL may wait for a lock
@@ -144,7 +145,7 @@ def migration_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
         return
     with _locks[id(engine)], engine.connect() as conn:
-        driver = conn.connection.dbapi_connection
+        driver = _driver(conn)
         driver.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: before it begins
         driver.execute(f"PRAGMA busy_timeout={MIGRATION_WAIT_MS}")
         try:
@@ -161,6 +162,14 @@ def migration_transaction(engine: Engine) -> Iterator[Connection]:
             driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the one row an ``INSERT`` wrote."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise TypeError("not the result of a single-row INSERT")
+    return key[0]
+
+
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
     """A consistent read."""
@@ -169,9 +178,14 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+def _driver(conn: Connection) -> sqlite3.Connection:
+    """The sqlite3 connection under ``conn`` (SQLAlchemy types it as any DB-API connection)."""
+    return cast(sqlite3.Connection, conn.connection.dbapi_connection)
+
+
 def _begin(conn: Connection, statement: str) -> None:
     """On SQLite, open the transaction ourselves (the driver runs in autocommit mode); elsewhere
     the driver already did. Not an engine ``begin`` event: any engine event makes SQLAlchemy
     dispatch events around every statement, a tenth of a command's time (bench/engine.py)."""
     if conn.dialect.name == "sqlite":
-        conn.connection.dbapi_connection.execute(statement)  # straight to the driver: nothing to convert
+        _driver(conn).execute(statement)  # straight to the driver: nothing to convert

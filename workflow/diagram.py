@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from breachflow.workflow.lifecycle import FINAL_STATES, INITIAL_STATE, STEPS, State, guard_name, transition_dict
 
@@ -18,6 +19,8 @@ def mermaid() -> str:
 
     class _Drawn:
         """A fresh model: the diagram marks its (initial) state."""
+
+        get_graph: Callable[..., Any]  # GraphMachine gives the model this method
 
     transitions = [
         transition_dict(step, guard_name(step.trigger), step.branch.__name__ if step.branch else None)

@@ -160,7 +160,8 @@ class _Writer:
     """Collects the answers of one chapter in one language."""
 
     def __init__(self, chapter: str, language: str) -> None:
-        self.chapter, self.language, self.answers = chapter, language, []
+        self.chapter, self.language = chapter, language
+        self.answers: list[Answer] = []
 
     def words(self, pair: tuple[str, str]) -> str:
         return pair[1] if self.language == "en" else pair[0]
@@ -232,7 +233,7 @@ def _notification(w: _Writer, g: _Given, incomplete: bool) -> None:
     covering = _covering(incident, g.affected)
     withdrawn = incident.withdrawn_references()
     in_force = [n for n in covering if n.kind is not ApKind.withdrawal and n.ap_reference not in withdrawn]
-    sources = ("ap_notifications",)
+    sources: tuple[str, ...] = ("ap_notifications",)
     if in_force and incident.state == State.dismissed:
         kind, sources = NotificationKind.withdrawal, (*sources, "state")  # not a breach after all: take it back
     elif any(n.kind is ApKind.final for n in in_force):

@@ -22,6 +22,7 @@ The API maps these classes to HTTP statuses in one place; the CLI maps them to e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -81,7 +82,7 @@ class Conflict(BreachflowError):
 class TriggerNotAllowed(Conflict):
     code = "trigger_not_allowed"
 
-    def __init__(self, trigger: str, state: str, valid: list[str]) -> None:
+    def __init__(self, trigger: str, state: str, valid: Sequence[str]) -> None:
         valid_text = ", ".join(valid) if valid else "none"
         super().__init__(
             f"'{trigger}' cannot be fired in state '{state}'; valid there: {valid_text}"

@@ -154,5 +154,7 @@ def prepare(settings: Settings, *, create: bool, unused: Collection[Secret] = ()
 def add_master_key(settings: Settings) -> Path:
     """Put a new master key in front of the key file (rotation); the old ones stay for reading."""
     loaded = read(settings, MASTER)
+    if loaded.path is None:
+        raise SecretUnavailable(f"the master keys come from {MASTER.variable}: put the new key in front there")
     files.write_private(loaded.path, MASTER.generate() + b"".join(k + b"\n" for k in loaded.value), replace=True)
     return loaded.path

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cache
+from typing import cast
 
 from transitions import EventData, Machine, MachineError
 
@@ -146,10 +147,15 @@ class _Subject:
 
 def _condition(name: str, test: Callable[[Incident], bool]) -> Callable[[EventData], bool]:
     def holds(event: EventData) -> bool:
-        return test(event.model.incident)
+        return test(cast(_Subject, event.model).incident)
 
     holds.__name__ = name
     return holds
+
+
+def _passes(guard: guards.Guard) -> Callable[[Incident], bool]:
+    """Whether ``guard`` finds nothing missing."""
+    return lambda incident: not guard(incident)
 
 
 @cache
@@ -158,7 +164,7 @@ def machine() -> Machine:
     transitions = [
         transition_dict(
             step,
-            _condition(guard_name(step.trigger), lambda i, g=step.guard: not g(i)) if step.guarded else None,
+            _condition(guard_name(step.trigger), _passes(step.guard)) if step.guard else None,
             _condition(step.branch.__name__, step.branch) if step.branch else None,
         )
         for step in STEPS

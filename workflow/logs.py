@@ -17,7 +17,7 @@ import sys
 import traceback
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from breachflow.workflow.config import Settings
 from breachflow.workflow.redaction import for_log
@@ -41,11 +41,11 @@ class StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time (a test's capture, a replaced stream)."""
 
     @property
-    def stream(self):  # type: ignore[override]
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, _value) -> None:
+    def stream(self, _value: TextIO) -> None:
         pass
 
 

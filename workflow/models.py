@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, String, Table, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -310,18 +310,23 @@ class ReferenceCounter(SQLModel, table=True):
     last: int = 0
 
 
-incident_t = IncidentRow.__table__
-school_t = School.__table__
-affected_t = AffectedSchoolRow.__table__
-ap_t = ApNotificationRow.__table__
-event_t = TimelineEvent.__table__
-data_key_t = DataKey.__table__
-counter_t = ReferenceCounter.__table__
-deadline_t = DeadlineRow.__table__
-clock_basis_t = ClockBasis.__table__
-user_t = UserAccount.__table__
-token_t = ApiToken.__table__
-session_t = WebSession.__table__
-action_t = FollowUpAction.__table__
-retention_t = RetentionEntry.__table__
-idempotency_t = IdempotencyKey.__table__
+def table_of(model: type[SQLModel]) -> Table:
+    """The SQLAlchemy table of ``model``."""
+    return model.__table__  # type: ignore[attr-defined]  # SQLModel does not declare the attribute it sets
+
+
+incident_t = table_of(IncidentRow)
+school_t = table_of(School)
+affected_t = table_of(AffectedSchoolRow)
+ap_t = table_of(ApNotificationRow)
+event_t = table_of(TimelineEvent)
+data_key_t = table_of(DataKey)
+counter_t = table_of(ReferenceCounter)
+deadline_t = table_of(DeadlineRow)
+clock_basis_t = table_of(ClockBasis)
+user_t = table_of(UserAccount)
+token_t = table_of(ApiToken)
+session_t = table_of(WebSession)
+action_t = table_of(FollowUpAction)
+retention_t = table_of(RetentionEntry)
+idempotency_t = table_of(IdempotencyKey)

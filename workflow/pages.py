@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -60,7 +60,7 @@ def decode(cursor: str | None, *kinds: Callable[[Any], Any]) -> tuple[Any, ...] 
             "cursor", "not a cursor of this list: pass the next_cursor of the previous page unchanged")]) from None
 
 
-def cut(rows: list[T], limit: int, position: Callable[[T], tuple[Any, ...]]) -> tuple[list[T], str | None]:
+def cut(rows: Sequence[T], limit: int, position: Callable[[T], tuple[Any, ...]]) -> tuple[Sequence[T], str | None]:
     """``rows`` (fetched with ``limit + 1``) cut to ``limit``, and the next cursor if there was more."""
     if len(rows) <= limit:
         return rows, None

@@ -7,9 +7,10 @@ of one page from plain indexed columns (``deadline`` rows for the clocks) and de
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -68,10 +69,19 @@ def responsibility_is(responsibility: str) -> Any:
     """Incidents whose responsibility (derived from the plain ``cause_category``) is ``responsibility``."""
     wanted = choice(Responsibility, responsibility, "responsibility")
     causes = [c.value for c in CauseCategory if responsibility_for(c) is wanted]
-    matches = incident_t.c.cause_category.in_(causes)
+    matches: sa.ColumnElement[bool] = incident_t.c.cause_category.in_(causes)
     if wanted is Responsibility.unknown:
         matches = matches | incident_t.c.cause_category.is_(None)
     return matches
+
+
+class Filters(TypedDict, total=False):
+    """The register's filters, as ``incident_page`` takes them."""
+
+    state: str | None
+    brin: str | None
+    responsibility: str | None
+    deadline: str | None
 
 
 def incident_page(
@@ -109,14 +119,13 @@ def incident_page(
             if one == school_id:  # a school's own list: not the incidents whose part of it retention destroyed
                 part &= affected_t.c.destroyed_at.is_(None)
             query = query.where(incident_t.c.id.in_(sa.select(affected_t.c.incident_id).where(part)))
-        ids = list(conn.execute(query).scalars())
-        ids, next_cursor = pages.cut(ids, limit, lambda i: (i,))
-        page = pages.Page([], next_cursor)
+        ids, next_cursor = pages.cut(list(conn.execute(query).scalars()), limit, lambda i: (i,))
+        page: pages.Page[Incident] = pages.Page([], next_cursor)
         page.items = readable(ctx, conn, ids, page.unreadable)
     return page
 
 
-def readable(ctx: Context, conn: Connection, ids: list[int], unreadable: list[str]) -> list[Incident]:
+def readable(ctx: Context, conn: Connection, ids: Sequence[int], unreadable: list[str]) -> list[Incident]:
     """The incidents ``ids`` in that order, decrypted in a few queries for them all.
 
     One record that cannot be read or whose clocks cannot be computed (a forged or damaged row, a
@@ -172,6 +181,8 @@ def timeline_page(ctx: Context, reference: str, *, limit: int = pages.DEFAULT_LI
                   cursor: str | None = None, newest_first: bool = False) -> pages.Page[Entry]:
     """A page of the incident's timeline, oldest first (or newest first)."""
     after = pages.decode(cursor, pages.strict_int)
+    beyond: sa.ColumnElement[bool]
+    order: sa.ColumnElement[Any]
     if newest_first:  # the first page starts at the newest event, whatever its number
         beyond, order = (event_t.c.seq < after[0]) if after else sa.true(), event_t.c.seq.desc()
     else:

@@ -38,6 +38,7 @@ from breachflow.workflow.context import Context
 from breachflow.workflow.db import read_transaction, write_transaction
 from breachflow.workflow.deadlines import AMSTERDAM
 from breachflow.workflow.errors import DataDestroyed
+from breachflow.workflow.hooks import Notifier
 from breachflow.workflow.incident import ActionStatus
 from breachflow.workflow.models import (
     affected_t,
@@ -155,12 +156,17 @@ def plan(ctx: Context, now: datetime) -> list[SchoolPlan]:
     return found
 
 
+def _notifier(ctx: Context) -> Notifier:
+    if ctx.notifier is None:
+        raise ValueError("retention needs a context with notices (notifications_context) to destroy them")
+    return ctx.notifier
+
+
 def apply(ctx: Context, now: datetime, actor: str = ACTOR) -> list[SchoolPlan]:
     """Destroy what is due at ``now`` (see the module's docstring); return what was due. Each
     incident in its own transaction, then each school's key and accounts in one. ``ctx`` must carry
     the notifier (``notifications.worker.notifications_context``): it forgets the notices."""
-    if ctx.notifier is None:
-        raise ValueError("retention needs a context with notices (notifications_context) to destroy them")
+    _notifier(ctx)  # before anything is destroyed
     due = plan(ctx, now)
     by_incident: dict[tuple[int, str], list[SchoolPlan]] = defaultdict(list)
     for school in due:
@@ -218,14 +224,14 @@ def _destroy_parts(conn: Connection, ctx: Context, incident: tuple[int, str], sc
     unit.finish()
     if left:
         return
-    ctx.notifier.forget(conn, incident_id, None)  # the staff's reminders, sealed with the incident's key
+    _notifier(ctx).forget(conn, incident_id, None)  # the staff's reminders, sealed with the incident's key
     store.destroy_data_key(conn, ctx.keys, unit.data_key_id, now)
     _log(conn, now, actor, What.incident_key, incident=incident, data_key_id=unit.data_key_id)
 
 
 def _destroy_part(conn: Connection, ctx: Context, incident_id: int, school_id: int, now: datetime) -> dict[str, Any]:
     """Destroy one school's part of one incident; say what went (counts, no person)."""
-    notices = ctx.notifier.forget(conn, incident_id, school_id)
+    notices = _notifier(ctx).forget(conn, incident_id, school_id)
     ours = (affected_t.c.incident_id == incident_id) & (affected_t.c.school_id == school_id)
     note = conn.execute(sa.select(affected_t.c.people_informed_note).where(ours)).scalar() is not None
     conn.execute(sa.update(affected_t).where(ours).values(people_informed_note=None, destroyed_at=now))

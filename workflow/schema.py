@@ -45,7 +45,10 @@ def _scripts() -> ScriptDirectory:
 
 def head() -> str:
     """The newest revision this breachflow knows."""
-    return _scripts().get_current_head()
+    found = _scripts().get_current_head()
+    if found is None:
+        raise SchemaMismatch("breachflow was installed without its migrations")
+    return found
 
 
 def revisions() -> list[str]:
@@ -134,9 +137,10 @@ def upgrade(engine: Engine) -> list[str]:
         try:
             command.upgrade(config(conn), "head")
         except SQLAlchemyError as exc:
+            cause = getattr(exc, "orig", None) or exc  # the driver's error, when there is one
             raise SchemaMismatch(
                 f"upgrading the database at {found.where} to revision {found.code} failed "
-                f"({type(exc.orig or exc).__name__}: {exc.orig or exc}); nothing was changed") from exc
+                f"({type(cause).__name__}: {cause}); nothing was changed") from exc
         if state in ("empty", "orphaned"):
             return [*done, f"created the database schema at revision {found.code}"]
         start = found.database or BASELINE

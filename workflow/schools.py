@@ -11,12 +11,12 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Row, Select, insert, select
 from sqlalchemy import update as sql_update
 
 from breachflow.workflow import crypto, keycheck, pages
 from breachflow.workflow.context import Context
-from breachflow.workflow.db import read_transaction, write_transaction
+from breachflow.workflow.db import inserted_id, read_transaction, write_transaction
 from breachflow.workflow.errors import DataDestroyed, FieldProblem, InvalidInput, NotFound
 from breachflow.workflow.models import data_key_t, school_t
 from breachflow.workflow.validation import EMAIL, NOT_AN_ADDRESS, ShortText, kvk_number, one_line
@@ -110,7 +110,8 @@ class SchoolView:
     def master(self) -> MasterData:
         """The school's master data for the AP's form."""
         return MasterData(address=self.address, kvk_number=self.kvk_number, sector=self.sector,
-                          dpo_registration=self.dpo_registration, contact_person=self.contact_person)
+                          dpo_registration=self.dpo_registration, contact_person=None if self.contact_person is None
+                          else ContactPerson.model_validate(self.contact_person))
 
 
 def _validate(brin: str, name: str, contacts: list[str], language: str) -> list[FieldProblem]:
@@ -174,7 +175,7 @@ def add(
             raise InvalidInput("invalid school", [FieldProblem("brin", f"school {brin} already exists")])
         keycheck.master_keys_match(conn, ctx.keys)
         key, wrapped = ctx.keys.new_data_key()
-        key_id = conn.execute(insert(data_key_t).values(wrapped=wrapped, created_at=now)).inserted_primary_key[0]
+        key_id = inserted_id(conn.execute(insert(data_key_t).values(wrapped=wrapped, created_at=now)))
         conn.execute(
             insert(school_t).values(
                 brin=brin, name=name.strip(), language=language, contract_ends_on=contract_ends_on,
@@ -221,7 +222,7 @@ def update_in(conn: Connection, ctx: Context, *, brin: str, changes: dict[str, A
     return _view(ctx, conn.execute(_query().where(school_t.c.id == row.id)).one())
 
 
-def _view(ctx: Context, row) -> SchoolView:
+def _view(ctx: Context, row: Row[Any]) -> SchoolView:
     try:
         key = ctx.keys.unwrap(row.wrapped)
         contacts = crypto.open_sealed(key, row.contacts)
@@ -233,7 +234,7 @@ def _view(ctx: Context, row) -> SchoolView:
                       dpo_registration=row.dpo_registration, contact_person=person)
 
 
-def _query():
+def _query() -> Select[Any]:
     return select(school_t, data_key_t.c.wrapped).join(data_key_t, data_key_t.c.id == school_t.c.data_key_id)
 
 

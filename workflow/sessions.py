@@ -85,7 +85,7 @@ def sign_in(ctx: Context, *, username: str, password: str) -> str | None:
         _hasher.verify(stored or _NOBODY, password)
     except (VerificationError, InvalidHashError):
         return None
-    if stored is None:
+    if row is None or stored is None:
         return None
     secret = secrets.token_urlsafe(32)
     now = datetime.now(UTC)

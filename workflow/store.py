@@ -4,7 +4,7 @@ a data key."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,7 +37,8 @@ class Loaded:
         self.id, self.reference, self.version = id, reference, version
         self.event_count, self.head_hash, self.data_key = event_count, head_hash, data_key
         self.data_key_id = data_key_id
-        self._build, self._incident = build, None
+        self._build = build
+        self._incident: Incident | None = None
 
     @property
     def incident(self) -> Incident:
@@ -144,7 +145,7 @@ class Unreadable:
     error: Exception
 
 
-def load_many(conn: Connection, keys: crypto.KeyRing, ids: list[int]) -> dict[int, Incident | Unreadable]:
+def load_many(conn: Connection, keys: crypto.KeyRing, ids: Sequence[int]) -> dict[int, Incident | Unreadable]:
     """The incidents ``ids``, decrypted, in four queries: each id maps to its incident, or to why
     it cannot be read (an unopenable data key, a damaged row); absent ids are left out. An incident
     whose key retention destroyed is read without its personal fields and action descriptions: the
@@ -276,15 +277,15 @@ def clock_inputs(conn: Connection, ids: Any) -> list[Incident]:
         except DataDamaged:  # written past breachflow: the audit names it
             damaged.add(r.incident_id)
     incidents = []
-    for r in conn.execute(select(incident_t.c.id, incident_t.c.reference, incident_t.c.state, incident_t.c.version,
+    for row in conn.execute(select(incident_t.c.id, incident_t.c.reference, incident_t.c.state, incident_t.c.version,
                                  incident_t.c.source, incident_t.c.reported_at, incident_t.c.discovered_at,
                                  incident_t.c.cause_category).where(incident_t.c.id.in_(ids))):
         try:
-            facts = Disclosure(discovered_at=r.discovered_at, cause_category=r.cause_category)
+            facts = Disclosure(discovered_at=row.discovered_at, cause_category=row.cause_category)
         except ValidationError:  # written past breachflow: the audit names it
             continue
-        if r.id in damaged:
+        if row.id in damaged:
             continue
-        incidents.append(Incident(r.id, r.reference, r.state, r.version, r.source, r.reported_at, facts,
-                                  schools[r.id], notified[r.id], actions=actions[r.id]))
+        incidents.append(Incident(row.id, row.reference, row.state, row.version, row.source, row.reported_at, facts,
+                                  schools[row.id], notified[row.id], actions=actions[row.id]))
     return incidents

@@ -29,7 +29,7 @@ from sqlalchemy import Connection
 
 from breachflow.workflow import clocks, crypto, keycheck, lifecycle, store, timeline
 from breachflow.workflow.context import Context
-from breachflow.workflow.db import write_transaction
+from breachflow.workflow.db import inserted_id, write_transaction
 from breachflow.workflow.disclosure import Disclosure
 from breachflow.workflow.errors import Conflict, FieldProblem, InvalidInput, StaleVersion
 from breachflow.workflow.incident import Incident
@@ -125,13 +125,13 @@ class Unit:
         """A new incident in the initial state, with its own data key, ready for its first event."""
         keycheck.master_keys_match(conn, ctx.keys)
         key, wrapped = ctx.keys.new_data_key()
-        key_id = conn.execute(sa.insert(data_key_t).values(wrapped=wrapped, created_at=now)).inserted_primary_key[0]
+        key_id = inserted_id(conn.execute(sa.insert(data_key_t).values(wrapped=wrapped, created_at=now)))
         empty = Disclosure()
-        incident_id = conn.execute(sa.insert(incident_t).values(
+        incident_id = inserted_id(conn.execute(sa.insert(incident_t).values(
             reference=reference, state=lifecycle.INITIAL_STATE.value, version=0, source=source, reported_at=now,
             reported_by=actor, updated_at=now, data_key_id=key_id, event_count=0, head_hash=timeline.GENESIS,
             **store.seal_disclosure(key, empty),
-        )).inserted_primary_key[0]
+        )))
         new = Incident(incident_id, reference, lifecycle.INITIAL_STATE, 0, source, now, empty)
         return cls(conn, ctx, store.Loaded(incident_id, reference, 0, 0, timeline.GENESIS, key, lambda: new, key_id),
                    actor, now)
@@ -248,8 +248,9 @@ class Unit:
     @property
     def result(self) -> Incident:
         """The incident as the finished unit left it."""
-        moved = {"clock_moved_at": self.now, "clock_moved_by": self.actor} if self._clock_moved else {}
-        return replace(self.incident, version=self._version, **moved)
+        if self._clock_moved:
+            return replace(self.incident, version=self._version, clock_moved_at=self.now, clock_moved_by=self.actor)
+        return replace(self.incident, version=self._version)
 
 
 @contextmanager

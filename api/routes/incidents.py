@@ -28,6 +28,7 @@ from breachflow.workflow import actions, pages, queries, service
 from breachflow.workflow.accounts import Account
 from breachflow.workflow.context import Context
 from breachflow.workflow.deadlines import Status
+from breachflow.workflow.disclosure import Source
 from breachflow.workflow.errors import FieldProblem, InvalidInput, NotFound
 from breachflow.workflow.incident import Incident
 from breachflow.workflow.lifecycle import State, Trigger
@@ -74,8 +75,8 @@ async def report_incident(
     if views.is_school(account):
         if set(b.strip().upper() for b in schools) - {account.school_brin}:
             raise Forbidden("a school reports incidents for itself only")
-        schools = schools or {account.school_brin: None}
-        source = "school"
+        schools = schools or {views.own_brin(account): None}
+        source = Source.school
     idempotency = None
     if idempotency_key:
         digest = hashlib.sha256(body.model_dump_json(exclude_unset=True).encode()).hexdigest()

@@ -26,7 +26,7 @@ def _school(account: Account, body: schemas.SubjectIn) -> str:
     if views.is_school(account):
         if body.school is not None and body.school.strip().upper() != account.school_brin:
             raise Forbidden("a school asks about the people of its own school only")
-        return account.school_brin
+        return views.own_brin(account)
     if body.school is None:
         raise InvalidInput("invalid input", [FieldProblem("school", "name the school whose request this is")])
     return body.school

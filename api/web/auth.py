@@ -173,7 +173,8 @@ async def signin(request: Request, seen: VisitorDep) -> Response:
             seen.cookies.append((SESSION_COOKIE, secret, None))
             seen.cookies.append((NONCE_COOKIE, "", None))
             session = await brief(request, sessions.session_of, request.app.state.ctx, secret)
-            return redirect(request, target or home_of(session.account))
+            if session is not None:  # None only if the account was removed in the meantime
+                return redirect(request, target or home_of(session.account))
         failures.add(client)
     return set_cookies(request, page(request, "signin.html.j2", {
         "next": target, "username": username, "failed": True, "wait": wait}, status=429 if wait else 401,

@@ -21,7 +21,7 @@ from breachflow.api.web.render import in_language, page
 from breachflow.api.web.words import countdown
 from breachflow.notifications.reminders import deadline_name
 from breachflow.notifications.texts import VALUES
-from breachflow.workflow import dashboard, pages
+from breachflow.workflow import dashboard, pages, queries
 from breachflow.workflow.accounts import Role
 from breachflow.workflow.dashboard import OPEN_STATES
 from breachflow.workflow.deadlines import Status, status_at
@@ -77,7 +77,7 @@ def chosen(request: Request) -> dict[str, str]:
     return {name: value for name in KEPT if (value := request.query_params.get(name, "").strip())}
 
 
-def filters_of(params: dict[str, str]) -> dict[str, str | None]:
+def filters_of(params: dict[str, str]) -> queries.Filters:
     """The form's filters as the queries take them."""
     return {"state": params.get("state"), "brin": params.get("school"), "responsibility": params.get("responsibility")}
 

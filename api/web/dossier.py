@@ -30,8 +30,8 @@ async def dossier_page(request: Request, session: Readers, seen: VisitorDep, ref
                        school: SchoolQuery = None) -> Response:
     """The dossier for one school, or, for staff on an incident of several schools, the choice of one."""
     now = datetime.now(UTC)
-    incident, found = await read(request, dossier.load, request.app.state.ctx, session.account, reference,
-                                 school, language=seen.language, now=now, choose=True)
+    incident, found = await read(request, dossier.load_or_choose, request.app.state.ctx, session.account, reference,
+                                 school, language=seen.language, now=now)
     context = {"incident": incident, "now": now, "dossier": dossier.dossier_out(found) if found else None,
                "titles": {key: seen.words(*pair) for key, pair in CHAPTERS.items()}}
     return set_cookies(request, page(request, "dossier.html.j2", context))

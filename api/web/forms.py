@@ -89,7 +89,7 @@ def shown(d: Disclosure, names: Iterable[str]) -> dict[str, list[str]]:
         elif kind == "bool":
             raw[name] = [YES if value else NO]
         elif isinstance(value, list):
-            raw[name] = [getattr(v, "value", v) for v in value]
+            raw[name] = [str(getattr(v, "value", v)) for v in value]  # codes and texts
         else:
             raw[name] = [str(getattr(value, "value", value))]
     return raw
@@ -173,7 +173,7 @@ def _group_named(problem: FieldProblem, groups: list[dict[str, Any]]) -> FieldPr
 
 def multi(form: Any) -> dict[str, list[str]]:
     """A submitted form (Starlette's ``FormData``) as input name → every value given."""
-    return {key: [v for v in form.getlist(key) if isinstance(v, str)] for key in form.keys()}
+    return {key: [v for v in form.getlist(key) if isinstance(v, str)] for key in form}
 
 
 def checked(model: type[ModelT], values: dict[str, Any]) -> ModelT:

@@ -71,7 +71,7 @@ def _count(value: str) -> int | None:
 
 
 def _report_form(request: Request, typed: dict[str, str], problems: list[FieldProblem], status: int = 200) -> Response:
-    shown = {}
+    shown: dict[str, str] = {}
     for p in problems:  # a school's count is refused as ``schools.<BRIN>``
         shown.setdefault("affected_count" if p.field.startswith("schools") else p.field, p.problem)
     return set_cookies(request, page(request, "portal_report.html.j2", {

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from alembic import command
+from alembic.script import Script
 from sqlalchemy import create_engine
 
 from breachflow.workflow import schema
@@ -22,13 +23,15 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1 or not argv[0].strip():
         print(__doc__.splitlines()[0], file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as scratch:
-        with create_engine(f"sqlite:///{Path(scratch) / 'draft.db'}").begin() as conn:
-            cfg = schema.config(conn)
-            command.upgrade(cfg, "head")
-            cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
-            number = len(schema.revisions()) + 1
-            script = command.revision(cfg, message=argv[0], autogenerate=True, rev_id=f"{number:04d}")
+    with (tempfile.TemporaryDirectory() as scratch,
+          create_engine(f"sqlite:///{Path(scratch) / 'draft.db'}").begin() as conn):
+        cfg = schema.config(conn)
+        command.upgrade(cfg, "head")
+        cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+        number = len(schema.revisions()) + 1
+        script = command.revision(cfg, message=argv[0], autogenerate=True, rev_id=f"{number:04d}")
+    if not isinstance(script, Script):  # one head, so one script
+        raise TypeError(f"alembic drafted {script!r}")
     print(f"drafted {script.path}: review it, then run tests/test_migrations.py on SQLite and PostgreSQL")
     return 0
 
