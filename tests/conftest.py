@@ -43,9 +43,10 @@ def _own_database(url: str | None) -> str | None:
 GIVEN_PG_URL = os.environ.get("BREACHFLOW_TEST_DATABASE_URL")
 PG_URL = _own_database(GIVEN_PG_URL)
 # Installations made by tests live in memory where the machine has a tmpfs: SQLite's fsyncs cost nothing
-# there, and nothing a test writes needs to outlive the run.
-if "TMPDIR" not in os.environ and os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
-    os.environ["TMPDIR"] = "/dev/shm"
+# there, and nothing a test writes needs to outlive the run. (pytest makes its directories there owner-only.)
+SHARED_MEMORY = "/dev/shm"  # noqa: S108  (the base of pytest's private temporary directories, not a file)
+if "TMPDIR" not in os.environ and os.path.isdir(SHARED_MEMORY) and os.access(SHARED_MEMORY, os.W_OK):
+    os.environ["TMPDIR"] = SHARED_MEMORY
     tempfile.tempdir = None
 MASTER_KEY = Fernet.generate_key().decode()
 CONFIGURED_KEYS = {"master_keys": MASTER_KEY, "audit_key": keystore.AUDIT.generate().decode(),
