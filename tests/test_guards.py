@@ -226,3 +226,84 @@ def test_a_responsible_schools_late_ap_notification_needs_its_reason(ctx):
     done = service.record_ap_notification(ctx, **record, delay_reason="The director was abroad")
     assert [n.ap_reference for n in done.ap_notifications] == ["AP-12AB"]
     assert whole_timeline(ctx, ref)[-1].payload["late"] is True
+
+
+# --- what a handler reads when a step is refused ------------------------------------------------
+
+REQUIRED = {
+    "dismissal_reason": "why the report is not a breach is required",
+    "discovered_at": "date and time the breach was discovered is required",
+    "summary": "summary of the incident is required",
+    "nature_how": "how it happened is required",
+    "nature_actions": "what happened to the data (read, copied, altered, deleted, stolen) is required",
+    "affected_systems": "which of the processor's systems are affected is required",
+    "cause_category": "category of the cause is required",
+    "measures": "measures taken to prevent (further) damage is required",
+    "cause_description": "the cause, described is required",
+    "fix_description": "the fix for the cause is required",
+    "data_lost_or_altered": "was data lost or altered is required",
+    "backup_description": "which backup was restored is required",
+    "evaluation": "evaluation of how the incident was handled is required",
+    "affected_groups": "groups affected and consequences is required",
+    "data_kinds": "kinds of personal data affected is required",
+    "data_unreadable": "was the data encrypted or otherwise unreadable is required",
+    "subjects_informed": "have the people affected been informed is required",
+    "reopen_reason": "why the incident is reopened is required",
+}
+CONFIRMED = {
+    "fix_tested": "the fix was tested thoroughly must be confirmed",
+    "backup_checked": "the backup was checked for correctness must be confirmed",
+    "fix_applied": "the fix was applied must be confirmed",
+    "system_verified": "the system was verified to work must be confirmed",
+}
+DESCRIBED = {  # the disclosure's checks beyond a field being there
+    "cause_category": "the cause must be categorised (not 'unknown')",
+    "group_size_min": "the number of people affected is required",
+    "data_kinds_other": "describe the other kinds of data",
+    "schools": "at least one affected school is required",
+    "ap_notifications": "no final AP notification with its reference is recorded",
+}
+
+
+def said(problems) -> dict[str, str]:
+    return {p.field: p.problem for p in problems}
+
+
+@pytest.mark.parametrize("trigger", list(GUARDS))
+def test_each_missing_field_is_named_in_words_a_handler_understands(trigger):
+    told = said(GUARDS[trigger](incident(data_kinds=["other"])))
+    assert told, trigger
+    for field, words in told.items():
+        # confirm accepts an unknown cause: there the category is only required
+        checked = field in DESCRIBED and not (trigger == "confirm" and field == "cause_category")
+        assert words == (DESCRIBED[field] if checked else REQUIRED.get(field, CONFIRMED.get(field))), (trigger, field)
+
+
+def test_the_kinds_of_data_are_required_before_the_evaluation():
+    assert said(GUARDS["evaluated"](incident("evaluation")))["data_kinds"] == REQUIRED["data_kinds"]
+
+
+def test_a_school_not_yet_informed_or_not_covered_by_the_final_ap_notification_is_named():
+    regenboog = school(informed_at=None)
+    assert said(GUARDS["evaluated"](incident("evaluation", schools=[regenboog])))["schools.12AB"] == \
+        "De Regenboog has not been informed (notice or contact)"
+    covering_another = [ApNotification(ApKind.final, "AP-1", NOW, [8])]
+    assert said(GUARDS["ap_notified"](incident("ap_notification", schools=[regenboog], ap=covering_another)))[
+        "schools.12AB"] == "De Regenboog is not covered by a final AP notification"
+
+
+@pytest.mark.parametrize("given", [{"group_size_min": 28}, {"group_size_max": 30}])
+def test_either_bound_of_the_number_of_people_is_enough(given):
+    assert "group_size_min" not in said(GUARDS["evaluated"](incident("evaluation", **given)))
+
+
+def test_people_informed_need_how_and_how_many_besides_the_rest_of_the_form():
+    told = said(GUARDS["ap_notified"](incident("ap_notification", subjects_informed=True)))
+    assert {"data_unreadable", "subjects_informed_how", "subjects_informed_count"} <= set(told)
+    assert "subjects_not_informed_reason" not in told
+
+
+def test_people_not_informed_need_the_reason_besides_the_rest_of_the_form():
+    told = said(GUARDS["ap_notified"](incident("ap_notification", subjects_informed=False)))
+    assert {"data_unreadable", "subjects_not_informed_reason"} <= set(told)
+    assert not {"subjects_informed_how", "subjects_informed_count"} & set(told)

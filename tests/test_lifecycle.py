@@ -90,3 +90,24 @@ def test_the_machine_knows_exactly_the_steps_triggers_from_each_state():
 
 def test_the_guard_names_in_the_diagram_are_the_triggers():
     assert lifecycle.guard_name("confirm") == "has_confirm_fields"
+
+
+def test_a_refused_trigger_says_which_trigger_needs_what():
+    from breachflow.workflow.disclosure import Disclosure
+    from breachflow.workflow.errors import GuardFailed
+    from breachflow.workflow.incident import Incident
+
+    waiting = Incident(1, "DL-2026-00001", "containment", 1, "school", None, Disclosure(), [], [])
+    with pytest.raises(GuardFailed) as refused:
+        lifecycle.advance(waiting, "contained")
+    assert refused.value.trigger == "contained" and refused.value.message == "'contained' needs 1 more field(s)"
+    assert [p.field for p in refused.value.fields] == ["measures"]
+
+
+def test_an_unguarded_or_unknown_trigger_misses_nothing():
+    from breachflow.workflow.disclosure import Disclosure
+    from breachflow.workflow.incident import Incident
+
+    reported = Incident(1, "DL-2026-00001", "reported", 1, "school", None, Disclosure(), [], [])
+    assert lifecycle.missing(reported, "begin_triage") == []
+    assert lifecycle.missing(reported, "no_such_trigger") == []
