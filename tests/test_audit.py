@@ -4,6 +4,7 @@ tampering below is found, each by the check named in its test."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from conftest import CONFIRM, EVALUATE, add_school, evaluating, hours_ago, reported
 from notify_support import with_notices
 
-from breachflow.workflow import accounts, actions, audit, checkpoints, queries, service
+from breachflow.workflow import accounts, actions, audit, checkpoints, queries, service, timeline
 from breachflow.workflow.errors import DataDamaged, InvalidInput
 from breachflow.workflow.models import action_t, affected_t, ap_t, deadline_t, event_t, incident_t
 
@@ -368,3 +369,23 @@ def test_a_follow_up_action_planted_with_a_status_breachflow_never_writes_is_nam
     with pytest.raises(DataDamaged):
         queries.get(ctx, ref)
     assert queries.get(ctx, other).reference == other
+
+
+# --- the link's exact form: chains written by an earlier breachflow keep verifying ----------------
+
+AT = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+PREVIOUS = "0" * 64
+
+
+@pytest.mark.parametrize(("event", "canonical"), [
+    (("hanna", "transition", "triage", "containment", b"\x01sealed"),
+     f'["{PREVIOUS}",7,3,"2026-11-29T12:00:00+00:00","hanna","transition","triage","containment","017365616c6564"]'),
+    (("system", "reported", None, None, None),
+     f'["{PREVIOUS}",7,3,"2026-11-29T12:00:00+00:00","system","reported",null,null,null]'),
+], ids=["sealed-payload", "no-payload"])
+def test_an_events_link_is_the_hmac_of_its_compact_canonical_form(event, canonical):
+    """Any other spacing or encoding would be a different hash for every stored event: every chain
+    written before would stop verifying."""
+    key = b"k" * 32
+    expected = hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+    assert timeline.event_hash(key, PREVIOUS, 7, 3, AT, *event) == expected
