@@ -114,7 +114,8 @@ def run_group(name: str, group: dict, not_mutated: list[str], verbose: bool, aga
     started = time.monotonic()
     where = STAGE / name
     modules = [f"breachflow.{path.removesuffix('.py').replace('/', '.')}" for path in group["mutate"]]
-    patterns = [f"{module}.x*{function}__mutmut_*" for module in modules for function in group.get("functions", [])]
+    patterns = [f"{module}.{prefix}{function}__mutmut_*" for module in modules for function in group.get("functions", [])
+                for prefix in ("x_", "xǁ*ǁ")]
     if again:
         print(f"== {name}: mutating {', '.join(group['mutate'])} against {', '.join(group['tests'])}", flush=True)
         stage(name, group["mutate"], group["tests"], not_mutated)
@@ -130,10 +131,15 @@ def run_group(name: str, group: dict, not_mutated: list[str], verbose: bool, aga
         raise SystemExit(f"group {name} has not run yet: run it without --report")
     found = verdicts(where)
     if group.get("functions"):
-        found = {k: v for k, v in found.items()
-                 if any(k.startswith(f"{m}.x") and f"{f}__mutmut_" in k for m in modules for f in group["functions"])}
+        found = {k: v for k, v in found.items() if function_name(k) in group["functions"]}
     survivors = survivors_of(where, found)
     return GroupResult(name, Counter(found.values()), survivors, time.monotonic() - started)
+
+
+def function_name(mutant: str) -> str:
+    """The function or method a mutant changes, as written: ``...x_confirm__mutmut_3`` → ``confirm``."""
+    mangled = mutant.partition("__mutmut_")[0].rpartition(".")[2]
+    return mangled.removeprefix("x_") if mangled.startswith("x_") else mangled.rpartition("ǁ")[2]
 
 
 def load_equivalents() -> list[dict]:
