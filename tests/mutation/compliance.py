@@ -7,9 +7,12 @@ repeats the file before it; a name ending in ``…`` stands for every test it be
 run a separate server process, so they cannot see a mutant and are left out).
 
 The files named are staged and mutated with mutmut; then, per row, the row's tests run once to see
-which of the mutated functions they call, and then against one mutant after another of the named
-functions (then of the other functions of the named files) until one mutant makes a test fail. A
-row passes with that mutant; a row whose tests fail no mutant, or that names no rule, is reported.
+which of the named functions they call, and then against one mutant after another of those
+functions until one mutant makes a cited test fail in its body (an error while setting a test up,
+a collection error or a hang does not count: it shows that code ran, not that a rule was checked).
+A row passes with that mutant and test; a row whose tests fail under no mutant of its rule, whose
+named functions mutmut does not mutate (decorated functions, properties, module-level tables), or
+that names no rule, is reported.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pytest
+
 SOURCES = ("workflow", "api", "notifications")
 TICK = re.compile(r"`([^`]+)`")
 TEST_REF = re.compile(r"^(?:(?P<file>(?:[\w-]+/)*test_\w+\.py)|…)(?:::(?P<name>[^\s`]+))?$")
+PARAMETER = re.compile(r"^…(?P<case>\[[^\]]+\])$")  # another case of the test cited before
 CANDIDATES = 40  # mutants tried per row before it is reported
 TIMEOUT = 300  # seconds one run of a row's tests may take
 
@@ -118,17 +124,21 @@ def rows(root: Path) -> list[Row]:
                         row.functions.append(f"{module}.{mangled}")
                 if module not in row.modules:
                     row.modules.append(module)
-        file = None
+        file = name = None
         try:
             for token in TICK.findall(cells[-1]):
-                ref = TEST_REF.match(token.strip())
-                if not ref:
+                ref, case = TEST_REF.match(token.strip()), PARAMETER.match(token.strip())
+                if case and file and name:
+                    ref_name = name.partition("[")[0] + case["case"]
+                elif ref:
+                    file, ref_name = ref["file"] or file, ref["name"]
+                    name = ref_name
+                else:
                     continue
-                file = ref["file"] or file
                 if file is None:
                     raise LookupError(f"{token} repeats no file")
                 if not file.startswith("browser/"):
-                    row.tests += [t for t in _tests_of(root, file, ref["name"]) if t not in row.tests]
+                    row.tests += [t for t in _tests_of(root, file, ref_name) if t not in row.tests]
         except LookupError as exc:
             row.problem = f"cites a test that is not there: {exc}"
         if not row.problem and not row.tests:
@@ -139,12 +149,13 @@ def rows(root: Path) -> list[Row]:
     return found
 
 
-def check(root: Path, where: Path) -> int:
-    """Stage, mutate and run each row; print each row's verdict; 1 if a row is not shown."""
+def check(root: Path, where: Path, lines: set[int] | None = None) -> int:
+    """Stage, mutate and run each row (or those at ``lines``); print each row's verdict; 1 if a row
+    is not shown."""
     sys.path.insert(0, str(Path(__file__).parent))
     from run import read_groups, stage
 
-    table = rows(root)
+    table = [row for row in rows(root) if lines is None or row.line in lines]
     modules = sorted({m for row in table for m in row.modules})
     files = [m.removeprefix("breachflow.").replace(".", "/") + ".py" for m in modules]
     files = [f if (root / f).is_file() else f.removesuffix(".py") + "/__init__.py" for f in files]
@@ -173,23 +184,39 @@ def check(root: Path, where: Path) -> int:
 # --- the worker: runs inside the staged copy --------------------------------------------------
 
 
-def _child(mutant: str, tests: list[str], hits: Path | None) -> int:
-    """Fork; run ``tests`` with ``mutant`` active; the exit code (and, for stats, the functions hit)."""
+class _Failures:
+    """Which tests failed in their body (the call phase), as pytest reports them."""
+
+    def __init__(self) -> None:
+        self.failed: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" and report.failed:
+            self.failed.append(report.nodeid)
+
+
+def _child(mutant: str, tests: list[str], out: Path) -> int | None:
+    """Fork; run ``tests`` with ``mutant`` active. Write to ``out`` the tests that failed in their body
+    (and, for ``stats``, the functions called); return pytest's exit code, ``None`` on a hang."""
     pid = os.fork()
     if pid == 0:
-        import pytest
-        from mutmut.mutation.trampoline import set_mutant_under_test
-        from mutmut.state import state
+        code = 70
+        try:
+            from mutmut.mutation.trampoline import set_mutant_under_test
+            from mutmut.state import state
 
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        set_mutant_under_test(mutant)
-        code = int(pytest.main(["--rootdir=.", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-                                "-m", "not browser", *tests]))
-        if hits is not None:
-            hits.write_text(json.dumps(sorted(state()._stats)))
-        os._exit(code)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            set_mutant_under_test(mutant)
+            failures = _Failures()
+            # the parent imported breachflow before forking: pytest may not rewrite what is already imported
+            code = int(pytest.main(["--rootdir=.", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                                    "-W", "ignore::pytest.PytestAssertRewriteWarning", "-m", "not browser", *tests],
+                                   plugins=[failures]))
+            out.write_text(json.dumps({"failed": failures.failed, "hit": sorted(state()._stats)}))
+        finally:
+            os._exit(code)
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         finished, status = os.waitpid(pid, os.WNOHANG)
@@ -198,7 +225,7 @@ def _child(mutant: str, tests: list[str], hits: Path | None) -> int:
         select.select([], [], [], 0.05)
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
-    return -9  # a mutant that hangs the tests is detected
+    return None
 
 
 def work(where: Path) -> None:
@@ -221,24 +248,28 @@ def work(where: Path) -> None:
 
     verdicts = []
     with tempfile.TemporaryDirectory() as scratch:
-        hits_file = Path(scratch) / "hits.json"
+        out = Path(scratch) / "child.json"
         for number, row in enumerate(table, 1):
             print(f"  [{number}/{len(table)}] line {row['line']}: {row['obligation']}", flush=True)
-            code = _child("stats", row["tests"], hits_file)
-            hit = set(json.loads(hits_file.read_text())) if hits_file.exists() else set()
-            if code != 0:
+            out.unlink(missing_ok=True)
+            code = _child("stats", row["tests"], out)
+            if code != 0 or not out.exists():
                 verdicts.append({"line": row["line"], "problem": f"its tests fail without a mutant (exit {code})"})
                 continue
+            hit = set(json.loads(out.read_text())["hit"])
             named = [m for m in mutants if m.partition("__mutmut_")[0] in row["functions"]]
-            others = [m for m in mutants if m not in named and m.partition("__mutmut_")[0].rpartition(".")[0]
-                      in row["modules"]]
-            candidates = [m for m in named + others if m.partition("__mutmut_")[0] in hit][:CANDIDATES]
-            verdict = {"line": row["line"], "problem": (
-                f"none of {len(candidates)} mutants of its rule fails its tests" if candidates
-                else "its tests call none of the functions it names")}
+            candidates = [m for m in named if m.partition("__mutmut_")[0] in hit][:CANDIDATES]
+            if not named:
+                problem = "mutmut makes no mutant of the functions it names (decorated, a property, or a table)"
+            elif not candidates:
+                problem = "its tests call none of the functions it names"
+            else:
+                problem = f"none of {len(candidates)} mutants of its rule makes a cited test fail"
+            verdict = {"line": row["line"], "problem": problem}
             for mutant in candidates:
-                if _child(mutant, row["tests"], None) != 0:
-                    verdict = {"line": row["line"], "mutant": mutant, "test": ", ".join(row["tests"])}
+                out.unlink(missing_ok=True)
+                if _child(mutant, row["tests"], out) and out.exists() and json.loads(out.read_text())["failed"]:
+                    verdict = {"line": row["line"], "mutant": mutant, "test": json.loads(out.read_text())["failed"][0]}
                     break
             verdicts.append(verdict)
     (where / "verdicts.json").write_text(json.dumps(verdicts))
