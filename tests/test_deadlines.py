@@ -243,3 +243,30 @@ def test_the_ap_is_not_notified_before_a_breach_is_confirmed(ctx):
     ref = reported(ctx)
     with pytest.raises(Conflict, match="confirmed breaches"):
         service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-1")
+
+
+@pytest.mark.parametrize("kind", [ApKind.preliminary, ApKind.final])
+def test_a_schools_own_ap_clock_is_met_by_a_preliminary_or_final_notification_that_covers_it(kind):
+    informed = DISCOVERED + timedelta(hours=2)
+    sent = informed + timedelta(hours=10)
+    schools = [AffectedSchool(7, "12AB", "De Regenboog", 30, informed_at=informed),
+               AffectedSchool(8, "34CD", "Het Anker", 12, informed_at=informed)]
+    inc = incident("user_error_admin", schools=schools, ap=[ApNotification(kind, "AP-1", sent, [7])])
+    clocks = of_kind(deadlines(inc, PERIODS), DeadlineKind.school_ap_notice)
+    assert [(d.school_id, d.met_at) for d in clocks] == [(7, sent), (8, None)]
+
+
+def test_a_school_not_yet_informed_has_no_ap_clock_of_its_own_and_does_not_stop_the_next_schools():
+    schools = [AffectedSchool(7, "12AB", "De Regenboog", 30),
+               AffectedSchool(8, "34CD", "Het Anker", 12, informed_at=DISCOVERED + timedelta(hours=2))]
+    clocks = of_kind(deadlines(incident("user_error_admin", schools=schools), PERIODS), DeadlineKind.school_ap_notice)
+    assert [d.school_id for d in clocks] == [8]
+
+
+def test_clocks_due_together_are_listed_by_school_then_by_action_number_whatever_order_the_incident_holds():
+    schools = [AffectedSchool(8, "11AA", "Het Anker", 12), AffectedSchool(7, "22BB", "De Regenboog", 30)]
+    due = DISCOVERED + timedelta(days=14)
+    actions = [Action(12, 2, "Train staff", "hr", due, blocking=False), Action(11, 1, "Rotate keys", "ops", due, True)]
+    clocks = deadlines(incident("system_technical", schools=schools, actions=actions), PERIODS)
+    assert [d.school_id for d in of_kind(clocks, DeadlineKind.school_notice)] == [7, 8]
+    assert [d.action_number for d in of_kind(clocks, DeadlineKind.follow_up)] == [1, 2]
