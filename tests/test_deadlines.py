@@ -139,6 +139,11 @@ def test_reminder_offsets_are_kept_latest_first():
     assert periods.reminder_offsets == (24, 6, 1)
 
 
+def test_the_first_reminder_goes_out_at_the_latest_offset_and_without_offsets_at_the_due_time():
+    assert Periods(reminder_offsets=(2, 12)).reminder_lead == timedelta(hours=12)
+    assert Periods(reminder_offsets=()).reminder_lead == timedelta(0)
+
+
 def test_either_of_ap_deadlines_conditions_alone_excludes_the_clock():
     assert ap_deadline(incident(state="dismissed"), PERIODS) is None  # discovered, but not a breach
     assert ap_deadline(incident(discovered=None), PERIODS) is None  # watched, but no discovery to count from
@@ -158,8 +163,26 @@ def test_a_closed_incident_settles_a_clock_met_in_time_as_met_and_one_met_after_
 
 
 def test_a_clock_met_exactly_at_its_due_time_is_met_not_late():
-    inc = incident("system_technical", informed_at=DISCOVERED + PERIODS.school_notice, state="closed")
+    inc = incident("system_technical", informed_at=DISCOVERED + PERIODS.school_notice)
+    (clock,) = of_kind(deadlines(inc, PERIODS), DeadlineKind.school_notice)
+    assert not clock.met_late
+    inc.state = "closed"
     assert outcomes(inc)[DeadlineKind.school_notice, 7] is Outcome.met
+
+
+def test_a_clock_met_in_time_or_not_yet_met_is_not_met_late():
+    inc = incident("system_technical", informed_at=DISCOVERED + timedelta(hours=3))
+    assert [(d.kind, d.met_late) for d in deadlines(inc, PERIODS)] == [
+        (DeadlineKind.school_notice, False), (DeadlineKind.ap_notice, False)]
+
+
+def test_the_first_notification_meets_a_clock_and_a_later_one_does_not_move_it():
+    first, later = DISCOVERED + timedelta(hours=30), DISCOVERED + timedelta(hours=50)
+    inc = incident("unknown", informed_at=DISCOVERED + timedelta(hours=2),
+                   ap=[ApNotification(ApKind.final, "AP-2", later, [7]),
+                       ApNotification(ApKind.preliminary, "AP-1", first, [7])])
+    assert {d.kind: d.met_at for d in deadlines(inc, PERIODS) if d.kind is not DeadlineKind.school_notice} == {
+        DeadlineKind.ap_notice: first, DeadlineKind.school_ap_notice: first}
 
 
 def test_a_closed_incidents_unmet_clock_is_settled_not_overdue():
