@@ -205,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = args.groups or ([] if args.rows else list(groups))
     equivalents = load_equivalents()
     results = [run_group(name, groups[name], not_mutated, args.verbose, not args.report) for name in chosen]
-    code = report(results, equivalents if not args.groups else
-                  [e for e in equivalents if any(e["function"].startswith(_prefix(groups[g])) for g in chosen)],
-                  args.target, every_group=not args.groups)
+    code = 0
+    if results:
+        judged = [e for e in equivalents if any(e["function"].startswith(_prefix(groups[g])) for g in chosen)]
+        code = report(results, judged, args.target, every_group=not args.groups)
     if args.compliance:
         from compliance import check
 
