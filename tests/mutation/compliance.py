@@ -168,6 +168,12 @@ def check(root: Path, where: Path, lines: set[int] | None = None) -> int:
     done = subprocess.run([sys.executable, str(Path(__file__)), str(where)], cwd=where, env=env)
     if done.returncode != 0:
         raise SystemExit(f"the compliance run failed (exit {done.returncode})")
+    return report(table, where)
+
+
+def report(table: list[Row], where: Path) -> int:
+    """Print each row's verdict from the worker's ``verdicts.json`` (a row it did not reach is
+    reported as not checked); 1 if a row is not shown."""
     verdict = {v["line"]: v for v in json.loads((where / "verdicts.json").read_text())}
     failed = 0
     for row in table:
@@ -176,7 +182,8 @@ def check(root: Path, where: Path, lines: set[int] | None = None) -> int:
             print(f"  ok   line {row.line}: {row.obligation}\n       {shown['mutant']} fails {shown['test']}")
         else:
             failed += 1
-            print(f"  FAIL line {row.line}: {row.obligation}\n       {row.problem or shown.get('problem')}")
+            print(f"  FAIL line {row.line}: {row.obligation}\n       "
+                  f"{row.problem or shown.get('problem') or 'not checked (the run stopped before this row)'}")
     print(f"\n== compliance: {len(table) - failed} of {len(table)} rows name a test that a mutant of their rule fails")
     return 1 if failed else 0
 
@@ -255,6 +262,7 @@ def work(where: Path) -> None:
             code = _child("stats", row["tests"], out)
             if code != 0 or not out.exists():
                 verdicts.append({"line": row["line"], "problem": f"its tests fail without a mutant (exit {code})"})
+                (where / "verdicts.json").write_text(json.dumps(verdicts))
                 continue
             hit = set(json.loads(out.read_text())["hit"])
             named = [m for m in mutants if m.partition("__mutmut_")[0] in row["functions"]]
@@ -272,7 +280,7 @@ def work(where: Path) -> None:
                     verdict = {"line": row["line"], "mutant": mutant, "test": json.loads(out.read_text())["failed"][0]}
                     break
             verdicts.append(verdict)
-    (where / "verdicts.json").write_text(json.dumps(verdicts))
+            (where / "verdicts.json").write_text(json.dumps(verdicts))  # after each row: a cut run keeps its rows
 
 
 if __name__ == "__main__":
