@@ -240,3 +240,25 @@ def test_a_school_reads_only_the_delay_reasons_of_ap_notifications_covering_it(t
     assert "B's reason: B was closed" in rows[0]["ap_delays"]
     handler_view = next(e for e in api.call("handler", "GET", "/register").json()["items"] if e["reference"] == shared)
     assert {d["ap_reference"] for d in handler_view["ap_delays"]} == {f"AP-{SCHOOL_A}", f"AP-{SCHOOL_B}"}
+
+
+def test_a_register_entry_carries_the_incidents_facts_and_its_first_ap_notification(ctx, api):
+    """What the register keeps of each incident (art. 33(5)): its facts as recorded, the first AP
+    notification in force of either kind that meets the clock, and the AP's references for staff only."""
+    ref = reported(ctx, brins=(SCHOOL_A,), discovered_hours_ago=3)
+    service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+    service.fire(ctx, reference=ref, trigger="confirm", actor="hanna", fields=CONFIRM)
+    service.update(ctx, reference=ref, actor="hanna", fields={
+        "cause_category": "system_technical", "group_size_min": 20, "group_size_max": 30, "records_count": 41})
+    first = service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary",
+                                           ap_reference="AP-2026-77").ap_notifications[0].notified_at
+    incident = queries.get(ctx, ref)
+    entry = api.call("handler", "GET", "/register").json()["items"][0]
+    assert {k: entry[k] for k in ("summary", "cause_category", "group_size_min", "group_size_max", "records_count",
+                                  "ap_references")} == {
+        "summary": CONFIRM["summary"], "cause_category": "system_technical", "group_size_min": 20,
+        "group_size_max": 30, "records_count": 41, "ap_references": ["AP-2026-77"]}
+    assert datetime.fromisoformat(entry["discovered_at"]) == incident.disclosure.discovered_at
+    assert datetime.fromisoformat(entry["first_ap_notification_at"]) == first
+    seen_by_school = api.call("school_a", "GET", "/register").json()["items"][0]
+    assert seen_by_school["ap_references"] == [] and seen_by_school["summary"] == CONFIRM["summary"]
