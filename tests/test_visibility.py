@@ -54,3 +54,31 @@ def test_a_report_is_seen_without_its_payload():
 @pytest.mark.parametrize("kind", sorted(set(EventKind) - SCHOOL_EVENT_KINDS))
 def test_every_other_kind_is_the_processors_own(kind):
     assert event_for_school(kind, {"school": A, "schools": [A], "messages": [{"school": A}]}, A) == (False, None)
+
+
+# --- the status a reader sees on a list: the most urgent of the clocks it may see -------------------
+
+
+def test_a_list_shows_the_most_urgent_status_of_the_clocks_its_reader_sees():
+    from datetime import UTC, datetime, timedelta
+
+    from breachflow.api.views import deadline_status
+    from breachflow.workflow.accounts import Account
+    from breachflow.workflow.deadlines import Periods
+    from breachflow.workflow.disclosure import Disclosure
+    from breachflow.workflow.incident import AffectedSchool, Incident
+
+    discovered = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    handler = Account(1, "hanna", "handler")
+
+    def at(state: str, informed_at=None) -> Incident:
+        schools = [AffectedSchool(7, A, "De Regenboog", 30, informed_at=informed_at)]
+        return Incident(1, "DL-2026-00001", state, 1, "school", discovered, Disclosure(discovered_at=discovered),
+                        schools, [])
+
+    periods = Periods()
+    assert deadline_status(handler, at("containment"), discovered + timedelta(hours=1), periods) == "ok"
+    assert deadline_status(handler, at("containment"), discovered + timedelta(hours=30), periods) == "overdue"
+    assert deadline_status(handler, at("dismissed"), discovered + timedelta(hours=1), periods) is None  # no clock
+    informed = at("containment", informed_at=discovered + timedelta(hours=1))
+    assert deadline_status(handler, informed, discovered + timedelta(hours=2), periods) == "ok"  # the AP's still runs
