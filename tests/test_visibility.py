@@ -66,15 +66,15 @@ def test_a_list_shows_the_most_urgent_status_of_the_clocks_its_reader_sees():
     from breachflow.workflow.accounts import Account
     from breachflow.workflow.deadlines import Periods
     from breachflow.workflow.disclosure import Disclosure
-    from breachflow.workflow.incident import AffectedSchool, Incident
+    from breachflow.workflow.incident import AffectedSchool, ApKind, ApNotification, Incident
 
     discovered = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     handler = Account(1, "hanna", "handler")
 
-    def at(state: str, informed_at=None) -> Incident:
+    def at(state: str, informed_at=None, ap=()) -> Incident:
         schools = [AffectedSchool(7, A, "De Regenboog", 30, informed_at=informed_at)]
         return Incident(1, "DL-2026-00001", state, 1, "school", discovered, Disclosure(discovered_at=discovered),
-                        schools, [])
+                        schools, list(ap))
 
     periods = Periods()
     assert deadline_status(handler, at("containment"), discovered + timedelta(hours=1), periods) == "ok"
@@ -82,3 +82,6 @@ def test_a_list_shows_the_most_urgent_status_of_the_clocks_its_reader_sees():
     assert deadline_status(handler, at("dismissed"), discovered + timedelta(hours=1), periods) is None  # no clock
     informed = at("containment", informed_at=discovered + timedelta(hours=1))
     assert deadline_status(handler, informed, discovered + timedelta(hours=2), periods) == "ok"  # the AP's still runs
+    notified = at("containment", informed_at=discovered + timedelta(hours=1),
+                  ap=[ApNotification(ApKind.final, "AP-1", discovered + timedelta(hours=2), [7])])
+    assert deadline_status(handler, notified, discovered + timedelta(hours=90), periods) == "met"
