@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import add_school, confirmed
-from notify_support import drain, due_now, settings_env, smtp_context
+from notify_support import drain, due_now, settings_env, smtp_context, with_notices
 from reading import all_incidents, whole_timeline
 from smtp_server import SmtpServer
 
@@ -265,3 +265,41 @@ def test_a_refusal_naming_the_address_keeps_it_out_of_the_plain_columns(ctx, smt
             patch.setenv(name, value)
         assert main(["outbox", "list", "--status", "all"]) == 0
     assert "regenboog.nl" not in capsys.readouterr().out
+
+
+def outbox_row(ctx, message_id: int):
+    with ctx.engine.connect() as conn:
+        return conn.execute(sa.select(outbox_t).where(outbox_t.c.id == message_id)).one()
+
+
+def test_a_claim_given_back_unsent_is_due_again_and_its_try_not_counted(ctx):
+    """A stopping dispatcher gives back what it did not send: as if it had never claimed it."""
+    add_school(ctx)
+    mail = with_notices(ctx)
+    confirmed(mail)
+    now = datetime.now(UTC)
+    (claimed,), _ = outbox.claim(mail, 10, now)
+    assert claimed.attempts == 1 and outbox_row(mail, claimed.id).status == "sending"
+    outbox.release(mail, [claimed.id])
+    row = outbox_row(mail, claimed.id)
+    assert (row.status, row.attempts, row.claimed_until) == ("pending", 0, None)
+    (again,), _ = outbox.claim(mail, 10, now)
+    assert again.id == claimed.id and again.attempts == 1
+
+
+def test_an_accepted_message_is_marked_at_once_and_only_while_it_is_being_sent(ctx):
+    """Marked accepted before anything else is sent (a crash after it sends it no second time); a
+    claim already given back is not marked."""
+    add_school(ctx)
+    mail = with_notices(ctx)
+    confirmed(mail)
+    now = datetime.now(UTC)
+    (claimed,), _ = outbox.claim(mail, 10, now)
+    outbox.release(mail, [claimed.id])
+    outbox.accept(mail, [claimed.id], now)
+    assert outbox_row(mail, claimed.id).status == "pending"
+    (claimed,), _ = outbox.claim(mail, 10, now)
+    outbox.accept(mail, [claimed.id], now)
+    row = outbox_row(mail, claimed.id)
+    assert row.status == "accepted" and row.sent_at.replace(tzinfo=UTC) == now
+    assert outbox.claim(mail, 10, now)[0] == []  # not to be sent again
