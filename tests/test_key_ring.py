@@ -118,8 +118,11 @@ def test_a_ring_of_configured_keys_reads_no_file(tmp_path):
     ring = crypto.load_key_ring(settings)
     key, wrapped = ring.new_data_key()
     assert ring.unwrap(wrapped) == key
-    with pytest.raises(SecretUnavailable):
+    with pytest.raises(SecretUnavailable) as refused:
         ring.unwrap(Fernet(Fernet.generate_key()).encrypt(KEY))
+    assert str(refused.value) == (
+        "no master key in the configured master keys opens this data key: the key that wrapped it is missing; "
+        "restore it (keep old keys in the list until every process runs with the new one)")
 
 
 def test_a_ring_opens_a_data_key_wrapped_under_a_key_added_to_its_file_since_and_again(tmp_path):
@@ -139,3 +142,17 @@ def test_a_ring_opens_a_data_key_wrapped_under_a_key_added_to_its_file_since_and
 def test_a_sealed_time_opens_as_its_iso_text():
     at = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
     assert crypto.open_sealed(KEY, crypto.seal(KEY, {"at": at, "name": "Zoë"})) == {"at": str(at), "name": "Zoë"}
+
+
+def test_a_ring_says_which_key_file_opens_nothing_and_refuses_new_data_keys_when_the_file_vanished(tmp_path):
+    settings = Settings(data_dir=tmp_path / "var")
+    initialise(settings)
+    ring = crypto.load_key_ring(settings)
+    path = settings.resolved_key_file
+    with pytest.raises(SecretUnavailable) as refused:
+        ring.unwrap(Fernet(Fernet.generate_key()).encrypt(KEY))
+    assert str(refused.value).startswith(f"no master key in the key file {path} opens this data key")
+    path.unlink()
+    with pytest.raises(SecretUnavailable) as refused:
+        ring.new_data_key()
+    assert str(refused.value) == f"master key file {path} disappeared while breachflow runs: restore it from your backup"

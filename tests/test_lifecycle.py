@@ -20,18 +20,26 @@ OWN = FieldProblem("evaluation", "missing")
 BLOCKING = FieldProblem("actions.1", "still open")
 
 
+asked: list[tuple[str, object]] = []  # which guard was asked about which incident
+
+
 @pytest.fixture
 def blocking(monkeypatch) -> None:
-    monkeypatch.setattr(guards, "blocking_actions_settled", lambda incident: [BLOCKING])
+    asked.clear()
+    monkeypatch.setattr(guards, "blocking_actions_settled", lambda incident: asked.append(("blocking", incident))
+                        or [BLOCKING])
 
 
 def own_guard(incident) -> list[FieldProblem]:
+    asked.append(("own", incident))
     return [OWN]
 
 
 def test_a_step_into_closed_also_waits_for_the_blocking_actions_after_its_own_guard(blocking):
     step = lifecycle._closing(Step(Trigger.ap_notified, (State.ap_notification,), State.closed, "x", own_guard))
-    assert step.guard(object()) == [OWN, BLOCKING]
+    incident = object()
+    assert step.guard(incident) == [OWN, BLOCKING]
+    assert asked == [("own", incident), ("blocking", incident)]  # both about the incident in hand
     assert step.guard.__name__ == "own_guard_and_blocking_actions_settled"
     assert (step.trigger, step.sources, step.dest) == (Trigger.ap_notified, (State.ap_notification,), State.closed)
 
@@ -111,3 +119,15 @@ def test_an_unguarded_or_unknown_trigger_misses_nothing():
     reported = Incident(1, "DL-2026-00001", "reported", 1, "school", None, Disclosure(), [], [])
     assert lifecycle.missing(reported, "begin_triage") == []
     assert lifecycle.missing(reported, "no_such_trigger") == []
+
+
+def test_a_guards_condition_passes_exactly_when_the_guard_finds_nothing_missing():
+    seen = []
+
+    def guard(incident):
+        seen.append(incident)
+        return incident
+
+    passes = lifecycle._passes(guard)
+    assert passes([]) is True and passes([OWN]) is False
+    assert seen == [[], [OWN]]
