@@ -273,28 +273,35 @@ def outbox_row(ctx, message_id: int):
 
 
 def test_a_claim_given_back_unsent_is_due_again_and_its_try_not_counted(ctx):
-    """A stopping dispatcher gives back what it did not send: as if it had never claimed it."""
+    """A stopping dispatcher gives back what it did not send: as if it had never claimed it; what it
+    does not give back stays its own."""
     add_school(ctx)
+    add_school(ctx, "34CD", "Het Anker")
     mail = with_notices(ctx)
-    confirmed(mail)
+    confirmed(mail, brins=("12AB", "34CD"))
     now = datetime.now(UTC)
-    (claimed,), _ = outbox.claim(mail, 10, now)
-    assert claimed.attempts == 1 and outbox_row(mail, claimed.id).status == "sending"
-    outbox.release(mail, [claimed.id])
-    row = outbox_row(mail, claimed.id)
+    given_back, kept = outbox.claim(mail, 10, now)[0]
+    assert given_back.attempts == 1 and outbox_row(mail, given_back.id).status == "sending"
+    outbox.release(mail, [given_back.id])
+    row = outbox_row(mail, given_back.id)
     assert (row.status, row.attempts, row.claimed_until) == ("pending", 0, None)
+    assert outbox_row(mail, kept.id).status == "sending"
     (again,), _ = outbox.claim(mail, 10, now)
-    assert again.id == claimed.id and again.attempts == 1
+    assert again.id == given_back.id and again.attempts == 1
+    outbox.accept(mail, [again.id], now)
+    outbox.release(mail, [again.id])  # too late: the server has it
+    assert outbox_row(mail, again.id).status == "accepted"
 
 
 def test_an_accepted_message_is_marked_at_once_and_only_while_it_is_being_sent(ctx):
     """Marked accepted before anything else is sent (a crash after it sends it no second time); a
-    claim already given back is not marked."""
+    claim already given back, or another message in flight, is not marked."""
     add_school(ctx)
+    add_school(ctx, "34CD", "Het Anker")
     mail = with_notices(ctx)
-    confirmed(mail)
+    confirmed(mail, brins=("12AB", "34CD"))
     now = datetime.now(UTC)
-    (claimed,), _ = outbox.claim(mail, 10, now)
+    (claimed, other), _ = outbox.claim(mail, 10, now)
     outbox.release(mail, [claimed.id])
     outbox.accept(mail, [claimed.id], now)
     assert outbox_row(mail, claimed.id).status == "pending"
@@ -302,4 +309,5 @@ def test_an_accepted_message_is_marked_at_once_and_only_while_it_is_being_sent(c
     outbox.accept(mail, [claimed.id], now)
     row = outbox_row(mail, claimed.id)
     assert row.status == "accepted" and row.sent_at.replace(tzinfo=UTC) == now
-    assert outbox.claim(mail, 10, now)[0] == []  # not to be sent again
+    assert outbox_row(mail, other.id).status == "sending"  # still in flight: only the server's answer marks it
+    assert outbox.claim(mail, 10, now)[0] == []  # neither is to be sent again
