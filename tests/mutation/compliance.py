@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pytest
+from run import module_of, read_groups, stage
 
 SOURCES = ("workflow", "api", "notifications")
 TICK = re.compile(r"`([^`]+)`")
@@ -105,7 +106,7 @@ def rows(root: Path) -> list[Row]:
         for token in TICK.findall(" ".join(cells[1:-1])):
             token = token.strip()
             if token.endswith(".py"):
-                module = "breachflow." + token.removesuffix(".py").replace("/", ".")
+                module = module_of(token)
                 current = module if module in index else None
                 if current and current not in row.modules:
                     row.modules.append(current)
@@ -152,9 +153,6 @@ def rows(root: Path) -> list[Row]:
 def check(root: Path, where: Path, lines: set[int] | None = None) -> int:
     """Stage, mutate and run each row (or those at ``lines``); print each row's verdict; 1 if a row
     is not shown."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from run import read_groups, stage
-
     table = [row for row in rows(root) if lines is None or row.line in lines]
     modules = sorted({m for row in table for m in row.modules})
     files = [m.removeprefix("breachflow.").replace(".", "/") + ".py" for m in modules]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -113,7 +114,7 @@ def survivors_of(where: Path, found: dict[str, str]) -> list[Survivor]:
 def run_group(name: str, group: dict, not_mutated: list[str], verbose: bool, again: bool) -> GroupResult:
     started = time.monotonic()
     where = STAGE / name
-    modules = [f"breachflow.{path.removesuffix('.py').replace('/', '.')}" for path in group["mutate"]]
+    modules = [module_of(path) for path in group["mutate"]]
     patterns = [f"{module}.{prefix}{function}__mutmut_*" for module in modules for function in group.get("functions", [])
                 for prefix in ("x_", "xǁ*ǁ")]
     if again:
@@ -134,6 +135,11 @@ def run_group(name: str, group: dict, not_mutated: list[str], verbose: bool, aga
         found = {k: v for k, v in found.items() if function_name(k) in group["functions"]}
     survivors = survivors_of(where, found)
     return GroupResult(name, Counter(found.values()), survivors, time.monotonic() - started)
+
+
+def module_of(path: str) -> str:
+    """The module a source file is imported as: ``workflow/guards.py`` → ``breachflow.workflow.guards``."""
+    return "breachflow." + path.removesuffix(".py").replace("/", ".")
 
 
 def function_name(mutant: str) -> str:
@@ -199,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compliance", action="store_true",
                         help="then check that every row of docs/compliance.md names a test a mutant fails")
     args = parser.parse_args(argv)
+    if args.rows not in (None, "all") and not re.fullmatch(r"\d+(,\d+)*", args.rows):
+        parser.error(f"--rows: '{args.rows}' is neither 'all' nor line numbers separated by commas (e.g. 91,96)")
     groups, not_mutated = read_groups()
     unknown = set(args.groups) - set(groups)
     if unknown:
@@ -225,7 +233,7 @@ def read_groups() -> tuple[dict[str, dict], list[str]]:
 
 
 def _prefix(group: dict) -> tuple[str, ...]:
-    return tuple(f"breachflow.{p.removesuffix('.py').replace('/', '.')}." for p in group["mutate"])
+    return tuple(f"{module_of(path)}." for path in group["mutate"])
 
 
 if __name__ == "__main__":
