@@ -36,6 +36,17 @@ def test_a_wrong_password_or_unknown_user_is_refused_alike(app):
     assert "bf_session" not in wrong.headers.get("set-cookie", "")
 
 
+def test_an_unknown_name_costs_what_a_wrong_password_costs():
+    """The hash an unknown name is checked against has the parameters of a stored password (a
+    cheaper one would tell which names exist by the answer's speed), and opens for no password."""
+    from argon2 import PasswordHasher
+    from argon2.exceptions import VerifyMismatchError
+
+    assert not PasswordHasher().check_needs_rehash(sessions.NOBODY)
+    with pytest.raises(VerifyMismatchError):
+        PasswordHasher().verify(sessions.NOBODY, PASSWORD)
+
+
 def test_a_user_without_a_password_cannot_sign_in(app, ctx):
     from breachflow.workflow import accounts
     accounts.add_user(ctx, username="tokenonly", role="handler")
