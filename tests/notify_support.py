@@ -12,7 +12,9 @@ from breachflow.notifications.dispatcher import Dispatcher
 from breachflow.notifications.mailer import mailer_for
 from breachflow.notifications.models import outbox_t
 from breachflow.notifications.notices import NoticeWriter
+from breachflow.workflow import crypto
 from breachflow.workflow.context import Context
+from breachflow.workflow.models import data_key_t, incident_t, school_t
 
 
 def settings_env(settings) -> dict[str, str]:
@@ -58,3 +60,28 @@ def drain(ctx: Context) -> dict[str, int]:
             await dispatcher.mailer.close()
 
     return asyncio.run(run())
+
+
+def plant_contacts(ctx: Context, brin: str, contacts: list[str]) -> None:
+    """Seal ``contacts`` as school ``brin``'s, past the checks (as rows from before them were)."""
+    with ctx.engine.begin() as conn:
+        row = conn.execute(sa.select(school_t.c.id, data_key_t.c.wrapped)
+                           .join(data_key_t, data_key_t.c.id == school_t.c.data_key_id)
+                           .where(school_t.c.brin == brin)).one()
+        conn.execute(sa.update(school_t).where(school_t.c.id == row.id)
+                     .values(contacts=crypto.seal(ctx.keys.unwrap(row.wrapped), contacts)))
+
+
+def outbox_rows(ctx: Context, reference: str | None = None) -> list[sa.Row]:
+    """The outbox's messages (about one incident), in the order they were queued."""
+    query = sa.select(outbox_t).order_by(outbox_t.c.id)
+    if reference is not None:
+        query = query.join(incident_t, incident_t.c.id == outbox_t.c.incident_id).where(incident_t.c.reference == reference)
+    with ctx.engine.connect() as conn:
+        return list(conn.execute(query).all())
+
+
+def outbox_row(ctx: Context, message_id: int) -> sa.Row:
+    """The outbox message ``message_id`` as stored now."""
+    with ctx.engine.connect() as conn:
+        return conn.execute(sa.select(outbox_t).where(outbox_t.c.id == message_id)).one()

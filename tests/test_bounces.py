@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import CONFIRM, add_school, confirmed, reported
-from notify_support import drain, smtp_context
+from notify_support import drain, outbox_rows, smtp_context
 from pysasl.hashing import BuiltinHash
 from reading import whole_timeline
 from smtp_server import free_port, self_signed
@@ -110,11 +110,6 @@ def school_row(ctx, reference: str):
     with ctx.engine.connect() as conn:
         return conn.execute(sa.select(affected_t.c.informed_at, affected_t.c.informed_via)
                             .where(affected_t.c.incident_id == queries.get(ctx, reference).id)).one()
-
-
-def outbox_rows(ctx):
-    with ctx.engine.connect() as conn:
-        return conn.execute(sa.select(outbox_t).order_by(outbox_t.c.id)).all()
 
 
 def bounced_events(ctx, reference: str):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import add_school, confirmed
-from notify_support import drain, due_now, settings_env, smtp_context, with_notices
+from notify_support import drain, due_now, outbox_row, settings_env, smtp_context, with_notices
 from reading import all_incidents, whole_timeline
 from smtp_server import SmtpServer
 
@@ -265,11 +265,6 @@ def test_a_refusal_naming_the_address_keeps_it_out_of_the_plain_columns(ctx, smt
             patch.setenv(name, value)
         assert main(["outbox", "list", "--status", "all"]) == 0
     assert "regenboog.nl" not in capsys.readouterr().out
-
-
-def outbox_row(ctx, message_id: int):
-    with ctx.engine.connect() as conn:
-        return conn.execute(sa.select(outbox_t).where(outbox_t.c.id == message_id)).one()
 
 
 def test_a_claim_given_back_unsent_is_due_again_and_its_try_not_counted(ctx):

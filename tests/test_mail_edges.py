@@ -14,7 +14,7 @@ from email.parser import BytesParser
 import pytest
 import sqlalchemy as sa
 from conftest import CONFIRM, CONTAIN, add_school, confirmed, reported
-from notify_support import drain, smtp_context
+from notify_support import drain, outbox_rows, plant_contacts, smtp_context
 from pydantic import ValidationError
 from reading import whole_timeline
 
@@ -24,24 +24,9 @@ from breachflow.notifications.mailer import SmtpMailer
 from breachflow.notifications.mime import addresses
 from breachflow.notifications.models import outbox_t
 from breachflow.notifications.reminders import staff_addresses
-from breachflow.workflow import accounts, crypto, queries, schools, service
+from breachflow.workflow import accounts, queries, schools, service
 from breachflow.workflow.config import Settings
-from breachflow.workflow.models import data_key_t, school_t, user_t
-
-
-def plant_contacts(ctx, brin: str, contacts: list[str]) -> None:
-    """Seal ``contacts`` as school ``brin``'s, past the checks (as rows from before them were)."""
-    with ctx.engine.begin() as conn:
-        row = conn.execute(sa.select(school_t.c.id, data_key_t.c.wrapped)
-                           .join(data_key_t, data_key_t.c.id == school_t.c.data_key_id)
-                           .where(school_t.c.brin == brin)).one()
-        conn.execute(sa.update(school_t).where(school_t.c.id == row.id)
-                     .values(contacts=crypto.seal(ctx.keys.unwrap(row.wrapped), contacts)))
-
-
-def rows(ctx):
-    with ctx.engine.connect() as conn:
-        return conn.execute(sa.select(outbox_t).order_by(outbox_t.c.id)).all()
+from breachflow.workflow.models import user_t
 
 
 @pytest.fixture
@@ -61,7 +46,7 @@ def test_a_planted_non_ascii_contact_is_left_out_and_holds_back_no_other_school(
     assert all(m.message["Bcc"] is None for m in smtp.received)
     informed = {s.brin: s.informed_at is not None for s in queries.get(mail_ctx, reference).schools}
     assert informed == {"12AB": True, "34CD": False, "56EF": True}
-    dead = next(r for r in rows(mail_ctx) if r.status == "dead")
+    dead = next(r for r in outbox_rows(mail_ctx) if r.status == "dead")
     assert dead.last_error == "no usable recipient address"
     queued = next(e for e in whole_timeline(mail_ctx, reference) if e.kind == "notices_queued").payload["messages"]
     assert {m["school"]: m.get("unusable") for m in queued} == {"12AB": 1, "34CD": 2, "56EF": None}
@@ -106,7 +91,7 @@ def test_a_mailer_failing_unexpectedly_fails_that_message_only_and_it_is_retried
             await dispatcher.mailer.close()
 
     assert asyncio.run(run()) == {"sent": 2, "retry": 1, "dead": 0}
-    (failed,) = [r for r in rows(mail_ctx) if r.status == "pending"]
+    (failed,) = [r for r in outbox_rows(mail_ctx) if r.status == "pending"]
     assert failed.attempts == 1 and failed.last_error == "RuntimeError: a mailer's bug"
     assert failed.next_attempt_at > datetime.now(UTC)
     kinds = [e.kind for e in whole_timeline(mail_ctx, reference)]
@@ -133,7 +118,7 @@ def test_a_school_removed_before_its_first_notice_went_out_is_sent_nothing_and_h
                    reason="not affected after all")
     drain(mail_ctx)
     assert [r for m in smtp.received for r in m.recipients] == ["directie@12ab.example.nl"]
-    cancelled = next(r for r in rows(mail_ctx) if r.status == "dead")
+    cancelled = next(r for r in outbox_rows(mail_ctx) if r.status == "dead")
     assert cancelled.last_error == "the school was removed from the incident; not sent"
 
     service.update(mail_ctx, reference=reference, actor="hanna", schools={"34CD": 12})
@@ -183,7 +168,7 @@ def test_a_dead_first_notice_retried_after_the_address_is_corrected_goes_to_the_
     smtp.handler.refuse = {"directie@34cd.example.nl": "550 5.1.1 no such user"}
     reference = confirmed(mail_ctx, brins=("12AB", "34CD"))
     assert drain(mail_ctx)["dead"] == 1
-    (dead,) = [r for r in rows(mail_ctx) if r.status == "dead"]
+    (dead,) = [r for r in outbox_rows(mail_ctx) if r.status == "dead"]
     schools.update(mail_ctx, brin="34CD", changes={"contacts": ["secretariaat@34cd.example.nl"]})
 
     assert outbox.requeue(mail_ctx, ids=[dead.id], actor="hanna", now=datetime.now(UTC)) == 1
