@@ -297,6 +297,14 @@ def test_either_bound_of_the_number_of_people_is_enough(given):
     assert "group_size_min" not in said(GUARDS["evaluated"](incident("evaluation", **given)))
 
 
+@pytest.mark.parametrize(("fewest", "most"), [(30, 29), (1, 0)])
+def test_the_most_people_affected_is_never_fewer_than_the_fewest(fewest, most):
+    with pytest.raises(ValueError, match="group_size_max"):
+        Disclosure(group_size_min=fewest, group_size_max=most)
+    assert Disclosure(group_size_min=fewest, group_size_max=fewest).group_size_max == fewest
+    assert Disclosure(group_size_max=most).group_size_max == most, "without the fewest, any number"
+
+
 def test_people_informed_need_how_and_how_many_besides_the_rest_of_the_form():
     told = said(GUARDS["ap_notified"](incident("ap_notification", subjects_informed=True)))
     assert {"data_unreadable", "subjects_informed_how", "subjects_informed_count"} <= set(told)

@@ -18,6 +18,7 @@ that names no rule, is reported.
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import os
 import re
@@ -233,6 +234,15 @@ def _child(mutant: str, tests: list[str], out: Path) -> int | None:
     return None
 
 
+def _round_robin(mutants: list[str]) -> list[str]:
+    """The first mutant of each function, then the second of each, ...: every function a row names
+    is tried, not only the first one's many mutants."""
+    by_function: dict[str, list[str]] = {}
+    for mutant in mutants:
+        by_function.setdefault(mutant.partition("__mutmut_")[0], []).append(mutant)
+    return [m for turn in itertools.zip_longest(*by_function.values()) for m in turn if m is not None]
+
+
 def work(where: Path) -> None:
     """Generate the mutants, then find, per row, a mutant of its rule that one of its tests fails."""
     from mutmut.__main__ import copy_also_copy_files, copy_src_dir, create_mutants, setup_source_paths
@@ -264,7 +274,7 @@ def work(where: Path) -> None:
                 continue
             hit = set(json.loads(out.read_text())["hit"])
             named = [m for m in mutants if m.partition("__mutmut_")[0] in row["functions"]]
-            candidates = [m for m in named if m.partition("__mutmut_")[0] in hit][:CANDIDATES]
+            candidates = _round_robin([m for m in named if m.partition("__mutmut_")[0] in hit])[:CANDIDATES]
             if not named:
                 problem = "mutmut makes no mutant of the functions it names (decorated, a property, or a table)"
             elif not candidates:
