@@ -3,6 +3,7 @@ what it learns without sending, and what the rows and the timeline say once it r
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -73,6 +74,35 @@ def test_a_claim_takes_the_oldest_due_messages_up_to_its_limit_and_holds_them_fo
     assert (left.status, left.attempts, left.claimed_until) == ("pending", 0, None)
     assert outbox.claim(mail, 2, now)[0] == [claimed_as(mail, third, reference, "56EF", 1)]
     assert outbox.claim(mail, 2, lease(mail, now) - timedelta(seconds=1)) == ([], []), "held until the lease ends"
+
+
+def test_the_message_queued_first_is_claimed_first_whatever_its_due_time(mail, now):
+    """Oldest first, by queueing order: a message that has waited out a short backoff does not
+    overtake one queued before it for another school."""
+    reference = confirmed(mail, brins=("12AB", "34CD"))
+    earlier, later = outbox_rows(mail)
+    with mail.engine.begin() as conn:
+        conn.execute(sa.update(outbox_t).where(outbox_t.c.id == earlier.id).values(next_attempt_at=now - timedelta(seconds=1)))
+        conn.execute(sa.update(outbox_t).where(outbox_t.c.id == later.id).values(next_attempt_at=now - timedelta(hours=1)))
+
+    assert outbox.claim(mail, 1, now)[0] == [claimed_as(mail, earlier, reference, "12AB", 1)]
+
+
+@pytest.mark.postgres
+def test_a_claim_skips_a_message_another_dispatcher_is_claiming_and_never_waits_for_it(mail, now, needs_postgres):
+    """On PostgreSQL dispatchers claim side by side: a row another one holds locked is neither taken
+    (it would be sent twice) nor waited for (one slow dispatcher would stall the others)."""
+    reference = confirmed(mail, brins=("12AB", "34CD"))
+    held, free = outbox_rows(mail)
+    taken: list[list[Claimed]] = []
+    with mail.engine.connect() as other, other.begin():  # another dispatcher, in the middle of its claim
+        other.execute(sa.select(outbox_t.c.id).where(outbox_t.c.id == held.id).with_for_update())
+        claiming = threading.Thread(target=lambda: taken.append(outbox.claim(mail, 10, now)[0]))
+        claiming.start()
+        claiming.join(timeout=10)
+        assert not claiming.is_alive(), "the claim waited for the other dispatcher's lock"
+    claiming.join()
+    assert taken == [[claimed_as(mail, free, reference, "34CD", 1)]]
 
 
 def destroy_key(ctx, message: sa.Row) -> None:
