@@ -10,12 +10,13 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 from swagger_ui_bundle import swagger_ui_path
 
@@ -24,6 +25,7 @@ from breachflow.api.deps import connection_slots, known_query
 from breachflow.api.metrics import Metrics
 from breachflow.api.middleware import BodyLimit, RequestLog, SecurityHeaders
 from breachflow.api.routes import dossier, incidents, monitoring, overview, schools, subjects
+from breachflow.api.routing import included
 from breachflow.api.throttle import SlidingWindow
 from breachflow.notifications.mailer import mailer_for
 from breachflow.notifications.worker import notifications_context, run_worker
@@ -88,12 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.connections = connection_slots(ctx.engine)
     errors.install(app)
 
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(known_query)])
-    modules = (incidents, dossier, overview, schools, subjects, monitoring)
-    for module in modules:
-        api.include_router(module.router)
-    app.include_router(api)
-    app.include_router(monitoring.metrics_router)
+    app.router.routes.extend(_api_routes())
 
     # Swagger UI from the installed package: the docs page loads nothing from third parties
     app.mount("/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="docs-static")
@@ -107,8 +104,20 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     web.install(app)
-    app.state.route_templates = _templates(app, modules)
+    app.state.route_templates = _templates(app, MODULES)
     return app
+
+
+MODULES = (incidents, dossier, overview, schools, subjects, monitoring)
+
+
+@cache
+def _api_routes() -> tuple[BaseRoute, ...]:
+    """The API's routes under its prefix, and the metrics, built once per process (``api.routing``)."""
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(known_query)])
+    for module in MODULES:
+        api.include_router(module.router)
+    return included(api, monitoring.metrics_router)
 
 
 def _templates(app: FastAPI, modules: tuple) -> dict[int, str]:

@@ -6,13 +6,16 @@ pictures under ``/static``, and the HTML form of every error on a page (``page_e
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.resources import files
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
 
 from breachflow.api.middleware import is_page
+from breachflow.api.routing import included
 from breachflow.api.web import auth, dashboard, dossier, incident, link, portal, register, report
 from breachflow.api.web.render import page
 
@@ -37,6 +40,11 @@ def install(app: FastAPI) -> None:
     """Serve the pages and their static files from ``app``."""
     static = files("breachflow.templates") / "static"
     app.mount(STATIC, StaticFiles(directory=str(static)), name="static")
-    for router in ROUTERS:
-        app.include_router(router)
+    app.router.routes.extend(_page_routes())
     app.state.page_error, app.state.is_page = page_error, is_page
+
+
+@cache
+def _page_routes() -> tuple[BaseRoute, ...]:
+    """The pages' routes, built once per process (``api.routing``)."""
+    return included(*ROUTERS)
