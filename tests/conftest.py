@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
 from smtp_server import SmtpServer
 from sqlalchemy import MetaData, text
@@ -25,7 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from breachflow.notifications import models as _notification_tables  # noqa: F401  (registers the tables)
-from breachflow.workflow import audit, db, keystore, schema, schools, service
+from breachflow.workflow import audit, db, keystore, schema, schools, service, sessions
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
 
@@ -95,6 +96,17 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("BREACHFLOW_") and name != "BREACHFLOW_TEST_DATABASE_URL":
             monkeypatch.delenv(name)
+
+
+PRODUCT_HASHER = sessions._hasher  # what breachflow hashes passwords with (test_web_auth checks its cost)
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2 at its lowest cost in this process: at breachflow's, each password set or sign-in costs
+    a fifth of a second of CPU. Processes the tests start hash at the product's cost."""
+    monkeypatch.setattr(sessions, "_hasher", CHEAP_HASHER)
 
 
 @pytest.fixture(scope="session")

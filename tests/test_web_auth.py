@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import VerifyMismatchError
+from conftest import PRODUCT_HASHER
 from freezegun import freeze_time
 from web_support import PASSWORD, browser, csrf_of, installation
 
 from breachflow.workflow import sessions
+from breachflow.workflow.models import user_t
 
 
 @pytest.fixture
@@ -36,15 +41,28 @@ def test_a_wrong_password_or_unknown_user_is_refused_alike(app):
     assert "bf_session" not in wrong.headers.get("set-cookie", "")
 
 
-def test_an_unknown_name_costs_what_a_wrong_password_costs():
-    """The hash an unknown name is checked against has the parameters of a stored password (a
-    cheaper one would tell which names exist by the answer's speed), and opens for no password."""
-    from argon2 import PasswordHasher
-    from argon2.exceptions import VerifyMismatchError
-
-    assert not PasswordHasher().check_needs_rehash(sessions.NOBODY)
+def test_passwords_are_hashed_at_argon2s_recommended_cost_and_an_unknown_name_costs_the_same():
+    """breachflow hashes with argon2id at its library's defaults (RFC 9106's second recommended
+    setting: 64 MiB, 3 passes, 4 lanes). The hash an unknown name is checked against has the same
+    parameters (a cheaper one would tell which names exist by the answer's speed), and opens for no
+    password. (The other tests hash at the lowest cost: ``conftest.CHEAP_HASHER``.)"""
+    assert (PRODUCT_HASHER.memory_cost, PRODUCT_HASHER.time_cost, PRODUCT_HASHER.parallelism) == (65536, 3, 4)
+    assert not PRODUCT_HASHER.check_needs_rehash(sessions.NOBODY)
     with pytest.raises(VerifyMismatchError):
-        PasswordHasher().verify(sessions.NOBODY, PASSWORD)
+        PRODUCT_HASHER.verify(sessions.NOBODY, PASSWORD)
+
+
+def test_a_password_stored_at_other_parameters_is_rehashed_at_the_next_sign_in(app, ctx):
+    older = PasswordHasher(time_cost=2, memory_cost=8, parallelism=1).hash(PASSWORD)
+    with ctx.engine.begin() as conn:
+        conn.execute(sa.update(user_t).where(user_t.c.username == "handler").values(password_hash=older))
+
+    assert browser(app).sign_in("handler").status_code == 303
+
+    with ctx.engine.connect() as conn:
+        stored = conn.execute(sa.select(user_t.c.password_hash).where(user_t.c.username == "handler")).scalar_one()
+    assert stored != older and not sessions._hasher.check_needs_rehash(stored)
+    assert sessions._hasher.verify(stored, PASSWORD)
 
 
 def test_a_user_without_a_password_cannot_sign_in(app, ctx):

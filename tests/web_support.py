@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
 
-import sqlalchemy as sa
 from api_support import SCHOOL_A, SCHOOL_B
-from argon2 import PasswordHasher
 from conftest import add_school
 from fastapi.testclient import TestClient
 
 from breachflow.api.main import create_app
-from breachflow.workflow import accounts
+from breachflow.workflow import accounts, sessions
 from breachflow.workflow.context import Context
-from breachflow.workflow.models import user_t
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -48,22 +44,13 @@ class Browser:
         return self.submit("/signin", "/signin", {"username": username, "password": password})
 
 
-@cache
-def password_hash() -> str:
-    """``PASSWORD`` hashed as ``sessions.set_password`` hashes it, once per process (each hash costs
-    a fifth of a second; ``test_web_auth`` sets passwords through the command itself)."""
-    return PasswordHasher().hash(PASSWORD)
-
-
 def installation(ctx: Context, settings) -> tuple:
     """Two schools and one user per role, each with ``PASSWORD``; the app, with no worker."""
     add_school(ctx, SCHOOL_A, "De Regenboog")
     add_school(ctx, SCHOOL_B, "Het Anker")
     for username, role, school in USERS:
         accounts.add_user(ctx, username=username, role=role, school=school)
-    with ctx.engine.begin() as conn:
-        conn.execute(sa.update(user_t).where(user_t.c.username.in_([u for u, _, _ in USERS]))
-                     .values(password_hash=password_hash()))
+        sessions.set_password(ctx, username=username, password=PASSWORD)
     return create_app(settings.model_copy(update={"in_process_worker": False}))
 
 
