@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test mutate mutate-map screenshots bench bench-load bench-scale bench-pages diagram clean
+.PHONY: run test quick mutate mutate-map screenshots bench bench-load bench-scale bench-pages diagram clean
 
 $(BIN)/breachflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ $(CHROMIUM):
 
 test: $(BIN)/breachflow $(CHROMIUM)
 	$(BIN)/pytest -n auto
+
+# the suite without its slow tier (real processes, the installed wheel, fuzzing) and the browser tests:
+# the loop to run while working; `make test` runs everything, as CI does
+quick: $(BIN)/breachflow
+	$(BIN)/pytest -n auto -m "not slow and not browser"
 
 # mutation testing of the modules that hold the rules (tests/mutation); MUTATE=guards runs one group
 # of tests/mutation/groups.toml

@@ -27,6 +27,8 @@ from breachflow.workflow import db, keystore, schema
 from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context
 
+pytestmark = pytest.mark.slow  # real processes (see the marker in pyproject.toml)
+
 KEY_FILES = ("master.key", "audit.key", "checkpoint.key")
 
 

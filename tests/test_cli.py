@@ -263,6 +263,7 @@ def test_a_guard_failure_as_json_names_every_missing_field(cli, incident_ref):
     assert {f["field"] for f in error["fields"]} >= {"nature_how", "nature_actions", "affected_systems", "cause_category"}
 
 
+@pytest.mark.slow
 def test_configuration_and_installation_errors_as_json(tmp_path):
     code, out, err = run_cli(tmp_path, "deadlines", "--json", BREACHFLOW_SMTP_PORT="none")
     assert (code, out) == (2, "")
@@ -280,6 +281,7 @@ def run_cli(directory: Path, *argv: str, **variables: str) -> tuple[int, str, st
     (["incident", "list"], 128 + signal.SIGPIPE), (["register", "export"], 128 + signal.SIGPIPE),
     (["incident", "fire", "--help"], 0),  # argparse stops writing help by itself
 ], ids=["list", "export", "help"])
+@pytest.mark.slow
 def test_output_into_a_closed_pipe_ends_quietly(ctx, settings, tmp_path, argv, exit_code):
     """``breachflow … | head``: the reader is gone before the command writes; no traceback follows."""
     add_school(ctx)

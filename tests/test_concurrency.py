@@ -12,6 +12,8 @@ from reading import whole_timeline
 
 from breachflow.workflow import audit, queries, service
 
+pytestmark = pytest.mark.slow  # real processes (see the marker in pyproject.toml)
+
 RACERS = 4
 
 

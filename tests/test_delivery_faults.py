@@ -154,6 +154,7 @@ def kill_after(process: subprocess.Popen, smtp: SmtpServer, received: int) -> in
     return len(smtp.received)
 
 
+@pytest.mark.slow
 def test_several_dispatchers_at_once_send_each_message_once(ctx, smtp):
     brins = [f"{n:02d}AB" for n in range(80)]
     for brin in brins:
@@ -194,6 +195,7 @@ def test_a_school_whose_every_address_is_refused_is_a_dead_letter_naming_them(ct
     assert queries.get(mail, ref).schools[0].informed_at is None  # not informed: the guard still asks
 
 
+@pytest.mark.slow
 def test_a_dispatcher_killed_mid_batch_loses_nothing(ctx, smtp):
     for n in range(6):
         schools.add(ctx, brin=f"1{n}AB", name=f"School {n}", contacts=[f"info@school{n}.nl"])
@@ -222,6 +224,7 @@ def test_a_dispatcher_killed_mid_batch_loses_nothing(ctx, smtp):
     assert sum(len(e.payload["messages"]) for e in sent_events) == 6  # each on the timeline once
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_send_with_500_pending_resends_at_most_what_was_in_flight(ctx, smtp):
     brins = [f"{n // 26 % 100:02d}{chr(65 + n % 26)}{chr(65 + n // 2600)}" for n in range(500)]
     for brin in brins:

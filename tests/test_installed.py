@@ -29,10 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = ("workflow", "api", "notifications", "templates")  # they install as breachflow.<folder>
 NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "var", "build", "*.egg-info", "__pycache__", ".pytest_cache")
 
-pytestmark = pytest.mark.skipif(
-    PG_URL is not None,
-    reason="the installed wheel uses no test database: it runs once, in the SQLite pass of .ci/run",
-)
+pytestmark = [
+    pytest.mark.slow,  # the wheel built and installed, real processes (see the marker in pyproject.toml)
+    pytest.mark.skipif(PG_URL is not None,
+                       reason="the installed wheel uses no test database: it runs once, in the SQLite pass of .ci/run"),
+]
 
 
 @pytest.fixture(scope="module")

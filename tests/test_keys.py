@@ -29,6 +29,8 @@ from breachflow.workflow.models import data_key_t, incident_t
 KEY_FILES = {"master.key": "BREACHFLOW_MASTER_KEYS", "audit.key": "BREACHFLOW_AUDIT_KEY",
              "checkpoint.key": "BREACHFLOW_CHECKPOINT_KEY"}
 
+pytestmark = pytest.mark.slow  # real processes (see the marker in pyproject.toml)
+
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)

@@ -323,6 +323,7 @@ def walk_an_incident_to_closed(server: Served, handler: str, school: str) -> str
     return ref
 
 
+@pytest.mark.slow
 def test_a_whole_incident_leaves_json_logs_with_request_ids_and_no_personal_data(ctx, smtp, served):
     server, process, log_file = served
     admin = accounts.create_token(ctx, username="admin", label="test").secret  # serve made the admin at start
@@ -391,6 +392,7 @@ def test_a_whole_incident_leaves_json_logs_with_request_ids_and_no_personal_data
     assert not [line for line in lines if line["level"] in ("ERROR", "CRITICAL")]
 
 
+@pytest.mark.slow
 def test_the_cli_logs_through_the_same_configuration(ctx, tmp_path: Path):
     from cli_process import breachflow
 

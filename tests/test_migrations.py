@@ -31,6 +31,8 @@ from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
 from breachflow.workflow.errors import DataDestroyed, SchemaMismatch
 
+pytestmark = pytest.mark.slow  # real processes (see the marker in pyproject.toml)
+
 RACERS = 4
 
 

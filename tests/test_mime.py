@@ -16,6 +16,7 @@ from email.headerregistry import Address
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jinja2 import meta
@@ -95,6 +96,7 @@ def _canonical(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages())
 def test_every_template_in_every_language_parses_strictly_and_round_trips(case):

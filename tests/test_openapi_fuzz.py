@@ -17,6 +17,8 @@ from schemathesis.config import PositiveDataAcceptanceConfig
 
 from breachflow.notifications import heartbeat
 
+pytestmark = pytest.mark.slow  # a search of the API's whole input space (see the marker in pyproject.toml)
+
 load_all_checks()
 # Every registered check. Not among them, so not left out by us: max_response_time (it asserts
 # wall-clock time, which no test here does). use_after_free, ensure_resource_availability and

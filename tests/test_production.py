@@ -99,6 +99,7 @@ def test_development_accepts_the_embedded_defaults():
         None, "http://127.0.0.1:8000", "privacy@breachflow.localhost")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["serve"], ["worker"], ["incident", "list"]])
 def test_every_command_refuses_with_one_line_per_problem_and_writes_nothing(tmp_path, command):
     keys = {f"BREACHFLOW_{name.upper()}": value for name, value in CONFIGURED_KEYS.items()}

@@ -175,6 +175,7 @@ def test_readiness_needs_no_token_and_reveals_no_register_data(ctx):
     assert reference not in response.text and "12AB" not in response.text and "host-a" not in response.text
 
 
+@pytest.mark.slow
 def test_a_worker_in_another_process_makes_every_api_process_ready_and_counts_its_sends(ctx, smtp, tmp_path):
     """`breachflow worker` beats in the database: an API process elsewhere sees it. Its own delivery
     counters are served on --metrics-port; stopped, it takes its heartbeat with it."""

@@ -33,7 +33,7 @@ from breachflow.workflow.deadlines import deadlines
 from breachflow.workflow.models import incident_t
 from breachflow.workflow.timeline import EventKind
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # real processes (see the marker in pyproject.toml)
 
 SCHOOLS = 50  # the platform-wide incident affects every one (the most one request may name)
 REPORTS = 30

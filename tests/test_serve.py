@@ -26,6 +26,8 @@ from breachflow.workflow.context import Context
 from breachflow.workflow.db import write_transaction
 from breachflow.workflow.models import data_key_t, user_t
 
+pytestmark = pytest.mark.slow  # real processes (see the marker in pyproject.toml)
+
 
 @pytest.fixture
 def served(tmp_path):

@@ -16,6 +16,8 @@ from smtp_server import free_port
 from breachflow.api import startup
 from breachflow.workflow.config import Settings
 
+pytestmark = pytest.mark.slow  # real processes (see the marker in pyproject.toml)
+
 
 def one_line(err: str) -> str:
     lines = err.strip().splitlines()

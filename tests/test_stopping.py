@@ -23,6 +23,8 @@ from smtp_server import free_port
 from breachflow.notifications import outbox
 from breachflow.workflow import schools
 
+pytestmark = pytest.mark.slow  # real processes (see the marker in pyproject.toml)
+
 SCHOOLS = tuple(f"1{n}AB" for n in range(6))
 CONNECTIONS = 2  # two sends in flight, the other four claimed and waiting for a connection
 

@@ -14,6 +14,8 @@ from conftest import refuse_unsafe_database
 
 from breachflow.workflow import db
 
+pytestmark = pytest.mark.slow  # real processes (see the marker in pyproject.toml)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
