@@ -39,6 +39,7 @@ TICK = re.compile(r"`([^`]+)`")
 TEST_REF = re.compile(r"^(?:(?P<file>(?:[\w-]+/)*test_\w+\.py)|…)(?:::(?P<name>[^\s`]+))?$")
 PARAMETER = re.compile(r"^…(?P<case>\[[^\]]+\])$")  # another case of the test cited before
 CANDIDATES = 40  # mutants tried per row before it is reported
+ROW_BUDGET = 90  # seconds of mutant runs per row (rows citing real processes take a minute a run)
 TIMEOUT = 300  # seconds one run of a row's tests may take
 
 
@@ -282,7 +283,11 @@ def work(where: Path) -> None:
             else:
                 problem = f"none of {len(candidates)} mutants of its rule makes a cited test fail"
             verdict = {"line": row["line"], "problem": problem}
-            for mutant in candidates:
+            budget = time.monotonic() + ROW_BUDGET
+            for tried, mutant in enumerate(candidates, 1):
+                if time.monotonic() > budget:
+                    verdict["problem"] = f"none of the {tried - 1} mutants tried in {ROW_BUDGET} s makes a cited test fail"
+                    break
                 out.unlink(missing_ok=True)
                 if _child(mutant, row["tests"], out) and out.exists() and json.loads(out.read_text())["failed"]:
                     verdict = {"line": row["line"], "mutant": mutant, "test": json.loads(out.read_text())["failed"][0]}
