@@ -155,7 +155,11 @@ def rows(root: Path) -> list[Row]:
 def check(root: Path, where: Path, lines: set[int] | None = None) -> int:
     """Stage, mutate and run each row (or those at ``lines``); print each row's verdict; 1 if a row
     is not shown."""
-    table = [row for row in rows(root) if lines is None or row.line in lines]
+    every = rows(root)
+    table = [row for row in every if lines is None or row.line in lines]
+    if lines is not None and (missing := sorted(lines - {row.line for row in table})):
+        raise SystemExit(f"--rows: docs/compliance.md has no row at line {', '.join(map(str, missing))} "
+                         f"(its rows are at lines {every[0].line}–{every[-1].line})")
     modules = sorted({m for row in table for m in row.modules})
     files = [m.removeprefix("breachflow.").replace(".", "/") + ".py" for m in modules]
     files = [f if (root / f).is_file() else f.removesuffix(".py") + "/__init__.py" for f in files]

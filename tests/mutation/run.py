@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rows not in (None, "all") and not re.fullmatch(r"\d+(,\d+)*", args.rows):
         parser.error(f"--rows: '{args.rows}' is neither 'all' nor line numbers separated by commas (e.g. 91,96)")
+    if args.rows is not None and not args.compliance:
+        parser.error("--rows picks rows of the compliance map: add --compliance")
     groups, not_mutated = read_groups()
     unknown = set(args.groups) - set(groups)
     if unknown:
