@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from conftest import add_school, confirmed
+from conftest import CONFIRM, add_school, confirmed, reported
 from notify_support import outbox_row, outbox_rows, with_notices
 from reading import whole_timeline
 
 from breachflow.notifications import outbox
 from breachflow.notifications.models import outbox_t
 from breachflow.notifications.outbox import Claimed, Outcome
-from breachflow.workflow import crypto, queries
+from breachflow.workflow import crypto, queries, service
 from breachflow.workflow.models import data_key_t, incident_t
 
 
@@ -200,6 +200,47 @@ def test_a_failure_is_kept_cut_to_a_thousand_characters_and_told_with_its_next_t
         "next_attempt_at": utc(waiting.next_attempt_at).isoformat()}]}
     assert gone.payload == {"messages": [{"message_id": given_up.message_id, "kind": given_up.kind, "attempt": 1,
                                           "school": "34CD", "error": answer}]}
+
+
+def informed(ctx, reference: str) -> dict[str, tuple[bool, bool]]:
+    """Per school: (informed, told it must notify the AP itself)."""
+    return {s.brin: (s.informed_at is not None, s.told_to_notify_ap_at is not None)
+            for s in queries.get(ctx, reference).schools}
+
+
+def test_only_a_message_the_server_took_informs_its_school(mail, now):
+    reference = confirmed(mail, brins=("12AB", "34CD", "56EF"))
+    sent, failed, dead = outbox.claim(mail, 10, now)[0]
+
+    outbox.record(mail, [Outcome(sent), Outcome(failed, error="451 busy"),
+                         Outcome(dead, error="550 no such user", permanent=True)], now)
+
+    assert informed(mail, reference) == {"12AB": (True, False), "34CD": (False, False), "56EF": (False, False)}
+
+
+def test_a_school_is_told_to_notify_the_ap_itself_only_by_the_notice_that_says_so(mail, now):
+    reference = reported(mail, brins=("12AB", "34CD"))
+    service.fire(mail, reference=reference, trigger="begin_triage", actor="hanna")
+    service.fire(mail, reference=reference, trigger="confirm", actor="hanna",
+                 fields=CONFIRM | {"cause_category": "user_error_admin", "cause_description": "A shared password"})
+    must_notify, failed = outbox.claim(mail, 10, now)[0]
+    assert must_notify.kind == failed.kind == "school_responsible"
+
+    outbox.record(mail, [Outcome(must_notify), Outcome(failed, error="451 busy")], now)
+
+    assert informed(mail, reference) == {"12AB": (True, True), "34CD": (False, False)}
+
+
+def test_an_answer_naming_an_address_is_kept_without_it_whether_retried_or_given_up(mail, now):
+    confirmed(mail, brins=("12AB", "34CD"))
+    retried, given_up = outbox.claim(mail, 10, now)[0]
+    answer = "451 4.7.1 <directie@12ab.example.nl>: greylisted, try again later"
+
+    outbox.record(mail, [Outcome(retried, error=answer), Outcome(given_up, error=answer, permanent=True)], now)
+
+    for message in (retried, given_up):
+        kept = outbox_row(mail, message.id).last_error
+        assert kept.startswith("451 4.7.1") and "@" not in kept and "directie" not in kept
 
 
 def test_the_last_allowed_try_that_fails_is_a_dead_letter(mail, now):

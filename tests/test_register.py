@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from api_support import SCHOOL_A, SCHOOL_B, build
-from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, reported
+from conftest import AP_FORM, CONFIRM, CONTAIN, EVALUATE, REMEDIATE, VERIFY, hours_ago, reported
+from freezegun import freeze_time
 from reading import whole_timeline
 
 from breachflow.workflow import queries, register, service
@@ -106,6 +107,32 @@ def test_an_ap_notification_within_its_deadline_cannot_carry_a_delay_reason(ctx,
     assert queries.get(ctx, ref).ap_notifications == []
     incident_id = queries.get(ctx, ref).id
     assert register.histories(ctx, [incident_id])[incident_id].ap_delays == []
+
+
+def test_a_notification_for_one_school_answers_for_that_schools_clock_only(ctx, settings):
+    """A school-caused breach: A was told to notify the AP days ago, B only now. Notifying the AP
+    for B is on time (a delay reason is refused); for A it is late (one is needed)."""
+    build(ctx, settings)
+    with freeze_time(hours_ago(110)):
+        ref = reported(ctx, brins=(SCHOOL_A, SCHOOL_B))
+        service.fire(ctx, reference=ref, trigger="begin_triage", actor="hanna")
+        service.fire(ctx, reference=ref, trigger="confirm", actor="hanna",
+                     fields=CONFIRM | {"cause_category": "user_error_admin", "cause_description": "A shared password"})
+        service.log_contact(ctx, reference=ref, actor="hanna", brin=SCHOOL_A, channel="phone",
+                            summary="Director of A told to notify the AP", told_must_notify_ap=True)
+    service.log_contact(ctx, reference=ref, actor="hanna", brin=SCHOOL_B, channel="phone",
+                        summary="Director of B told to notify the AP", told_must_notify_ap=True)
+
+    with pytest.raises(InvalidInput) as refused:
+        service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-B",
+                                       schools=[SCHOOL_B], delay_reason=LATE_BECAUSE)
+    assert [f.field for f in refused.value.fields] == ["delay_reason"]
+    service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-B",
+                                   schools=[SCHOOL_B])
+    with pytest.raises(InvalidInput) as late:
+        service.record_ap_notification(ctx, reference=ref, actor="hanna", kind="preliminary", ap_reference="AP-A",
+                                       schools=[SCHOOL_A])
+    assert [f.field for f in late.value.fields] == ["delay_reason"]
 
 
 def test_an_incident_never_dismissed_reopened_or_late_has_empty_history(ctx, settings):

@@ -132,8 +132,8 @@ TIMELINE = [
 
 def test_staff_read_each_event_whole():
     read = timeline_out(HANDLER, TIMELINE)
-    assert [(e.seq, e.from_state, e.to_state, e.details) for e in read] == \
-        [(e.seq, e.from_state, e.to_state, e.payload) for e in TIMELINE]
+    assert [(e.seq, e.at, e.actor, e.kind, e.from_state, e.to_state, e.details, e.hash) for e in read] == \
+        [(e.seq, e.at, e.actor, e.kind, e.from_state, e.to_state, e.payload, e.hash) for e in TIMELINE]
 
 
 def test_a_school_reads_its_own_events_past_another_schools_and_only_what_it_may():
@@ -141,4 +141,5 @@ def test_a_school_reads_its_own_events_past_another_schools_and_only_what_it_may
     assert [e.seq for e in read] == [1, 3, 4], "another school's contact is left out, not the rest after it"
     assert (read[0].from_state, read[0].to_state, read[0].details) == ("triage", "containment", {"trigger": "confirm"})
     assert read[1].details == TIMELINE[2].payload
+    assert [e.hash for e in read] == ["h1", "h3", "h4"], "each link as stored, for the school to verify"
     assert [e.seq for e in timeline_out(SCHOOL_B, TIMELINE)] == [1, 2, 4]

@@ -52,6 +52,34 @@ def test_passwords_are_hashed_at_argon2s_recommended_cost_and_an_unknown_name_co
         PRODUCT_HASHER.verify(sessions.NOBODY, PASSWORD)
 
 
+def test_a_password_set_is_stored_at_the_products_cost(ctx, monkeypatch):
+    from breachflow.workflow import accounts
+    monkeypatch.setattr(sessions, "_hasher", PRODUCT_HASHER)
+    accounts.add_user(ctx, username="ria", role="handler")
+    sessions.set_password(ctx, username="ria", password="a long enough password")
+    assert not PRODUCT_HASHER.check_needs_rehash(stored_hash(ctx, "ria"))
+
+
+def test_an_unknown_name_is_checked_against_a_hash_as_a_known_one_is(app, monkeypatch):
+    """Refused alike, and after the same work: one argon2 verification each."""
+    checked = []
+
+    class Counting(PasswordHasher):
+        def verify(self, hash, password):  # noqa: A002  (argon2's own parameter name)
+            checked.append(hash)
+            return super().verify(hash, password)
+
+    monkeypatch.setattr(sessions, "_hasher", Counting(time_cost=1, memory_cost=8, parallelism=1))
+    assert browser(app).sign_in("nobody-here").status_code == 401
+    assert browser(app).sign_in("handler", "not the password at all").status_code == 401
+    assert checked == [sessions.NOBODY, stored_hash(app.state.ctx, "handler")]
+
+
+def stored_hash(ctx, username: str) -> str:
+    with ctx.engine.connect() as conn:
+        return conn.execute(sa.select(user_t.c.password_hash).where(user_t.c.username == username)).scalar_one()
+
+
 def test_a_password_stored_at_other_parameters_is_rehashed_at_the_next_sign_in(app, ctx):
     older = PasswordHasher(time_cost=2, memory_cost=8, parallelism=1).hash(PASSWORD)
     with ctx.engine.begin() as conn:
@@ -59,10 +87,11 @@ def test_a_password_stored_at_other_parameters_is_rehashed_at_the_next_sign_in(a
 
     assert browser(app).sign_in("handler").status_code == 303
 
-    with ctx.engine.connect() as conn:
-        stored = conn.execute(sa.select(user_t.c.password_hash).where(user_t.c.username == "handler")).scalar_one()
+    stored = stored_hash(ctx, "handler")
     assert stored != older and not sessions._hasher.check_needs_rehash(stored)
     assert sessions._hasher.verify(stored, PASSWORD)
+    assert browser(app).sign_in("handler").status_code == 303
+    assert stored_hash(ctx, "handler") == stored, "a hash at the current parameters is kept"
 
 
 def test_a_user_without_a_password_cannot_sign_in(app, ctx):
