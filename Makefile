@@ -22,12 +22,12 @@ $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 test: $(BIN)/breachflow $(CHROMIUM)
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --dist worksteal
 
 # the suite without its slow tier (real processes, the installed wheel, fuzzing) and the browser tests:
 # the loop to run while working; `make test` runs everything, as CI does
 quick: $(BIN)/breachflow
-	$(BIN)/pytest -n auto -m "not slow and not browser"
+	$(BIN)/pytest -n auto --dist worksteal -m "not slow and not browser"
 
 # mutation testing of the modules that hold the rules (tests/mutation); MUTATE=guards runs one group
 # of tests/mutation/groups.toml

@@ -541,6 +541,7 @@ class _DrippingServer:
         self.listener.close()
 
 
+@pytest.mark.slow  # waits out a slow server, by the clock
 def test_a_stopping_worker_does_not_wait_for_a_dripping_imap_server(ctx):
     server = _DrippingServer()
     slow = smtp_context(ctx, free_port(), bounce_imap_host="127.0.0.1", bounce_imap_port=server.port,

@@ -98,6 +98,7 @@ def test_each_wait_lies_between_half_the_doubled_capped_delay_and_all_of_it(ctx)
         assert len(set(waits)) > 400, attempts  # drawn, not fixed
 
 
+@pytest.mark.slow  # a thousand notices
 def test_a_thousand_notices_that_failed_at_once_come_back_spread_out(ctx, smtp):
     """A platform-wide notice that met an outage: its retries do not return to the server in lockstep."""
     brins = [f"{n % 100:02d}{chr(65 + n // 100)}Z" for n in range(1000)]

@@ -29,8 +29,6 @@ from breachflow.workflow.models import data_key_t, incident_t
 KEY_FILES = {"master.key": "BREACHFLOW_MASTER_KEYS", "audit.key": "BREACHFLOW_AUDIT_KEY",
              "checkpoint.key": "BREACHFLOW_CHECKPOINT_KEY"}
 
-pytestmark = pytest.mark.slow  # real processes (see the marker in pyproject.toml)
-
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
@@ -68,6 +66,7 @@ def assert_refused(result, *words: str) -> None:
 # --- init creates keys only where there is nothing ----------------------------------------------
 
 
+@pytest.mark.slow  # real processes
 def test_init_on_an_empty_data_dir_creates_every_key_owner_only(installed):
     var = installed / "var"
     assert mode(var) == 0o700
@@ -75,6 +74,7 @@ def test_init_on_an_empty_data_dir_creates_every_key_owner_only(installed):
     assert mode(var / "breachflow.db") == 0o600
 
 
+@pytest.mark.slow  # real processes
 def test_init_on_an_existing_installation_keeps_every_key(installed):
     before = key_contents(installed)
     result = breachflow(installed, "init")
@@ -83,6 +83,7 @@ def test_init_on_an_existing_installation_keeps_every_key(installed):
     assert "created" not in result.stdout and result.stdout.count("kept") == len(KEY_FILES) + 1
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.parametrize("command", [["init"], ["serve", "--port", "0"], ["worker"], ["incident", "list"],
                                      ["keys", "rotate"]], ids=lambda c: " ".join(c))
 def test_a_missing_master_key_beside_the_database_stops_every_command(installed, command):
@@ -103,6 +104,7 @@ def in_use(installed) -> Path:
     return installed
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.parametrize("name", ["audit.key", "checkpoint.key"])
 def test_a_missing_audit_or_checkpoint_key_that_data_depends_on_is_not_created_either(in_use, name):
     key_file = in_use / "var" / name
@@ -113,6 +115,7 @@ def test_a_missing_audit_or_checkpoint_key_that_data_depends_on_is_not_created_e
     assert not key_file.exists()
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.parametrize("name", ["audit.key", "checkpoint.key"])
 def test_a_missing_audit_or_checkpoint_key_nothing_depends_on_yet_is_created_and_said(installed, name):
     """An installation from before these keys existed: no event chained, no checkpoint signed yet."""
@@ -148,12 +151,14 @@ MALFORMED = {
 }
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.parametrize("name", list(MALFORMED))
 def test_a_malformed_key_file_is_exit_4_never_a_traceback(installed, name):
     (installed / "var" / name).write_bytes(MALFORMED[name])
     assert_refused(breachflow(installed, "incident", "list"), name, "restore it from your backup")
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.parametrize("name", list(MALFORMED))
 def test_a_malformed_key_variable_is_exit_4_never_a_traceback(installed, name):
     variable = KEY_FILES[name]
@@ -161,6 +166,7 @@ def test_a_malformed_key_variable_is_exit_4_never_a_traceback(installed, name):
     assert_refused(result, variable, "correct it")
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.parametrize("name", list(KEY_FILES))
 @pytest.mark.parametrize("loose", [0o640, 0o604], ids=["group", "others"])
 def test_a_key_file_open_to_others_is_refused_on_every_start(installed, name, loose):
@@ -232,6 +238,7 @@ def wrapped_key(ctx: Context, reference: str) -> bytes:
         ).scalar_one()
 
 
+@pytest.mark.slow  # real processes
 def test_a_running_context_follows_a_rotation_by_another_process(tmp_path):
     settings = Settings(data_dir=tmp_path / "var")
     initialise(settings)
@@ -285,6 +292,7 @@ def test_a_master_key_missing_from_the_configuration_is_503_and_destroyed_data_4
     assert_error(api.call("handler", "GET", f"/incidents/{ref}"), 410, "data_destroyed")
 
 
+@pytest.mark.slow  # real processes
 def test_the_cli_says_which_key_is_missing_with_exit_4(installed):
     ctx = Context.open(Settings(data_dir=installed / "var"))
     add_school(ctx)

@@ -31,8 +31,6 @@ from breachflow.workflow.config import Settings
 from breachflow.workflow.context import Context, initialise
 from breachflow.workflow.errors import DataDestroyed, SchemaMismatch
 
-pytestmark = pytest.mark.slow  # real processes (see the marker in pyproject.toml)
-
 RACERS = 4
 
 
@@ -191,6 +189,7 @@ def sql_dump(path: Path) -> list[str]:
         return list(conn.iterdump())
 
 
+@pytest.mark.slow  # real processes
 def test_a_database_made_before_migrations_is_refused_until_upgraded_then_adopted_with_its_rows(before_migrations):
     listed = breachflow(before_migrations, "incident", "list")
     assert listed.returncode == 4 and "no schema revision" in listed.stderr and "db upgrade" in listed.stderr
@@ -212,6 +211,7 @@ def test_a_database_made_before_migrations_is_refused_until_upgraded_then_adopte
     assert breachflow(before_migrations, "db", "status").returncode == 0
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.tampers
 def test_a_database_without_a_baseline_column_is_not_adopted_and_left_alone(before_migrations):
     path = before_migrations / "var" / "breachflow.db"
@@ -225,6 +225,7 @@ def test_a_database_without_a_baseline_column_is_not_adopted_and_left_alone(befo
     assert sql_dump(path) == before
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.tampers
 def test_a_database_that_lost_its_revision_record_is_not_adopted_as_the_baseline(tmp_path):
     """Tables of a later revision without ``alembic_version``: adopting it as the baseline would
@@ -241,6 +242,7 @@ def test_a_database_that_lost_its_revision_record_is_not_adopted_as_the_baseline
     assert sql_dump(path) == before
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.tampers
 def test_a_column_dropped_behind_a_current_revision_is_one_line_not_a_traceback(tmp_path):
     assert breachflow(tmp_path, "init").returncode == 0
@@ -256,6 +258,7 @@ def test_a_column_dropped_behind_a_current_revision_is_one_line_not_a_traceback(
     assert json.loads(as_json.stderr)["error"]["code"] == "database_failure"
 
 
+@pytest.mark.slow  # real processes
 def test_a_revision_record_without_tables_is_not_taken_for_a_database(tmp_path):
     """What a tool that drops only the tables it knows leaves behind: Alembic's record alone."""
     assert breachflow(tmp_path, "init").returncode == 0
@@ -272,6 +275,7 @@ def test_a_revision_record_without_tables_is_not_taken_for_a_database(tmp_path):
     assert breachflow(tmp_path, "school", "list").returncode == 0
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.parametrize("command_line", [["db", "upgrade"], ["init"], ["serve", "--port", "0"], ["worker"],
                                           ["incident", "list"]], ids=" ".join)
 def test_a_database_newer_than_this_breachflow_is_refused_naming_both_revisions(tmp_path, command_line):
@@ -323,11 +327,13 @@ def assert_upgraded_once(outcomes: list) -> None:
     assert all(f"database schema at revision {schema.head()}, the newest" in o for o in outcomes if o not in created)
 
 
+@pytest.mark.slow  # real processes
 def test_processes_starting_at_once_on_sqlite_upgrade_once(tmp_path):
     assert_upgraded_once(race({"BREACHFLOW_DATA_DIR": str(tmp_path / "var")}))
     assert differences(sqlite_engine(tmp_path / "var")) == []
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.postgres
 def test_processes_starting_at_once_on_postgresql_upgrade_once(tmp_path, needs_postgres):
     engine = emptied(needs_postgres)
@@ -351,6 +357,7 @@ def test_an_upgrade_on_sqlite_that_leaves_a_dangling_reference_is_rolled_back(tm
         assert conn.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1  # on again for the next user
 
 
+@pytest.mark.slow  # real processes
 @pytest.mark.tampers
 def test_a_row_planted_dangling_before_a_start_does_not_stop_serve(tmp_path):
     """A row written past breachflow (foreign keys off, as the sqlite3 shell has them) that refers to
@@ -365,6 +372,7 @@ def test_a_row_planted_dangling_before_a_start_does_not_stop_serve(tmp_path):
     assert "the newest" in again.stdout
 
 
+@pytest.mark.slow  # real processes
 def test_an_open_data_directory_and_database_are_made_owner_only_on_start(tmp_path):
     assert breachflow(tmp_path, "init").returncode == 0
     var = tmp_path / "var"

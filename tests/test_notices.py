@@ -333,6 +333,7 @@ def open_sockets_of_ended_loops() -> list:
             if isinstance(t, _SelectorTransport) and t._sock is not None and t._loop.is_closed()]
 
 
+@pytest.mark.slow  # waits out a slow server, by the clock
 def test_a_refused_tls_login_leaves_no_socket_open_when_the_server_is_slow_to_say_goodbye(tls_login):
     _, wrong, _ = tls_login(busy_after_refused_login=1)
     assert drain(wrong)["retry"] == 1  # its event loop has ended while the server was busy
