@@ -309,6 +309,23 @@ def confirmed_incident(ctx: Context) -> str:
     return confirmed(ctx)
 
 
+@pytest.fixture
+def now() -> datetime:
+    """A moment just ahead of the clock: every message queued in the test is due by then."""
+    return datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
+
+
+@pytest.fixture
+def mail(ctx: Context) -> Context:
+    """Schools 12AB, 34CD and 56EF, and a context whose commands queue notices to them (the outbox's
+    tests; ``test_bounces`` has a ``mail`` of its own)."""
+    from notify_support import with_notices
+
+    for brin, name in (("12AB", "De Regenboog"), ("34CD", "Het Anker"), ("56EF", "De Vlinder")):
+        add_school(ctx, brin, name)
+    return with_notices(ctx)
+
+
 def reported(ctx: Context, *, brins: tuple[str, ...] = ("12AB",), discovered_hours_ago: float = 2) -> str:
     """A fresh report affecting ``brins`` (the schools must exist)."""
     incident = service.report(

@@ -85,3 +85,11 @@ def outbox_row(ctx: Context, message_id: int) -> sa.Row:
     """The outbox message ``message_id`` as stored now."""
     with ctx.engine.connect() as conn:
         return conn.execute(sa.select(outbox_t).where(outbox_t.c.id == message_id)).one()
+
+
+def opened(ctx: Context, message: sa.Row) -> tuple[list[str], bytes]:
+    """The recipients and the MIME bytes of a stored outbox message."""
+    with ctx.engine.connect() as conn:
+        wrapped = conn.execute(sa.select(data_key_t.c.wrapped).where(data_key_t.c.id == message.data_key_id)).scalar_one()
+    key = ctx.keys.unwrap(wrapped)
+    return crypto.open_sealed(key, message.recipients), crypto.open_bytes(key, message.sealed)

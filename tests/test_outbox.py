@@ -8,28 +8,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from conftest import CONFIRM, add_school, confirmed, reported
-from notify_support import outbox_row, outbox_rows, with_notices
+from conftest import CONFIRM, confirmed, reported
+from notify_support import opened, outbox_row, outbox_rows
 from reading import whole_timeline
 
 from breachflow.notifications import outbox
 from breachflow.notifications.models import outbox_t
 from breachflow.notifications.outbox import Claimed, Outcome
-from breachflow.workflow import crypto, queries, service
+from breachflow.workflow import queries, service
 from breachflow.workflow.models import data_key_t, incident_t
-
-
-@pytest.fixture
-def now() -> datetime:
-    """A moment just ahead of the clock: every message queued in the test is due by then."""
-    return datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
-
-
-@pytest.fixture
-def mail(ctx):
-    for brin, name in (("12AB", "De Regenboog"), ("34CD", "Het Anker"), ("56EF", "De Vlinder")):
-        add_school(ctx, brin, name)
-    return with_notices(ctx)
 
 
 def lease(ctx, at: datetime) -> datetime:
@@ -38,14 +25,6 @@ def lease(ctx, at: datetime) -> datetime:
 
 def utc(moment: datetime | None) -> datetime | None:
     return moment and moment.replace(tzinfo=UTC)
-
-
-def opened(ctx, message: sa.Row) -> tuple[list[str], bytes]:
-    """The recipients and the MIME bytes of a stored message."""
-    with ctx.engine.connect() as conn:
-        wrapped = conn.execute(sa.select(data_key_t.c.wrapped).where(data_key_t.c.id == message.data_key_id)).scalar_one()
-    key = ctx.keys.unwrap(wrapped)
-    return crypto.open_sealed(key, message.recipients), crypto.open_bytes(key, message.sealed)
 
 
 def claimed_as(ctx, message: sa.Row, reference: str, brin: str, attempts: int) -> Claimed:

@@ -9,28 +9,15 @@ from email import message_from_bytes
 
 import pytest
 import sqlalchemy as sa
-from conftest import add_school, confirmed
-from notify_support import outbox_row, outbox_rows, plant_contacts, with_notices
+from conftest import confirmed
+from notify_support import opened, outbox_row, outbox_rows, plant_contacts
 from reading import whole_timeline
 
 from breachflow.notifications import outbox
 from breachflow.notifications.models import outbox_t
-from breachflow.workflow import crypto, schools
+from breachflow.workflow import schools
 from breachflow.workflow.errors import Conflict, NotFound
 from breachflow.workflow.models import data_key_t
-
-
-@pytest.fixture
-def now() -> datetime:
-    """A moment just ahead of the clock: every message queued in the test is due by then."""
-    return datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
-
-
-@pytest.fixture
-def mail(ctx):
-    for brin, name in (("12AB", "De Regenboog"), ("34CD", "Het Anker"), ("56EF", "De Vlinder")):
-        add_school(ctx, brin, name)
-    return with_notices(ctx)
 
 
 def given_up(ctx, *ids: int, status: str = "dead") -> None:
@@ -152,15 +139,11 @@ def test_each_incident_tells_on_its_own_timeline_which_of_its_messages_came_back
 
 
 def recipients(ctx, message: sa.Row) -> list[str]:
-    with ctx.engine.connect() as conn:
-        wrapped = conn.execute(sa.select(data_key_t.c.wrapped).where(data_key_t.c.id == message.data_key_id)).scalar_one()
-    return crypto.open_sealed(ctx.keys.unwrap(wrapped), message.recipients)
+    return opened(ctx, message)[0]
 
 
 def headers(ctx, message: sa.Row):
-    with ctx.engine.connect() as conn:
-        wrapped = conn.execute(sa.select(data_key_t.c.wrapped).where(data_key_t.c.id == message.data_key_id)).scalar_one()
-    return message_from_bytes(crypto.open_bytes(ctx.keys.unwrap(wrapped), message.sealed))
+    return message_from_bytes(opened(ctx, message)[1])
 
 
 def test_a_retried_notice_goes_to_the_schools_contacts_as_they_are_now(mail, now):

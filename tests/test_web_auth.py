@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import VerifyMismatchError
-from conftest import PRODUCT_HASHER
+from conftest import CHEAP_HASHER, PRODUCT_HASHER
 from freezegun import freeze_time
 from web_support import PASSWORD, browser, csrf_of, installation
 
@@ -69,7 +69,8 @@ def test_an_unknown_name_is_checked_against_a_hash_as_a_known_one_is(app, monkey
             checked.append(hash)
             return super().verify(hash, password)
 
-    monkeypatch.setattr(sessions, "_hasher", Counting(time_cost=1, memory_cost=8, parallelism=1))
+    monkeypatch.setattr(sessions, "_hasher", Counting(time_cost=CHEAP_HASHER.time_cost,
+                                                         memory_cost=CHEAP_HASHER.memory_cost, parallelism=1))
     assert browser(app).sign_in("nobody-here").status_code == 401
     assert browser(app).sign_in("handler", "not the password at all").status_code == 401
     assert checked == [sessions.NOBODY, stored_hash(app.state.ctx, "handler")]
